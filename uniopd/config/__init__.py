@@ -1,0 +1,20 @@
+"""Declarative experiment files: the typed schema (schema.py) and YAML loading with `base:`
+inheritance, dotted overrides and one-line errors (load.py)."""
+
+from uniopd.config.load import ConfigError, load_experiment, resolved_dict, save_resolved
+from uniopd.config.schema import (
+    DataConfig,
+    EvalConfig,
+    ExperimentConfig,
+    MethodConfig,
+    OutputConfig,
+    RolloutConfig,
+    TrainConfig,
+    describe_fields,
+)
+
+__all__ = [
+    "ConfigError", "load_experiment", "resolved_dict", "save_resolved", "describe_fields",
+    "ExperimentConfig", "DataConfig", "MethodConfig", "RolloutConfig", "TrainConfig",
+    "EvalConfig", "OutputConfig",
+]

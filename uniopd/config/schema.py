@@ -1,0 +1,279 @@
+"""The typed schema of an experiment file: one model class per section, every field with help text.
+
+An experiment file (experiments/*.yaml) is validated against `ExperimentConfig`; `load.py` reads
+the YAML, resolves `base:` inheritance and command-line overrides, and turns validation errors into
+one-line messages. Add a new section by writing one more `_Section` subclass and one field on
+`ExperimentConfig`; `describe_fields()` and the tests pick it up by walking the schema.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Annotated, Any, Literal
+
+import annotated_types
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError, PydanticUndefined
+
+
+class _Section(BaseModel):
+    # Unknown keys are errors: a typo such as `trian.lr` must not silently train with the default.
+    # NaN/inf are refused because no knob here means anything with them; a future field that does
+    # (e.g. a ratio where inf means "drop all") opts in with Field(allow_inf_nan=True).
+    # Numbers are accepted as text so that `name: 2024` or `name=1` on the command line just work.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, coerce_numbers_to_str=True)
+
+
+def conflict(reason: str, *fields: str) -> PydanticCustomError:
+    """A cross-field error. `fields` are dotted names relative to the model that raises it, the
+    first being the one to report; `load.py` uses them to name the file that set the values."""
+    return PydanticCustomError("conflict", "{reason}", {"reason": reason, "fields": fields})
+
+
+class DataConfig(_Section):
+    train: list[Annotated[str, Field(min_length=1)]] = Field(
+        min_length=1,
+        description="Training prompt sources: builtin:<domain>/<split>, a .jsonl/.parquet path, "
+        "'humaneval' or 'champ'. Each row carries its domain, which routes it to a teacher.",
+    )
+    eval: list[Annotated[str, Field(min_length=1)]] = Field(
+        default=[], description="Held-out sources evaluated before, during and after training."
+    )
+    limit: int | None = Field(
+        default=None, ge=1, description="Cap on prompts read from each source (None = all)."
+    )
+    template: Literal["chat", "raw"] = Field(
+        default="chat",
+        description="chat = wrap the prompt in the tokenizer's chat template; raw = feed it as is.",
+    )
+
+
+class MethodConfig(_Section):
+    name: Literal["opd", "grpo", "opd+grpo"] = Field(
+        default="opd",
+        description="opd = per-token teacher log-ratio advantage; grpo = group-normalised outcome "
+        "reward; opd+grpo = the weighted sum of both.",
+    )
+    opd_coef: float = Field(default=1.0, ge=0, description="Weight of the OPD advantage.")
+    grpo_coef: float = Field(default=1.0, ge=0, description="Weight of the GRPO advantage.")
+    grpo_eps: float = Field(
+        default=1e-6, gt=0, description="Added to the group reward std before dividing by it."
+    )
+
+    # The runner asks these rather than matching method names, so a zero weight switches a term off.
+    def uses_opd(self) -> bool:
+        return self.name in ("opd", "opd+grpo") and self.opd_coef > 0
+
+    def uses_grpo(self) -> bool:
+        return self.name in ("grpo", "opd+grpo") and self.grpo_coef > 0
+
+    @model_validator(mode="after")
+    def _has_a_loss(self) -> MethodConfig:
+        if not (self.uses_opd() or self.uses_grpo()):
+            coefs = [c for c, used in (("opd_coef", self.name != "grpo"), ("grpo_coef", self.name != "opd")) if used]
+            raise conflict(
+                f"method '{self.name}' with {' = '.join(coefs)} = 0 has no loss term left to train on: "
+                "make a coefficient positive",
+                *coefs, "name",
+            )
+        return self
+
+
+class RolloutConfig(_Section):
+    group_size: int = Field(default=8, ge=1, description="Rollouts sampled per prompt (G).")
+    prompts_per_batch: int = Field(default=16, ge=1, description="Prompts per rollout batch (B).")
+    temperature: float = Field(default=1.0, gt=0, description="Sampling temperature.")
+    top_p: float = Field(default=1.0, gt=0, le=1, description="Nucleus sampling mass (1 = off).")
+    top_k: int = Field(default=0, ge=0, description="Sample from the k most likely tokens (0 = off).")
+    max_new_tokens: int = Field(default=128, ge=1, description="Longest response, in tokens.")
+
+
+_Beta = Annotated[float, Field(ge=0, lt=1)]
+
+
+class TrainConfig(_Section):
+    steps: int = Field(default=50, ge=1, description="Optimizer steps, one rollout batch each.")
+    lr: float = Field(default=1e-6, gt=0, description="Peak learning rate (AdamW).")
+    warmup_steps: int = Field(default=5, ge=0, description="Linear warm-up steps from 0 to lr.")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        default="constant", description="Learning-rate shape after warm-up."
+    )
+    betas: tuple[_Beta, _Beta] = Field(default=(0.9, 0.98), description="AdamW (beta1, beta2).")
+    weight_decay: float = Field(default=0.1, ge=0, description="AdamW decoupled weight decay.")
+    epochs: int = Field(
+        default=1, ge=1,
+        description="Optimizer passes over each rollout batch (PPO epochs); with 1 the clip is inactive.",
+    )
+    micro_batch_size: int = Field(
+        default=0, ge=0,
+        description="Rollouts per forward/backward pass, gradients accumulated (0 = whole batch).",
+    )
+    clip_low: float = Field(
+        default=0.2, ge=0, lt=1, description="PPO clip below: the ratio is kept >= 1 - clip_low."
+    )
+    clip_high: float = Field(
+        default=0.28, ge=0, description="PPO clip above: the ratio is kept <= 1 + clip_high."
+    )
+    logp_gap_mask: float = Field(
+        default=10.0, gt=0,
+        description="Threshold c: tokens where |log pi_student - log pi_teacher| >= c get zero loss.",
+    )
+    max_grad_norm: float = Field(
+        default=1.0, ge=0, description="Clip the global gradient norm to this (0 = off)."
+    )
+
+
+class EvalConfig(_Section):
+    every: int = Field(
+        default=10, ge=0, description="Evaluate every this many steps (0 = only before and after)."
+    )
+    n_samples: int = Field(default=4, ge=1, description="Responses sampled per eval prompt (n).")
+    pass_k: list[Annotated[int, Field(ge=1)]] = Field(
+        default=[1], min_length=1, description="k values for the unbiased pass@k estimate (k <= n)."
+    )
+    temperature: float = Field(default=1.0, ge=0, description="Eval sampling temperature (0 = greedy).")
+    top_p: float = Field(default=1.0, gt=0, le=1, description="Eval nucleus sampling mass (1 = off).")
+    top_k: int = Field(default=0, ge=0, description="Eval top-k sampling (0 = off).")
+    max_new_tokens: int | None = Field(
+        default=None, ge=1, description="Longest eval response (None = rollout.max_new_tokens)."
+    )
+    max_prompts_per_domain: int | None = Field(
+        default=None, ge=1, description="Cap on eval prompts per domain (None = all)."
+    )
+
+    @model_validator(mode="after")
+    def _k_within_n(self) -> EvalConfig:
+        too_big = [k for k in self.pass_k if k > self.n_samples]
+        if too_big:
+            raise conflict(
+                f"pass_k={self.pass_k} asks for pass@{max(too_big)}, but n_samples={self.n_samples}: "
+                "pass@k is estimated from n samples per prompt and needs k <= n_samples",
+                "pass_k", "n_samples",
+            )
+        return self
+
+
+class OutputConfig(_Section):
+    root: str = Field(default="runs", min_length=1, description="Folder holding run directories.")
+    checkpoint_every: int = Field(
+        default=0, ge=0, description="Save a checkpoint every this many steps (0 = only the final one)."
+    )
+    keep_checkpoints: int = Field(
+        default=2, ge=1, description="Most recent checkpoints kept on disk; older ones are deleted."
+    )
+    log_rollouts_every: int = Field(
+        default=1, ge=0,
+        description="Write per-rollout records every this many steps (0 = never).",
+    )
+    progress: bool = Field(default=True, description="Show a progress bar on the terminal.")
+
+
+class ExperimentConfig(_Section):
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Run name; the run directory is <output.root>/<name>.",
+    )
+    description: str = Field(default="", description="Free text: what this run tests.")
+    seed: int = Field(default=0, description="Seed for sampling, data order and balancing.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="auto = cuda when available, else cpu."
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description="Model dtype; auto = bfloat16 on CUDA, float32 on CPU."
+    )
+    student: str = Field(
+        min_length=1,
+        description="Student model: an HF checkpoint directory, a hub id, or builtin:<name>.",
+    )
+    teachers: dict[str, Annotated[str, Field(min_length=1)]] = Field(
+        default={}, description="Domain -> teacher model (same forms as student)."
+    )
+    verifiers: dict[str, Annotated[str, Field(min_length=1)]] = Field(
+        default={},
+        description="Domain -> verifier name; an unlisted domain uses the verifier named like it.",
+    )
+    data: DataConfig = Field(description="Where prompts come from.")
+    method: MethodConfig = Field(default_factory=MethodConfig, description="The training objective.")
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="Student sampling.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="Optimisation.")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="Periodic evaluation.")
+    output: OutputConfig = Field(default_factory=OutputConfig, description="The run directory.")
+
+    @field_validator("name")
+    @classmethod
+    def _not_dots(cls, name: str) -> str:
+        # "." and ".." match the pattern but would make the run directory the root or its parent.
+        if set(name) == {"."}:
+            raise PydanticCustomError("name", "'{name}' is not a directory name", {"name": name})
+        return name
+
+    @model_validator(mode="after")
+    def _method_has_what_it_needs(self) -> ExperimentConfig:
+        name = self.method.name
+        if name in ("opd", "opd+grpo") and not self.teachers:
+            raise conflict(
+                f"method '{name}' distils from teachers, but 'teachers' is empty: "
+                "name a teacher for every domain in data",
+                "teachers", "method.name",
+            )
+        if self.method.uses_grpo() and self.rollout.group_size < 2:
+            raise conflict(
+                f"method '{name}' normalises each reward against the other rollouts of its prompt, "
+                "so rollout.group_size = 1 makes every GRPO advantage 0: use group_size >= 2",
+                "rollout.group_size", "method.name",
+            )
+        return self
+
+
+def describe_fields(model: type[BaseModel] = ExperimentConfig, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(dotted name, type, default, help) for every leaf field, in schema order: the table behind
+    `uniopd config --fields` and the README."""
+    rows = []
+    for name, info in model.model_fields.items():
+        dotted = prefix + name
+        if _is_section(info.annotation):
+            rows += describe_fields(info.annotation, dotted + ".")
+            continue
+        if info.is_required():
+            default = "required"
+        else:
+            default = info.get_default(call_default_factory=True)
+            default = repr(list(default) if isinstance(default, tuple) else default)
+        bounds = _bounds(info.metadata)
+        kind = _type_name(info.annotation) + (f" ({bounds})" if bounds else "")
+        rows.append((dotted, kind, default, info.description or ""))
+    return rows
+
+
+def _is_section(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _bounds(metadata: list) -> str:
+    signs = {annotated_types.Ge: ">=", annotated_types.Gt: ">", annotated_types.Le: "<=", annotated_types.Lt: "<"}
+    parts = []
+    for item in metadata:
+        sign = signs.get(type(item))
+        if sign:
+            parts.append(f"{sign} {getattr(item, type(item).__name__.lower())}")
+    return ", ".join(parts)
+
+
+def _type_name(annotation: Any) -> str:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Annotated:
+        return _type_name(args[0])
+    if origin is Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join("None" if a is type(None) else _type_name(a) for a in args)
+    if origin is not None:
+        return f"{origin.__name__}[{', '.join(_type_name(a) for a in args)}]"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+__all__ = [
+    "DataConfig", "MethodConfig", "RolloutConfig", "TrainConfig", "EvalConfig", "OutputConfig",
+    "ExperimentConfig", "conflict", "describe_fields",
+]
