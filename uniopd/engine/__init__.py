@@ -1,0 +1,1 @@
+"""Model-facing machinery: prompt encoding, sampling rollouts, and per-token log-probs."""

@@ -1,0 +1,64 @@
+"""One tensor layout for every batch of (prompt, response) pairs.
+
+Prompts are left-padded to a common width P and responses right-padded to a common width T, so
+`input_ids_N_L` is `[prompt | response]` with L = P + T, and the response of every row starts at
+column P. Sampling, the student and the teachers all read this layout, which is why the teacher's
+log-probs line up with exactly the student's response tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+
+@dataclass
+class SequenceBatch:
+    input_ids_N_L: torch.Tensor
+    attention_mask_N_L: torch.Tensor
+    response_mask_N_T: torch.Tensor  # 1 on real response tokens (the EOS included), 0 on padding
+    prompt_width: int
+
+    @property
+    def response_ids_N_T(self) -> torch.Tensor:
+        return self.input_ids_N_L[:, self.prompt_width:]
+
+    def to(self, device) -> "SequenceBatch":
+        return SequenceBatch(self.input_ids_N_L.to(device), self.attention_mask_N_L.to(device),
+                             self.response_mask_N_T.to(device), self.prompt_width)
+
+    def rows(self, index) -> "SequenceBatch":
+        return SequenceBatch(self.input_ids_N_L[index], self.attention_mask_N_L[index],
+                             self.response_mask_N_T[index], self.prompt_width)
+
+
+def encode_prompts(tokenizer, prompts: Sequence[str], template: str = "chat") -> list[list[int]]:
+    """Token ids of each prompt, through the tokenizer's chat template unless template == 'raw'."""
+    if template == "chat":
+        texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}],
+                                               add_generation_prompt=True, tokenize=False)
+                 for p in prompts]
+    else:
+        texts = list(prompts)
+    return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+
+
+def pack(prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]],
+         pad_id: int) -> SequenceBatch:
+    """Lay out pairs of token lists as [left-padded prompt | right-padded response]."""
+    width_p = max(len(p) for p in prompt_ids)
+    width_t = max(1, max(len(r) for r in response_ids))
+    n = len(prompt_ids)
+    ids = torch.full((n, width_p + width_t), pad_id, dtype=torch.long)
+    attn = torch.zeros((n, width_p + width_t), dtype=torch.long)
+    resp = torch.zeros((n, width_t), dtype=torch.float32)
+    for i, (p, r) in enumerate(zip(prompt_ids, response_ids)):
+        ids[i, width_p - len(p):width_p] = torch.tensor(p, dtype=torch.long)
+        attn[i, width_p - len(p):width_p] = 1
+        if len(r):
+            ids[i, width_p:width_p + len(r)] = torch.tensor(r, dtype=torch.long)
+            attn[i, width_p:width_p + len(r)] = 1
+            resp[i, :len(r)] = 1.0
+    return SequenceBatch(ids, attn, resp, width_p)

@@ -1,0 +1,37 @@
+"""Tiny Qwen2-architecture causal LMs built from config and saved in HF format.
+
+They load with `AutoModelForCausalLM.from_pretrained` like any checkpoint, which is the point: every
+code path the tiny world exercises is the one a real Qwen or Llama checkpoint goes through.
+"""
+
+from __future__ import annotations
+
+from transformers import Qwen2Config, Qwen2ForCausalLM, PreTrainedTokenizerBase
+
+# name -> (hidden size, layers, attention heads)
+SIZES = {
+    "small": (96, 3, 4),   # the student: fewer parameters, shorter warm start
+    "base": (128, 4, 4),   # the domain teachers
+    "large": (192, 5, 6),  # a stronger teacher for the strong-to-weak setting
+}
+
+
+def build_model(size: str, tokenizer: PreTrainedTokenizerBase, seed: int) -> Qwen2ForCausalLM:
+    import torch
+
+    hidden, layers, heads = SIZES[size]
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=4 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    return Qwen2ForCausalLM(config)
