@@ -1,8 +1,13 @@
 """Synthetic `code` domain: short Python functions described in words, graded by hidden tests.
 
-Each problem chains `level` (1..4) operations on an integer argument; the response must define the
-function, and the verifier runs it on hidden inputs in the sandbox. Difficulty grows with the chain
+Each problem chains `level` (1..4) operations on an integer argument; the response must define
+`f`, and the verifier runs it on hidden inputs in the sandbox. Difficulty grows with the chain
 length for the same reason as in the math domain: every line is one more chance to slip.
+
+Each phrase maps to one fixed line of code (constants are part of the phrase), so what a model
+must learn is the translation and the order of the steps. Measured on this project's tiny models:
+copying free-form constants and function names from the prompt took far longer to learn than a
+few minutes of CPU allow, while fixed phrases are learnt quickly.
 """
 
 from __future__ import annotations
@@ -12,39 +17,41 @@ import random
 from uniopd.tasks.problem import Problem
 
 LEVELS = (1, 2, 3, 4)
-FUNCTION_NAMES = ["f", "g", "h", "step", "calc", "update"]
 ARG_NAMES = ["x", "n", "v", "a"]
 TEST_INPUTS = [-7, -2, 0, 1, 3, 8, 13]
 
-# (description, code with {a} for the argument and {n} for the constant, python function of (x, n))
+# (description, code line with {a} for the argument, the same operation in Python)
 OPERATIONS = [
-    ("adds {n}", "{a} = {a} + {n}", lambda x, n: x + n),
-    ("subtracts {n}", "{a} = {a} - {n}", lambda x, n: x - n),
-    ("multiplies it by {n}", "{a} = {a} * {n}", lambda x, n: x * n),
-    ("takes the remainder modulo {n}", "{a} = {a} % {n}", lambda x, n: x % n),
-    ("divides it by {n} rounding down", "{a} = {a} // {n}", lambda x, n: x // n),
-    ("takes the larger of it and {n}", "{a} = max({a}, {n})", lambda x, n: max(x, n)),
-    ("takes the smaller of it and {n}", "{a} = min({a}, {n})", lambda x, n: min(x, n)),
-    ("squares it", "{a} = {a} * {a}", lambda x, n: x * x),
-    ("negates it", "{a} = -{a}", lambda x, n: -x),
-    ("takes its absolute value", "{a} = abs({a})", lambda x, n: abs(x)),
+    ("adds one", "{a} = {a} + 1", lambda x: x + 1),
+    ("adds two", "{a} = {a} + 2", lambda x: x + 2),
+    ("adds ten", "{a} = {a} + 10", lambda x: x + 10),
+    ("subtracts one", "{a} = {a} - 1", lambda x: x - 1),
+    ("subtracts three", "{a} = {a} - 3", lambda x: x - 3),
+    ("doubles it", "{a} = {a} * 2", lambda x: x * 2),
+    ("triples it", "{a} = {a} * 3", lambda x: x * 3),
+    ("halves it rounding down", "{a} = {a} // 2", lambda x: x // 2),
+    ("takes it modulo five", "{a} = {a} % 5", lambda x: x % 5),
+    ("squares it", "{a} = {a} * {a}", lambda x: x * x),
+    ("negates it", "{a} = -{a}", lambda x: -x),
+    ("takes its absolute value", "{a} = abs({a})", lambda x: abs(x)),
+    ("keeps it at least zero", "{a} = max({a}, 0)", lambda x: max(x, 0)),
+    ("caps it at nine", "{a} = min({a}, 9)", lambda x: min(x, 9)),
 ]
 
 
 def make_problem(rng: random.Random, level: int) -> Problem:
-    fname, arg = rng.choice(FUNCTION_NAMES), rng.choice(ARG_NAMES)
-    chosen = [(rng.choice(OPERATIONS), rng.randint(2, 9)) for _ in range(level)]
-    words = [desc.format(n=n) for (desc, _, _), n in chosen]
-    steps = ", then ".join(words)
-    prompt = f"Write a Python function {fname}({arg}) that {steps}."
-    body = "".join(f"    {code.format(a=arg, n=n)}\n" for (_, code, _), n in chosen)
-    solution = f"```python\ndef {fname}({arg}):\n{body}    return {arg}\n```"
+    arg = rng.choice(ARG_NAMES)
+    chosen = [rng.choice(OPERATIONS) for _ in range(level)]
+    steps = ", then ".join(desc for desc, _, _ in chosen)
+    prompt = f"Write a Python function f({arg}) that {steps}."
+    body = "".join(f"    {code.format(a=arg)}\n" for _, code, _ in chosen)
+    solution = f"```python\ndef f({arg}):\n{body}    return {arg}\n```"
 
     def reference(x: int) -> int:
-        for (_, _, fn), n in chosen:
-            x = fn(x, n)
+        for _, _, fn in chosen:
+            x = fn(x)
         return x
 
     tests = [{"args": [x], "expected": reference(x)} for x in TEST_INPUTS]
-    return Problem(id="", domain="code", prompt=prompt, tests=tests, entry_point=fname,
+    return Problem(id="", domain="code", prompt=prompt, tests=tests, entry_point="f",
                    solution=solution, meta={"level": level})

@@ -10,9 +10,9 @@ from transformers import Qwen2Config, Qwen2ForCausalLM, PreTrainedTokenizerBase
 
 # name -> (hidden size, layers, attention heads)
 SIZES = {
-    "small": (96, 3, 4),   # the student: fewer parameters, shorter warm start
-    "base": (128, 4, 4),   # the domain teachers
-    "large": (192, 5, 6),  # a stronger teacher for the strong-to-weak setting
+    "small": (48, 3, 4),   # the student: fewer parameters, shorter warm start
+    "base": (64, 4, 4),    # the domain teachers
+    "large": (96, 4, 4),   # a stronger teacher for the strong-to-weak setting
 }
 
 

@@ -1,0 +1,55 @@
+"""Per-token advantages: the OPD teacher log-ratio, the GRPO group-normalised outcome, and returns.
+
+Shapes: `[N, T]` for per-token tensors (N rollouts, T response columns), `[N]` per rollout.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def opd_advantages(teacher_logp: torch.Tensor, student_logp: torch.Tensor,
+                   mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """METHOD 2: A_t = log piT(o_t) - log pi_old(o_t), a one-sample reverse-KL estimate.
+
+    Stop-gradient, no discount, no normalisation. A position where either log-prob is not finite
+    (a failed teacher call, say) gets advantage 0 and loss mask 0, so one bad number cannot
+    poison the batch. Returns (advantages [N, T], mask [N, T]).
+    """
+    finite = torch.isfinite(teacher_logp) & torch.isfinite(student_logp)
+    mask = mask * finite.to(mask.dtype)
+    adv = torch.where(finite, teacher_logp - student_logp, torch.zeros_like(teacher_logp))
+    return (adv * mask).detach(), mask
+
+
+def grpo_advantages(rewards: torch.Tensor, group_ids: torch.Tensor,
+                    eps: float = 1e-6) -> torch.Tensor:
+    """METHOD 5: (R_i - mean_group R) / (std_group R + eps), one value per rollout `[N]`.
+
+    Ungraded rollouts (NaN reward) count as 0 reward, the same convention as online balancing
+    treating None as incorrect. std is the population std of the group, so a group where every
+    rollout scores the same gives exactly 0.
+    """
+    r = torch.nan_to_num(rewards.float(), nan=0.0)
+    _, inverse = torch.unique(group_ids, return_inverse=True)
+    n_groups = int(inverse.max()) + 1 if len(inverse) else 0
+    count = torch.zeros(n_groups, dtype=r.dtype).index_add_(0, inverse, torch.ones_like(r))
+    mean = torch.zeros(n_groups, dtype=r.dtype).index_add_(0, inverse, r) / count
+    var = torch.zeros(n_groups, dtype=r.dtype).index_add_(0, inverse, (r - mean[inverse]) ** 2) / count
+    std = var.sqrt()[inverse]
+    centred = r - mean[inverse]
+    # a group with one outcome carries no signal: 0 exactly, even with eps = 0
+    return torch.where(std > 0, centred / (std + eps), torch.zeros_like(centred))
+
+
+def distillation_returns(advantages: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """METHOD 2: G_i = token MEAN of a rollout's advantages (removes the length bias), `[N]`."""
+    return (advantages * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+
+
+# Objectives the runner can combine by name: each turns the batch's signals into [N, T] advantages.
+OBJECTIVES = {
+    "opd": lambda s: opd_advantages(s["teacher_logp"], s["student_logp"], s["mask"])[0],
+    "grpo": lambda s: grpo_advantages(s["rewards"], s["group_ids"], s.get("grpo_eps", 1e-6))[:, None]
+    * s["mask"],
+}

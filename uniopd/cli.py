@@ -1,0 +1,179 @@
+"""The `uniopd` command line.
+
+    uniopd run experiments/quickstart.yaml [field=value ...]   train; writes runs/<name>/
+    uniopd eval experiments/quickstart.yaml [field=value ...]  held-out eval of `student`
+    uniopd eval runs/quickstart                                 held-out eval of a run's final model
+    uniopd validate experiments/*.yaml                          check files, no compute
+    uniopd fields                                               every experiment field with its help
+    uniopd world build [--force] | uniopd world info            the tiny built-in world
+
+Bad input (a malformed experiment file, an unknown domain, a missing teacher, a broken checkpoint)
+exits with code 2 and one message naming the file, the field and the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+
+
+def _fail(message: str) -> int:
+    print(f"uniopd: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _load(path: str, overrides: list[str]):
+    from uniopd.config import load_experiment
+
+    return load_experiment(path, overrides)
+
+
+def cmd_run(args) -> int:
+    from uniopd.plan import make_plan
+    from uniopd.run_dir import RunDir
+    from uniopd.config import save_resolved
+    from uniopd.trainer import Trainer
+
+    cfg = _load(args.experiment, args.overrides)
+    plan = make_plan(cfg)  # all input checks happen here, before the run directory exists
+    run = RunDir.create(cfg.output.root, cfg.name)
+    save_resolved(cfg, run.path / "config.yaml")
+    print(f"uniopd: run directory {run.path}", file=sys.stderr)
+    final = Trainer(plan, run).train()
+    _print_eval(final)
+    return 0
+
+
+def _print_eval(summary: dict) -> None:
+    for domain, entry in summary.items():
+        if isinstance(entry, dict):
+            extras = " ".join(f"{k}={v:.3f}" for k, v in entry.items()
+                              if k.startswith(("avg@", "pass@")))
+            print(f"{domain:>8}: acc={entry['acc']:.3f} {extras} (n={entry['n_prompts']})")
+
+
+def cmd_eval(args) -> int:
+    from uniopd.config import load_experiment
+    from uniopd.evaluate import evaluate
+    from uniopd.engine import loading
+    from uniopd.plan import make_plan
+    from uniopd.verifiers import get_verifier
+
+    target = Path(args.target)
+    if target.is_dir():  # a run directory: its config, its latest checkpoint
+        from uniopd.run_dir import RunDir
+
+        ckpt = RunDir(target).latest_checkpoint()
+        if ckpt is None:
+            return _fail(f"{target}: no checkpoint in this run directory")
+        cfg = load_experiment(target / "config.yaml", [f"student={ckpt}", *args.overrides])
+    else:
+        cfg = _load(args.target, args.overrides)
+    plan = make_plan(cfg)
+    if not plan.eval:
+        return _fail(f"{args.target}: data.eval: no held-out sources to evaluate on")
+    device = loading.pick_device(cfg.device)
+    tok = loading.load_tokenizer(cfg.student)
+    model = loading.load_model(cfg.student, device, loading.pick_dtype(cfg.dtype, device), False)
+    summary, samples = evaluate(
+        model, tok, plan.eval, {d: get_verifier(n) for d, n in plan.verifier_for.items()},
+        n_samples=cfg.eval.n_samples, pass_k=cfg.eval.pass_k, temperature=cfg.eval.temperature,
+        top_p=cfg.eval.top_p, top_k=cfg.eval.top_k,
+        max_new_tokens=cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens,
+        template=cfg.data.template, seed=cfg.seed, progress=cfg.output.progress)
+    print(f"model: {cfg.student}")
+    _print_eval(summary)
+    if args.out:
+        Path(args.out).write_text(json.dumps({"model": cfg.student, "summary": summary,
+                                              "samples": samples}, indent=1))
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from uniopd.plan import make_plan
+
+    for path in args.experiments:
+        cfg = _load(path, args.overrides)
+        make_plan(cfg)
+        print(f"ok  {path}  ({cfg.method.name}, {cfg.train.steps} steps)")
+    return 0
+
+
+def cmd_fields(args) -> int:
+    from uniopd.config import describe_fields
+
+    for name, typ, default, help_text in describe_fields():
+        print(f"{name:32} {typ:28} default={default:12} {help_text}")
+    return 0
+
+
+def cmd_world(args) -> int:
+    from uniopd.world.build import build_world, world_dir
+
+    if args.action == "build":
+        manifest = build_world(force=args.force)
+    else:
+        path = world_dir() / "manifest.json"
+        manifest = json.loads(path.read_text()) if path.exists() else {"built": False}
+    print(f"world: {world_dir()}")
+    print(json.dumps(manifest.get("models", manifest), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="uniopd", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="train as an experiment file says")
+    p.add_argument("experiment")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=3e-4 seed=2")
+    p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("eval", help="held-out evaluation of an experiment's student or a run")
+    p.add_argument("target", help="experiment file, or a run directory (uses its latest checkpoint)")
+    p.add_argument("overrides", nargs="*")
+    p.add_argument("--out", help="write the summary and every sample to this JSON file")
+    p.set_defaults(fn=cmd_eval)
+
+    p = sub.add_parser("validate", help="check experiment files and their data, no compute")
+    p.add_argument("experiments", nargs="+")
+    p.add_argument("--set", dest="overrides", action="append", default=[])
+    p.set_defaults(fn=cmd_validate)
+
+    p = sub.add_parser("fields", help="list every experiment-file field with its help")
+    p.set_defaults(fn=cmd_fields)
+
+    p = sub.add_parser("world", help="the tiny built-in world")
+    p.add_argument("action", choices=["build", "info"])
+    p.add_argument("--force", action="store_true", help="rebuild from scratch")
+    p.set_defaults(fn=cmd_world)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("httpx", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from uniopd.config import ConfigError
+    from uniopd.data import DataError
+    from uniopd.engine.loading import ModelLoadError
+    from uniopd.plan import PlanError
+
+    try:
+        return args.fn(args)
+    except (ConfigError, DataError, PlanError, ModelLoadError) as exc:
+        return _fail(str(exc))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

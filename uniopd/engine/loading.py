@@ -1,0 +1,85 @@
+"""Loading students and teachers: any HF causal-LM path, or `builtin:<name>` from the tiny world.
+
+A checkpoint that cannot be loaded, or a teacher that does not share the student's vocabulary and
+chat template, stops the run at start-up with a message naming the model: a teacher scoring other
+token ids would give silently wrong advantages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+
+class ModelLoadError(RuntimeError):
+    pass
+
+
+def resolve(ref: str) -> str:
+    """`builtin:<name>` -> the tiny world's directory (built on first use); anything else as is."""
+    if ref.startswith("builtin:"):
+        from uniopd.world.build import world_model_path
+
+        return str(world_model_path(ref.removeprefix("builtin:")))
+    return ref
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError("device: cuda was asked for, but torch sees no CUDA device")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def pick_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, name)
+
+
+def load_tokenizer(ref: str):
+    path = resolve(ref)
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+    except Exception as exc:  # noqa: BLE001 - HF raises many types; the user needs the path
+        raise ModelLoadError(f"{ref}: could not load the tokenizer from {path}: {exc}") from exc
+    if tok.pad_token_id is None:  # many base checkpoints ship without one; EOS is the usual stand-in
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    return tok
+
+
+def load_model(ref: str, device: torch.device, dtype: torch.dtype, trainable: bool):
+    path = resolve(ref)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"{ref}: could not load the checkpoint at {path}: "
+                             f"{type(exc).__name__}: {exc}") from exc
+    model.to(device)
+    model.train(trainable)
+    if not trainable:
+        model.requires_grad_(False)
+    return model
+
+
+def check_same_interface(student_tok, teacher_tok, teacher_ref: str, domain: str) -> None:
+    """Teacher and student must share the vocabulary and the chat template (METHOD 5)."""
+    if student_tok.get_vocab() != teacher_tok.get_vocab():
+        s, t = student_tok.get_vocab(), teacher_tok.get_vocab()
+        diff = sorted(set(s.items()) ^ set(t.items()))[:3]
+        raise ModelLoadError(
+            f"teachers.{domain} ({teacher_ref}): vocabulary differs from the student's "
+            f"({len(t)} vs {len(s)} tokens; e.g. {diff}); OPD compares log-probs of the same token "
+            "ids, so teacher and student must share one tokenizer")
+    if (student_tok.chat_template or "") != (teacher_tok.chat_template or ""):
+        raise ModelLoadError(
+            f"teachers.{domain} ({teacher_ref}): chat template differs from the student's; the "
+            "teacher would score the response under a prompt format it was not trained on")
+
+
+def is_local_checkpoint(ref: str) -> bool:
+    return ref.startswith("builtin:") or Path(ref).exists()

@@ -1,0 +1,85 @@
+"""Everything about a run that can be checked before any model is loaded or any directory made.
+
+Data is read, every row's domain is matched to a verifier and (for OPD) to a teacher; a problem here
+is bad input, reported with exit code 2 before compute starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from uniopd.config import ExperimentConfig
+from uniopd.data import load_source
+from uniopd.tasks.problem import Problem
+from uniopd.verifiers import VERIFIER_NAMES
+
+log = logging.getLogger(__name__)
+
+
+class PlanError(ValueError):
+    """Bad input found while planning a run (unknown domain, missing teacher, ...)."""
+
+
+@dataclass
+class Plan:
+    cfg: ExperimentConfig
+    train: list[Problem]
+    eval: list[Problem]
+    verifier_for: dict[str, str]           # domain -> verifier name
+    sources_of: dict[str, list[str]] = field(default_factory=dict)  # domain -> data sources
+
+    @property
+    def domains(self) -> list[str]:
+        return sorted(self.verifier_for)
+
+
+def _load(sources: list[str], limit, sources_of: dict) -> list[Problem]:
+    problems = []
+    for spec in sources:
+        rows = load_source(spec, limit=limit)
+        for domain in {p.domain for p in rows}:
+            sources_of[domain].append(spec)
+        problems += rows
+    return problems
+
+
+def make_plan(cfg: ExperimentConfig) -> Plan:
+    sources_of: dict[str, list[str]] = defaultdict(list)
+    train = _load(cfg.data.train, cfg.data.limit, sources_of)
+    evaluation = _load(cfg.data.eval, cfg.data.limit, sources_of)
+    if cfg.eval.max_prompts_per_domain:
+        seen: Counter = Counter()
+        kept = []
+        for p in evaluation:
+            if seen[p.domain] < cfg.eval.max_prompts_per_domain:
+                seen[p.domain] += 1
+                kept.append(p)
+        evaluation = kept
+
+    verifier_for = {}
+    for domain in sorted(sources_of):
+        name = cfg.verifiers.get(domain, domain)
+        if name not in VERIFIER_NAMES:
+            where = ", ".join(sources_of[domain])
+            raise PlanError(
+                f"data: unknown domain {domain!r} (rows from {where}): no verifier grades it; "
+                f"known verifiers are {', '.join(VERIFIER_NAMES)} — map it with "
+                f"verifiers.{domain}=<name>")
+        verifier_for[domain] = name
+
+    if cfg.method.uses_opd():
+        train_domains = sorted({p.domain for p in train})
+        missing = [d for d in train_domains if d not in cfg.teachers]
+        if missing:
+            d = missing[0]
+            raise PlanError(
+                f"teachers.{d}: missing teacher for domain {d!r} (rows from "
+                f"{', '.join(sources_of[d])}); method '{cfg.method.name}' routes every prompt to "
+                f"its domain's teacher — teachers are named for {sorted(cfg.teachers) or 'no domain'}")
+    for d in cfg.teachers:
+        if d not in verifier_for:
+            log.warning("teachers.%s names a domain no data row has; it will never be asked", d)
+    return Plan(cfg=cfg, train=train, eval=evaluation, verifier_for=verifier_for,
+                sources_of=dict(sources_of))

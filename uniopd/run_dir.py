@@ -1,0 +1,122 @@
+"""The run directory: the ground truth of a run, which trackers mirror and analysis reads.
+
+    runs/<name>/
+      config.yaml          resolved experiment config (re-loads to the same config)
+      meta.json            git commit, versions, device, command, start time
+      metrics.jsonl        one line per training step
+      eval.jsonl           one line per held-out evaluation (accuracy per domain, avg@N, pass@k)
+      eval/step_XXXXXX.jsonl      per-sample held-out outputs
+      rollouts/step_XXXXXX.jsonl  per-rollout records (completion, reward, per-token log-probs)
+      checkpoints/step_XXXXXX/    HF model + tokenizer + trainer_state.pt
+
+Every file is appended line by line or written to a temporary name and renamed, so a killed run
+leaves complete lines and complete checkpoints behind, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def _git_commit() -> dict:
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                                text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5).stdout.strip() != ""
+        return {"commit": commit or None, "dirty": dirty if commit else None}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class RunDir:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, root: str | Path, name: str) -> "RunDir":
+        """A fresh directory `root/name`, or `root/name-2`, ... if taken: nothing is overwritten."""
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        for n in range(1, 10_000):
+            path = root / (name if n == 1 else f"{name}-{n}")
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            for sub in ("eval", "rollouts", "checkpoints"):
+                (path / sub).mkdir()
+            return cls(path)
+        raise RuntimeError(f"could not find a free run directory for {name!r} under {root}")
+
+    def write_meta(self, device: torch.device, extra: dict | None = None) -> None:
+        import transformers
+
+        meta = {
+            "git": _git_commit(),
+            "command": sys.argv,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+            "cpu_threads": torch.get_num_threads(),
+            **(extra or {}),
+        }
+        atomic_write_text(self.path / "meta.json", json.dumps(meta, indent=2) + "\n")
+
+    def _append(self, path: Path, record: dict) -> None:
+        with open(path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def log_metrics(self, record: dict) -> None:
+        self._append(self.path / "metrics.jsonl", record)
+
+    def log_eval(self, step: int, summary: dict, samples: list[dict]) -> None:
+        self._write_lines(self.path / "eval" / f"step_{step:06d}.jsonl", samples)
+        self._append(self.path / "eval.jsonl", {"step": step, **summary})
+
+    def log_rollouts(self, step: int, records: list[dict]) -> None:
+        self._write_lines(self.path / "rollouts" / f"step_{step:06d}.jsonl", records)
+
+    def _write_lines(self, path: Path, records: list[dict]) -> None:
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+
+    def save_checkpoint(self, step: int, model, tokenizer, trainer_state: dict, keep: int) -> Path:
+        """HF weights + tokenizer + optimizer/scheduler/RNG/sampler state, written then renamed."""
+        ckpts = self.path / "checkpoints"
+        final = ckpts / f"step_{step:06d}"
+        tmp = ckpts / f".step_{step:06d}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        torch.save(trainer_state, tmp / "trainer_state.pt")
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        atomic_write_text(ckpts / "latest", final.name + "\n")
+        for old in sorted(ckpts.glob("step_*"))[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def latest_checkpoint(self) -> Path | None:
+        marker = self.path / "checkpoints" / "latest"
+        if not marker.exists():
+            return None
+        return self.path / "checkpoints" / marker.read_text().strip()

@@ -1,0 +1,89 @@
+"""The steps that make each built-in model: tokenizer, supervised warm start, domain GRPO."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from transformers import AutoTokenizer
+
+from uniopd.tasks.builtin import builtin_problems
+from uniopd.world.models import build_model as new_model
+from uniopd.world.recipe import active_recipe
+from uniopd.world.sft import supervised_warm_start
+from uniopd.world.tokenizer import train_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+def build_tokenizer(root: Path) -> None:
+    tmp = root / ".tokenizer.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    train_tokenizer(tmp, vocab_size=active_recipe()["tokenizer"]["vocab_size"])
+    shutil.rmtree(root / "tokenizer", ignore_errors=True)
+    tmp.rename(root / "tokenizer")
+
+
+def build_model(root: Path, name: str, spec: dict) -> dict:
+    """SFT on the spec's domains, then GRPO on them if asked; written atomically to root/name."""
+    recipe = active_recipe()
+    seed = recipe["seed"]
+    tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
+    model = new_model(spec["size"], tokenizer, seed=seed)
+    problems = [p for d in spec["domains"] for p in builtin_problems(d, "sft")]
+    losses = supervised_warm_start(model, tokenizer, problems, steps=spec["sft_steps"],
+                                   batch_size=recipe["sft"]["batch_size"], lr=recipe["sft"]["lr"],
+                                   seed=seed, desc=f"{name}: warm start")
+    stage = root / f".{name}.sft"
+    shutil.rmtree(stage, ignore_errors=True)
+    model.save_pretrained(stage)
+    tokenizer.save_pretrained(stage)
+    record = {"size": spec["size"], "domains": spec["domains"],
+              "parameters": sum(p.numel() for p in model.parameters()),
+              "sft_steps": spec["sft_steps"], "sft_final_loss": round(losses[-1], 4)}
+    final = stage
+    if spec["grpo_steps"]:
+        final, record["grpo"] = _domain_grpo(root, name, stage, spec)
+    out = root / name
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(final, out, ignore=shutil.ignore_patterns("trainer_state.pt"))
+    shutil.rmtree(stage, ignore_errors=True)
+    return record
+
+
+def _domain_grpo(root: Path, name: str, start: Path, spec: dict) -> tuple[Path, dict]:
+    """GRPO on the expert's own domain, through the same loop users run (`uniopd run`)."""
+    from uniopd.config import ExperimentConfig
+    from uniopd.plan import make_plan
+    from uniopd.run_dir import RunDir
+    from uniopd.trainer import Trainer
+
+    recipe = active_recipe()
+    g = recipe["grpo"]
+    cfg = ExperimentConfig.model_validate({
+        "name": f"{name}-grpo",
+        "description": f"domain GRPO that turns the warm-started {name} into an expert",
+        "seed": recipe["seed"],
+        "device": "cpu",
+        "student": str(start),
+        "data": {"train": [f"builtin:{d}/train" for d in spec["domains"]],
+                 "eval": [f"builtin:{d}/test" for d in spec["domains"]]},
+        "method": {"name": "grpo"},
+        "rollout": {"group_size": g["group_size"], "prompts_per_batch": g["prompts_per_batch"],
+                    "max_new_tokens": 64},
+        "train": {"steps": spec["grpo_steps"], "lr": g["lr"], "warmup_steps": 0,
+                  "weight_decay": 0.0},
+        "eval": {"every": 0, "n_samples": 1, "temperature": 0.0,
+                 "max_prompts_per_domain": g["eval_prompts"]},
+        "output": {"root": str(root / "runs"), "log_rollouts_every": 0, "keep_checkpoints": 1},
+    })
+    run = RunDir.create(cfg.output.root, cfg.name)
+    after = Trainer(make_plan(cfg), run).train()
+    before = json.loads((run.path / "eval.jsonl").read_text().splitlines()[0])
+    accuracy = {d: {"before": before[d]["acc"], "after": after[d]["acc"]}
+                for d in spec["domains"]}
+    log.info("%s: domain GRPO greedy accuracy %s", name, accuracy)
+    return run.latest_checkpoint(), {"steps": spec["grpo_steps"], "run": str(run.path),
+                                      "greedy_accuracy": accuracy}

@@ -1,0 +1,38 @@
+"""The recipe of the tiny world: sizes and training budgets of every built-in model.
+
+`default` is tuned so the whole world builds in a few minutes on a 2-core CPU, the experts are
+strong on their domain, and the student starts far enough below them for distillation to have
+work to do. `smoke` runs every stage of the same pipeline in seconds (meaningless models), for tests;
+select it with UNIOPD_WORLD=smoke. Each recipe builds into its own directory.
+"""
+
+import copy
+import os
+
+DEFAULT = {
+    "version": 1,
+    "seed": 0,
+    "tokenizer": {"vocab_size": 512},
+    "models": {
+        # name: size (see models.SIZES), SFT domains and steps, then GRPO steps on those domains
+        "teacher-math": {"size": "base", "domains": ["math"], "sft_steps": 600, "grpo_steps": 15},
+        "teacher-code": {"size": "base", "domains": ["code"], "sft_steps": 600, "grpo_steps": 15},
+        "student": {"size": "small", "domains": ["math", "code"], "sft_steps": 250, "grpo_steps": 0},
+    },
+    "sft": {"batch_size": 32, "lr": 5e-3},
+    "grpo": {"group_size": 8, "prompts_per_batch": 16, "lr": 1e-4, "eval_prompts": 100},
+}
+
+SMOKE = copy.deepcopy(DEFAULT)
+for _spec in SMOKE["models"].values():
+    _spec["sft_steps"], _spec["grpo_steps"] = 3, min(_spec["grpo_steps"], 1)
+SMOKE["grpo"].update(group_size=2, prompts_per_batch=2, eval_prompts=4)
+
+RECIPES = {"default": DEFAULT, "smoke": SMOKE}
+
+
+def active_recipe() -> dict:
+    name = os.environ.get("UNIOPD_WORLD", "default")
+    if name not in RECIPES:
+        raise ValueError(f"UNIOPD_WORLD={name!r}: unknown tiny-world recipe; known: {sorted(RECIPES)}")
+    return RECIPES[name]
