@@ -80,6 +80,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(cfg.train.warmup_steps, cfg.train.steps, cfg.train.lr_schedule))
         self.sampler = PromptSampler(plan.train, seed=cfg.seed)
+        self.train_domains = sorted({p.domain for p in plan.train})
         ids = encode_prompts(self.tokenizer, [p.prompt for p in plan.train], cfg.data.template)
         self.prompt_ids = {p.id: i for p, i in zip(plan.train, ids)}
         self.gen = generation_config(self.tokenizer, temperature=cfg.rollout.temperature,
@@ -169,9 +170,10 @@ class Trainer:
             "clip_frac": stats["clip_frac"],
             "gap_masked_frac": stats["gap_masked_frac"],
         }
-        for domain in sorted(set(domains)):
+        for domain in self.train_domains:  # every domain every step (None if not sampled): one schema
             sel = torch.tensor([d == domain for d in domains])
-            metrics[f"accuracy/{domain}"] = float(torch.nan_to_num(rewards[sel], nan=0.0).mean())
+            metrics[f"accuracy/{domain}"] = (float(torch.nan_to_num(rewards[sel], nan=0.0).mean())
+                                             if sel.any() else None)
         if teacher_logp is not None:
             metrics["teacher_student_logp_gap"] = stats["logp_gap"]
             metrics["reverse_kl"] = -stats["logp_gap"]

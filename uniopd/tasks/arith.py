@@ -45,3 +45,24 @@ def make_problem(rng: random.Random, level: int) -> Problem:
     solution = " ".join(work) + f" The answer is \\boxed{{{value}}}."
     return Problem(id="", domain="math", prompt=prompt, answer=str(value), solution=solution,
                    meta={"level": level})
+
+
+def slipped_solution(problem: Problem, rng: random.Random) -> str:
+    """The reference solution with one result off by one, carried through to the answer.
+
+    Warm-starting the student on a share of such solutions gives it what real students have: a
+    usable but noisy distribution (right most of the time, unsure at the decision tokens).
+    """
+    steps = problem.solution.split(". ")[:-1]
+    k = rng.randrange(len(steps))
+    out, carry = [], None
+    for i, step in enumerate(steps):
+        lhs, value = step.rstrip(".").split(" = ")
+        a, op, b = lhs.split(" ")
+        a = int(a) if carry is None else carry
+        value = a + int(b) if op == "+" else a - int(b)
+        if i == k:
+            value += rng.choice([-1, 1]) if value > 0 else 1
+        out.append(f"{a} {op} {b} = {value}.")
+        carry = value
+    return " ".join(out) + f" The answer is \\boxed{{{carry}}}."

@@ -55,3 +55,13 @@ def make_problem(rng: random.Random, level: int) -> Problem:
     tests = [{"args": [x], "expected": reference(x)} for x in TEST_INPUTS]
     return Problem(id="", domain="code", prompt=prompt, tests=tests, entry_point="f",
                    solution=solution, meta={"level": level})
+
+
+def slipped_solution(problem: Problem, rng: random.Random) -> str:
+    """The reference solution with one line swapped for another operation (see arith.py)."""
+    lines = problem.solution.split("\n")
+    body = [i for i, line in enumerate(lines) if line.startswith("    ") and "return" not in line]
+    k = rng.choice(body)
+    arg = lines[1][len("def f("):-len("):")]
+    lines[k] = "    " + rng.choice(OPERATIONS)[1].format(a=arg)
+    return "\n".join(lines)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from uniopd.tasks.builtin import builtin_problems
+from uniopd.tasks.builtin import GENERATORS, builtin_problems
 from uniopd.world.models import build_model as new_model
 from uniopd.world.recipe import active_recipe
 from uniopd.world.sft import supervised_warm_start
@@ -32,7 +34,7 @@ def build_model(root: Path, name: str, spec: dict) -> dict:
     seed = recipe["seed"]
     tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
     model = new_model(spec["size"], tokenizer, seed=seed)
-    problems = [p for d in spec["domains"] for p in builtin_problems(d, "sft")]
+    problems = _warm_start_data(spec, seed)
     losses = supervised_warm_start(model, tokenizer, problems, steps=spec["sft_steps"],
                                    batch_size=recipe["sft"]["batch_size"], lr=recipe["sft"]["lr"],
                                    seed=seed, desc=f"{name}: warm start")
@@ -40,7 +42,7 @@ def build_model(root: Path, name: str, spec: dict) -> dict:
     shutil.rmtree(stage, ignore_errors=True)
     model.save_pretrained(stage)
     tokenizer.save_pretrained(stage)
-    record = {"size": spec["size"], "domains": spec["domains"],
+    record = {"size": spec["size"], "domains": spec["domains"], "slip_rate": spec.get("slip_rate", 0.0),
               "parameters": sum(p.numel() for p in model.parameters()),
               "sft_steps": spec["sft_steps"], "sft_final_loss": round(losses[-1], 4)}
     final = stage
@@ -51,6 +53,19 @@ def build_model(root: Path, name: str, spec: dict) -> dict:
     shutil.copytree(final, out, ignore=shutil.ignore_patterns("trainer_state.pt"))
     shutil.rmtree(stage, ignore_errors=True)
     return record
+
+
+def _warm_start_data(spec: dict, seed: int) -> list:
+    """The SFT set; a `slip_rate` share of solutions carries one mistake (students only)."""
+    rng = random.Random(seed)
+    out = []
+    for domain in spec["domains"]:
+        module = GENERATORS[domain]
+        for p in builtin_problems(domain, "sft"):
+            if rng.random() < spec.get("slip_rate", 0.0):
+                p = replace(p, solution=module.slipped_solution(p, rng))
+            out.append(p)
+    return out
 
 
 def _domain_grpo(root: Path, name: str, start: Path, spec: dict) -> tuple[Path, dict]:

@@ -17,7 +17,9 @@ DEFAULT = {
         # name: size (see models.SIZES), SFT domains and steps, then GRPO steps on those domains
         "teacher-math": {"size": "base", "domains": ["math"], "sft_steps": 600, "grpo_steps": 15},
         "teacher-code": {"size": "base", "domains": ["code"], "sft_steps": 600, "grpo_steps": 15},
-        "student": {"size": "small", "domains": ["math", "code"], "sft_steps": 250, "grpo_steps": 0},
+        # the student's warm start has one slip in `slip_rate` of its solutions: a noisy, less sure model
+        "student": {"size": "small", "domains": ["math", "code"], "sft_steps": 800, "grpo_steps": 0,
+                    "slip_rate": 0.4},
     },
     "sft": {"batch_size": 32, "lr": 5e-3},
     "grpo": {"group_size": 8, "prompts_per_batch": 16, "lr": 1e-4, "eval_prompts": 100},
