@@ -235,11 +235,12 @@ class Trainer:
                                          clip_high=cfg.clip_high, teacher_logp=t_logp,
                                          gap_threshold=cfg.logp_gap_mask, num_rollouts=N)
                 loss.backward()
+                w = len(c) / N
+                # the clip only acts from the second epoch on (rho == 1 in the first): average all
+                totals["clip_frac"] += st["clip_frac"] * w / cfg.epochs
                 if epoch == 0:
-                    w = len(c) / N
                     totals["loss"] += loss.item()
                     totals["entropy"] += float((entropy * sub.response_mask_N_T).sum())
-                    totals["clip_frac"] += st["clip_frac"] * w
                     totals["gap_masked_frac"] += st["gap_masked_frac"] * w
             if adv_all is None:
                 adv_all, loss_mask = torch.cat(parts_adv), torch.cat(parts_mask)

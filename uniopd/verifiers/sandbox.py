@@ -38,7 +38,6 @@ import pickle
 import resource
 import select
 import signal
-import struct
 import subprocess
 import sys
 import threading
@@ -52,6 +51,9 @@ from typing import Callable, NoReturn, Sequence
 import psutil
 from evalplus.eval import create_tempdir, reliability_guard, swallow_io, time_limit
 from evalplus.eval.utils import TimeoutException
+
+from uniopd.verifiers.audit import audit_hook
+from uniopd.verifiers.framing import recv_msg, send_msg
 
 STATUSES = ("pass", "fail", "timeout", "error")
 
@@ -127,8 +129,8 @@ class Sandbox:
         deadline = time.monotonic() + 30.0 + rounds * (self.limits.wall_s + _KILL_GRACE_S + 1.0)
         try:
             server = self._ensure_server()
-            _send(server.stdin.fileno(), (payloads, self.limits, self.max_parallel))
-            results = _recv(server.stdout.fileno(), deadline)
+            send_msg(server.stdin.fileno(), (payloads, self.limits, self.max_parallel))
+            results = recv_msg(server.stdout.fileno(), deadline)
             if results is None:
                 raise EOFError("sandbox server exited")
             return results
@@ -171,10 +173,10 @@ def serve() -> None:
     """Answer batches on stdin/stdout until stdin closes."""
     reply_fd = os.dup(1)
     os.dup2(2, 1)  # a stray print in the server goes to stderr instead of corrupting the replies
-    while (request := _recv(0)) is not None:
+    while (request := recv_msg(0)) is not None:
         payloads, limits, max_parallel = request
         try:
-            _send(reply_fd, _run_batch(payloads, limits, max_parallel))
+            send_msg(reply_fd, _run_batch(payloads, limits, max_parallel))
         except BrokenPipeError:
             return  # the caller is gone
 
@@ -332,7 +334,7 @@ def _run_guarded(job: Callable[[], object], limits: Limits, workdir: str, report
     sys.dont_write_bytecode = True  # imports would try to write .pyc files outside workdir
     # The limit counts the address space we inherited, so it is set relative to it.
     reliability_guard(maximum_memory_bytes=_address_space_bytes() + limits.memory_bytes)
-    sys.addaudithook(_audit_hook(workdir))
+    sys.addaudithook(audit_hook(workdir))
     write = os.write  # bound now: the job may replace os.write
     try:
         with swallow_io(), time_limit(limits.wall_s):  # a soft timer, for a clean "timeout" report
@@ -358,52 +360,6 @@ def _address_space_bytes() -> int:
             if line.startswith("VmSize:"):
                 return int(line.split()[1]) * 1024
     return 0
-
-
-# Events refused outright: new processes, signals to others (the supervisor, the caller), and the
-# operations that would make the path check below meaningless (chdir, links).
-_FORBIDDEN_EVENTS = frozenset({
-    "os.system", "os.exec", "os.fork", "os.forkpty", "os.posix_spawn", "os.spawn",
-    "subprocess.Popen", "os.kill", "os.killpg", "signal.pthread_kill",
-    "os.chdir", "os.fchdir", "os.chroot", "os.symlink", "os.link",
-})
-_FORBIDDEN_PREFIXES = ("ctypes.", "socket.")
-# Events allowed only when every path argument lies inside the job's temp dir.
-_PATH_EVENTS = frozenset({
-    "os.remove", "os.rmdir", "os.rename", "os.truncate", "os.chmod", "os.chown", "os.mkdir",
-    "os.utime", "os.chflags", "os.lchflags", "os.setxattr", "os.removexattr", "shutil.rmtree",
-})
-_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
-
-
-def _audit_hook(workdir: str) -> Callable[[str, tuple], None]:
-    roots = tuple({workdir, os.path.realpath(workdir)})
-    # Everything the hook uses is bound here, so a job that rebinds module globals cannot disarm it.
-    join, normpath, fsdecode, sep = os.path.join, os.path.normpath, os.fsdecode, os.sep
-    forbidden, prefixes, path_events = _FORBIDDEN_EVENTS, _FORBIDDEN_PREFIXES, _PATH_EVENTS
-    write_flags, path_types = _WRITE_FLAGS, (str, bytes, os.PathLike)
-
-    def inside(path) -> bool:
-        if isinstance(path, int):
-            return True  # a file descriptor it already holds, opened under these rules
-        try:
-            full = normpath(join(roots[0], fsdecode(path)))
-        except (TypeError, ValueError):
-            return False
-        return any(full == root or full.startswith(root + sep) for root in roots)
-
-    def hook(event: str, args: tuple) -> None:
-        if event in forbidden or event.startswith(prefixes):
-            raise PermissionError(f"sandbox: {event} is not allowed")
-        if event == "open":
-            path, _mode, flags = args
-            if flags & write_flags and not inside(path):
-                raise PermissionError(f"sandbox: writing outside the temp dir: {path!r}")
-        elif event in path_events:
-            if not all(inside(a) for a in args if isinstance(a, path_types)):
-                raise PermissionError(f"sandbox: {event} outside the temp dir")
-
-    return hook
 
 
 # ---------------------------------------------------------------- plumbing
@@ -449,36 +405,3 @@ def _encode(result: SandboxResult) -> bytes:
 def _decode(data: bytes) -> SandboxResult | None:
     status, _, detail = data.decode("utf-8", "replace").strip("\n").partition("\t")
     return SandboxResult(status, detail) if status in STATUSES else None
-
-
-def _send(fd: int, obj) -> None:
-    data = pickle.dumps(obj)
-    view = memoryview(struct.pack("<Q", len(data)) + data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _recv(fd: int, deadline: float | None = None):
-    """One length-prefixed pickle; None on a clean EOF; TimeoutError past the deadline."""
-    header = _read_exact(fd, 8, deadline)
-    if header is None:
-        return None
-    body = _read_exact(fd, struct.unpack("<Q", header)[0], deadline)
-    if body is None:
-        raise EOFError("truncated message")
-    return pickle.loads(body)
-
-
-def _read_exact(fd: int, n: int, deadline: float | None) -> bytes | None:
-    chunks, got = [], 0
-    while got < n:
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise TimeoutError("no reply from the sandbox server")
-        chunk = os.read(fd, min(n - got, 1 << 20))
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
