@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from uniopd.algorithms import grpo_advantages, opd_advantages, ppo_clip_loss
+from uniopd.algorithms import OBJECTIVES, ppo_clip_loss
 from uniopd.data import PromptSampler
 from uniopd.engine import loading
 from uniopd.engine.logprobs import response_logprobs
@@ -192,16 +192,19 @@ class Trainer:
         return metrics
 
     def _advantages(self, old_logp, teacher_logp, mask, rewards, group_ids):
-        """The method's per-token advantages `[N, T]` and the loss mask after dropping bad tokens."""
+        """The method's per-token advantages `[N, T]`: the coefficient-weighted sum of its
+        registered objectives; the loss mask is what every objective keeps."""
         method = self.cfg.method
-        adv = torch.zeros_like(mask)
-        if method.uses_opd():
-            opd, mask = opd_advantages(teacher_logp, old_logp, mask)
-            adv = adv + method.opd_coef * opd
-        if method.uses_grpo():
-            grpo = grpo_advantages(rewards, group_ids, method.grpo_eps)
-            adv = adv + method.grpo_coef * grpo[:, None] * mask
-        return adv, mask
+        signals = {"teacher_logp": teacher_logp, "student_logp": old_logp, "mask": mask,
+                   "rewards": rewards, "group_ids": group_ids, "grpo_eps": method.grpo_eps}
+        terms = [(name, coef) for name, coef, used in (
+            ("opd", method.opd_coef, method.uses_opd()), ("grpo", method.grpo_coef, method.uses_grpo()))
+            if used]
+        adv, keep = torch.zeros_like(mask), mask
+        for name, coef in terms:
+            a, m = OBJECTIVES[name](signals)
+            adv, keep = adv + coef * a, keep * m
+        return adv * keep, keep
 
     def _update(self, batch, rewards, group_ids, teacher_logp) -> dict:
         cfg = self.cfg.train

@@ -47,9 +47,16 @@ def distillation_returns(advantages: torch.Tensor, mask: torch.Tensor) -> torch.
     return (advantages * mask).sum(-1) / mask.sum(-1).clamp(min=1)
 
 
-# Objectives the runner can combine by name: each turns the batch's signals into [N, T] advantages.
-OBJECTIVES = {
-    "opd": lambda s: opd_advantages(s["teacher_logp"], s["student_logp"], s["mask"])[0],
-    "grpo": lambda s: grpo_advantages(s["rewards"], s["group_ids"], s.get("grpo_eps", 1e-6))[:, None]
-    * s["mask"],
-}
+def _opd(s: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    return opd_advantages(s["teacher_logp"], s["student_logp"], s["mask"])
+
+
+def _grpo(s: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    per_rollout = grpo_advantages(s["rewards"], s["group_ids"], s.get("grpo_eps", 1e-6))
+    return per_rollout[:, None] * s["mask"], s["mask"]
+
+
+# Objectives by name. Each maps the batch's signals (teacher_logp, student_logp, mask [N, T];
+# rewards, group_ids [N]) to (advantages [N, T], loss mask [N, T]); a method sums them with its
+# coefficients, so adding an objective is one function and one entry here.
+OBJECTIVES = {"opd": _opd, "grpo": _grpo}
