@@ -7,8 +7,6 @@ token ids would give silently wrong advantages.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -80,6 +78,3 @@ def check_same_interface(student_tok, teacher_tok, teacher_ref: str, domain: str
             f"teachers.{domain} ({teacher_ref}): chat template differs from the student's; the "
             "teacher would score the response under a prompt format it was not trained on")
 
-
-def is_local_checkpoint(ref: str) -> bool:
-    return ref.startswith("builtin:") or Path(ref).exists()
