@@ -48,7 +48,7 @@ def _load(sources: list[str], limit, sources_of: dict) -> list[Problem]:
 def make_plan(cfg: ExperimentConfig) -> Plan:
     sources_of: dict[str, list[str]] = defaultdict(list)
     train = _load(cfg.data.train, cfg.data.limit, sources_of)
-    evaluation = _load(cfg.data.eval, cfg.data.limit, sources_of)
+    evaluation = _load(cfg.data.eval, None, sources_of)  # eval.max_prompts_per_domain caps these
     if cfg.eval.max_prompts_per_domain:
         seen: Counter = Counter()
         kept = []

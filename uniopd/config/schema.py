@@ -41,7 +41,9 @@ class DataConfig(_Section):
         default=[], description="Held-out sources evaluated before, during and after training."
     )
     limit: int | None = Field(
-        default=None, ge=1, description="Cap on prompts read from each source (None = all)."
+        default=None, ge=1,
+        description="Cap on training prompts read from each train source (None = all); a small "
+        "pool makes prompts recur. Held-out sets are capped by eval.max_prompts_per_domain.",
     )
     template: Literal["chat", "raw"] = Field(
         default="chat",
