@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from uniopd.engine.rollout import generation_config, sample_responses
 from uniopd.engine.sequences import encode_prompts
 from uniopd.tasks.problem import Problem
+from uniopd.verifiers import grade_by_domain
 
 
 def evaluate(model, tokenizer, problems: Sequence[Problem], verifiers: dict, *, n_samples: int,
@@ -39,14 +40,10 @@ def evaluate(model, tokenizer, problems: Sequence[Problem], verifiers: dict, *, 
     torch.random.set_rng_state(cpu_state)
     texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
     rows = [p for p in problems for _ in range(n)]
-    scores: list[float | None] = [None] * len(rows)
+    scores = grade_by_domain(verifiers, rows, texts)
     by_domain = defaultdict(list)
     for i, p in enumerate(rows):
         by_domain[p.domain].append(i)
-    for domain, idx in by_domain.items():
-        graded = verifiers[domain].grade([rows[i] for i in idx], [texts[i] for i in idx])
-        for i, s in zip(idx, graded):
-            scores[i] = s
     summary: dict = {}
     for domain, idx in by_domain.items():
         correct = np.array([(scores[i] or 0.0) for i in idx]).reshape(-1, n)

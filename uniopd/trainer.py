@@ -29,7 +29,7 @@ from uniopd.engine.teachers import TeacherPool
 from uniopd.evaluate import evaluate
 from uniopd.plan import Plan
 from uniopd.run_dir import RunDir
-from uniopd.verifiers import get_verifier
+from uniopd.verifiers import get_verifier, grade_by_domain
 
 log = logging.getLogger(__name__)
 
@@ -140,12 +140,8 @@ class Trainer:
         texts = tok.batch_decode(batch.response_ids_N_T * mask.long(), skip_special_tokens=True)
 
         with timer("verify", dev):
-            rewards = torch.full((N,), float("nan"))
-            for domain in set(domains):
-                idx = [i for i, d in enumerate(domains) if d == domain]
-                for i, s in zip(idx, self.verifiers[domain].grade([rows[i] for i in idx],
-                                                                  [texts[i] for i in idx])):
-                    rewards[i] = float("nan") if s is None else s
+            rewards = torch.tensor([float("nan") if s is None else s
+                                    for s in grade_by_domain(self.verifiers, rows, texts)])
         group_ids = torch.arange(len(problems)).repeat_interleave(G)
 
         teacher_logp = None

@@ -28,3 +28,16 @@ def get_verifier(name: str, **kwargs):
         raise ValueError(f"unknown verifier {name!r}; known verifiers: {', '.join(VERIFIER_NAMES)}")
     module, cls = _VERIFIERS[name]
     return getattr(importlib.import_module(module), cls)(**kwargs)
+
+
+def grade_by_domain(verifiers: dict, problems, completions) -> list:
+    """Grade a mixed-domain batch, each row by its domain's verifier (one call per domain)."""
+    scores: list = [None] * len(problems)
+    by_domain: dict[str, list[int]] = {}
+    for i, p in enumerate(problems):
+        by_domain.setdefault(p.domain, []).append(i)
+    for domain, idx in by_domain.items():
+        graded = verifiers[domain].grade([problems[i] for i in idx], [completions[i] for i in idx])
+        for i, s in zip(idx, graded):
+            scores[i] = s
+    return scores
