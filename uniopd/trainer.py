@@ -187,12 +187,13 @@ class Trainer:
                 stats["advantages"]))
         return metrics
 
-    def _advantages(self, old_logp, teacher_logp, mask, rewards, group_ids):
+    def _advantages(self, old_logp, teacher_logp, mask, rewards, group_ids, rows):
         """The method's per-token advantages `[N, T]`: the coefficient-weighted sum of its
         registered objectives; the loss mask is what every objective keeps."""
         method = self.cfg.method
         signals = {"teacher_logp": teacher_logp, "student_logp": old_logp, "mask": mask,
-                   "rewards": rewards, "group_ids": group_ids, "grpo_eps": method.grpo_eps}
+                   "rewards": rewards, "group_ids": group_ids, "rows": rows,
+                   "grpo_eps": method.grpo_eps}
         terms = [(name, coef) for name, coef, used in (
             ("opd", method.opd_coef, method.uses_opd()), ("grpo", method.grpo_coef, method.uses_grpo()))
             if used]
@@ -226,7 +227,7 @@ class Trainer:
                 t_logp = None if teacher_logp is None else teacher_logp[c]
                 if adv_all is None:
                     # with one epoch, pi_old is this very forward pass (rho == 1), so no extra pass
-                    adv, m = self._advantages(old, t_logp, sub.response_mask_N_T, rewards[c], group_ids[c])
+                    adv, m = self._advantages(old, t_logp, sub.response_mask_N_T, rewards, group_ids, c)
                     parts_old.append(old), parts_adv.append(adv), parts_mask.append(m)
                 else:
                     adv, m = adv_all[c], loss_mask[c]

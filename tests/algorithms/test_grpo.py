@@ -17,3 +17,17 @@ def test_group_normalisation():
 def test_ungraded_counts_as_zero_reward():
     adv = grpo_advantages(torch.tensor([1.0, float("nan")]), torch.tensor([3, 3]))
     assert adv[0] > 0 and adv[1] < 0
+
+
+def test_registry_normalises_whole_groups_when_given_a_slice_of_rows():
+    # the trainer's micro-batches pass `rows`: a slice holding one rollout of a group must still
+    # get that rollout's advantage within its whole group, not 0 from a group of one
+    from uniopd.algorithms import OBJECTIVES
+
+    rewards = torch.tensor([1.0, 0.0, 1.0, 1.0])
+    groups = torch.tensor([0, 0, 1, 1])
+    full = grpo_advantages(rewards, groups)
+    adv, _ = OBJECTIVES["grpo"]({"rewards": rewards, "group_ids": groups, "rows": torch.tensor([0]),
+                                 "mask": torch.ones(1, 3)})
+    assert full[0] > 0.9
+    assert torch.allclose(adv, torch.full((1, 3), float(full[0])))

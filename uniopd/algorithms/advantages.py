@@ -52,11 +52,15 @@ def _opd(s: dict) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _grpo(s: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    # groups are normalised over the whole batch, then sliced to the rows being updated: a
+    # micro-batch that splits a group must not see a different group mean
     per_rollout = grpo_advantages(s["rewards"], s["group_ids"], s.get("grpo_eps", 1e-6))
+    if "rows" in s:
+        per_rollout = per_rollout[s["rows"]]
     return per_rollout[:, None] * s["mask"], s["mask"]
 
 
-# Objectives by name. Each maps the batch's signals (teacher_logp, student_logp, mask [N, T];
-# rewards, group_ids [N]) to (advantages [N, T], loss mask [N, T]); a method sums them with its
+# Objectives by name. Each maps the batch's signals (teacher_logp, student_logp, mask [n, T] for
+# the n rows being updated; rewards, group_ids [N] for the whole batch; rows [n], their indices) to (advantages [N, T], loss mask [N, T]); a method sums them with its
 # coefficients, so adding an objective is one function and one entry here.
 OBJECTIVES = {"opd": _opd, "grpo": _grpo}
