@@ -60,7 +60,7 @@ def _print_eval(summary: dict) -> None:
 
 def cmd_eval(args) -> int:
     from uniopd.config import load_experiment
-    from uniopd.evaluate import evaluate
+    from uniopd.evaluate import evaluate_as_configured
     from uniopd.engine import loading
     from uniopd.plan import make_plan
     from uniopd.verifiers import get_verifier
@@ -81,12 +81,8 @@ def cmd_eval(args) -> int:
     device = loading.pick_device(cfg.device)
     tok = loading.load_tokenizer(cfg.student)
     model = loading.load_model(cfg.student, device, loading.pick_dtype(cfg.dtype, device), False)
-    summary, samples = evaluate(
-        model, tok, plan.eval, {d: get_verifier(n) for d, n in plan.verifier_for.items()},
-        n_samples=cfg.eval.n_samples, pass_k=cfg.eval.pass_k, temperature=cfg.eval.temperature,
-        top_p=cfg.eval.top_p, top_k=cfg.eval.top_k,
-        max_new_tokens=cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens,
-        template=cfg.data.template, seed=cfg.seed, progress=cfg.output.progress)
+    summary, samples = evaluate_as_configured(
+        model, tok, plan.eval, {d: get_verifier(n) for d, n in plan.verifier_for.items()}, cfg)
     print(f"model: {cfg.student}")
     _print_eval(summary)
     if args.out:

@@ -59,3 +59,13 @@ def evaluate(model, tokenizer, problems: Sequence[Problem], verifiers: dict, *, 
                 "reward": scores[i], "length": len(responses[i]), "level": p.meta.get("level")}
                for i, p in enumerate(rows)]
     return summary, samples
+
+
+def evaluate_as_configured(model, tokenizer, problems, verifiers, cfg) -> tuple[dict, list[dict]]:
+    """`evaluate` with the sampling settings of an experiment's `eval` section."""
+    return evaluate(
+        model, tokenizer, problems, verifiers,
+        n_samples=cfg.eval.n_samples, pass_k=cfg.eval.pass_k, temperature=cfg.eval.temperature,
+        top_p=cfg.eval.top_p, top_k=cfg.eval.top_k,
+        max_new_tokens=cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens,
+        template=cfg.data.template, seed=cfg.seed, progress=cfg.output.progress)

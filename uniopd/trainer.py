@@ -26,7 +26,7 @@ from uniopd.engine.logprobs import response_logprobs
 from uniopd.engine.rollout import generation_config, rollout_batch
 from uniopd.engine.sequences import encode_prompts
 from uniopd.engine.teachers import TeacherPool
-from uniopd.evaluate import evaluate
+from uniopd.evaluate import evaluate_as_configured
 from uniopd.plan import Plan
 from uniopd.run_dir import RunDir
 from uniopd.verifiers import get_verifier, grade_by_domain
@@ -279,12 +279,8 @@ class Trainer:
     def evaluate(self) -> dict:
         cfg = self.cfg
         t0 = time.perf_counter()
-        summary, samples = evaluate(
-            self.student, self.tokenizer, self.plan.eval, self.verifiers,
-            n_samples=cfg.eval.n_samples, pass_k=cfg.eval.pass_k, temperature=cfg.eval.temperature,
-            top_p=cfg.eval.top_p, top_k=cfg.eval.top_k,
-            max_new_tokens=cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens,
-            template=cfg.data.template, seed=cfg.seed, progress=cfg.output.progress)
+        summary, samples = evaluate_as_configured(self.student, self.tokenizer, self.plan.eval,
+                                                  self.verifiers, cfg)
         summary["seconds"] = round(time.perf_counter() - t0, 3)
         self.run_dir.log_eval(self.step, summary, samples)
         accs = " ".join(f"{d}={v['acc']:.3f}" for d, v in summary.items() if isinstance(v, dict))
