@@ -1,6 +1,9 @@
 """The algorithm core: pure functions over tensors (no models, files or config objects).
 
 This is where the paper lives; every function is tested against METHOD.md's definitions.
+Conventions: advantages and masks `[N, T]`; `correct` `[N]` float 1.0 / 0.0 / NaN (ungraded);
+`group_ids` `[N]` int; mode "mean" / "minmax"; direction "correct_up" / "incorrect_down" /
+"both"; scope "group" / "global".
 """
 
 from uniopd.algorithms.advantages import (
@@ -9,12 +12,24 @@ from uniopd.algorithms.advantages import (
     grpo_advantages,
     opd_advantages,
 )
+from uniopd.algorithms.difficulty_balance import difficulty_balance, difficulty_bins
+from uniopd.algorithms.margin import MarginStats, margin_mask, margin_shift
+from uniopd.algorithms.online_balance import online_balance
+from uniopd.algorithms.order_consistency import OrderConsistency, order_consistency
 from uniopd.algorithms.ppo_loss import ppo_clip_loss
 
 __all__ = [
     "OBJECTIVES",
+    "MarginStats",
+    "OrderConsistency",
+    "difficulty_balance",
+    "difficulty_bins",
     "distillation_returns",
     "grpo_advantages",
+    "margin_mask",
+    "margin_shift",
+    "online_balance",
     "opd_advantages",
+    "order_consistency",
     "ppo_clip_loss",
 ]
