@@ -7,6 +7,8 @@
       eval.jsonl           one line per held-out evaluation (accuracy per domain, avg@N, pass@k)
       eval/step_XXXXXX.jsonl      per-sample held-out outputs
       rollouts/step_XXXXXX.jsonl  per-rollout records (completion, reward, per-token log-probs)
+      pairs.jsonl          sampled (correct, incorrect) pairs: per-token OPD advantages before / after calibration
+      difficulty/          offline balancing: difficulty table and before / after histograms
       checkpoints/step_XXXXXX/    HF model + tokenizer + trainer_state.pt
 
 Every file is appended line by line or written to a temporary name and renamed, so a killed run
@@ -95,6 +97,11 @@ class RunDir:
 
     def log_rollouts(self, step: int, records: list[dict]) -> None:
         self._write_lines(self.path / "rollouts" / f"step_{step:06d}.jsonl", records)
+
+    def log_pairs(self, records: list[dict]) -> None:
+        """(correct, incorrect) rollout pairs with per-token advantages before / after calibration."""
+        for record in records:
+            self._append(self.path / "pairs.jsonl", record)
 
     def _write_lines(self, path: Path, records: list[dict]) -> None:
         atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))

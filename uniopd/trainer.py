@@ -1,8 +1,9 @@
 """The training loop (METHOD 5), readable top to bottom.
 
-Each step: sample B prompts -> G rollouts per prompt -> verify -> routed teacher log-probs ->
-advantages (OPD, GRPO or both) -> PPO-clip loss -> one optimizer step per epoch -> log.
-GRPO differs from OPD only in the advantage, so both run through this one loop.
+Each step: sample B prompts (offline-balanced) -> G rollouts per prompt -> verify -> online
+balancing mask -> routed teacher log-probs -> advantages (OPD, GRPO or both) -> margin calibration
+-> PPO-clip loss -> one optimizer step per epoch -> log. GRPO differs from OPD only in the
+advantage, so every method runs through this one loop.
 
     uniopd run experiments/quickstart.yaml
 """
@@ -19,8 +20,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from uniopd.algorithms import OBJECTIVES, ppo_clip_loss
+from uniopd.algorithms import OBJECTIVES, online_balance, ppo_clip_loss
+from uniopd.calibration import advantage_pairs, calibrate, order_metrics
 from uniopd.data import PromptSampler
+from uniopd.difficulty import offline_balance
 from uniopd.engine import loading
 from uniopd.engine.logprobs import response_logprobs
 from uniopd.engine.rollout import generation_config, rollout_batch
@@ -79,7 +82,8 @@ class Trainer:
                                            weight_decay=cfg.train.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(cfg.train.warmup_steps, cfg.train.steps, cfg.train.lr_schedule))
-        self.sampler = PromptSampler(plan.train, seed=cfg.seed)
+        train_set = offline_balance(self.student, self.tokenizer, plan.train, self.verifiers, cfg, run_dir)
+        self.sampler = PromptSampler(train_set, seed=cfg.seed)
         self.train_domains = sorted({p.domain for p in plan.train})
         ids = encode_prompts(self.tokenizer, [p.prompt for p in plan.train], cfg.data.template)
         self.prompt_ids = {p.id: i for p, i in zip(plan.train, ids)}
@@ -88,6 +92,7 @@ class Trainer:
                                      max_new_tokens=cfg.rollout.max_new_tokens)
         self.step = 0
         run_dir.write_meta(self.device, {"n_train_prompts": len(plan.train),
+                                         "n_train_items": len(train_set),
                                          "n_eval_prompts": len(plan.eval),
                                          "student_params": sum(p.numel() for p in self.student.parameters())})
 
@@ -143,6 +148,13 @@ class Trainer:
             rewards = torch.tensor([float("nan") if s is None else s
                                     for s in grade_by_domain(self.verifiers, rows, texts)])
         group_ids = torch.arange(len(problems)).repeat_interleave(G)
+        keep = torch.ones(N, dtype=torch.bool)
+        if cfg.balance.online.enabled:
+            with timer("balance", dev):
+                # seeded per step, like the rollouts, so a resumed run masks the same rollouts
+                g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
+                keep = online_balance(rewards, group_ids, cfg.balance.online.ratio,
+                                      cfg.balance.online.scope, generator=g)
 
         teacher_logp = None
         if self.teachers is not None:
@@ -150,7 +162,10 @@ class Trainer:
                 teacher_logp = self.teachers.logprobs(batch, domains, cfg.train.micro_batch_size)
 
         with timer("update", dev):
-            stats = self._update(batch, rewards.to(dev), group_ids.to(dev), teacher_logp)
+            stats = self._update(batch, rewards.to(dev), group_ids.to(dev), keep.to(dev), teacher_logp)
+        if "calibrate" in stats:  # part of the update phase, reported on its own for the cost benchmark
+            timer.seconds["calibrate"] = stats.pop("calibrate")
+            timer.seconds["update"] -= timer.seconds["calibrate"]
 
         n_tokens = float(mask.sum())
         graded = ~torch.isnan(rewards)
@@ -173,6 +188,15 @@ class Trainer:
         if teacher_logp is not None:
             metrics["teacher_student_logp_gap"] = stats["logp_gap"]
             metrics["reverse_kl"] = -stats["logp_gap"]
+        if cfg.balance.online.enabled:
+            metrics["balance/kept"] = int(keep.sum())
+            metrics["balance/masked"] = int((~keep).sum())
+        if stats["opd_raw"] is not None:  # METHOD 4.3: order consistency before and after calibration
+            r, gid = rewards.to(dev), group_ids.to(dev)
+            metrics.update(order_metrics("before", stats["opd_raw"], stats["opd_mask"], r, gid))
+            if stats["opd_cal"] is not None:
+                metrics.update(order_metrics("after", stats["opd_cal"], stats["opd_mask"], r, gid))
+                metrics.update(stats["calibration"])
         metrics.update({f"time/{k}": round(v, 4) for k, v in timer.seconds.items()})
         metrics["time/step"] = round(sum(timer.seconds.values()), 4)
         metrics["tokens_per_s/rollout"] = n_tokens / max(timer.seconds["rollout"], 1e-9)
@@ -184,12 +208,18 @@ class Trainer:
         if every and self.step % every == 0:
             self.run_dir.log_rollouts(self.step, self._rollout_records(
                 rows, group_ids, texts, rewards, batch, stats["old_logp"], teacher_logp,
-                stats["advantages"]))
+                stats["advantages"], keep))
+            if stats["opd_raw"] is not None and cfg.output.advantage_pairs:
+                after = stats["opd_cal"] if stats["opd_cal"] is not None else stats["opd_raw"]
+                self.run_dir.log_pairs(advantage_pairs(
+                    self.step, cfg.output.advantage_pairs, rewards, group_ids, mask.cpu(),
+                    stats["opd_raw"].cpu(), after.cpu(), batch.response_ids_N_T.cpu(), tok, rows, cfg.seed))
         return metrics
 
-    def _advantages(self, old_logp, teacher_logp, mask, rewards, group_ids, rows):
-        """The method's per-token advantages `[N, T]`: the coefficient-weighted sum of its
-        registered objectives; the loss mask is what every objective keeps."""
+    def _advantages(self, old_logp, teacher_logp, mask, rewards, group_ids, keep, rows) -> dict:
+        """The method's per-token advantages for `rows`: the coefficient-weighted sum of its
+        registered objectives, the OPD term margin-calibrated when asked (which needs the whole
+        batch), and the loss mask that every objective and the online balancing keep."""
         method = self.cfg.method
         signals = {"teacher_logp": teacher_logp, "student_logp": old_logp, "mask": mask,
                    "rewards": rewards, "group_ids": group_ids, "rows": rows,
@@ -197,41 +227,57 @@ class Trainer:
         terms = [(name, coef) for name, coef, used in (
             ("opd", method.opd_coef, method.uses_opd()), ("grpo", method.grpo_coef, method.uses_grpo()))
             if used]
-        adv, keep = torch.zeros_like(mask), mask
+        out = {"opd_raw": None, "opd_cal": None, "opd_mask": None}
+        adv, loss_mask = torch.zeros_like(mask), mask
         for name, coef in terms:
             a, m = OBJECTIVES[name](signals)
-            adv, keep = adv + coef * a, keep * m
-        return adv * keep, keep
+            if name == "opd":
+                out["opd_raw"], out["opd_mask"] = a, m
+                if self.cfg.calibration.enabled():
+                    assert len(rows) == len(rewards), "margin calibration needs the whole batch"
+                    start = time.perf_counter()
+                    a, out["calibration"] = calibrate(a, m, rewards, group_ids, keep, self.cfg)
+                    out["calibrate"] = time.perf_counter() - start
+                    out["opd_cal"] = a
+            adv, loss_mask = adv + coef * a, loss_mask * m
+        loss_mask = loss_mask * keep[rows].to(mask.dtype)[:, None]  # balanced out: mask 0, slot kept
+        out["adv"], out["mask"] = adv * loss_mask, loss_mask
+        return out
 
-    def _update(self, batch, rewards, group_ids, teacher_logp) -> dict:
+    def _update(self, batch, rewards, group_ids, keep, teacher_logp) -> dict:
         cfg = self.cfg.train
         N = batch.input_ids_N_L.shape[0]
         mb = cfg.micro_batch_size or N
         chunks = [torch.arange(s, min(s + mb, N), device=self.device) for s in range(0, N, mb)]
         mask_all = batch.response_mask_N_T
 
-        old_logp = None
-        if cfg.epochs > 1:  # several PPO epochs need pi_old fixed before the first update
+        # Advantages come from pi_old. With one epoch and one chunk that is the training forward
+        # pass itself (rho == 1, no extra pass). Several PPO epochs, or a calibration that needs
+        # the whole batch while it is split into micro-batches, need pi_old first.
+        old_logp, adv = None, None
+        if cfg.epochs > 1 or (self.cfg.calibration.enabled() and len(chunks) > 1):
             with torch.no_grad():
                 old_logp = torch.cat([response_logprobs(self.student, batch.rows(c)) for c in chunks])
+            adv = self._advantages(old_logp, teacher_logp, mask_all, rewards, group_ids, keep,
+                                   torch.arange(N, device=self.device))
 
-        adv_all = loss_mask = None
         totals = {"loss": 0.0, "entropy": 0.0, "clip_frac": 0.0, "gap_masked_frac": 0.0}
         grad_norm = 0.0
         for epoch in range(cfg.epochs):
-            parts_old, parts_adv, parts_mask = [], [], []
+            parts = []
             for c in chunks:
                 sub = batch.rows(c)
                 logp, entropy = response_logprobs(self.student, sub, with_entropy=True)
-                old = logp.detach() if old_logp is None else old_logp[c]
                 t_logp = None if teacher_logp is None else teacher_logp[c]
-                if adv_all is None:
-                    # with one epoch, pi_old is this very forward pass (rho == 1), so no extra pass
-                    adv, m = self._advantages(old, t_logp, sub.response_mask_N_T, rewards, group_ids, c)
-                    parts_old.append(old), parts_adv.append(adv), parts_mask.append(m)
+                if adv is None:
+                    # one epoch: pi_old is this very forward pass, advantages are per chunk
+                    part = self._advantages(logp.detach(), t_logp, sub.response_mask_N_T, rewards,
+                                            group_ids, keep, c)
+                    parts.append((logp.detach(), part))
+                    old, a, m = logp.detach(), part["adv"], part["mask"]
                 else:
-                    adv, m = adv_all[c], loss_mask[c]
-                loss, st = ppo_clip_loss(logp, old, adv, m, clip_low=cfg.clip_low,
+                    old, a, m = old_logp[c], adv["adv"][c], adv["mask"][c]
+                loss, st = ppo_clip_loss(logp, old, a, m, clip_low=cfg.clip_low,
                                          clip_high=cfg.clip_high, teacher_logp=t_logp,
                                          gap_threshold=cfg.logp_gap_mask, num_rollouts=N)
                 loss.backward()
@@ -242,9 +288,9 @@ class Trainer:
                     totals["loss"] += loss.item()
                     totals["entropy"] += float((entropy * sub.response_mask_N_T).sum())
                     totals["gap_masked_frac"] += st["gap_masked_frac"] * w
-            if adv_all is None:
-                adv_all, loss_mask = torch.cat(parts_adv), torch.cat(parts_mask)
-                old_logp = torch.cat(parts_old) if old_logp is None else old_logp
+            if adv is None:
+                old_logp = torch.cat([o for o, _ in parts])
+                adv = _concat([a for _, a in parts])
             if cfg.max_grad_norm > 0:
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(self.student.parameters(), cfg.max_grad_norm))
             self.optimizer.step()
@@ -253,20 +299,22 @@ class Trainer:
         n_tok = float(mask_all.sum().clamp(min=1))
         out = {"loss": totals["loss"], "entropy": totals["entropy"] / n_tok,
                "clip_frac": totals["clip_frac"], "gap_masked_frac": totals["gap_masked_frac"],
-               "grad_norm": grad_norm, "old_logp": old_logp, "advantages": adv_all}
+               "grad_norm": grad_norm, "old_logp": old_logp, "advantages": adv["adv"],
+               **{k: adv[k] for k in ("opd_raw", "opd_cal", "opd_mask", "calibration", "calibrate")
+                  if k in adv}}
         if teacher_logp is not None:
             finite = torch.isfinite(teacher_logp) & (mask_all > 0)
             out["logp_gap"] = float((teacher_logp - old_logp)[finite].mean()) if finite.any() else 0.0
         return out
 
-    def _rollout_records(self, rows, group_ids, texts, rewards, batch, old_logp, teacher_logp, adv):
+    def _rollout_records(self, rows, group_ids, texts, rewards, batch, old_logp, teacher_logp, adv, keep):
         mask = batch.response_mask_N_T
         records = []
         for i, p in enumerate(rows):
             t = int(mask[i].sum())
             rec = {"step": self.step, "prompt_id": p.id, "domain": p.domain, "group": int(group_ids[i]),
                    "completion": texts[i], "reward": None if math.isnan(rewards[i]) else float(rewards[i]),
-                   "length": t, "level": p.meta.get("level"),
+                   "length": t, "level": p.meta.get("level"), "kept": bool(keep[i]),
                    "student_logp": [round(x, 4) for x in old_logp[i, :t].tolist()],
                    "advantages": [round(x, 4) for x in adv[i, :t].tolist()]}
             if teacher_logp is not None:
@@ -294,3 +342,12 @@ class Trainer:
                          "numpy": np.random.get_state()}}
         return self.run_dir.save_checkpoint(self.step, self.student, self.tokenizer, state,
                                             keep=self.cfg.output.keep_checkpoints)
+
+
+def _concat(parts: list[dict]) -> dict:
+    """Per-chunk advantage dicts -> one for the whole batch (calibration only runs unchunked)."""
+    out = dict(parts[0])
+    for k in ("adv", "mask", "opd_raw", "opd_cal", "opd_mask"):
+        if parts[0][k] is not None:
+            out[k] = torch.cat([p[k] for p in parts])
+    return out

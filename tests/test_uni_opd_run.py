@@ -1,0 +1,117 @@
+"""Uni-OPD through the real loop: balancing, calibration and their logs on a 'coin' task.
+
+The task makes mixed groups certain without any fake: every prompt's answer is 1 or 2, and the
+students are real 2-layer checkpoints warm-started to answer \\boxed{1} or \\boxed{2} at random, so
+math-verify grades about half of each group correct.
+"""
+
+import json
+import random
+
+import pytest
+
+from uniopd.config import ExperimentConfig
+from uniopd.plan import make_plan
+from uniopd.run_dir import RunDir
+from uniopd.tasks.problem import Problem
+from uniopd.trainer import Trainer
+
+
+@pytest.fixture(scope="module")
+def coin(tmp_path_factory, make_checkpoint):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from uniopd.world.sft import supervised_warm_start
+
+    root = tmp_path_factory.mktemp("coin")
+    rng = random.Random(0)
+    rows = [{"id": f"coin-{i}", "domain": "math", "prompt": f"Coin {i}: is it 1 or 2?",
+             "answer": str(rng.choice([1, 2]))} for i in range(24)]
+    data = root / "coin.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = {"data": data}
+    for name, seed in (("student", 31), ("teacher", 32)):
+        tok = AutoTokenizer.from_pretrained(make_checkpoint(seed))
+        model = AutoModelForCausalLM.from_pretrained(make_checkpoint(seed))
+        sft = [Problem(id=r["id"], domain="math", prompt=r["prompt"], answer=r["answer"],
+                       solution=f"\\boxed{{{rng.choice([1, 2])}}}") for r in rows * 4]
+        supervised_warm_start(model, tok, sft, steps=150, batch_size=16, lr=5e-3, seed=seed)
+        model.save_pretrained(root / name)
+        tok.save_pretrained(root / name)
+        out[name] = root / name
+    return out
+
+
+def _run(coin, tmp_path, **sections):
+    cfg = {"name": "coin", "seed": 3, "device": "cpu", "student": str(coin["student"]),
+           "teachers": {"math": str(coin["teacher"])},
+           "data": {"train": [str(coin["data"])]},
+           "rollout": {"group_size": 8, "prompts_per_batch": 4, "max_new_tokens": 8},
+           "train": {"steps": 3, "lr": 1e-4, "warmup_steps": 0},
+           "output": {"root": str(tmp_path / "runs"), "progress": False}}
+    for key, value in sections.items():
+        cfg[key] = value
+    cfg = ExperimentConfig.model_validate(cfg)
+    run = RunDir.create(cfg.output.root, cfg.name)
+    Trainer(make_plan(cfg), run).train()
+    metrics = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
+    return run, metrics
+
+
+def test_full_uni_opd_logs_why_it_helps(coin, tmp_path, monkeypatch):
+    monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))
+    run, metrics = _run(coin, tmp_path,
+                        balance={"offline": {"mode": "balance", "n_samples": 4},
+                                 "online": {"enabled": True, "ratio": 1.0}},
+                        calibration={"margin_shift": True, "mode": "minmax", "delta": 0.2})
+    mixed_steps = [m for m in metrics if m["order/pairs"] > 0]
+    assert mixed_steps, "the coin task should give mixed groups"
+    for m in metrics:
+        assert m["balance/kept"] + m["balance/masked"] == 32
+        assert 0 <= m["time/calibrate"] < m["time/step"]
+    for m in mixed_steps:
+        # METHOD 4: after a minmax shift with delta > 0 every mixed group is ordered
+        assert m["order/consistency_after"] == 1.0
+        assert m["order/mean_gap_after"] >= m["order/mean_gap_before"]
+        assert m["balance/masked"] > 0 and m["calibration/mixed_units"] > 0
+    # the rollout records say which rollouts online balancing kept, and masked ones train on nothing
+    recs = [json.loads(x) for x in (run.path / "rollouts" / "step_000001.jsonl").read_text().splitlines()]
+    assert sum(not r["kept"] for r in recs) == metrics[0]["balance/masked"]
+    assert all(a == 0 for r in recs if not r["kept"] for a in r["advantages"])
+    # per-run pairs for the order-consistency heatmap: one correct and one incorrect, same prompt
+    pairs = [json.loads(x) for x in (run.path / "pairs.jsonl").read_text().splitlines()]
+    assert pairs and all(len(p["correct"]["tokens"]) == len(p["correct"]["before"]) ==
+                         len(p["correct"]["after"]) for p in pairs)
+    # offline balancing: table and histograms, every prompt kept at least once
+    hist = json.loads((run.path / "difficulty" / "histograms.json").read_text())["math"]
+    assert sum(hist["before"]) == 24 and sum(hist["after"]) >= 24
+    table = (run.path / "difficulty" / "table.csv").read_text().splitlines()
+    assert table[0].startswith("prompt_id,domain,level,pass_count") and len(table) == 25
+
+
+def test_difficulty_estimate_is_cached_across_runs(coin, tmp_path, monkeypatch):
+    monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))
+    balance = {"offline": {"mode": "balance", "n_samples": 4}}
+    first, _ = _run(coin, tmp_path, balance=balance, train={"steps": 1, "warmup_steps": 0})
+    cached = list((tmp_path / "home" / "difficulty").glob("*.json"))
+    assert len(cached) == 1
+    stamp = cached[0].stat().st_mtime_ns
+    balance["offline"]["ratio"] = 0.5  # a sweep over the ratio reuses the estimate
+    second, _ = _run(coin, tmp_path, balance=balance, train={"steps": 1, "warmup_steps": 0})
+    assert list((tmp_path / "home" / "difficulty").glob("*.json")) == cached
+    assert cached[0].stat().st_mtime_ns == stamp
+    t1 = (first.path / "difficulty" / "table.csv").read_text().splitlines()
+    t2 = (second.path / "difficulty" / "table.csv").read_text().splitlines()
+    assert [r.split(",")[3] for r in t1] == [r.split(",")[3] for r in t2]  # same pass counts
+
+
+def test_margin_mask_and_calibration_under_micro_batches(coin, tmp_path, monkeypatch):
+    monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))
+    _, whole = _run(coin, tmp_path, calibration={"margin_mask": True, "delta": 0.4})
+    _, split = _run(coin, tmp_path, calibration={"margin_mask": True, "delta": 0.4},
+                    train={"steps": 3, "lr": 1e-4, "warmup_steps": 0, "micro_batch_size": 8})
+    for a, b in zip(whole, split):
+        # split into micro-batches, the calibration still sees the whole batch: same numbers
+        assert a["calibration/mixed_units"] == b["calibration/mixed_units"]
+        assert a["calibration/dropped_rollouts"] == b["calibration/dropped_rollouts"]
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-6)

@@ -1,0 +1,115 @@
+"""Offline difficulty-aware balancing at the start of a run (METHOD 3.1): estimate, cache, balance, record.
+
+The initial student samples n responses per training prompt; its pass count is the prompt's
+difficulty. Estimates are cached under $UNIOPD_HOME/difficulty by (student weights, prompts,
+sampling settings, seed), so a sweep over balance ratios samples once. The run directory gets
+the difficulty table and the before / after histograms the paper plots:
+
+    runs/<name>/difficulty/table.csv        prompt_id, domain, level, pass_count, n_samples, p, copies
+    runs/<name>/difficulty/histograms.json  per domain: prompts per pass count before, copies after
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from uniopd.algorithms import difficulty_balance
+from uniopd.engine.loading import resolve
+from uniopd.evaluate import evaluate
+from uniopd.run_dir import RunDir, atomic_write_text
+from uniopd.tasks.problem import Problem
+
+log = logging.getLogger(__name__)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("UNIOPD_HOME", Path.home() / ".cache" / "uniopd")) / "difficulty"
+
+
+def model_fingerprint(ref: str) -> str:
+    """Identifies the weights: config + name, size and mtime of each weight file (hashing
+    gigabytes of a real checkpoint would cost more than the estimate it saves)."""
+    path = Path(resolve(ref))
+    if not path.is_dir():
+        return ref  # a hub id: its name is all we know offline
+    parts = [(path / "config.json").read_text() if (path / "config.json").exists() else ""]
+    for f in sorted(path.iterdir()):
+        if f.suffix in (".safetensors", ".bin", ".pt") and f.name != "trainer_state.pt":
+            st = f.stat()
+            parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    return f"{path.resolve()}|" + "|".join(parts)
+
+
+def estimate_pass_counts(model, tokenizer, problems: list[Problem], verifiers: dict, cfg) -> list[int]:
+    """Pass count of the initial student on each problem, from the cache or by sampling."""
+    off = cfg.balance.offline
+    settings = {"n": off.n_samples, "temperature": off.temperature, "top_p": off.top_p,
+                "top_k": off.top_k, "max_new_tokens": cfg.rollout.max_new_tokens,
+                "template": cfg.data.template, "seed": cfg.seed}
+    key = hashlib.sha256(json.dumps({
+        "student": model_fingerprint(cfg.student), "settings": settings,
+        "prompts": [(p.id, p.domain, p.prompt) for p in problems]}, sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_dir() / f"{key}.json"
+    if path.exists():
+        log.info("difficulty: cached estimate %s", path)
+        return json.loads(path.read_text())["pass_counts"]
+    log.info("difficulty: sampling %d responses for each of %d prompts", off.n_samples, len(problems))
+    _, samples = evaluate(model, tokenizer, problems, verifiers, n_samples=off.n_samples, pass_k=[1],
+                          temperature=off.temperature, top_p=off.top_p, top_k=off.top_k,
+                          max_new_tokens=cfg.rollout.max_new_tokens, template=cfg.data.template,
+                          seed=cfg.seed, progress=cfg.output.progress)
+    n = off.n_samples
+    counts = [int(sum((s["reward"] or 0) > 0 for s in samples[i * n:(i + 1) * n]))
+              for i in range(len(problems))]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps({"settings": settings, "student": cfg.student,
+                                        "pass_counts": counts}) + "\n")
+    return counts
+
+
+def offline_balance(model, tokenizer, problems: list[Problem], verifiers: dict, cfg,
+                    run_dir: RunDir) -> list[Problem]:
+    """The training set after offline balancing (the input itself when the mode is none)."""
+    off = cfg.balance.offline
+    if off.mode == "none":
+        return list(problems)
+    counts = estimate_pass_counts(model, tokenizer, problems, verifiers, cfg)
+    copies: Counter = Counter()
+    out: list[Problem] = []
+    for domain in sorted({p.domain for p in problems}):  # METHOD 3.1: each domain separately
+        idx = [i for i, p in enumerate(problems) if p.domain == domain]
+        g = torch.Generator().manual_seed(cfg.seed)
+        picked = difficulty_balance([counts[i] for i in idx], off.n_samples, off.ratio, off.mode,
+                                    bins=off.bins, num_bins=off.num_bins, mid_low=off.mid_low,
+                                    mid_high=off.mid_high, reference=off.reference,
+                                    max_repeats=off.max_repeats, generator=g)
+        for j in picked:
+            copies[idx[j]] += 1
+            out.append(problems[idx[j]])
+    _record(run_dir, problems, counts, copies, off.n_samples)
+    log.info("difficulty: %s over %d prompts -> %d training items", off.mode, len(problems), len(out))
+    return out
+
+
+def _record(run_dir: RunDir, problems, counts, copies, n) -> None:
+    folder = run_dir.path / "difficulty"
+    folder.mkdir(exist_ok=True)
+    table = pd.DataFrame({
+        "prompt_id": [p.id for p in problems], "domain": [p.domain for p in problems],
+        "level": [p.meta.get("level") for p in problems], "pass_count": counts,
+        "n_samples": n, "p": [c / n for c in counts], "copies": [copies[i] for i in range(len(problems))]})
+    atomic_write_text(folder / "table.csv", table.to_csv(index=False))
+    hist = {}
+    for domain, rows in table.groupby("domain"):
+        before = rows.groupby("pass_count").size().reindex(range(n + 1), fill_value=0)
+        after = rows.groupby("pass_count")["copies"].sum().reindex(range(n + 1), fill_value=0)
+        hist[domain] = {"pass_count": list(range(n + 1)), "before": before.tolist(), "after": after.tolist()}
+    atomic_write_text(folder / "histograms.json", json.dumps(hist, indent=1) + "\n")
