@@ -77,7 +77,7 @@ def test_smoke_world_end_to_end(workdir, monkeypatch, capsys):
     monkeypatch.setenv("UNIOPD_HOME", str(workdir / "home"))
     assert main(["world", "build"]) == 0
     manifest = json.loads(next((workdir / "home").glob("world-*/manifest.json")).read_text())
-    assert set(manifest["models"]) == {"teacher-math", "teacher-code", "student"}
+    assert set(manifest["models"]) == {"teacher-math", "teacher-code", "teacher-math-large", "student"}
     assert "grpo" in manifest["models"]["teacher-math"]  # experts went through domain GRPO
     args = ["experiments/quickstart.yaml", "train.steps=2", "eval.every=1", "eval.n_samples=1",
             "eval.pass_k=[1]", "eval.max_prompts_per_domain=2", "rollout.prompts_per_batch=2",

@@ -3,6 +3,7 @@
     uniopd run experiments/quickstart.yaml [field=value ...]   train; writes runs/<name>/
     uniopd eval experiments/quickstart.yaml [field=value ...]  held-out eval of `student`
     uniopd eval runs/quickstart                                 held-out eval of a run's final model
+    uniopd group experiments/ablations --seeds 0 1 2            every file of a study, several seeds
     uniopd validate experiments/*.yaml                          check files, no compute
     uniopd fields                                               every experiment field with its help
     uniopd world build [--force] | uniopd world info            the tiny built-in world
@@ -50,6 +51,13 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_group(args) -> int:
+    from uniopd.group import run_group
+
+    run_group(args.targets, args.seeds, args.overrides)
+    return 0
+
+
 def _print_eval(summary: dict) -> None:
     for domain, entry in summary.items():
         if isinstance(entry, dict):
@@ -94,8 +102,13 @@ def cmd_eval(args) -> int:
 def cmd_validate(args) -> int:
     from uniopd.plan import make_plan
 
-    for path in args.experiments:
-        cfg = _load(path, args.overrides)
+    from uniopd.group import expand
+
+    for path in expand(args.experiments):
+        if path.name.startswith("_"):  # a partial base is only complete through a file naming it
+            print(f"--  {path}  (partial base, checked through the files that inherit it)")
+            continue
+        cfg = _load(str(path), args.overrides)
         make_plan(cfg)
         print(f"ok  {path}  ({cfg.method.name}, {cfg.train.steps} steps)")
     return 0
@@ -138,8 +151,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the summary and every sample to this JSON file")
     p.set_defaults(fn=cmd_eval)
 
+    p = sub.add_parser("group", help="run several experiment files over several seeds")
+    p.add_argument("targets", nargs="+", help="experiment files, or folders of them")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (default: 0)")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   help="dotted override applied to every run, e.g. --set train.steps=30")
+    p.set_defaults(fn=cmd_group)
+
     p = sub.add_parser("validate", help="check experiment files and their data, no compute")
-    p.add_argument("experiments", nargs="+")
+    p.add_argument("experiments", nargs="+", help="experiment files, or folders of them")
     p.add_argument("--set", dest="overrides", action="append", default=[])
     p.set_defaults(fn=cmd_validate)
 

@@ -98,11 +98,14 @@ class Trainer:
 
     def _load_teachers(self) -> TeacherPool:
         models = {}
+        asked = {p.domain for p in self.plan.train}  # a teacher no prompt routes to is not loaded
         for domain, ref in sorted(self.cfg.teachers.items()):
+            if domain not in asked:
+                continue
             loading.check_same_interface(self.tokenizer, loading.load_tokenizer(ref), ref, domain)
             if ref not in models:
                 models[ref] = loading.load_model(ref, self.device, self.dtype, trainable=False)
-        return TeacherPool(models, dict(self.cfg.teachers))
+        return TeacherPool(models, {d: r for d, r in self.cfg.teachers.items() if d in asked})
 
     # ------------------------------------------------------------------ the loop
     def train(self) -> dict:

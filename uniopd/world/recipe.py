@@ -17,6 +17,8 @@ DEFAULT = {
         # name: size (see models.SIZES), SFT domains and steps, then GRPO steps on those domains
         "teacher-math": {"size": "base", "domains": ["math"], "sft_steps": 600, "grpo_steps": 15},
         "teacher-code": {"size": "base", "domains": ["code"], "sft_steps": 600, "grpo_steps": 15},
+        # strong-to-weak: a wider math expert (built only when an experiment names it)
+        "teacher-math-large": {"size": "large", "domains": ["math"], "sft_steps": 600, "grpo_steps": 15},
         # the student's warm start has one slip in `slip_rate` of its solutions: a noisy, less sure model
         "student": {"size": "small", "domains": ["math", "code"], "sft_steps": 800, "grpo_steps": 0,
                     "slip_rate": 0.4},
