@@ -2,7 +2,7 @@
 
 import torch
 
-from uniopd.algorithms import distillation_returns, opd_advantages, ppo_clip_loss
+from uniopd.algorithms import distillation_returns, opd_advantages, opd_loss_mask, ppo_clip_loss
 
 
 def _policy_gradient(theta, teacher_logp_V, n_samples, advantage_fn, seed=0):
@@ -21,7 +21,7 @@ def test_student_equal_teacher_gives_zero_advantage_and_zero_gradient():
     theta = torch.randn(16, requires_grad=True)
     teacher = torch.log_softmax(theta.detach(), -1)
     grad = _policy_gradient(theta, teacher, 4096, lambda tok, old: opd_advantages(
-        teacher[tok][:, None], old, torch.ones_like(old))[0])
+        teacher[tok][:, None], old, torch.ones_like(old)))
     assert torch.count_nonzero(grad) == 0
 
 
@@ -30,7 +30,7 @@ def test_expected_gradient_matches_reverse_kl_gradient():
     theta = torch.randn(8, requires_grad=True)
     teacher = torch.log_softmax(torch.randn(8) * 2, -1)
     grad = _policy_gradient(theta, teacher, 400_000, lambda tok, old: opd_advantages(
-        teacher[tok][:, None], old, torch.ones_like(old))[0])
+        teacher[tok][:, None], old, torch.ones_like(old)))
     # minimising the loss must follow the exact reverse KL(pi || piT): same gradient in expectation
     logp = torch.log_softmax(theta, -1)
     kl = (logp.exp() * (logp - teacher)).sum()
@@ -58,7 +58,8 @@ def test_token_independent_advantage_has_zero_expected_gradient():
 def test_non_finite_teacher_positions_get_zero_advantage_and_mask():
     teacher = torch.tensor([[-1.0, float("nan"), -2.0], [float("-inf"), -0.5, -0.1]])
     student = torch.tensor([[-0.5, -0.5, -0.5], [-0.3, -0.3, -0.3]])
-    adv, mask = opd_advantages(teacher, student, torch.ones(2, 3))
+    adv = opd_advantages(teacher, student, torch.ones(2, 3))
+    mask = opd_loss_mask(teacher, student, torch.ones(2, 3))
     assert torch.equal(mask, torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]))
     assert torch.allclose(adv, torch.tensor([[-0.5, 0.0, -1.5], [0.0, -0.2, 0.2]]))
 

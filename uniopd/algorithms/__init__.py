@@ -11,6 +11,7 @@ from uniopd.algorithms.advantages import (
     distillation_returns,
     grpo_advantages,
     opd_advantages,
+    opd_loss_mask,
 )
 from uniopd.algorithms.difficulty_balance import difficulty_balance, difficulty_bins
 from uniopd.algorithms.margin import MarginStats, margin_mask, margin_shift
@@ -30,6 +31,7 @@ __all__ = [
     "margin_shift",
     "online_balance",
     "opd_advantages",
+    "opd_loss_mask",
     "order_consistency",
     "ppo_clip_loss",
 ]

@@ -9,17 +9,23 @@ import torch
 
 
 def opd_advantages(teacher_logp: torch.Tensor, student_logp: torch.Tensor,
-                   mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """METHOD 2: A_t = log piT(o_t) - log pi_old(o_t), a one-sample reverse-KL estimate.
+                   mask: torch.Tensor) -> torch.Tensor:
+    """METHOD 2: A_t = log piT(o_t) - log pi_old(o_t), a one-sample reverse-KL estimate, `[N, T]`.
 
     Stop-gradient, no discount, no normalisation. A position where either log-prob is not finite
-    (a failed teacher call, say) gets advantage 0 and loss mask 0, so one bad number cannot
-    poison the batch. Returns (advantages [N, T], mask [N, T]).
+    (a failed teacher call, say) gets advantage 0, and `opd_loss_mask` drops it from the loss, so
+    one bad number cannot poison the batch.
     """
     finite = torch.isfinite(teacher_logp) & torch.isfinite(student_logp)
-    mask = mask * finite.to(mask.dtype)
     adv = torch.where(finite, teacher_logp - student_logp, torch.zeros_like(teacher_logp))
-    return (adv * mask).detach(), mask
+    return (adv * opd_loss_mask(teacher_logp, student_logp, mask)).detach()
+
+
+def opd_loss_mask(teacher_logp: torch.Tensor, student_logp: torch.Tensor,
+                  mask: torch.Tensor) -> torch.Tensor:
+    """The response mask without the positions whose teacher or student log-prob is not finite."""
+    finite = torch.isfinite(teacher_logp) & torch.isfinite(student_logp)
+    return mask * finite.to(mask.dtype)
 
 
 def grpo_advantages(rewards: torch.Tensor, group_ids: torch.Tensor,
@@ -48,7 +54,8 @@ def distillation_returns(advantages: torch.Tensor, mask: torch.Tensor) -> torch.
 
 
 def _opd(s: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    return opd_advantages(s["teacher_logp"], s["student_logp"], s["mask"])
+    t, o, m = s["teacher_logp"], s["student_logp"], s["mask"]
+    return opd_advantages(t, o, m), opd_loss_mask(t, o, m)
 
 
 def _grpo(s: dict) -> tuple[torch.Tensor, torch.Tensor]:
