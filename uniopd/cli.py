@@ -1,6 +1,7 @@
 """The `uniopd` command line.
 
     uniopd run experiments/quickstart.yaml [field=value ...]   train; writes runs/<name>/
+    uniopd run --resume runs/<name>                             continue from the last checkpoint
     uniopd eval experiments/quickstart.yaml [field=value ...]  held-out eval of `student`
     uniopd eval runs/quickstart                                 held-out eval of a run's final model
     uniopd group experiments/ablations --seeds 0 1 2            every file of a study, several seeds
@@ -41,6 +42,10 @@ def cmd_run(args) -> int:
     from uniopd.config import save_resolved
     from uniopd.trainer import Trainer
 
+    if args.resume:
+        return _resume(Path(args.resume), [args.experiment, *args.overrides] if args.experiment else args.overrides)
+    if not args.experiment:
+        return _fail("run: name an experiment file, or --resume runs/<name>")
     cfg = _load(args.experiment, args.overrides)
     plan = make_plan(cfg)  # all input checks happen here, before the run directory exists
     run = RunDir.create(cfg.output.root, cfg.name)
@@ -48,6 +53,31 @@ def cmd_run(args) -> int:
     print(f"uniopd: run directory {run.path}", file=sys.stderr)
     final = Trainer(plan, run).train()
     _print_eval(final)
+    return 0
+
+
+def _resume(path: Path, extra: list[str]) -> int:
+    from uniopd.plan import make_plan
+    from uniopd.run_dir import RunDir
+    from uniopd.trainer import Trainer
+
+    if extra:
+        return _fail(f"run --resume {path}: takes no experiment file or overrides ({' '.join(extra)}); "
+                     "a resumed run keeps the config it was started with")
+    if not (path / "config.yaml").is_file():
+        return _fail(f"run --resume {path}: not a run directory (no config.yaml)")
+    cfg = _load(str(path / "config.yaml"), [])
+    run = RunDir(path)
+    marker = path / "checkpoints" / "latest"
+    if marker.exists() and marker.read_text().strip() == f"step_{cfg.train.steps:06d}":
+        print(f"uniopd: {path} already finished all {cfg.train.steps} steps", file=sys.stderr)
+        return 0
+    try:
+        trainer = Trainer(make_plan(cfg), run, resume=True)
+    except FileNotFoundError as exc:
+        return _fail(str(exc))
+    print(f"uniopd: resuming {path} at step {trainer.step}", file=sys.stderr)
+    _print_eval(trainer.train())
     return 0
 
 
@@ -141,7 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="train as an experiment file says")
-    p.add_argument("experiment")
+    p.add_argument("experiment", nargs="?")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue runs/<name> from its newest usable checkpoint")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=3e-4 seed=2")
     p.set_defaults(fn=cmd_run)
 

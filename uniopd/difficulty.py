@@ -76,11 +76,18 @@ def estimate_pass_counts(model, tokenizer, problems: list[Problem], verifiers: d
 
 
 def offline_balance(model, tokenizer, problems: list[Problem], verifiers: dict, cfg,
-                    run_dir: RunDir) -> list[Problem]:
-    """The training set after offline balancing (the input itself when the mode is none)."""
+                    run_dir: RunDir, resume: bool = False) -> list[Problem]:
+    """The training set after offline balancing (the input itself when the mode is none).
+
+    The balanced list is saved as difficulty/items.json; a resumed run reads it back rather than
+    re-estimating, because its `model` is no longer the initial student."""
     off = cfg.balance.offline
     if off.mode == "none":
         return list(problems)
+    items = run_dir.path / "difficulty" / "items.json"
+    if resume:
+        by_id = {p.id: p for p in problems}
+        return [by_id[i] for i in json.loads(items.read_text())]
     counts = estimate_pass_counts(model, tokenizer, problems, verifiers, cfg)
     copies: Counter = Counter()
     out: list[Problem] = []
@@ -95,6 +102,7 @@ def offline_balance(model, tokenizer, problems: list[Problem], verifiers: dict, 
             copies[idx[j]] += 1
             out.append(problems[idx[j]])
     _record(run_dir, problems, counts, copies, off.n_samples)
+    atomic_write_text(items, json.dumps([p.id for p in out]) + "\n")
     log.info("difficulty: %s over %d prompts -> %d training items", off.mode, len(problems), len(out))
     return out
 

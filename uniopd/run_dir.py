@@ -18,6 +18,7 @@ leaves complete lines and complete checkpoints behind, never half of one.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import shutil
@@ -27,6 +28,8 @@ import time
 from pathlib import Path
 
 import torch
+
+log = logging.getLogger(__name__)
 
 
 def _git_commit() -> dict:
@@ -127,3 +130,54 @@ class RunDir:
         if not marker.exists():
             return None
         return self.path / "checkpoints" / marker.read_text().strip()
+
+    def resumable_checkpoint(self) -> tuple[Path, dict]:
+        """The newest checkpoint that loads completely, with its trainer state. A truncated or
+        corrupt one (a kill during a copy, a full disk) is skipped with a warning naming it."""
+        from safetensors import safe_open
+
+        ckpts = sorted((self.path / "checkpoints").glob("step_*"), reverse=True)
+        for ckpt in ckpts:
+            try:
+                json.loads((ckpt / "config.json").read_text())
+                weights = sorted(ckpt.glob("*.safetensors"))
+                if not weights:
+                    raise FileNotFoundError("no *.safetensors weights")
+                for w in weights:
+                    with safe_open(str(w), "pt") as f:
+                        for key in f.keys():
+                            f.get_tensor(key)  # reads every tensor: a truncated file fails here
+                state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
+                if state.get("step") != int(ckpt.name.removeprefix("step_")):
+                    raise ValueError(f"trainer_state.pt is for step {state.get('step')}")
+                return ckpt, state
+            except Exception as exc:  # noqa: BLE001 - any failure means "not this one"
+                log.warning("checkpoint %s is unusable (%s: %s); trying the one before it",
+                            ckpt, type(exc).__name__, exc)
+        raise FileNotFoundError(f"{self.path}: no usable checkpoint to resume from "
+                                f"(checked {len(ckpts)}); was output.checkpoint_every 0?")
+
+    def rewind_logs(self, step: int) -> None:
+        """Drop log lines written after `step`, which a resumed run is about to write again."""
+        for name in ("metrics.jsonl", "eval.jsonl", "pairs.jsonl"):
+            path = self.path / name
+            if not path.exists():
+                continue
+            kept = []
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:  # a line torn by the kill
+                    log.warning("%s line %d is incomplete; dropped", path, n)
+                    continue
+                if record.get("step", 0) <= step:
+                    kept.append(line + "\n")
+            atomic_write_text(path, "".join(kept))
+
+    def note_resume(self, step: int, checkpoint: Path) -> None:
+        meta_path = self.path / "meta.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        meta.setdefault("resumes", []).append({"from_step": step, "checkpoint": checkpoint.name,
+                                               "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                               "command": sys.argv})
+        atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")

@@ -63,7 +63,10 @@ def lr_lambda(warmup: int, total: int, schedule: str):
 
 
 class Trainer:
-    def __init__(self, plan: Plan, run_dir: RunDir):
+    def __init__(self, plan: Plan, run_dir: RunDir, resume: bool = False):
+        """`resume=True` continues `run_dir` from its newest usable checkpoint: weights,
+        optimizer, scheduler, data position, RNG state and step, so the run ends where an
+        uninterrupted one would."""
         cfg = self.cfg = plan.cfg
         self.plan, self.run_dir = plan, run_dir
         self.device = loading.pick_device(cfg.device)
@@ -72,8 +75,10 @@ class Trainer:
         np.random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
 
+        checkpoint, state = run_dir.resumable_checkpoint() if resume else (None, None)
         self.tokenizer = loading.load_tokenizer(cfg.student)
-        self.student = loading.load_model(cfg.student, self.device, self.dtype, trainable=True)
+        self.student = loading.load_model(str(checkpoint or cfg.student), self.device, self.dtype,
+                                          trainable=True)
         self.teachers = self._load_teachers() if cfg.method.uses_opd() else None
         self.verifiers = {d: get_verifier(name) for d, name in plan.verifier_for.items()}
 
@@ -82,7 +87,8 @@ class Trainer:
                                            weight_decay=cfg.train.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(cfg.train.warmup_steps, cfg.train.steps, cfg.train.lr_schedule))
-        train_set = offline_balance(self.student, self.tokenizer, plan.train, self.verifiers, cfg, run_dir)
+        train_set = offline_balance(self.student, self.tokenizer, plan.train, self.verifiers, cfg,
+                                    run_dir, resume=resume)
         self.sampler = PromptSampler(train_set, seed=cfg.seed)
         self.train_domains = sorted({p.domain for p in plan.train})
         ids = encode_prompts(self.tokenizer, [p.prompt for p in plan.train], cfg.data.template)
@@ -91,6 +97,12 @@ class Trainer:
                                      top_p=cfg.rollout.top_p, top_k=cfg.rollout.top_k,
                                      max_new_tokens=cfg.rollout.max_new_tokens)
         self.step = 0
+        if resume:
+            self._load_state(state)
+            run_dir.rewind_logs(self.step)
+            run_dir.note_resume(self.step, checkpoint)
+            log.info("resumed %s at step %d from %s", run_dir.path, self.step, checkpoint)
+            return
         run_dir.write_meta(self.device, {"n_train_prompts": len(plan.train),
                                          "n_train_items": len(train_set),
                                          "n_eval_prompts": len(plan.eval),
@@ -337,6 +349,15 @@ class Trainer:
         accs = " ".join(f"{d}={v['acc']:.3f}" for d, v in summary.items() if isinstance(v, dict))
         log.info("eval step %d: %s", self.step, accs)
         return summary
+
+    def _load_state(self, state: dict) -> None:
+        self.step = state["step"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.sampler.load_state_dict(state["sampler"])
+        torch.random.set_rng_state(state["rng"]["torch"])
+        random.setstate(state["rng"]["python"])
+        np.random.set_state(state["rng"]["numpy"])
 
     def checkpoint(self):
         state = {"step": self.step, "optimizer": self.optimizer.state_dict(),

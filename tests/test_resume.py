@@ -1,0 +1,90 @@
+"""`uniopd run --resume`: a run continued from a checkpoint ends exactly where an uninterrupted one does."""
+
+import json
+import shutil
+
+import pytest
+import yaml
+
+from uniopd.cli import main
+
+
+def _experiment(tmp_path, student, teacher, **extra):
+    cfg = {"name": "r", "seed": 5, "device": "cpu", "student": str(student),
+           "teachers": {"math": str(teacher), "code": str(teacher)},
+           "data": {"train": ["builtin:math/train", "builtin:code/train"],
+                    "eval": ["builtin:math/test", "builtin:code/test"], "limit": 12},
+           "rollout": {"group_size": 4, "prompts_per_batch": 3, "max_new_tokens": 8},
+           "train": {"steps": 6, "lr": 1e-3, "warmup_steps": 2, "lr_schedule": "cosine"},
+           "balance": {"online": {"enabled": True}},
+           "calibration": {"margin_shift": True},
+           "eval": {"every": 2, "n_samples": 2, "max_prompts_per_domain": 3},
+           "output": {"root": str(tmp_path / "runs"), "progress": False, "checkpoint_every": 2,
+                      "keep_checkpoints": 5}, **extra}
+    path = tmp_path / "r.yaml"
+    path.write_text("# r.yaml — resume test\n" + yaml.safe_dump(cfg))
+    return path
+
+
+def _lines(path):
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def _crash_after(run, step):
+    """What a SIGKILL after `step`'s checkpoint leaves: later checkpoints gone, logs written past it,
+    a torn last line."""
+    for ckpt in (run / "checkpoints").glob("step_*"):
+        if int(ckpt.name.removeprefix("step_")) > step:
+            shutil.rmtree(ckpt)
+    (run / "checkpoints" / "latest").write_text(f"step_{step:06d}\n")
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 99, "loss": 0.')
+
+
+@pytest.mark.parametrize("crash_step", [2, 4])
+def test_resumed_run_matches_the_uninterrupted_one(tmp_path, make_checkpoint, crash_step):
+    exp = _experiment(tmp_path, make_checkpoint(11), make_checkpoint(12))
+    assert main(["run", str(exp)]) == 0
+    assert main(["run", str(exp)]) == 0          # the same run again: runs/r-2
+    whole, crashed = tmp_path / "runs" / "r", tmp_path / "runs" / "r-2"
+    _crash_after(crashed, crash_step)
+    with pytest.raises(json.JSONDecodeError):  # the torn line; resume drops it and rewinds the logs
+        _lines(crashed / "metrics.jsonl")
+    assert main(["run", "--resume", str(crashed)]) == 0
+    a, b = _lines(whole / "metrics.jsonl"), _lines(crashed / "metrics.jsonl")
+    assert [m["step"] for m in b] == [1, 2, 3, 4, 5, 6]
+    for x, y in zip(a, b):
+        assert x["loss"] == y["loss"] and x["reward"] == y["reward"]
+        assert x["order/consistency_before"] == y["order/consistency_before"]
+    ea, eb = _lines(whole / "eval.jsonl"), _lines(crashed / "eval.jsonl")
+    assert [e["step"] for e in eb] == [0, 2, 4, 6]
+    assert [e["math"]["acc"] for e in ea] == [e["math"]["acc"] for e in eb]
+    assert [e["code"]["acc"] for e in ea] == [e["code"]["acc"] for e in eb]
+    meta = json.loads((crashed / "meta.json").read_text())
+    assert meta["resumes"][0]["from_step"] == crash_step
+
+
+def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, make_checkpoint, caplog):
+    exp = _experiment(tmp_path, make_checkpoint(11), make_checkpoint(12))
+    assert main(["run", str(exp)]) == 0
+    run = tmp_path / "runs" / "r"
+    _crash_after(run, 4)
+    weights = run / "checkpoints" / "step_000004" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    assert main(["run", "--resume", str(run)]) == 0
+    assert "step_000004 is unusable" in caplog.text
+    assert json.loads((run / "meta.json").read_text())["resumes"][0]["from_step"] == 2
+    assert [m["step"] for m in _lines(run / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
+
+
+def test_resume_bad_input(tmp_path, make_checkpoint, capsys):
+    assert main(["run", "--resume", str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    exp = _experiment(tmp_path, make_checkpoint(11), make_checkpoint(12),
+                      output={"root": str(tmp_path / "runs"), "progress": False})
+    assert main(["run", str(exp), "train.steps=1"]) == 0
+    run = tmp_path / "runs" / "r"
+    assert main(["run", "--resume", str(run), "train.lr=1"]) == 2
+    assert "keeps the config" in capsys.readouterr().err
+    assert main(["run", "--resume", str(run)]) == 0          # finished: nothing to do
+    assert "already finished" in capsys.readouterr().err
