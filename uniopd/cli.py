@@ -5,6 +5,8 @@
     uniopd eval experiments/quickstart.yaml [field=value ...]  held-out eval of `student`
     uniopd eval runs/quickstart                                 held-out eval of a run's final model
     uniopd group experiments/ablations --seeds 0 1 2            every file of a study, several seeds
+    uniopd sweep sweeps/margin_delta.yaml --workers 2           Optuna sweep; --storage postgresql://...
+    uniopd dashboard sweeps/margin_delta.yaml                   optuna-dashboard on 127.0.0.1
     uniopd validate experiments/*.yaml                          check files, no compute
     uniopd fields                                               every experiment field with its help
     uniopd world build [--force] | uniopd world info            the tiny built-in world
@@ -86,6 +88,29 @@ def cmd_group(args) -> int:
 
     run_group(args.targets, args.seeds, args.overrides)
     return 0
+
+
+def cmd_sweep(args) -> int:
+    from uniopd.sweep import run_sweep
+
+    summary = run_sweep(args.sweep, args.workers, args.storage)
+    print(json.dumps(summary, indent=1, default=str))
+    return 0
+
+
+def cmd_dashboard(args) -> int:
+    import shutil
+    import subprocess
+
+    from uniopd.sweep.run import storage_url
+    from uniopd.sweep.spec import load_sweep
+
+    url = storage_url(load_sweep(args.sweep), args.storage)
+    exe = shutil.which("optuna-dashboard")
+    if exe is None:
+        return _fail("optuna-dashboard is not installed (pip install optuna-dashboard)")
+    print(f"uniopd: optuna-dashboard on http://127.0.0.1:{args.port} for {url}", file=sys.stderr)
+    return subprocess.call([exe, "--host", "127.0.0.1", "--port", str(args.port), url])
 
 
 def _print_eval(summary: dict) -> None:
@@ -189,6 +214,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    help="dotted override applied to every run, e.g. --set train.steps=30")
     p.set_defaults(fn=cmd_group)
+
+    p = sub.add_parser("sweep", help="an Optuna sweep over experiment fields, with parallel workers")
+    p.add_argument("sweep", help="sweeps/<name>.yaml")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    p.add_argument("--storage", help="study storage URL (default: SQLite beside the trials); "
+                   "postgresql://... lets workers on several machines join one study")
+    p.set_defaults(fn=cmd_sweep)
+
+    p = sub.add_parser("dashboard", help="optuna-dashboard on a sweep's storage, on 127.0.0.1")
+    p.add_argument("sweep")
+    p.add_argument("--storage")
+    p.add_argument("--port", type=int, default=8080)
+    p.set_defaults(fn=cmd_dashboard)
 
     p = sub.add_parser("validate", help="check experiment files and their data, no compute")
     p.add_argument("experiments", nargs="+", help="experiment files, or folders of them")

@@ -97,6 +97,7 @@ class Trainer:
                                      top_p=cfg.rollout.top_p, top_k=cfg.rollout.top_k,
                                      max_new_tokens=cfg.rollout.max_new_tokens)
         self.step = 0
+        self.on_eval = None  # optional hook(step, summary), e.g. a sweep's pruner; may raise to stop
         if resume:
             self._load_state(state)
             run_dir.rewind_logs(self.step)
@@ -348,6 +349,8 @@ class Trainer:
         self.run_dir.log_eval(self.step, summary, samples)
         accs = " ".join(f"{d}={v['acc']:.3f}" for d, v in summary.items() if isinstance(v, dict))
         log.info("eval step %d: %s", self.step, accs)
+        if self.on_eval is not None:
+            self.on_eval(self.step, summary)
         return summary
 
     def _load_state(self, state: dict) -> None:

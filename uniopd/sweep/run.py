@@ -1,0 +1,179 @@
+"""Running a sweep: the study is created once, then N worker processes pull trials from its storage.
+
+    uniopd sweep sweeps/margin_delta.yaml --workers 2
+    uniopd sweep sweeps/margin_delta.yaml --workers 2 --storage postgresql://user@host/db   # many machines
+
+Storage defaults to SQLite beside the trials (<output>/<name>/study.db). Workers beat a
+heartbeat; a trial whose worker died (SIGKILL, a lost machine) goes stale after the grace period
+and is re-queued once with the same parameters, so the sweep still finishes every trial and none
+is counted twice. Re-running the same command after the whole sweep was killed loads the study
+and runs only what is missing. Each trial is an ordinary run directory under <name>/trials/.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import optuna
+
+from uniopd.config import load_experiment, save_resolved
+from uniopd.config.load import ConfigError
+from uniopd.sweep.spec import LoadedSweep, _text, load_sweep, objective_value
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S, GRACE_S = 5, 20
+
+
+def storage_url(loaded: LoadedSweep, url: str | None) -> str:
+    return url or f"sqlite:///{loaded.root / 'study.db'}"
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    try:
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
+    except Exception as exc:  # noqa: BLE001 - sqlalchemy / driver errors vary by backend
+        raise ConfigError("--storage", "-", f"cannot open storage {url!r}: {type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0]}") from exc
+
+
+def make_study(loaded: LoadedSweep, storage) -> optuna.Study:
+    spec = loaded.spec
+    if spec.sampler.kind == "grid":
+        sampler = optuna.samplers.GridSampler({k: p.grid() for k, p in spec.space.items()}, seed=spec.sampler.seed)
+    elif spec.sampler.kind == "random":
+        sampler = optuna.samplers.RandomSampler(seed=spec.sampler.seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=spec.sampler.seed)
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=spec.pruner.startup_trials,
+                                          n_warmup_steps=spec.pruner.warmup_evals)
+              if spec.pruner.kind == "median" else optuna.pruners.NopPruner())
+    return optuna.create_study(study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner,
+                               direction=spec.objective.direction, load_if_exists=True)
+
+
+def _suggest(trial: optuna.Trial, name: str, p) -> object:
+    if p.type == "categorical":
+        return trial.suggest_categorical(name, p.choices)
+    if p.type == "int":
+        return trial.suggest_int(name, int(p.low), int(p.high), log=p.log, step=int(p.step or 1))
+    return trial.suggest_float(name, p.low, p.high, log=p.log, step=p.step)
+
+
+def run_trial(loaded: LoadedSweep, trial: optuna.Trial) -> float:
+    """One trial: a run per seed, each an ordinary run directory; the score is the seeds' mean."""
+    from uniopd.plan import make_plan
+    from uniopd.run_dir import RunDir
+    from uniopd.trainer import Trainer
+
+    spec = loaded.spec
+    params = {name: _suggest(trial, name, p) for name, p in spec.space.items()}
+    scores = []
+    for i, seed in enumerate(spec.seeds):
+        name = f"trial-{trial.number:04d}-s{seed}"
+        cfg = load_experiment(loaded.base_path, [
+            *spec.overrides, *(f"{k}={_text(v)}" for k, v in params.items()),
+            f"seed={seed}", f"name={name}", f"output.root={loaded.root / 'trials'}", "output.progress=false"])
+        run = RunDir.create(cfg.output.root, cfg.name)
+        save_resolved(cfg, run.path / "config.yaml")
+        (run.path / "trial.json").write_text(json.dumps(
+            {"study": spec.name, "trial": trial.number, "params": params, "seed": seed}, indent=1) + "\n")
+        trial.set_user_attr(f"run_s{seed}", str(run.path))
+        try:
+            trainer = Trainer(make_plan(cfg), run)
+            if i == 0:  # intermediate values for the pruner come from the first seed
+                trainer.on_eval = lambda step, summary: _report(trial, spec.objective.metric, step, summary)
+            final = trainer.train()
+        except optuna.TrialPruned:
+            (run.path / "pruned.txt").write_text(f"pruned by {spec.pruner.kind} pruner\n")
+            raise
+        except Exception:
+            (run.path / "error.txt").write_text(traceback.format_exc())
+            raise
+        scores.append(objective_value(spec.objective.metric, final))
+    return sum(scores) / len(scores)
+
+
+def _report(trial: optuna.Trial, metric: str, step: int, summary: dict) -> None:
+    if step == 0:
+        return
+    trial.report(objective_value(metric, summary), step)
+    if trial.should_prune():
+        raise optuna.TrialPruned(f"step {step}")
+
+
+def finished(study: optuna.Study) -> tuple[int, int, int]:
+    """(finished, running, waiting). A trial that failed by raising counts as finished; one that
+    failed by going stale does not, because its retry (a WAITING trial) stands in for it."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+    S = optuna.trial.TrialState
+    done = sum(t.state in (S.COMPLETE, S.PRUNED) or (t.state == S.FAIL and t.number not in retried)
+               for t in trials)
+    return (done, sum(t.state == S.RUNNING for t in trials), sum(t.state == S.WAITING for t in trials))
+
+
+def worker(sweep_path: str, url: str | None) -> None:
+    loaded = load_sweep(sweep_path)
+    storage = open_storage(storage_url(loaded, url))
+    study = make_study(loaded, storage)
+    wanted = loaded.spec.n_trials()
+    while True:
+        done, running, waiting = finished(study)
+        if done >= wanted:
+            return
+        if done + running >= wanted and not waiting:
+            optuna.storages.fail_stale_trials(study)  # a dead worker's trial is re-queued here
+            time.sleep(1.0)
+            continue
+        study.optimize(lambda t: run_trial(loaded, t), n_trials=1, catch=(Exception,))
+
+
+def run_sweep(sweep_path: str, workers: int, url: str | None) -> dict:
+    loaded = load_sweep(sweep_path)  # every input check before any trial
+    loaded.root.mkdir(parents=True, exist_ok=True)
+    resolved = storage_url(loaded, url)
+    make_study(loaded, open_storage(resolved))  # created once, before the workers start
+    start = time.time()
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    if workers > 1:
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+    procs = [subprocess.Popen([sys.executable, "-m", "uniopd.sweep.worker", str(sweep_path),
+                               "--storage", resolved], env=env) for _ in range(workers)]
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        log.warning("worker exit codes %s; re-run the command to finish what is missing", codes)
+    summary = write_summary(loaded, make_study(loaded, open_storage(resolved)), time.time() - start)
+    return summary
+
+
+def write_summary(loaded: LoadedSweep, study: optuna.Study, wall_s: float) -> dict:
+    S = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False)
+    counts = {s.name.lower(): sum(t.state == s for t in trials) for s in S}
+    complete = [t for t in trials if t.state == S.COMPLETE]
+    summary = {"study": loaded.spec.name, "storage": str(study._storage.url) if hasattr(study._storage, "url") else None,
+               "objective": loaded.spec.objective.model_dump(), "trials": counts,
+               "wall_seconds_this_invocation": round(wall_s, 1)}
+    if complete:
+        best = study.best_trial
+        summary["best"] = {"number": best.number, "value": best.value, "params": best.params,
+                           "runs": {k: v for k, v in best.user_attrs.items() if k.startswith("run_")}}
+        if len(complete) >= 2 and len(loaded.spec.space) >= 1:
+            try:
+                summary["importances"] = optuna.importance.get_param_importances(study)
+            except (RuntimeError, ValueError) as exc:  # e.g. a parameter that never varied
+                summary["importances_error"] = str(exc)
+    (loaded.root / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
+    study.trials_dataframe().to_csv(loaded.root / "trials.csv", index=False)
+    return summary
