@@ -46,3 +46,12 @@ def make_checkpoint(tmp_path_factory, tokenizer_dir):
         return made[key]
 
     return make
+
+
+@pytest.fixture
+def postgres_url():
+    """URL of a throwaway PostgreSQL cluster started for this test (tests/pg_cluster.py)."""
+    from pg_cluster import throwaway_cluster
+
+    with throwaway_cluster() as url:
+        yield url

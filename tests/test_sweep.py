@@ -92,3 +92,18 @@ def test_a_trial_that_raises_is_recorded_and_the_sweep_goes_on(tmp_path, make_ch
     assert summary["trials"]["complete"] == 1 and summary["trials"]["fail"] == 1
     errors = list((tmp_path / "out" / "s" / "trials").glob("*/error.txt"))
     assert len(errors) == 1 and "broken: could not load the" in errors[0].read_text()
+
+
+def test_two_workers_share_one_postgresql_study(tmp_path, make_checkpoint, monkeypatch, postgres_url):
+    import optuna
+
+    monkeypatch.chdir(tmp_path)
+    _base(tmp_path, make_checkpoint(11), make_checkpoint(12))
+    path = _sweep(tmp_path, trials=4)
+    assert main(["sweep", str(path), "--workers", "2", "--storage", postgres_url]) == 0
+    study = optuna.load_study(study_name="s", storage=postgres_url)
+    states = [t.state for t in study.trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 4 and len(states) == 4
+    summary = json.loads((tmp_path / "out" / "s" / "summary.json").read_text())
+    assert summary["trials"]["complete"] == 4
+    assert len(list((tmp_path / "out" / "s" / "trials").iterdir())) == 4
