@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+from uniopd.tracking import NullTracker
+
 log = logging.getLogger(__name__)
 
 
@@ -53,6 +55,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 class RunDir:
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.mirror = NullTracker()  # a tracker (wandb) that copies what is logged here
 
     @classmethod
     def create(cls, root: str | Path, name: str) -> "RunDir":
@@ -87,16 +90,25 @@ class RunDir:
         }
         atomic_write_text(self.path / "meta.json", json.dumps(meta, indent=2) + "\n")
 
+    def read_meta(self) -> dict:
+        path = self.path / "meta.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def update_meta(self, fields: dict) -> None:
+        atomic_write_text(self.path / "meta.json", json.dumps({**self.read_meta(), **fields}, indent=2) + "\n")
+
     def _append(self, path: Path, record: dict) -> None:
         with open(path, "a") as f:
             f.write(json.dumps(record) + "\n")
 
     def log_metrics(self, record: dict) -> None:
         self._append(self.path / "metrics.jsonl", record)
+        self.mirror.log_metrics(record)
 
     def log_eval(self, step: int, summary: dict, samples: list[dict]) -> None:
         self._write_lines(self.path / "eval" / f"step_{step:06d}.jsonl", samples)
         self._append(self.path / "eval.jsonl", {"step": step, **summary})
+        self.mirror.log_eval(step, summary, samples)
 
     def log_rollouts(self, step: int, records: list[dict]) -> None:
         self._write_lines(self.path / "rollouts" / f"step_{step:06d}.jsonl", records)
@@ -175,9 +187,7 @@ class RunDir:
             atomic_write_text(path, "".join(kept))
 
     def note_resume(self, step: int, checkpoint: Path) -> None:
-        meta_path = self.path / "meta.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        meta.setdefault("resumes", []).append({"from_step": step, "checkpoint": checkpoint.name,
-                                               "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                               "command": sys.argv})
-        atomic_write_text(meta_path, json.dumps(meta, indent=2) + "\n")
+        resumes = self.read_meta().get("resumes", [])
+        resumes.append({"from_step": step, "checkpoint": checkpoint.name,
+                        "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": sys.argv})
+        self.update_meta({"resumes": resumes})

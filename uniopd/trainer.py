@@ -32,6 +32,7 @@ from uniopd.engine.teachers import TeacherPool
 from uniopd.evaluate import evaluate_as_configured
 from uniopd.plan import Plan
 from uniopd.run_dir import RunDir
+from uniopd.tracking import make_tracker
 from uniopd.verifiers import get_verifier, grade_by_domain
 
 log = logging.getLogger(__name__)
@@ -103,11 +104,12 @@ class Trainer:
             run_dir.rewind_logs(self.step)
             run_dir.note_resume(self.step, checkpoint)
             log.info("resumed %s at step %d from %s", run_dir.path, self.step, checkpoint)
-            return
-        run_dir.write_meta(self.device, {"n_train_prompts": len(plan.train),
-                                         "n_train_items": len(train_set),
-                                         "n_eval_prompts": len(plan.eval),
-                                         "student_params": sum(p.numel() for p in self.student.parameters())})
+        else:
+            run_dir.write_meta(self.device, {
+                "n_train_prompts": len(plan.train), "n_train_items": len(train_set),
+                "n_eval_prompts": len(plan.eval),
+                "student_params": sum(p.numel() for p in self.student.parameters())})
+        run_dir.mirror = make_tracker(cfg, run_dir)
 
     def _load_teachers(self) -> TeacherPool:
         models = {}
@@ -141,6 +143,7 @@ class Trainer:
         if self.plan.eval:
             last_eval = self.evaluate()
         self.checkpoint()
+        self.run_dir.mirror.finish()
         return last_eval or {}
 
     def train_step(self) -> dict:

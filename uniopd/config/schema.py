@@ -294,6 +294,17 @@ class OutputConfig(_Section):
     progress: bool = Field(default=True, description="Show a progress bar on the terminal.")
 
 
+class TrackingConfig(_Section):
+    wandb: Literal["auto", "online", "offline", "disabled"] = Field(
+        default="auto",
+        description="wandb mirror of the run directory: online (needs a login, else offline), "
+        "offline (files under the run, `wandb sync` later), disabled; auto = offline. "
+        "The WANDB_MODE environment variable wins.",
+    )
+    project: str = Field(default="uniopd", min_length=1, description="wandb project.")
+    entity: str | None = Field(default=None, description="wandb entity (team or user); None = your default.")
+
+
 class ExperimentConfig(_Section):
     name: str = Field(
         pattern=r"^[A-Za-z0-9._-]+$",
@@ -328,6 +339,7 @@ class ExperimentConfig(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig, description="Optimisation.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Periodic evaluation.")
     output: OutputConfig = Field(default_factory=OutputConfig, description="The run directory.")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="Mirrors of the run directory.")
 
     @field_validator("name")
     @classmethod
@@ -418,6 +430,6 @@ def _type_name(annotation: Any) -> str:
 
 __all__ = [
     "DataConfig", "MethodConfig", "BalanceConfig", "OfflineBalanceConfig", "OnlineBalanceConfig",
-    "CalibrationConfig", "RolloutConfig", "TrainConfig", "EvalConfig", "OutputConfig",
+    "CalibrationConfig", "TrackingConfig", "RolloutConfig", "TrainConfig", "EvalConfig", "OutputConfig",
     "ExperimentConfig", "conflict", "describe_fields",
 ]

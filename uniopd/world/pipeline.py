@@ -93,6 +93,7 @@ def _domain_grpo(root: Path, name: str, start: Path, spec: dict) -> tuple[Path, 
         "eval": {"every": 0, "n_samples": 1, "temperature": 0.0,
                  "max_prompts_per_domain": g["eval_prompts"]},
         "output": {"root": str(root / "runs"), "log_rollouts_every": 0, "keep_checkpoints": 1},
+        "tracking": {"wandb": "disabled"},  # a build step, not an experiment to compare
     })
     run = RunDir.create(cfg.output.root, cfg.name)
     after = Trainer(make_plan(cfg), run).train()

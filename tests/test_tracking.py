@@ -1,0 +1,91 @@
+"""The wandb mirror, for real: an offline wandb run is written and its transaction log read back."""
+
+import glob
+import struct
+
+import pytest
+
+from uniopd.config import ExperimentConfig
+from uniopd.plan import make_plan
+from uniopd.run_dir import RunDir
+from uniopd.tracking import NullTracker, make_tracker, method_group
+from uniopd.trainer import Trainer
+
+
+def read_wandb_log(path):
+    """Records of a .wandb file (LevelDB-style log of wandb_internal_pb2.Record protobufs)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data, pos, block, chunks, buf = open(path, "rb").read(), 7, 32768, [], b""
+    while pos + 7 <= len(data):
+        room = block - pos % block
+        if room < 7:
+            pos += room
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        if kind == 0 and length == 0:
+            pos += room
+            continue
+        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        if kind == 1:
+            chunks.append(chunk)
+        elif kind in (2, 3):
+            buf = (b"" if kind == 2 else buf) + chunk
+        elif kind == 4:
+            chunks.append(buf + chunk)
+    records = []
+    for raw in chunks:
+        record = pb.Record()
+        record.ParseFromString(raw)
+        records.append(record)
+    return records
+
+
+def _cfg(tmp_path, student, teacher, **extra):
+    return ExperimentConfig.model_validate({
+        "name": "tracked", "seed": 2, "device": "cpu", "student": str(student),
+        "teachers": {"math": str(teacher)},
+        "data": {"train": ["builtin:math/train"], "eval": ["builtin:math/test"], "limit": 8},
+        "rollout": {"group_size": 2, "prompts_per_batch": 2, "max_new_tokens": 6},
+        "train": {"steps": 2, "warmup_steps": 0},
+        "eval": {"every": 1, "n_samples": 1, "max_prompts_per_domain": 2},
+        "output": {"root": str(tmp_path / "runs"), "progress": False}, **extra})
+
+
+def test_offline_mirror_has_config_group_tags_metrics_and_eval(tmp_path, make_checkpoint, monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = _cfg(tmp_path, make_checkpoint(11), make_checkpoint(12), tracking={"wandb": "offline"},
+               balance={"offline": {"mode": "balance", "n_samples": 2}, "online": {"enabled": True}},
+               calibration={"margin_shift": True})
+    monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))
+    run = RunDir.create(cfg.output.root, cfg.name)
+    Trainer(make_plan(cfg), run).train()
+    files = glob.glob(str(run.path / "wandb" / "offline-run-*" / "run-*.wandb"))
+    assert len(files) == 1
+    records = read_wandb_log(files[0])
+    header = next(r.run for r in records if r.WhichOneof("record_type") == "run")
+    assert header.run_group == "Uni-OPD" and header.display_name == "tracked"
+    assert {"method:opd", "offline:balance", "online:r1-group", "seed:2"} <= set(header.tags)
+    config = {item.key: item.value_json for item in header.config.update}
+    assert '"margin_shift":true' in config["calibration"].replace(" ", "")
+    history = []
+    for r in records:
+        if r.WhichOneof("record_type") == "history":
+            history.append({item.key or "/".join(item.nested_key): item.value_json for item in r.history.item})
+    assert [h["_step"] for h in history if "loss" in h] == ["1", "2"]
+    assert any("eval/math/acc" in h for h in history)
+    # the run directory keeps the wandb id, so a resumed run continues the same wandb run
+    assert run.read_meta()["wandb_id"] == header.run_id
+
+
+def test_disabled_by_environment_and_grouping(tmp_path, make_checkpoint, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    cfg = _cfg(tmp_path, make_checkpoint(11), make_checkpoint(12), tracking={"wandb": "online"})
+    assert isinstance(make_tracker(cfg, RunDir(tmp_path)), NullTracker)
+    assert method_group(cfg) == "OPD"
+    grpo = cfg.model_copy(update={"method": cfg.method.model_copy(update={"name": "grpo"}),
+                                  "teachers": {}})
+    assert method_group(grpo) == "GRPO"
+    with pytest.raises(ValueError):
+        _cfg(tmp_path, make_checkpoint(11), make_checkpoint(12), tracking={"wandb": "sometimes"})

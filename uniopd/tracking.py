@@ -1,0 +1,115 @@
+"""The wandb mirror of a run directory. The run directory stays the ground truth; this only copies
+what it records (config, per-step metrics, evaluations, a table of held-out samples) to wandb, with
+runs grouped by method and tagged with every Uni-OPD toggle so a workspace compares them directly.
+
+Mode (experiment field `tracking.wandb`): `online` when asked for and logged in (otherwise offline,
+with a warning), `offline` (the default: files under runs/<name>/wandb, `wandb sync` them later),
+`disabled`. The WANDB_MODE environment variable wins, so tests run with WANDB_MODE=disabled.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import uuid
+
+log = logging.getLogger(__name__)
+
+
+def method_group(cfg) -> str:
+    """OPD / Uni-OPD / GRPO / OPD+GRPO, or OPD + the components switched on."""
+    if cfg.method.name == "grpo":
+        return "GRPO"
+    base = "OPD+GRPO" if cfg.method.name == "opd+grpo" else "OPD"
+    parts = []
+    if cfg.balance.offline.mode != "none":
+        parts.append(f"offline-{cfg.balance.offline.mode}")
+    if cfg.balance.online.enabled:
+        parts.append(f"online-r{cfg.balance.online.ratio:g}")
+    if cfg.calibration.margin_shift:
+        parts.append("margin-shift")
+    if cfg.calibration.margin_mask:
+        parts.append("margin-mask")
+    if parts == ["offline-balance", "online-r1", "margin-shift"]:
+        return "Uni-OPD" if base == "OPD" else f"Uni-{base}"
+    return " + ".join([base, *parts])
+
+
+def toggle_tags(cfg) -> list[str]:
+    cal = cfg.calibration
+    if cal.margin_shift:
+        calibration = f"calibration:shift-{cal.mode}-{cal.direction}-d{cal.delta:g}-{cal.scope}"
+    elif cal.margin_mask:
+        calibration = f"calibration:mask-{cal.mode}-d{cal.delta:g}-{cal.scope}"
+    else:
+        calibration = "calibration:off"
+    online = cfg.balance.online
+    return [f"method:{cfg.method.name}", f"offline:{cfg.balance.offline.mode}",
+            f"online:r{online.ratio:g}-{online.scope}" if online.enabled else "online:off",
+            calibration, f"seed:{cfg.seed}"]
+
+
+class NullTracker:
+    """Tracking off: every call is a no-op, so the loop never branches on it."""
+
+    def log_metrics(self, record: dict) -> None: ...
+    def log_eval(self, step: int, summary: dict, samples: list[dict]) -> None: ...
+    def finish(self) -> None: ...
+
+
+class WandbTracker:
+    def __init__(self, cfg, run_dir, mode: str):
+        import wandb
+
+        from uniopd.config.load import resolved_dict
+
+        meta = run_dir.read_meta()
+        run_id = meta.get("wandb_id") or uuid.uuid4().hex[:12]  # kept, so a resume continues it
+        self.run = wandb.init(project=cfg.tracking.project, entity=cfg.tracking.entity, id=run_id,
+                              name=run_dir.path.name, group=method_group(cfg), tags=toggle_tags(cfg),
+                              config=resolved_dict(cfg), dir=str(run_dir.path), mode=mode,
+                              resume="allow", settings=wandb.Settings(silent=True))
+        run_dir.update_meta({"wandb_id": run_id, "wandb_mode": mode})
+        self._wandb = wandb
+
+    def log_metrics(self, record: dict) -> None:
+        values = {k: v for k, v in record.items() if k != "step" and _number(v)}
+        self.run.log(values, step=record["step"])
+
+    def log_eval(self, step: int, summary: dict, samples: list[dict]) -> None:
+        values = {f"eval/{d}/{k}": v for d, entry in summary.items() if isinstance(entry, dict)
+                  for k, v in entry.items() if _number(v)}
+        columns = ["prompt_id", "domain", "sample", "reward", "length", "completion"]
+        values["eval/samples"] = self._wandb.Table(
+            columns=columns, data=[[s.get(c) for c in columns] for s in samples])
+        self.run.log(values, step=step)
+
+    def finish(self) -> None:
+        self.run.finish()
+
+
+def make_tracker(cfg, run_dir):
+    mode = os.environ.get("WANDB_MODE") or cfg.tracking.wandb
+    if mode in ("disabled", "off", "dryrun"):
+        return NullTracker()
+    if mode == "auto":
+        mode = "offline"
+    if mode == "online" and not _logged_in():
+        log.warning("tracking.wandb=online but no wandb login found; mirroring offline "
+                    "(wandb sync %s/wandb later)", run_dir.path)
+        mode = "offline"
+    return WandbTracker(cfg, run_dir, mode)
+
+
+def _logged_in() -> bool:
+    try:
+        import wandb
+
+        return bool(os.environ.get("WANDB_API_KEY") or wandb.api.api_key)
+    except Exception:  # noqa: BLE001 - any failure to find a key means "not logged in"
+        return False
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
