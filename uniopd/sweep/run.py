@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -29,19 +30,18 @@ from uniopd.sweep.spec import LoadedSweep, _text, load_sweep, objective_value
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_S, GRACE_S = 5, 20
-
-
 def storage_url(loaded: LoadedSweep, url: str | None) -> str:
     return url or f"sqlite:///{loaded.root / 'study.db'}"
 
 
-def open_storage(url: str) -> optuna.storages.RDBStorage:
+def open_storage(url: str, loaded: LoadedSweep) -> optuna.storages.RDBStorage:
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    beat = loaded.spec.heartbeat
     try:
         return optuna.storages.RDBStorage(
-            url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
+            url, engine_kwargs=kwargs, heartbeat_interval=beat.interval, grace_period=beat.grace,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=beat.max_retry))
     except Exception as exc:  # noqa: BLE001 - sqlalchemy / driver errors vary by backend
         raise ConfigError("--storage", "-", f"cannot open storage {url!r}: {type(exc).__name__}: "
                           f"{str(exc).splitlines()[0]}") from exc
@@ -77,6 +77,7 @@ def run_trial(loaded: LoadedSweep, trial: optuna.Trial) -> float:
     from uniopd.trainer import Trainer
 
     spec = loaded.spec
+    trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
     params = {name: _suggest(trial, name, p) for name, p in spec.space.items()}
     scores = []
     for i, seed in enumerate(spec.seeds):
@@ -87,7 +88,9 @@ def run_trial(loaded: LoadedSweep, trial: optuna.Trial) -> float:
         run = RunDir.create(cfg.output.root, cfg.name)
         save_resolved(cfg, run.path / "config.yaml")
         (run.path / "trial.json").write_text(json.dumps(
-            {"study": spec.name, "trial": trial.number, "params": params, "seed": seed}, indent=1) + "\n")
+            {"study": spec.name, "trial": trial.number, "params": params, "seed": seed,
+             "retry_of": _frozen(trial).system_attrs.get("failed_trial"),
+             "worker": {"host": socket.gethostname(), "pid": os.getpid()}}, indent=1) + "\n")
         trial.set_user_attr(f"run_s{seed}", str(run.path))
         try:
             trainer = Trainer(make_plan(cfg), run)
@@ -102,6 +105,10 @@ def run_trial(loaded: LoadedSweep, trial: optuna.Trial) -> float:
             raise
         scores.append(objective_value(spec.objective.metric, final))
     return sum(scores) / len(scores)
+
+
+def _frozen(trial: optuna.Trial) -> optuna.trial.FrozenTrial:
+    return next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
 
 
 def _report(trial: optuna.Trial, metric: str, step: int, summary: dict) -> None:
@@ -123,17 +130,53 @@ def finished(study: optuna.Study) -> tuple[int, int, int]:
     return (done, sum(t.state == S.RUNNING for t in trials), sum(t.state == S.WAITING for t in trials))
 
 
+def reap_dead_trials(study: optuna.Study, loaded: LoadedSweep) -> None:
+    """Fail and re-queue RUNNING trials whose worker is gone. Heartbeats catch a dead worker on
+    any machine after the grace period; this also catches, at once, a worker of this machine whose
+    process no longer exists, and a trial killed before its first heartbeat (no worker recorded
+    and older than the grace period), which heartbeats alone would leave RUNNING forever."""
+    optuna.storages.fail_stale_trials(study)
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=loaded.spec.heartbeat.max_retry)
+    now, host = time.time(), socket.gethostname()
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        w = t.user_attrs.get("worker")
+        age = now - t.datetime_start.timestamp() if t.datetime_start else 0.0
+        dead = (w is None and age > loaded.spec.heartbeat.grace) or \
+            (w is not None and w["host"] == host and not _alive(w["pid"]))
+        if not dead:
+            continue
+        try:
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        except (ValueError, RuntimeError):  # another worker got there first
+            continue
+        log.warning("trial %d: its worker is gone; re-queued", t.number)
+        retry(study, next(x for x in study.get_trials(deepcopy=False) if x.number == t.number))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")  # a killed child not yet waited for is a zombie: dead
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+
+
 def worker(sweep_path: str, url: str | None) -> None:
     loaded = load_sweep(sweep_path)
-    storage = open_storage(storage_url(loaded, url))
-    study = make_study(loaded, storage)
+    study = make_study(loaded, open_storage(storage_url(loaded, url), loaded))
     wanted = loaded.spec.n_trials()
     while True:
+        reap_dead_trials(study, loaded)  # a dead worker's trial is re-queued as WAITING here
         done, running, waiting = finished(study)
         if done >= wanted:
             return
         if done + running >= wanted and not waiting:
-            optuna.storages.fail_stale_trials(study)  # a dead worker's trial is re-queued here
             time.sleep(1.0)
             continue
         study.optimize(lambda t: run_trial(loaded, t), n_trials=1, catch=(Exception,))
@@ -143,7 +186,7 @@ def run_sweep(sweep_path: str, workers: int, url: str | None) -> dict:
     loaded = load_sweep(sweep_path)  # every input check before any trial
     loaded.root.mkdir(parents=True, exist_ok=True)
     resolved = storage_url(loaded, url)
-    make_study(loaded, open_storage(resolved))  # created once, before the workers start
+    make_study(loaded, open_storage(resolved, loaded))  # created once, before the workers start
     start = time.time()
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     if workers > 1:
@@ -153,16 +196,18 @@ def run_sweep(sweep_path: str, workers: int, url: str | None) -> dict:
     codes = [p.wait() for p in procs]
     if any(codes):
         log.warning("worker exit codes %s; re-run the command to finish what is missing", codes)
-    summary = write_summary(loaded, make_study(loaded, open_storage(resolved)), time.time() - start)
+    summary = write_summary(loaded, make_study(loaded, open_storage(resolved, loaded)), resolved,
+                            time.time() - start)
     return summary
 
 
-def write_summary(loaded: LoadedSweep, study: optuna.Study, wall_s: float) -> dict:
+def write_summary(loaded: LoadedSweep, study: optuna.Study, url: str, wall_s: float) -> dict:
     S = optuna.trial.TrialState
     trials = study.get_trials(deepcopy=False)
     counts = {s.name.lower(): sum(t.state == s for t in trials) for s in S}
     complete = [t for t in trials if t.state == S.COMPLETE]
-    summary = {"study": loaded.spec.name, "storage": str(study._storage.url) if hasattr(study._storage, "url") else None,
+    retries = {t.number: t.system_attrs["failed_trial"] for t in trials if "failed_trial" in t.system_attrs}
+    summary = {"study": loaded.spec.name, "retried": {str(k): v for k, v in retries.items()}, "storage": _without_password(url),
                "objective": loaded.spec.objective.model_dump(), "trials": counts,
                "wall_seconds_this_invocation": round(wall_s, 1)}
     if complete:
@@ -177,3 +222,9 @@ def write_summary(loaded: LoadedSweep, study: optuna.Study, wall_s: float) -> di
     (loaded.root / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
     study.trials_dataframe().to_csv(loaded.root / "trials.csv", index=False)
     return summary
+
+
+def _without_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

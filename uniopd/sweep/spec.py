@@ -72,6 +72,12 @@ class Pruner(_Section):
     startup_trials: int = Field(default=2, ge=0, description="Finished trials needed before pruning.")
 
 
+class Heartbeat(_Section):
+    interval: int = Field(default=5, ge=1, description="Seconds between a running trial's heartbeats.")
+    grace: int = Field(default=20, ge=1, description="Seconds without a heartbeat before a trial is stale and re-queued.")
+    max_retry: int = Field(default=2, ge=0, description="Times one trial may be re-queued after its worker died.")
+
+
 class SweepSpec(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9._-]+$", description="Study name; also the output folder name.")
     description: str = Field(default="", description="What the sweep asks.")
@@ -83,6 +89,7 @@ class SweepSpec(_Section):
     trials: int | None = Field(default=None, ge=1, description="Finished trials wanted (grid: default its size).")
     seeds: list[int] = Field(default=[0], min_length=1, description="Seeds per trial; the score is their mean.")
     pruner: Pruner = Field(default_factory=Pruner, description="Early stopping of weak trials.")
+    heartbeat: Heartbeat = Field(default_factory=Heartbeat, description="Dead-worker detection.")
     output: str = Field(default="runs/sweeps",
                         description="Folder (from the working directory) that holds <name>/: trials, storage, summary.")
 
