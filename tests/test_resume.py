@@ -88,3 +88,38 @@ def test_resume_bad_input(tmp_path, make_checkpoint, capsys):
     assert "keeps the config" in capsys.readouterr().err
     assert main(["run", "--resume", str(run)]) == 0          # finished: nothing to do
     assert "already finished" in capsys.readouterr().err
+
+
+def test_sigkilled_run_resumes_to_the_same_result(tmp_path, make_checkpoint):
+    """A real SIGKILL mid-run (a separate process), then `run --resume`: same losses and accuracy
+    as the uninterrupted run. Both run as subprocesses with one thread, so their arithmetic is
+    identical."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    exp = _experiment(tmp_path, make_checkpoint(11), make_checkpoint(12))
+    cfg = yaml.safe_load(exp.read_text())
+    cfg["train"]["steps"] = 10
+    exp.write_text("# r.yaml — resume test\n" + yaml.safe_dump(cfg))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cli = [sys.executable, "-m", "uniopd.cli"]
+    subprocess.run([*cli, "run", str(exp)], env=env, check=True, capture_output=True)
+    victim = subprocess.Popen([*cli, "run", str(exp)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    crashed = tmp_path / "runs" / "r-2"
+    deadline = time.time() + 120
+    while not (crashed / "checkpoints" / "step_000004").exists():
+        assert time.time() < deadline and victim.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert not (crashed / "checkpoints" / "step_000010").exists()
+    subprocess.run([*cli, "run", "--resume", str(crashed)], env=env, check=True, capture_output=True)
+    a, b = _lines(tmp_path / "runs" / "r" / "metrics.jsonl"), _lines(crashed / "metrics.jsonl")
+    assert [m["step"] for m in b] == list(range(1, 11))
+    assert [m["loss"] for m in a] == [m["loss"] for m in b]
+    ea, eb = _lines(tmp_path / "runs" / "r" / "eval.jsonl"), _lines(crashed / "eval.jsonl")
+    assert [(e["math"]["acc"], e["code"]["acc"]) for e in ea] == [(e["math"]["acc"], e["code"]["acc"]) for e in eb]
