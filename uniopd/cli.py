@@ -7,6 +7,7 @@
     uniopd group experiments/ablations --seeds 0 1 2            every file of a study, several seeds
     uniopd sweep sweeps/margin_delta.yaml --workers 2           Optuna sweep; --storage postgresql://...
     uniopd dashboard sweeps/margin_delta.yaml                   optuna-dashboard on 127.0.0.1
+    uniopd figures runs/study --out paper_figures               the paper's figures and tables from runs
     uniopd validate experiments/*.yaml                          check files, no compute
     uniopd fields                                               every experiment field with its help
     uniopd world build [--force] | uniopd world info            the tiny built-in world
@@ -111,6 +112,18 @@ def cmd_dashboard(args) -> int:
         return _fail("optuna-dashboard is not installed (pip install optuna-dashboard)")
     print(f"uniopd: optuna-dashboard on http://127.0.0.1:{args.port} for {url}", file=sys.stderr)
     return subprocess.call([exe, "--host", "127.0.0.1", "--port", str(args.port), url])
+
+
+def cmd_figures(args) -> int:
+    from uniopd.analysis.make import make_all, parse_teachers
+
+    manifest = make_all(args.runs, Path(args.out), parse_teachers(args.teacher), args.sweeps)
+    print(f"uniopd: {len(manifest['figures'])} figures, {len(manifest['tables'])} tables in {args.out} "
+          f"({manifest['seconds']} s); missing: {[m['name'] for m in manifest['missing']] or 'none'}; "
+          f"runs left out: {len(manifest['left_out'])}", file=sys.stderr)
+    for item in manifest["left_out"]:
+        print(f"  left out {item['run']}: {item['why']}", file=sys.stderr)
+    return 0
 
 
 def _print_eval(summary: dict) -> None:
@@ -227,6 +240,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage")
     p.add_argument("--port", type=int, default=8080)
     p.set_defaults(fn=cmd_dashboard)
+
+    p = sub.add_parser("figures", help="regenerate paper_figures/ (figures, tables, manifest) from runs")
+    p.add_argument("runs", nargs="+", help="run directories or folders of them")
+    p.add_argument("--sweeps", nargs="*", default=[], help="sweep folders (with summary.json)")
+    p.add_argument("--teacher", action="append", default=[],
+                   help="domain=<accuracy> or domain=<eval.json from `uniopd eval --out`>")
+    p.add_argument("--out", default="paper_figures")
+    p.set_defaults(fn=cmd_figures)
 
     p = sub.add_parser("validate", help="check experiment files and their data, no compute")
     p.add_argument("experiments", nargs="+", help="experiment files, or folders of them")

@@ -1,0 +1,228 @@
+"""The paper's figures from logged runs. Every function has the same shape,
+
+    fig_<name>(runs: Runs, out: Path, teachers: dict[str, float]) -> Figure | None
+
+and writes <out>/<name>.png and .pdf; None means the runs hold no data for it (the manifest says so).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from uniopd.analysis.runs import Runs  # noqa: E402
+
+sns.set_theme(style="whitegrid", context="paper")
+ORDER = ["OPD", "Uni-OPD", "GRPO"]
+
+
+@dataclass
+class Figure:
+    name: str
+    files: list[str]
+    runs: list[str]
+    note: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def _save(fig, out: Path, name: str) -> list[str]:
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for ext in ("png", "pdf"):
+        path = out / f"{name}.{ext}"
+        fig.savefig(path, dpi=150, bbox_inches="tight")
+        files.append(str(path))
+    plt.close(fig)
+    return files
+
+
+def _final(runs: Runs) -> pd.DataFrame:
+    e = runs.evals
+    return e[e.step == e.groupby("run").step.transform("max")]
+
+
+def _plain(info: pd.DataFrame) -> pd.Series:
+    """Runs of OPD with nothing else switched on."""
+    return (info.method == "opd") & (info.offline_mode == "none") & info.online_ratio.isna() & (info.calibration == "off")
+
+
+def fig_difficulty_histograms(runs: Runs, out: Path, teachers: dict) -> Figure | None:
+    paths = [Path(p) for p in runs.info.path if (Path(p) / "difficulty" / "histograms.json").exists()]
+    if not paths:
+        return None
+    hist = json.loads((paths[0] / "difficulty" / "histograms.json").read_text())
+    fig, axes = plt.subplots(1, len(hist), figsize=(4.2 * len(hist), 3.2), squeeze=False)
+    for ax, (domain, h) in zip(axes[0], sorted(hist.items())):
+        x = np.array(h["pass_count"])
+        ax.bar(x - 0.2, h["before"], width=0.4, label="raw", color="#8da0cb")
+        ax.bar(x + 0.2, h["after"], width=0.4, label="balanced", color="#fc8d62")
+        ax.set(title=f"{domain}", xlabel=f"initial-student pass count (of {x.max()})", ylabel="prompts")
+    axes[0][0].legend()
+    fig.suptitle("Difficulty of the training prompts, raw vs offline-balanced")
+    return Figure("difficulty_histograms", _save(fig, out, "difficulty_histograms"), [paths[0].name])
+
+
+def fig_online_ratio(runs: Runs, out: Path, teachers: dict) -> Figure | None:
+    info = runs.info
+    sel = info[(info.method == "opd") & (info.offline_mode == "none") & (info.calibration == "off")]
+    ratio = sel[sel.online_ratio.notna()]
+    if ratio.online_ratio.nunique() < 2:
+        return None
+    f = _final(runs).merge(sel[["run", "online_ratio"]], on="run")
+    f["r"] = f.online_ratio.map(lambda r: "no control" if pd.isna(r) else "correct-only" if math.isinf(r) else f"{r:g}")
+    order = ["no control"] + [f"{r:g}" for r in sorted(x for x in ratio.online_ratio.unique() if not math.isinf(x))]
+    order += ["correct-only"] if any(math.isinf(x) for x in ratio.online_ratio) else []
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    sns.pointplot(data=f, x="r", y="acc", hue="domain", order=[o for o in order if o in set(f.r)],
+                  errorbar="sd", dodge=0.2, ax=ax)
+    ax.set(xlabel="online balance ratio r (correct : incorrect)", ylabel="held-out accuracy (final)",
+           title="Online correctness-aware balancing: accuracy against r")
+    return Figure("online_ratio", _save(fig, out, "online_ratio"), sorted(f.run.unique()))
+
+
+def fig_filtering(runs: Runs, out: Path, teachers: dict) -> Figure | None:
+    info = runs.info
+    sel = info[(info.method == "opd") & info.online_ratio.isna() & (info.calibration == "off")]
+    if sel.offline_mode.nunique() < 2:
+        return None
+    names = {"none": "raw", "drop_all_correct": "w/o all-correct", "drop_all_wrong": "w/o all-wrong",
+             "balance": "balanced"}
+    f = _final(runs).merge(sel[["run", "offline_mode"]], on="run")
+    f["data"] = f.offline_mode.map(names)
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    sns.barplot(data=f, x="data", y="acc", hue="domain", errorbar="sd",
+                order=[n for n in names.values() if n in set(f.data)], ax=ax)
+    ax.set(xlabel="", ylabel="held-out accuracy (final)", title="Offline data: filtering vs balancing")
+    return Figure("filtering", _save(fig, out, "filtering"), sorted(f.run.unique()))
+
+
+def fig_order_heatmap(runs: Runs, out: Path, teachers: dict) -> Figure | None:
+    """Per-token advantages of a correct and an incorrect rollout of one prompt, before and after
+    the margin shift (the paper's Figure 6): a pair that was out of order, when one was logged."""
+    cand = runs.info[runs.info.calibration == "shift"]
+    best = None
+    for path in cand.path:
+        p = Path(path) / "pairs.jsonl"
+        if not p.exists():
+            continue
+        for line in p.read_text().splitlines():
+            pair = json.loads(line)
+            gc, gw = np.mean(pair["correct"]["before"]), np.mean(pair["incorrect"]["before"])
+            score = (gw - gc, -pair["step"])  # most out of order first, early steps on a tie
+            if best is None or score > best[0]:
+                best = (score, pair, Path(path).name)
+    if best is None:
+        return None
+    _, pair, run = best
+    rows = [("correct, before", pair["correct"]["before"]), ("correct, after", pair["correct"]["after"]),
+            ("incorrect, before", pair["incorrect"]["before"]), ("incorrect, after", pair["incorrect"]["after"])]
+    width = max(len(v) for _, v in rows)
+    grid = np.full((4, width), np.nan)
+    for i, (_, v) in enumerate(rows):
+        grid[i, :len(v)] = v
+    lim = np.nanpercentile(np.abs(grid), 98) or 1.0
+    fig, ax = plt.subplots(figsize=(min(16, 2 + width * 0.28), 2.8))
+    sns.heatmap(grid, cmap="RdBu", center=0, vmin=-lim, vmax=lim, ax=ax,
+                yticklabels=[f"{name}  (G = {np.mean(v):+.3f})" for name, v in rows],
+                xticklabels=False, cbar_kws={"label": "per-token advantage"})
+    ax.set(xlabel="response token", title=f"{run}, step {pair['step']}, {pair['domain']} prompt "
+           f"{pair['prompt_id']}: returns before / after the margin shift")
+    return Figure("order_heatmap", _save(fig, out, "order_heatmap"), [run],
+                  extra={"pair": {k: pair[k] for k in ("step", "prompt_id", "domain")}})
+
+
+def fig_order_over_training(runs: Runs, out: Path, teachers: dict) -> Figure | None:
+    m = runs.metrics
+    if "order/consistency_before" not in m:
+        return None
+    m = m.merge(runs.info[["run", "group"]], on="run")
+    m = m[m.group.isin(["OPD", "Uni-OPD"])]
+    if m.empty:
+        return None
+    long = m.melt(id_vars=["run", "group", "step"], value_vars=[c for c in ("order/consistency_before",
+                  "order/consistency_after") if c in m], var_name="when", value_name="consistency").dropna()
+    long["when"] = long.when.str.removeprefix("order/consistency_").map({"before": "before calibration",
+                                                                        "after": "after calibration"})
+    long["step"] = (long.step // 5) * 5  # 5-step bins: one step has few mixed groups
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    sns.lineplot(data=long, x="step", y="consistency", hue="group", style="when", errorbar="sd", ax=ax)
+    ax.set(ylabel="order-consistent pairs", title="Order consistency during training")
+    return Figure("order_over_training", _save(fig, out, "order_over_training"), sorted(m.run.unique()))
+
+
+def fig_convergence(runs: Runs, out: Path, teachers: dict) -> Figure | None:
+    e = runs.evals.merge(runs.info[["run"]], on="run")
+    e = e[e.group.isin(ORDER)]
+    if e.empty:
+        return None
+    domains = sorted(e.domain.unique())
+    fig, axes = plt.subplots(2, len(domains), figsize=(4.5 * len(domains), 6), squeeze=False)
+    for j, d in enumerate(domains):
+        sub = e[e.domain == d]
+        for i, x in enumerate(("step", "wall_s")):
+            ax = axes[i][j]
+            sns.lineplot(data=sub, x=x, y="acc", hue="group", hue_order=[g for g in ORDER if g in set(sub.group)],
+                         errorbar="sd", ax=ax, legend=(i == 0 and j == 0))
+            if d in teachers:
+                ax.axhline(teachers[d], color="k", ls="--", lw=1, label="teacher")
+            ax.set(title=f"{d}", xlabel="training step" if x == "step" else "training seconds (CPU)",
+                   ylabel="held-out accuracy")
+    fig.suptitle("Convergence: OPD vs Uni-OPD vs GRPO (dashed: the domain's teacher)")
+    fig.tight_layout()
+    return Figure("convergence", _save(fig, out, "convergence"), sorted(e.run.unique()))
+
+
+def fig_dynamics(runs: Runs, out: Path, teachers: dict) -> Figure | None:
+    m = runs.metrics.merge(runs.info[["run", "group"]], on="run")
+    m = m[m.group.isin(ORDER)]
+    if m.empty:
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
+    for ax, (col, label) in zip(axes, [("reward", "correct ratio of rollouts"), ("entropy", "token entropy"),
+                                       ("response_length", "response length (tokens)")]):
+        sns.lineplot(data=m, x=(m.step // 5) * 5, y=col, hue="group",
+                     hue_order=[g for g in ORDER if g in set(m.group)], errorbar="sd", ax=ax,
+                     legend=ax is axes[0])
+        ax.set(xlabel="training step", ylabel=label)
+    fig.suptitle("Training dynamics")
+    fig.tight_layout()
+    return Figure("dynamics", _save(fig, out, "dynamics"), sorted(m.run.unique()))
+
+
+def fig_sweeps(sweep_dirs: list[Path], out: Path) -> list[Figure]:
+    figs = []
+    for d in sweep_dirs:
+        summary, trials = d / "summary.json", d / "trials.csv"
+        if not (summary.exists() and trials.exists()):
+            continue
+        s = json.loads(summary.read_text())
+        t = pd.read_csv(trials)
+        t = t[t.state == "COMPLETE"]
+        params = [c for c in t.columns if c.startswith("params_")]
+        if t.empty or not params:
+            continue
+        fig, axes = plt.subplots(1, len(params) + 1, figsize=(4 * (len(params) + 1), 3.2), squeeze=False)
+        imp = s.get("importances") or {}
+        axes[0][0].barh(list(imp), list(imp.values()), color="#66c2a5")
+        axes[0][0].set(title="parameter importance", xlabel="fANOVA importance")
+        for ax, p in zip(axes[0][1:], params):
+            sns.stripplot(data=t, x=p, y="value", ax=ax, native_scale=t[p].dtype != object)
+            ax.set(xlabel=p.removeprefix("params_"), ylabel=s["objective"]["metric"])
+        fig.suptitle(f"sweep {s['study']}: {len(t)} complete trials")
+        fig.tight_layout()
+        figs.append(Figure(f"sweep_{s['study']}", _save(fig, out, f"sweep_{s['study']}"), [str(d)]))
+    return figs
+
+
+FIGURES = [fig_difficulty_histograms, fig_online_ratio, fig_filtering, fig_order_heatmap,
+           fig_order_over_training, fig_convergence, fig_dynamics]

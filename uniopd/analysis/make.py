@@ -1,0 +1,67 @@
+"""`uniopd figures`: every figure and table of paper_figures/ from the runs it is pointed at, plus a
+manifest naming, for each, the runs and the command it came from, and the runs left out and why.
+
+    uniopd figures runs/study --sweeps runs/sweeps --teacher math=runs/study/teacher-math-eval.json \\
+        --teacher code=runs/study/teacher-code-eval.json --out paper_figures
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from uniopd.analysis.figures import FIGURES, fig_sweeps
+from uniopd.analysis.runs import load_runs
+from uniopd.analysis.tables import ablation_latex, ablation_markdown, ablation_rows, benchmark_table
+
+
+def parse_teachers(specs: list[str]) -> dict[str, float]:
+    """domain=<accuracy> or domain=<eval.json written by `uniopd eval ... --out`>."""
+    out = {}
+    for spec in specs:
+        domain, _, value = spec.partition("=")
+        try:
+            out[domain] = float(value)
+        except ValueError:
+            out[domain] = json.loads(Path(value).read_text())["summary"][domain]["acc"]
+    return out
+
+
+def make_all(run_roots: list[str], out: Path, teachers: dict[str, float], sweep_roots: list[str] = ()) -> dict:
+    start = time.perf_counter()
+    runs = load_runs(run_roots)
+    out.mkdir(parents=True, exist_ok=True)
+    command = " ".join(shlex.quote(a) for a in sys.argv)
+    manifest = {"command": command, "runs_from": list(run_roots), "teachers": teachers,
+                "left_out": [{"run": r, "why": why} for r, why in runs.skipped],
+                "figures": [], "missing": [], "tables": []}
+    if runs.info.empty:
+        manifest["missing"].append({"name": "everything", "why": "no finished runs"})
+    else:
+        for fn in FIGURES:
+            fig = fn(runs, out, teachers)
+            name = fn.__name__.removeprefix("fig_")
+            if fig is None:
+                manifest["missing"].append({"name": name, "why": "the runs hold no data for it"})
+            else:
+                manifest["figures"].append({"name": fig.name, "files": [Path(f).name for f in fig.files],
+                                            "runs": fig.runs, **fig.extra})
+        rows = ablation_rows(runs, teachers)
+        (out / "ablation_table.md").write_text(ablation_markdown(rows, teachers))
+        (out / "ablation_table.tex").write_text(ablation_latex(rows, teachers))
+        md, tex = benchmark_table(runs, teachers)
+        (out / "benchmark_table.md").write_text(md)
+        (out / "benchmark_table.tex").write_text(tex)
+        used = sorted(runs.info.run)
+        manifest["tables"] += [{"name": "ablation_table", "files": ["ablation_table.md", "ablation_table.tex"], "runs": used},
+                               {"name": "benchmark_table", "files": ["benchmark_table.md", "benchmark_table.tex"],
+                                "runs": sorted(runs.info[runs.info.group.isin(["OPD", "Uni-OPD", "GRPO"])].run)}]
+    sweep_dirs = [p.parent for root in sweep_roots for p in Path(root).rglob("summary.json")]
+    for fig in fig_sweeps(sweep_dirs, out):
+        manifest["figures"].append({"name": fig.name, "files": [Path(f).name for f in fig.files], "runs": fig.runs})
+    manifest["seconds"] = round(time.perf_counter() - start, 1)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest

@@ -1,0 +1,127 @@
+"""Tables from the same DataFrames as the figures: the benchmark table (methods x domains, mean ±
+std over seeds, best in bold) and the ablation table, each as Markdown and LaTeX."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from uniopd.analysis.runs import Runs
+
+
+def _final(runs: Runs) -> pd.DataFrame:
+    e = runs.evals
+    return e[e.step == e.groupby("run").step.transform("max")]
+
+
+def _stats(runs: Runs) -> pd.DataFrame:
+    """Per experiment and domain: start, end mean/std, seeds, steps to teacher, order consistency."""
+    f = _final(runs)
+    start = runs.evals[runs.evals.step == 0].groupby(["experiment", "domain"]).acc.mean()
+    g = f.groupby(["experiment", "domain"]).acc
+    out = pd.DataFrame({"start": start, "mean": g.mean(), "std": g.std(ddof=0), "seeds": g.size()})
+    return out.reset_index()
+
+
+def _steps_to(runs: Runs, experiment: str, domain: str, target: float) -> tuple[int, int, float | None]:
+    e = runs.evals[(runs.evals.experiment == experiment) & (runs.evals.domain == domain)]
+    hits, total = [], 0
+    for _, curve in e.groupby("run"):
+        total += 1
+        reached = curve[curve.acc >= target].step
+        if len(reached):
+            hits.append(int(reached.min()))
+    return len(hits), total, (sum(hits) / len(hits) if hits else None)
+
+
+def ablation_rows(runs: Runs, teachers: dict[str, float], order: list[str] | None = None) -> list[dict]:
+    stats = _stats(runs)
+    experiments = order or list(dict.fromkeys(runs.info.experiment))
+    domains = sorted(stats.domain.unique())
+    m = runs.metrics
+    rows = []
+    for exp in experiments:
+        s = stats[stats.experiment == exp]
+        if s.empty:
+            continue
+        row = {"experiment": exp, "group": runs.info[runs.info.experiment == exp].group.iloc[0],
+               "seeds": int(s.seeds.max())}
+        for d in domains:
+            x = s[s.domain == d]
+            if len(x):
+                row[d] = (float(x.start.iloc[0]), float(x["mean"].iloc[0]), float(x["std"].iloc[0]))
+            if d in teachers:
+                row[f"reach/{d}"] = _steps_to(runs, exp, d, teachers[d])
+        if "order/consistency_before" in m:
+            v = m[m.experiment == exp]["order/consistency_before"].dropna()
+            row["order_before"] = float(v.mean()) if len(v) else None
+        rows.append(row)
+    return rows
+
+
+def ablation_markdown(rows: list[dict], teachers: dict[str, float]) -> str:
+    domains = sorted({k for r in rows for k in r if k not in ("experiment", "group", "seeds", "order_before")
+                      and not k.startswith("reach/")})
+    head = ["experiment", "method", "seeds", *[f"{d}: start → end (± std)" for d in domains],
+            *[f"reached {d} teacher ({teachers[d]:.3f})" for d in domains if d in teachers],
+            "order consistency before calibration"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["experiment"], r["group"], str(r["seeds"])]
+        cells += [f"{r[d][0]:.3f} → {r[d][1]:.3f} ± {r[d][2]:.3f}" if d in r else "—" for d in domains]
+        for d in domains:
+            if d in teachers:
+                hit, total, mean = r[f"reach/{d}"]
+                cells.append(f"{hit}/{total} runs" + (f", step {mean:.0f}" if mean is not None else ""))
+        ob = r.get("order_before")
+        cells.append(f"{ob:.3f}" if ob is not None else "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def benchmark_table(runs: Runs, teachers: dict[str, float], groups=("OPD", "Uni-OPD", "GRPO")) -> tuple[str, str]:
+    """Methods x domains, mean ± std of the final held-out accuracy, best method in bold."""
+    f = _final(runs)
+    f = f[f.group.isin(groups)]
+    table = f.groupby(["group", "domain"]).acc.agg(["mean", "std", "size"]).reset_index()
+    domains = sorted(table.domain.unique())
+    best = {d: table[table.domain == d]["mean"].max() for d in domains}
+    md = ["| method | seeds | " + " | ".join(domains) + " |", "|---|---|" + "---|" * len(domains)]
+    tex = [r"\begin{tabular}{l" + "c" * (len(domains) + 1) + "}", r"\toprule",
+           "method & seeds & " + " & ".join(domains) + r" \\", r"\midrule"]
+    for g in [g for g in groups if g in set(table.group)]:
+        t = table[table.group == g]
+        cells_md, cells_tex = [], []
+        for d in domains:
+            x = t[t.domain == d]
+            if x.empty:
+                cells_md.append("—")
+                cells_tex.append("--")
+                continue
+            mean, std = float(x["mean"].iloc[0]), float(x["std"].fillna(0).iloc[0])
+            text = f"{100 * mean:.1f} ± {100 * std:.1f}"
+            bold = abs(mean - best[d]) < 1e-12
+            cells_md.append(f"**{text}**" if bold else text)
+            cells_tex.append((r"\textbf{%s}" if bold else "%s") % text.replace("±", r"$\pm$"))
+        n = int(t["size"].max())
+        md.append(f"| {g} | {n} | " + " | ".join(cells_md) + " |")
+        tex.append(f"{g} & {n} & " + " & ".join(cells_tex) + r" \\")
+    if teachers:
+        md.append("| teacher | — | " + " | ".join(f"{100 * teachers[d]:.1f}" if d in teachers else "—" for d in domains) + " |")
+        tex += [r"\midrule", "teacher & -- & " + " & ".join(f"{100 * teachers[d]:.1f}" if d in teachers else "--"
+                                                              for d in domains) + r" \\"]
+    tex += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(md) + "\n", "\n".join(tex) + "\n"
+
+
+def ablation_latex(rows: list[dict], teachers: dict[str, float]) -> str:
+    domains = sorted({k for r in rows for k in r if k not in ("experiment", "group", "seeds", "order_before")
+                      and not k.startswith("reach/")})
+    out = [r"\begin{tabular}{ll" + "c" * (len(domains) + 1) + "}", r"\toprule",
+           "experiment & method & " + " & ".join(domains) + r" & order cons. \\", r"\midrule"]
+    for r in rows:
+        cells = [f"{100 * r[d][1]:.1f} $\\pm$ {100 * r[d][2]:.1f}" if d in r else "--" for d in domains]
+        ob = r.get("order_before")
+        out.append(f"{r['experiment']} & {r['group']} & " + " & ".join(cells) + f" & {ob:.3f}" + r" \\"
+                   if ob is not None else f"{r['experiment']} & {r['group']} & " + " & ".join(cells) + r" & -- \\")
+    out += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(out).replace("_", r"\_") + "\n"
