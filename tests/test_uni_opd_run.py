@@ -6,40 +6,13 @@ math-verify grades about half of each group correct.
 """
 
 import json
-import random
 
 import pytest
 
 from uniopd.config import ExperimentConfig
 from uniopd.plan import make_plan
 from uniopd.run_dir import RunDir
-from uniopd.tasks.problem import Problem
 from uniopd.trainer import Trainer
-
-
-@pytest.fixture(scope="module")
-def coin(tmp_path_factory, make_checkpoint):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from uniopd.world.sft import supervised_warm_start
-
-    root = tmp_path_factory.mktemp("coin")
-    rng = random.Random(0)
-    rows = [{"id": f"coin-{i}", "domain": "math", "prompt": f"Coin {i}: is it 1 or 2?",
-             "answer": str(rng.choice([1, 2]))} for i in range(24)]
-    data = root / "coin.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = {"data": data}
-    for name, seed in (("student", 31), ("teacher", 32)):
-        tok = AutoTokenizer.from_pretrained(make_checkpoint(seed))
-        model = AutoModelForCausalLM.from_pretrained(make_checkpoint(seed))
-        sft = [Problem(id=r["id"], domain="math", prompt=r["prompt"], answer=r["answer"],
-                       solution=f"\\boxed{{{rng.choice([1, 2])}}}") for r in rows * 4]
-        supervised_warm_start(model, tok, sft, steps=150, batch_size=16, lr=5e-3, seed=seed)
-        model.save_pretrained(root / name)
-        tok.save_pretrained(root / name)
-        out[name] = root / name
-    return out
 
 
 def _run(coin, tmp_path, **sections):
@@ -115,3 +88,16 @@ def test_margin_mask_and_calibration_under_micro_batches(coin, tmp_path, monkeyp
         assert a["calibration/mixed_units"] == b["calibration/mixed_units"]
         assert a["calibration/dropped_rollouts"] == b["calibration/dropped_rollouts"]
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-6)
+
+
+def test_filtering_that_leaves_no_prompt_is_a_clear_error(make_checkpoint, tmp_path, monkeypatch, capsys):
+    from uniopd.cli import main
+
+    # random 2-layer students solve nothing, so dropping all-wrong prompts leaves none
+    monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))
+    s, t = make_checkpoint(11), make_checkpoint(12)
+    code = main(["run", "experiments/ablations/drop_all_wrong.yaml", f"student={s}", f"teachers.math={t}",
+                 f"teachers.code={t}", "data.limit=4", "balance.offline.n_samples=1",
+                 "rollout.max_new_tokens=4", f"output.root={tmp_path / 'runs'}", "output.progress=false"])
+    assert code == 2
+    assert "no code training prompt is left" in capsys.readouterr().err

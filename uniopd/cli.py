@@ -8,6 +8,7 @@
     uniopd sweep sweeps/margin_delta.yaml --workers 2           Optuna sweep; --storage postgresql://...
     uniopd dashboard sweeps/margin_delta.yaml                   optuna-dashboard on 127.0.0.1
     uniopd figures runs/study --out paper_figures               the paper's figures and tables from runs
+    uniopd report runs/study --out report.html                  a self-contained HTML dashboard
     uniopd validate experiments/*.yaml                          check files, no compute
     uniopd fields                                               every experiment field with its help
     uniopd world build [--force] | uniopd world info            the tiny built-in world
@@ -123,6 +124,16 @@ def cmd_figures(args) -> int:
           f"runs left out: {len(manifest['left_out'])}", file=sys.stderr)
     for item in manifest["left_out"]:
         print(f"  left out {item['run']}: {item['why']}", file=sys.stderr)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from uniopd.analysis.make import parse_teachers
+    from uniopd.analysis.report import write_report
+
+    info = write_report(args.runs, Path(args.out), parse_teachers(args.teacher), args.sweeps)
+    print(f"uniopd: report {args.out} ({info['figures']} figures, {info['bytes'] // 1024} KiB; "
+          f"{len(info['left_out'])} runs left out)", file=sys.stderr)
     return 0
 
 
@@ -248,6 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="domain=<accuracy> or domain=<eval.json from `uniopd eval --out`>")
     p.add_argument("--out", default="paper_figures")
     p.set_defaults(fn=cmd_figures)
+
+    p = sub.add_parser("report", help="one self-contained HTML page comparing the runs")
+    p.add_argument("runs", nargs="+", help="run directories or folders of them")
+    p.add_argument("--sweeps", nargs="*", default=[])
+    p.add_argument("--teacher", action="append", default=[])
+    p.add_argument("--out", default="report.html")
+    p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("validate", help="check experiment files and their data, no compute")
     p.add_argument("experiments", nargs="+", help="experiment files, or folders of them")

@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from uniopd.algorithms import difficulty_balance
+from uniopd.data import DataError
 from uniopd.engine.loading import resolve
 from uniopd.evaluate import evaluate
 from uniopd.run_dir import RunDir, atomic_write_text
@@ -98,6 +99,11 @@ def offline_balance(model, tokenizer, problems: list[Problem], verifiers: dict, 
                                     bins=off.bins, num_bins=off.num_bins, mid_low=off.mid_low,
                                     mid_high=off.mid_high, reference=off.reference,
                                     max_repeats=off.max_repeats, generator=g)
+        if not picked:
+            raise DataError(
+                f"balance.offline.mode={off.mode}: no {domain} training prompt is left (the initial "
+                f"student solved {'none' if off.mode == 'drop_all_wrong' else 'all'} of them in "
+                f"{off.n_samples} samples); use mode balance or none for this student and data")
         for j in picked:
             copies[idx[j]] += 1
             out.append(problems[idx[j]])

@@ -51,9 +51,10 @@ def _final(runs: Runs) -> pd.DataFrame:
     return e[e.step == e.groupby("run").step.transform("max")]
 
 
-def _plain(info: pd.DataFrame) -> pd.Series:
-    """Runs of OPD with nothing else switched on."""
-    return (info.method == "opd") & (info.offline_mode == "none") & info.online_ratio.isna() & (info.calibration == "off")
+def _bins(step: pd.Series) -> pd.Series:
+    """Steps pooled into about 12 bins (labelled by their first step)."""
+    width = max(1, int(step.max()) // 12)
+    return (step - 1) // width * width + 1
 
 
 def fig_difficulty_histograms(runs: Runs, out: Path, teachers: dict) -> Figure | None:
@@ -84,7 +85,7 @@ def fig_online_ratio(runs: Runs, out: Path, teachers: dict) -> Figure | None:
     order += ["correct-only"] if any(math.isinf(x) for x in ratio.online_ratio) else []
     fig, ax = plt.subplots(figsize=(6, 3.2))
     sns.pointplot(data=f, x="r", y="acc", hue="domain", order=[o for o in order if o in set(f.r)],
-                  errorbar="sd", dodge=0.2, ax=ax)
+                  errorbar="sd", dodge=0.2 if f.domain.nunique() > 1 else False, ax=ax)
     ax.set(xlabel="online balance ratio r (correct : incorrect)", ylabel="held-out accuracy (final)",
            title="Online correctness-aware balancing: accuracy against r")
     return Figure("online_ratio", _save(fig, out, "online_ratio"), sorted(f.run.unique()))
@@ -153,7 +154,7 @@ def fig_order_over_training(runs: Runs, out: Path, teachers: dict) -> Figure | N
                   "order/consistency_after") if c in m], var_name="when", value_name="consistency").dropna()
     long["when"] = long.when.str.removeprefix("order/consistency_").map({"before": "before calibration",
                                                                         "after": "after calibration"})
-    long["step"] = (long.step // 5) * 5  # 5-step bins: one step has few mixed groups
+    long["step"] = _bins(long.step)  # one step has few mixed groups: pool neighbouring steps
     fig, ax = plt.subplots(figsize=(6, 3.2))
     sns.lineplot(data=long, x="step", y="consistency", hue="group", style="when", errorbar="sd", ax=ax)
     ax.set(ylabel="order-consistent pairs", title="Order consistency during training")
@@ -190,7 +191,7 @@ def fig_dynamics(runs: Runs, out: Path, teachers: dict) -> Figure | None:
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
     for ax, (col, label) in zip(axes, [("reward", "correct ratio of rollouts"), ("entropy", "token entropy"),
                                        ("response_length", "response length (tokens)")]):
-        sns.lineplot(data=m, x=(m.step // 5) * 5, y=col, hue="group",
+        sns.lineplot(data=m, x=_bins(m.step), y=col, hue="group",
                      hue_order=[g for g in ORDER if g in set(m.group)], errorbar="sd", ax=ax,
                      legend=ax is axes[0])
         ax.set(xlabel="training step", ylabel=label)

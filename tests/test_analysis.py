@@ -1,0 +1,87 @@
+"""Figures, tables and the HTML report from a small set of real runs made here (tiny steps)."""
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from uniopd.cli import main
+
+TINY = ["train.steps=4", "train.warmup_steps=0", "eval.every=2", "eval.n_samples=2", "eval.pass_k=[1,2]",
+        "eval.max_prompts_per_domain=3", "rollout.group_size=4", "rollout.prompts_per_batch=2",
+        "rollout.max_new_tokens=8", "data.limit=8", "output.progress=false"]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, coin):
+    """OPD, Uni-OPD, GRPO, online-ratio and filtering cells on the coin task (mixed groups for
+    certain), 2 seeds of the first three, plus a killed run that must be reported and left out."""
+    import os
+
+    root = tmp_path_factory.mktemp("study")
+    os.environ["UNIOPD_HOME"] = str(root / "home")
+    base = [f"student={coin['student']}", f"teachers.math={coin['teacher']}", f"data.train=[{coin['data']}]",
+            f"data.eval=[{coin['data']}]", f"output.root={root / 'runs'}", *TINY]
+    cells = {
+        "opd": [], "uniopd": ["balance.offline.mode=balance", "balance.offline.n_samples=2",
+                              "balance.online.enabled=true", "calibration.margin_shift=true"],
+        "grpo": ["method.name=grpo"],
+        "online_r0.5": ["balance.online.enabled=true", "balance.online.ratio=0.5"],
+        "online_correct_only": ["balance.online.enabled=true", "balance.online.ratio=inf"],
+        "drop_all_wrong": ["balance.offline.mode=drop_all_wrong", "balance.offline.n_samples=2"],
+    }
+    for cell, extra in cells.items():
+        for seed in ((0, 1) if cell in ("opd", "uniopd", "grpo") else (0,)):
+            assert main(["run", f"experiments/ablations/{cell}.yaml", *base, *extra, f"seed={seed}",
+                         f"name=t-{cell}-s{seed}"]) == 0
+    # a run killed after 2 of 4 steps
+    killed = root / "runs" / "t-opd-s9"
+    shutil.copytree(root / "runs" / "t-opd-s0", killed)
+    lines = (killed / "metrics.jsonl").read_text().splitlines()[:2]
+    (killed / "metrics.jsonl").write_text("\n".join(lines) + '\n{"step": 3, "lo')
+    return root
+
+
+def test_figures_tables_and_manifest(study, tmp_path, capsys):
+    out = tmp_path / "paper_figures"
+    assert main(["figures", str(study / "runs"), "--teacher", "math=0.5",
+                 "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    names = {f["name"] for f in manifest["figures"]}
+    assert names == {"difficulty_histograms", "online_ratio", "filtering", "order_heatmap",
+                     "order_over_training", "convergence", "dynamics"}
+    for f in manifest["figures"]:
+        for file in f["files"]:
+            assert (out / file).stat().st_size > 5000, file  # a real rendering, PNG and PDF
+        assert f["runs"]
+    assert [x["run"].endswith("t-opd-s9") for x in manifest["left_out"]] == [True]
+    assert "unfinished" in manifest["left_out"][0]["why"]
+    assert "left out" in capsys.readouterr().err
+    bench = (out / "benchmark_table.md").read_text()
+    assert all(m in bench for m in ("| OPD |", "| Uni-OPD |", "| GRPO |", "| teacher |"))
+    assert bench.count("**") >= 2  # the best method per domain is bold
+    assert "\\begin{tabular}" in (out / "benchmark_table.tex").read_text()
+    ablation = (out / "ablation_table.md").read_text()
+    # the killed run is not in any mean: t-opd has 2 seeds, not 3
+    assert re.search(r"\| t-opd \| OPD \| 2 \|", ablation)
+
+
+def test_report_loads_in_headless_chromium_without_console_errors(study, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser, "Debian's chromium is needed for this test (.ci/run installs it)"
+    page = tmp_path / "report.html"
+    assert main(["report", str(study / "runs"), "--teacher", "math=0.5", "--out", str(page)]) == 0
+    text = page.read_text()
+    assert "http://" not in text and "https://" not in text  # self-contained: no network
+    done = subprocess.run([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+                           "--v=0", "--virtual-time-budget=3000", "--dump-dom", page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    assert not console, console
+    dom = done.stdout
+    assert 'data-ready="yes"' in dom  # the page's script ran to the end
+    for method in ("OPD", "Uni-OPD", "GRPO"):
+        assert f"<td>{method}</td>" in dom or f"<td><b>{method}</b></td>" in dom
+    assert dom.count("<img") == 7 and "t-opd-s9" in dom  # every figure; the left-out run is named
