@@ -85,3 +85,29 @@ def test_report_loads_in_headless_chromium_without_console_errors(study, tmp_pat
     for method in ("OPD", "Uni-OPD", "GRPO"):
         assert f"<td>{method}</td>" in dom or f"<td><b>{method}</b></td>" in dom
     assert dom.count("<img") == 7 and "t-opd-s9" in dom  # every figure; the left-out run is named
+
+
+def test_sweep_figure_from_a_real_sweep(coin, tmp_path, monkeypatch):
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))
+    base = tmp_path / "b.yaml"
+    base.write_text("# b.yaml — sweep figure test\n" + yaml.safe_dump({
+        "name": "b", "device": "cpu", "student": str(coin["student"]), "teachers": {"math": str(coin["teacher"])},
+        "data": {"train": [str(coin["data"])], "eval": [str(coin["data"])]},
+        "rollout": {"group_size": 4, "prompts_per_batch": 2, "max_new_tokens": 8},
+        "train": {"steps": 2, "warmup_steps": 0}, "eval": {"every": 1, "n_samples": 1},
+        "calibration": {"margin_shift": True}, "output": {"progress": False}}))
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump({
+        "name": "fig", "base": "b.yaml", "output": str(tmp_path / "sweeps"),
+        "space": {"calibration.delta": {"type": "float", "low": 0.0, "high": 1.0, "step": 0.5},
+                  "calibration.mode": {"type": "categorical", "choices": ["mean", "minmax"]}},
+        "sampler": {"kind": "grid"}, "objective": {"metric": "eval.math.acc"}, "pruner": {"kind": "none"}}))
+    assert main(["sweep", str(sweep)]) == 0
+    out = tmp_path / "figs"
+    assert main(["figures", str(tmp_path / "sweeps"), "--sweeps", str(tmp_path / "sweeps"), "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "sweep_fig" in {f["name"] for f in manifest["figures"]}
+    assert (out / "sweep_fig.png").stat().st_size > 5000
