@@ -1,5 +1,5 @@
 """Tables from the same DataFrames as the figures: the benchmark table (methods x domains, mean ±
-std over seeds, best in bold) and the ablation table, each as Markdown and LaTeX."""
+sample std over seeds, best in bold) and the ablation table, each as Markdown and LaTeX."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def _stats(runs: Runs) -> pd.DataFrame:
     f = _final(runs)
     start = runs.evals[runs.evals.step == 0].groupby(["experiment", "domain"]).acc.mean()
     g = f.groupby(["experiment", "domain"]).acc
-    out = pd.DataFrame({"start": start, "mean": g.mean(), "std": g.std(ddof=0), "seeds": g.size()})
+    out = pd.DataFrame({"start": start, "mean": g.mean(), "std": g.std(ddof=1).fillna(0.0), "seeds": g.size()})
     return out.reset_index()
 
 
@@ -35,7 +35,10 @@ def _steps_to(runs: Runs, experiment: str, domain: str, target: float) -> tuple[
 
 def ablation_rows(runs: Runs, teachers: dict[str, float], order: list[str] | None = None) -> list[dict]:
     stats = _stats(runs)
-    experiments = order or list(dict.fromkeys(runs.info.experiment))
+    rank = {"OPD": 0, "Uni-OPD": 1, "GRPO": 2}
+    firsts = runs.info.drop_duplicates("experiment")
+    experiments = order or sorted(firsts.experiment, key=lambda e: (
+        rank.get(firsts[firsts.experiment == e].group.iloc[0], 3), e))
     domains = sorted(stats.domain.unique())
     m = runs.metrics
     rows = []
