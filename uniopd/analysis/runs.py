@@ -1,4 +1,5 @@
-"""Collect run directories into pandas DataFrames."""
+"""Collect runs into pandas DataFrames: from run directories (the ground truth), or read back
+from wandb when the user is online (the same rows, rebuilt from the mirrored config and history)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,6 @@ class Runs:
     metrics: pd.DataFrame         # one row per (run, step) of metrics.jsonl
     evals: pd.DataFrame           # one row per (run, step, domain): acc, pass@k, ...
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (run, why it was left out)
-
-    def run_dirs(self) -> list[Path]:
-        return [Path(p) for p in self.info["path"]]
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -47,46 +45,90 @@ def find_run_dirs(roots: list[Path]) -> list[Path]:
     return found
 
 
-def load_runs(roots: list[Path | str]) -> Runs:
-    infos, metrics, evals, skipped = [], [], [], []
-    for path in find_run_dirs([Path(r) for r in roots]):
-        name = str(path)
-        try:
-            from uniopd.config import ExperimentConfig
+class _Collector:
+    def __init__(self):
+        self.infos, self.metrics, self.evals, self.skipped = [], [], [], []
 
-            raw = yaml.safe_load((path / "config.yaml").read_text())
-            cfg = ExperimentConfig.model_validate(raw)
+    def add(self, name: str, path: str, config: dict, m: list[dict], e: list[dict]) -> None:
+        """One run: its resolved config, metrics rows and eval rows ({"step", domain: {...}})."""
+        from uniopd.config import ExperimentConfig
+
+        try:
+            cfg = ExperimentConfig.model_validate({k: v for k, v in config.items() if not k.startswith("_")})
         except Exception as exc:  # noqa: BLE001 - an old or broken config: report, don't crash
-            skipped.append((name, f"config.yaml does not load ({type(exc).__name__})"))
-            continue
-        if not (path / "metrics.jsonl").exists() or not (path / "eval.jsonl").exists():
-            skipped.append((name, "no metrics.jsonl / eval.jsonl"))
-            continue
-        m, e = _jsonl(path / "metrics.jsonl"), _jsonl(path / "eval.jsonl")
+            self.skipped.append((name, f"config does not load ({type(exc).__name__})"))
+            return
         if not e or e[-1].get("step") != cfg.train.steps or not m or m[-1].get("step") != cfg.train.steps:
             last = m[-1]["step"] if m else 0
-            skipped.append((name, f"unfinished: logged {last} of {cfg.train.steps} steps"))
-            continue
-        experiment = re.sub(r"-s\d+$", "", cfg.name)
-        infos.append({"run": path.name, "path": str(path), "experiment": experiment, "seed": cfg.seed,
-                      "group": method_group(cfg), "method": cfg.method.name,
-                      "offline_mode": cfg.balance.offline.mode,
-                      "online_ratio": cfg.balance.online.ratio if cfg.balance.online.enabled else None,
-                      "calibration": "shift" if cfg.calibration.margin_shift else
-                      "mask" if cfg.calibration.margin_mask else "off",
-                      "delta": cfg.calibration.delta, "steps": cfg.train.steps,
-                      "description": cfg.description, "student": cfg.student,
-                      "teachers": json.dumps(cfg.teachers)})
-        wall = 0.0
+            self.skipped.append((name, f"unfinished: logged {last} of {cfg.train.steps} steps"))
+            return
+        experiment, group = re.sub(r"-s\d+$", "", cfg.name), method_group(cfg)
+        self.infos.append({"run": Path(path).name or name, "path": path, "experiment": experiment,
+                           "seed": cfg.seed, "group": group, "method": cfg.method.name,
+                           "offline_mode": cfg.balance.offline.mode,
+                           "online_ratio": cfg.balance.online.ratio if cfg.balance.online.enabled else None,
+                           "calibration": "shift" if cfg.calibration.margin_shift else
+                           "mask" if cfg.calibration.margin_mask else "off",
+                           "delta": cfg.calibration.delta, "steps": cfg.train.steps,
+                           "description": cfg.description, "student": cfg.student,
+                           "teachers": json.dumps(cfg.teachers)})
+        run = self.infos[-1]["run"]
+        wall, at = 0.0, {0: 0.0}
         for rec in m:
             wall += rec.get("time/step", 0.0)
-            metrics.append({"run": path.name, "experiment": experiment, "seed": cfg.seed,
-                            "wall_s": wall, **rec})
-        step_wall = {rec["step"]: w for rec, w in zip(m, pd.Series([r.get("time/step", 0.0) for r in m]).cumsum())}
+            at[rec["step"]] = wall
+            self.metrics.append({"run": run, "experiment": experiment, "seed": cfg.seed, "wall_s": wall, **rec})
         for rec in e:
             for domain, entry in rec.items():
                 if isinstance(entry, dict):
-                    evals.append({"run": path.name, "experiment": experiment, "seed": cfg.seed,
-                                  "group": method_group(cfg), "step": rec["step"], "domain": domain,
-                                  "wall_s": step_wall.get(rec["step"], 0.0), **entry})
-    return Runs(pd.DataFrame(infos), pd.DataFrame(metrics), pd.DataFrame(evals), skipped)
+                    self.evals.append({"run": run, "experiment": experiment, "seed": cfg.seed, "group": group,
+                                       "step": rec["step"], "domain": domain, "wall_s": at.get(rec["step"], 0.0),
+                                       **entry})
+
+    def runs(self) -> Runs:
+        return Runs(pd.DataFrame(self.infos), pd.DataFrame(self.metrics), pd.DataFrame(self.evals), self.skipped)
+
+
+def load_runs(roots: list[Path | str]) -> Runs:
+    c = _Collector()
+    for path in find_run_dirs([Path(r) for r in roots]):
+        if not (path / "metrics.jsonl").exists() or not (path / "eval.jsonl").exists():
+            c.skipped.append((str(path), "no metrics.jsonl / eval.jsonl"))
+            continue
+        try:
+            config = yaml.safe_load((path / "config.yaml").read_text())
+        except yaml.YAMLError:
+            c.skipped.append((str(path), "config.yaml is not YAML"))
+            continue
+        c.add(str(path), str(path), config, _jsonl(path / "metrics.jsonl"), _jsonl(path / "eval.jsonl"))
+    return c.runs()
+
+
+def runs_from_history(records: list[tuple[str, dict, list[dict]]]) -> Runs:
+    """Runs from mirrored (name, config, history rows), as the wandb mirror logs them: per-step
+    metrics rows, and eval rows whose keys are eval/<domain>/<key>."""
+    c = _Collector()
+    for name, config, history in records:
+        m, e = [], {}
+        for row in history:
+            step = row.get("_step")
+            if "loss" in row:
+                m.append({"step": step, **{k: v for k, v in row.items() if not k.startswith(("_", "eval/"))}})
+            for key, value in row.items():
+                parts = key.split("/")
+                # eval/samples is the mirror's table of held-out samples, not a domain
+                if len(parts) == 3 and parts[0] == "eval" and parts[1] != "samples" \
+                        and isinstance(value, (int, float)):
+                    e.setdefault(step, {"step": step}).setdefault(parts[1], {})[parts[2]] = value
+        c.add(name, f"wandb:{name}", config, sorted(m, key=lambda r: r["step"]),
+              [e[s] for s in sorted(e)])
+    return c.runs()
+
+
+def load_wandb(path: str) -> Runs:
+    """Runs of a wandb project ("entity/project"), read back online with the public API."""
+    import wandb
+
+    api = wandb.Api()
+    return runs_from_history([(run.name, dict(run.config), list(run.scan_history()))
+                              for run in api.runs(path)])
