@@ -107,3 +107,13 @@ def test_two_workers_share_one_postgresql_study(tmp_path, make_checkpoint, monke
     summary = json.loads((tmp_path / "out" / "s" / "summary.json").read_text())
     assert summary["trials"]["complete"] == 4
     assert len(list((tmp_path / "out" / "s" / "trials").iterdir())) == 4
+
+
+def test_parallel_workers_propose_different_trials(tmp_path, make_checkpoint, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _base(tmp_path, make_checkpoint(11), make_checkpoint(12))
+    assert main(["sweep", str(_sweep(tmp_path, trials=4)), "--workers", "2"]) == 0
+    import pandas as pd
+
+    deltas = pd.read_csv(tmp_path / "out" / "s" / "trials.csv")["params_calibration.delta"]
+    assert deltas.nunique() == 4, deltas.tolist()

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from uniopd.analysis.runs import Runs  # noqa: E402
+from uniopd.analysis.runs import Runs, teacher_accuracy  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="paper")
 ORDER = ["OPD", "Uni-OPD", "GRPO"]
@@ -162,23 +162,31 @@ def fig_order_over_training(runs: Runs, out: Path, teachers: dict) -> Figure | N
 
 
 def fig_convergence(runs: Runs, out: Path, teachers: dict) -> Figure | None:
-    e = runs.evals.merge(runs.info[["run"]], on="run")
+    e = runs.evals.merge(runs.info[["run", "setting", "teachers"]], on="run")
     e = e[e.group.isin(ORDER)]
     if e.empty:
         return None
+    taught = e[e.setting != "no teacher"]
+    main = taught.setting.value_counts().index[0] if len(taught) else None
+    if main is not None:  # the setting with the most runs, and GRPO on the same domains
+        refs = json.loads(taught[taught.setting == main].teachers.iloc[0])
+        e = e[(e.setting == main) | ((e.setting == "no teacher") & e.domain.isin(set(taught[taught.setting == main].domain)))]
+        teachers = {d: a for d in refs if (a := teacher_accuracy(teachers, refs, d)) is not None}
     domains = sorted(e.domain.unique())
     fig, axes = plt.subplots(2, len(domains), figsize=(4.5 * len(domains), 6), squeeze=False)
     for j, d in enumerate(domains):
         sub = e[e.domain == d]
         for i, x in enumerate(("step", "wall_s")):
             ax = axes[i][j]
+            # by step: mean ± sd over seeds; by wall time: one line per run (their clocks differ)
+            kw = {"errorbar": "sd"} if x == "step" else {"units": "run", "estimator": None, "lw": 0.8}
             sns.lineplot(data=sub, x=x, y="acc", hue="group", hue_order=[g for g in ORDER if g in set(sub.group)],
-                         errorbar="sd", ax=ax, legend=(i == 0 and j == 0))
+                         ax=ax, legend=(i == 0 and j == 0), **kw)
             if d in teachers:
                 ax.axhline(teachers[d], color="k", ls="--", lw=1, label="teacher")
             ax.set(title=f"{d}", xlabel="training step" if x == "step" else "training seconds (CPU)",
                    ylabel="held-out accuracy")
-    fig.suptitle("Convergence: OPD vs Uni-OPD vs GRPO (dashed: the domain's teacher)")
+    fig.suptitle(f"Convergence: OPD vs Uni-OPD vs GRPO ({main}; dashed: the domain's teacher)")
     fig.tight_layout()
     return Figure("convergence", _save(fig, out, "convergence"), sorted(e.run.unique()))
 

@@ -19,14 +19,16 @@ from uniopd.analysis.tables import ablation_latex, ablation_markdown, ablation_r
 
 
 def parse_teachers(specs: list[str]) -> dict[str, float]:
-    """domain=<accuracy> or domain=<eval.json written by `uniopd eval ... --out`>."""
+    """domain=<accuracy> (any teacher of that domain), or domain=<eval.json written by
+    `uniopd eval ... --out>`, which names its model, so it applies to runs taught by that model."""
     out = {}
     for spec in specs:
         domain, _, value = spec.partition("=")
         try:
             out[domain] = float(value)
         except ValueError:
-            out[domain] = json.loads(Path(value).read_text())["summary"][domain]["acc"]
+            doc = json.loads(Path(value).read_text())
+            out[f"{doc['model']}|{domain}"] = doc["summary"][domain]["acc"]
     return out
 
 

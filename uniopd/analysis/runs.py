@@ -22,6 +22,20 @@ class Runs:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (run, why it was left out)
 
 
+def setting_label(cfg, domains: set[str]) -> str:
+    """Who teaches what, e.g. "code<-teacher-code, math<-teacher-math", over the run's domains."""
+    if cfg.method.name == "grpo":
+        return "no teacher"
+    return ", ".join(f"{d}<-{Path(str(r).removeprefix('builtin:')).name}" for d, r in sorted(cfg.teachers.items())
+                     if d in domains)
+
+
+def teacher_accuracy(teachers: dict[str, float], run_teachers: dict, domain: str) -> float | None:
+    """A run's teacher accuracy on `domain`: by teacher ("<ref>|<domain>") or by domain alone."""
+    ref = run_teachers.get(domain)
+    return teachers.get(f"{ref}|{domain}", teachers.get(domain))
+
+
 def _jsonl(path: Path) -> list[dict]:
     out = []
     for line in path.read_text().splitlines():
@@ -71,7 +85,8 @@ class _Collector:
                            "mask" if cfg.calibration.margin_mask else "off",
                            "delta": cfg.calibration.delta, "steps": cfg.train.steps,
                            "description": cfg.description, "student": cfg.student,
-                           "teachers": json.dumps(cfg.teachers)})
+                           "teachers": json.dumps(cfg.teachers, sort_keys=True),
+                           "setting": setting_label(cfg, {d for r in e for d, v in r.items() if isinstance(v, dict)})})
         run = self.infos[-1]["run"]
         wall, at = 0.0, {0: 0.0}
         for rec in m:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from uniopd.analysis.runs import Runs
+import json
+
+from uniopd.analysis.runs import Runs, teacher_accuracy
 
 
 def _final(runs: Runs) -> pd.DataFrame:
@@ -22,15 +24,20 @@ def _stats(runs: Runs) -> pd.DataFrame:
     return out.reset_index()
 
 
-def _steps_to(runs: Runs, experiment: str, domain: str, target: float) -> tuple[int, int, float | None]:
+def _steps_to(runs: Runs, experiment: str, domain: str, teachers: dict) -> tuple[int, int, float | None, float | None]:
+    """(runs that reached their teacher's accuracy, runs, mean first step reaching it, teacher acc)."""
     e = runs.evals[(runs.evals.experiment == experiment) & (runs.evals.domain == domain)]
-    hits, total = [], 0
-    for _, curve in e.groupby("run"):
+    info = runs.info.set_index("run")
+    hits, total, target = [], 0, None
+    for run, curve in e.groupby("run"):
+        target = teacher_accuracy(teachers, json.loads(info.loc[run, "teachers"]), domain)
+        if target is None:
+            return 0, 0, None, None
         total += 1
         reached = curve[curve.acc >= target].step
         if len(reached):
             hits.append(int(reached.min()))
-    return len(hits), total, (sum(hits) / len(hits) if hits else None)
+    return len(hits), total, (sum(hits) / len(hits) if hits else None), target
 
 
 def ablation_rows(runs: Runs, teachers: dict[str, float], order: list[str] | None = None) -> list[dict]:
@@ -46,14 +53,14 @@ def ablation_rows(runs: Runs, teachers: dict[str, float], order: list[str] | Non
         s = stats[stats.experiment == exp]
         if s.empty:
             continue
-        row = {"experiment": exp, "group": runs.info[runs.info.experiment == exp].group.iloc[0],
-               "seeds": int(s.seeds.max())}
+        first = runs.info[runs.info.experiment == exp].iloc[0]
+        row = {"experiment": exp, "group": first.group, "setting": first.setting, "seeds": int(s.seeds.max())}
         for d in domains:
             x = s[s.domain == d]
             if len(x):
                 row[d] = (float(x.start.iloc[0]), float(x["mean"].iloc[0]), float(x["std"].iloc[0]))
-            if d in teachers:
-                row[f"reach/{d}"] = _steps_to(runs, exp, d, teachers[d])
+            if len(x):
+                row[f"reach/{d}"] = _steps_to(runs, exp, d, teachers)
         if "order/consistency_before" in m:
             v = m[m.experiment == exp]["order/consistency_before"].dropna()
             row["order_before"] = float(v.mean()) if len(v) else None
@@ -61,20 +68,23 @@ def ablation_rows(runs: Runs, teachers: dict[str, float], order: list[str] | Non
     return rows
 
 
+def _domains(rows: list[dict]) -> list[str]:
+    return sorted({k for r in rows for k in r if k not in ("experiment", "group", "setting", "seeds", "order_before")
+                   and not k.startswith("reach/")})
+
+
 def ablation_markdown(rows: list[dict], teachers: dict[str, float]) -> str:
-    domains = sorted({k for r in rows for k in r if k not in ("experiment", "group", "seeds", "order_before")
-                      and not k.startswith("reach/")})
-    head = ["experiment", "method", "seeds", *[f"{d}: start → end (± std)" for d in domains],
-            *[f"reached {d} teacher ({teachers[d]:.3f})" for d in domains if d in teachers],
-            "order consistency before calibration"]
+    domains = _domains(rows)
+    head = ["experiment", "method", "teachers", "seeds", *[f"{d}: start → end (± std)" for d in domains],
+            *[f"reached the {d} teacher" for d in domains], "order consistency before calibration"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["experiment"], r["group"], str(r["seeds"])]
+        cells = [r["experiment"], r["group"], r["setting"], str(r["seeds"])]
         cells += [f"{r[d][0]:.3f} → {r[d][1]:.3f} ± {r[d][2]:.3f}" if d in r else "—" for d in domains]
         for d in domains:
-            if d in teachers:
-                hit, total, mean = r[f"reach/{d}"]
-                cells.append(f"{hit}/{total} runs" + (f", step {mean:.0f}" if mean is not None else ""))
+            hit, total, mean, target = r.get(f"reach/{d}", (0, 0, None, None))
+            cells.append("—" if target is None else f"{hit}/{total} runs (teacher {target:.3f})"
+                         + (f", step {mean:.0f}" if mean is not None else ""))
         ob = r.get("order_before")
         cells.append(f"{ob:.3f}" if ob is not None else "—")
         lines.append("| " + " | ".join(cells) + " |")
@@ -82,43 +92,52 @@ def ablation_markdown(rows: list[dict], teachers: dict[str, float]) -> str:
 
 
 def benchmark_table(runs: Runs, teachers: dict[str, float], groups=("OPD", "Uni-OPD", "GRPO")) -> tuple[str, str]:
-    """Methods x domains, mean ± std of the final held-out accuracy, best method in bold."""
-    f = _final(runs)
+    """Methods x domains, mean ± std of the final held-out accuracy, best method in bold; one block
+    per teacher setting (GRPO, which asks no teacher, joins the setting that covers its domains)."""
+    f = _final(runs).merge(runs.info[["run", "setting", "teachers"]], on="run")
     f = f[f.group.isin(groups)]
-    table = f.groupby(["group", "domain"]).acc.agg(["mean", "std", "size"]).reset_index()
-    domains = sorted(table.domain.unique())
-    best = {d: table[table.domain == d]["mean"].max() for d in domains}
-    md = ["| method | seeds | " + " | ".join(domains) + " |", "|---|---|" + "---|" * len(domains)]
-    tex = [r"\begin{tabular}{l" + "c" * (len(domains) + 1) + "}", r"\toprule",
-           "method & seeds & " + " & ".join(domains) + r" \\", r"\midrule"]
-    for g in [g for g in groups if g in set(table.group)]:
-        t = table[table.group == g]
-        cells_md, cells_tex = [], []
-        for d in domains:
-            x = t[t.domain == d]
-            if x.empty:
-                cells_md.append("—")
-                cells_tex.append("--")
-                continue
-            mean, std = float(x["mean"].iloc[0]), float(x["std"].fillna(0).iloc[0])
-            text = f"{100 * mean:.1f} ± {100 * std:.1f}"
-            bold = abs(mean - best[d]) < 1e-12
-            cells_md.append(f"**{text}**" if bold else text)
-            cells_tex.append((r"\textbf{%s}" if bold else "%s") % text.replace("±", r"$\pm$"))
-        n = int(t["size"].max())
-        md.append(f"| {g} | {n} | " + " | ".join(cells_md) + " |")
-        tex.append(f"{g} & {n} & " + " & ".join(cells_tex) + r" \\")
-    if teachers:
-        md.append("| teacher | — | " + " | ".join(f"{100 * teachers[d]:.1f}" if d in teachers else "—" for d in domains) + " |")
-        tex += [r"\midrule", "teacher & -- & " + " & ".join(f"{100 * teachers[d]:.1f}" if d in teachers else "--"
-                                                              for d in domains) + r" \\"]
+    domains = sorted(f.domain.unique())
+    settings = [s for s in dict.fromkeys(f.setting) if s != "no teacher"]
+    md = ["| setting | method | seeds | " + " | ".join(domains) + " |", "|---|---|---|" + "---|" * len(domains)]
+    tex = [r"\begin{tabular}{ll" + "c" * (len(domains) + 1) + "}", r"\toprule",
+           "setting & method & seeds & " + " & ".join(domains) + r" \\", r"\midrule"]
+    for setting in settings:
+        sub = f[f.setting == setting]
+        own = set(sub.domain)
+        grpo = f[f.setting == "no teacher"]
+        if len(grpo) and set(grpo.domain) == own:  # GRPO on exactly these domains
+            sub = pd.concat([sub, grpo])
+        table = sub.groupby(["group", "domain"]).acc.agg(["mean", "std", "size"]).reset_index()
+        best = {d: table[table.domain == d]["mean"].max() for d in domains}
+        for g in [g for g in groups if g in set(table.group)]:
+            t = table[table.group == g]
+            cells_md, cells_tex = [], []
+            for d in domains:
+                x = t[t.domain == d]
+                if x.empty:
+                    cells_md.append("—")
+                    cells_tex.append("--")
+                    continue
+                mean, std = float(x["mean"].iloc[0]), float(x["std"].fillna(0).iloc[0])
+                text = f"{100 * mean:.1f} ± {100 * std:.1f}"
+                bold = abs(mean - best[d]) < 1e-12
+                cells_md.append(f"**{text}**" if bold else text)
+                cells_tex.append((r"\textbf{%s}" if bold else "%s") % text.replace("±", r"$\pm$"))
+            n = int(t["size"].max())
+            md.append(f"| {setting} | {g} | {n} | " + " | ".join(cells_md) + " |")
+            tex.append(f"{setting} & {g} & {n} & " + " & ".join(cells_tex) + r" \\")
+        refs = json.loads(sub[sub.setting == setting].teachers.iloc[0])
+        accs = [teacher_accuracy(teachers, refs, d) if d in own else None for d in domains]
+        if any(a is not None for a in accs):
+            md.append(f"| {setting} | teacher | — | " + " | ".join(f"{100 * a:.1f}" if a is not None else "—" for a in accs) + " |")
+            tex.append(f"{setting} & teacher & -- & " + " & ".join(f"{100 * a:.1f}" if a is not None else "--"
+                                                                    for a in accs) + r" \\")
     tex += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(md) + "\n", "\n".join(tex) + "\n"
+    return "\n".join(md) + "\n", "\n".join(tex).replace("<-", r"$\leftarrow$") + "\n"
 
 
 def ablation_latex(rows: list[dict], teachers: dict[str, float]) -> str:
-    domains = sorted({k for r in rows for k in r if k not in ("experiment", "group", "seeds", "order_before")
-                      and not k.startswith("reach/")})
+    domains = _domains(rows)
     out = [r"\begin{tabular}{ll" + "c" * (len(domains) + 1) + "}", r"\toprule",
            "experiment & method & " + " & ".join(domains) + r" & order cons. \\", r"\midrule"]
     for r in rows:

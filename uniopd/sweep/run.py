@@ -47,14 +47,16 @@ def open_storage(url: str, loaded: LoadedSweep) -> optuna.storages.RDBStorage:
                           f"{str(exc).splitlines()[0]}") from exc
 
 
-def make_study(loaded: LoadedSweep, storage) -> optuna.Study:
+def make_study(loaded: LoadedSweep, storage, worker_index: int = 0) -> optuna.Study:
     spec = loaded.spec
+    # each worker its own sampler seed: with one seed, parallel workers propose identical trials
+    seed = spec.sampler.seed * 1000 + worker_index
     if spec.sampler.kind == "grid":
-        sampler = optuna.samplers.GridSampler({k: p.grid() for k, p in spec.space.items()}, seed=spec.sampler.seed)
+        sampler = optuna.samplers.GridSampler({k: p.grid() for k, p in spec.space.items()}, seed=seed)
     elif spec.sampler.kind == "random":
-        sampler = optuna.samplers.RandomSampler(seed=spec.sampler.seed)
+        sampler = optuna.samplers.RandomSampler(seed=seed)
     else:
-        sampler = optuna.samplers.TPESampler(seed=spec.sampler.seed)
+        sampler = optuna.samplers.TPESampler(seed=seed)
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=spec.pruner.startup_trials,
                                           n_warmup_steps=spec.pruner.warmup_evals)
               if spec.pruner.kind == "median" else optuna.pruners.NopPruner())
@@ -167,9 +169,9 @@ def _alive(pid: int) -> bool:
             return True
 
 
-def worker(sweep_path: str, url: str | None) -> None:
+def worker(sweep_path: str, url: str | None, index: int = 0) -> None:
     loaded = load_sweep(sweep_path)
-    study = make_study(loaded, open_storage(storage_url(loaded, url), loaded))
+    study = make_study(loaded, open_storage(storage_url(loaded, url), loaded), worker_index=index)
     wanted = loaded.spec.n_trials()
     while True:
         reap_dead_trials(study, loaded)  # a dead worker's trial is re-queued as WAITING here
@@ -191,8 +193,11 @@ def run_sweep(sweep_path: str, workers: int, url: str | None) -> dict:
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     if workers > 1:
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+    # a re-run after a kill gets fresh worker indices, so it does not replay the dead workers' proposals
+    base = len(make_study(loaded, open_storage(resolved, loaded)).trials)
     procs = [subprocess.Popen([sys.executable, "-m", "uniopd.sweep.worker", str(sweep_path),
-                               "--storage", resolved], env=env) for _ in range(workers)]
+                               "--storage", resolved, "--index", str(base + i)], env=env)
+             for i in range(workers)]
     codes = [p.wait() for p in procs]
     if any(codes):
         log.warning("worker exit codes %s; re-run the command to finish what is missing", codes)
