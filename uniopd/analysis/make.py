@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from uniopd.analysis.figures import FIGURES, fig_sweeps
-from uniopd.analysis.runs import load_runs
+from uniopd.analysis.runs import load_runs, without_sweeps
 from uniopd.analysis.tables import ablation_latex, ablation_markdown, ablation_rows, benchmark_table
 
 
@@ -34,7 +34,7 @@ def parse_teachers(specs: list[str]) -> dict[str, float]:
 
 def make_all(run_roots: list[str], out: Path, teachers: dict[str, float], sweep_roots: list[str] = ()) -> dict:
     start = time.perf_counter()
-    runs = load_runs(run_roots)
+    runs = load_runs([*run_roots, *sweep_roots])  # sweep trials feed the figures, not the tables
     out.mkdir(parents=True, exist_ok=True)
     command = " ".join(shlex.quote(a) for a in sys.argv)
     manifest = {"command": command, "runs_from": list(run_roots), "teachers": teachers,
@@ -51,16 +51,17 @@ def make_all(run_roots: list[str], out: Path, teachers: dict[str, float], sweep_
             else:
                 manifest["figures"].append({"name": fig.name, "files": [Path(f).name for f in fig.files],
                                             "runs": fig.runs, **fig.extra})
-        rows = ablation_rows(runs, teachers)
+        table_runs = without_sweeps(runs)
+        rows = ablation_rows(table_runs, teachers)
         (out / "ablation_table.md").write_text(ablation_markdown(rows, teachers))
         (out / "ablation_table.tex").write_text(ablation_latex(rows, teachers))
-        md, tex = benchmark_table(runs, teachers)
+        md, tex = benchmark_table(table_runs, teachers)
         (out / "benchmark_table.md").write_text(md)
         (out / "benchmark_table.tex").write_text(tex)
-        used = sorted(runs.info.run)
+        used = sorted(table_runs.info.run)
         manifest["tables"] += [{"name": "ablation_table", "files": ["ablation_table.md", "ablation_table.tex"], "runs": used},
                                {"name": "benchmark_table", "files": ["benchmark_table.md", "benchmark_table.tex"],
-                                "runs": sorted(runs.info[runs.info.group.isin(["OPD", "Uni-OPD", "GRPO"])].run)}]
+                                "runs": sorted(table_runs.info[table_runs.info.group.isin(["OPD", "Uni-OPD", "GRPO"])].run)}]
     sweep_dirs = [p.parent for root in sweep_roots for p in Path(root).rglob("summary.json")]
     for fig in fig_sweeps(sweep_dirs, out):
         manifest["figures"].append({"name": fig.name, "files": [Path(f).name for f in fig.files], "runs": fig.runs})

@@ -16,7 +16,8 @@ from uniopd.tracking import method_group
 
 @dataclass
 class Runs:
-    info: pd.DataFrame            # one row per finished run: run, path, experiment, seed, group, config fields
+    info: pd.DataFrame            # one row per finished run: run, path, experiment, seed, group, setting,
+                                  # sweep (study name for a sweep's trial, else None), config fields
     metrics: pd.DataFrame         # one row per (run, step) of metrics.jsonl
     evals: pd.DataFrame           # one row per (run, step, domain): acc, pass@k, ...
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (run, why it was left out)
@@ -56,14 +57,15 @@ def find_run_dirs(roots: list[Path]) -> list[Path]:
         else:
             found += sorted(p.parent for p in root.rglob("config.yaml")
                             if (p.parent / "meta.json").exists() or (p.parent / "metrics.jsonl").exists())
-    return found
+    return list({p.resolve(): p for p in found}.values())  # a folder given twice counts once
 
 
 class _Collector:
     def __init__(self):
         self.infos, self.metrics, self.evals, self.skipped = [], [], [], []
 
-    def add(self, name: str, path: str, config: dict, m: list[dict], e: list[dict]) -> None:
+    def add(self, name: str, path: str, config: dict, m: list[dict], e: list[dict],
+            sweep: str | None = None) -> None:
         """One run: its resolved config, metrics rows and eval rows ({"step", domain: {...}})."""
         from uniopd.config import ExperimentConfig
 
@@ -86,7 +88,8 @@ class _Collector:
                            "delta": cfg.calibration.delta, "steps": cfg.train.steps,
                            "description": cfg.description, "student": cfg.student,
                            "teachers": json.dumps(cfg.teachers, sort_keys=True),
-                           "setting": setting_label(cfg, {d for r in e for d, v in r.items() if isinstance(v, dict)})})
+                           "setting": setting_label(cfg, {d for r in e for d, v in r.items() if isinstance(v, dict)}),
+                           "sweep": sweep})
         run = self.infos[-1]["run"]
         wall, at = 0.0, {0: 0.0}
         for rec in m:
@@ -115,7 +118,12 @@ def load_runs(roots: list[Path | str]) -> Runs:
         except yaml.YAMLError:
             c.skipped.append((str(path), "config.yaml is not YAML"))
             continue
-        c.add(str(path), str(path), config, _jsonl(path / "metrics.jsonl"), _jsonl(path / "eval.jsonl"))
+        if (path / "pruned.txt").exists():
+            c.skipped.append((str(path), "pruned by its sweep's pruner"))
+            continue
+        trial = path / "trial.json"  # a sweep's trial: its study's name
+        sweep = json.loads(trial.read_text()).get("study") if trial.exists() else None
+        c.add(str(path), str(path), config, _jsonl(path / "metrics.jsonl"), _jsonl(path / "eval.jsonl"), sweep)
     return c.runs()
 
 
@@ -147,3 +155,10 @@ def load_wandb(path: str) -> Runs:
     api = wandb.Api()
     return runs_from_history([(run.name, dict(run.config), list(run.scan_history()))
                               for run in api.runs(path)])
+
+
+def without_sweeps(runs: Runs) -> Runs:
+    """The runs that are not sweep trials (tables compare experiments; sweeps have their own plots)."""
+    keep = set(runs.info[runs.info.sweep.isna()].run) if len(runs.info) else set()
+    pick = lambda df: df[df.run.isin(keep)] if len(df) else df  # noqa: E731
+    return Runs(runs.info[runs.info.run.isin(keep)], pick(runs.metrics), pick(runs.evals), runs.skipped)
