@@ -121,14 +121,16 @@ def _report(trial: optuna.Trial, metric: str, step: int, summary: dict) -> None:
         raise optuna.TrialPruned(f"step {step}")
 
 
-def finished(study: optuna.Study) -> tuple[int, int, int]:
+def finished(study: optuna.Study, grid: bool = False) -> tuple[int, int, int]:
     """(finished, running, waiting). A trial that failed by raising counts as finished; one that
-    failed by going stale does not, because its retry (a WAITING trial) stands in for it."""
+    failed by going stale does not, because its retry (a WAITING trial) stands in for it. On a
+    grid, finished counts distinct grid points: parallel workers can pick the same point."""
     trials = study.get_trials(deepcopy=False)
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
     S = optuna.trial.TrialState
-    done = sum(t.state in (S.COMPLETE, S.PRUNED) or (t.state == S.FAIL and t.number not in retried)
-               for t in trials)
+    ended = [t for t in trials
+             if t.state in (S.COMPLETE, S.PRUNED) or (t.state == S.FAIL and t.number not in retried)]
+    done = len({tuple(sorted(t.params.items())) for t in ended}) if grid else len(ended)
     return (done, sum(t.state == S.RUNNING for t in trials), sum(t.state == S.WAITING for t in trials))
 
 
@@ -175,7 +177,7 @@ def worker(sweep_path: str, url: str | None, index: int = 0) -> None:
     wanted = loaded.spec.n_trials()
     while True:
         reap_dead_trials(study, loaded)  # a dead worker's trial is re-queued as WAITING here
-        done, running, waiting = finished(study)
+        done, running, waiting = finished(study, grid=loaded.spec.sampler.kind == "grid")
         if done >= wanted:
             return
         if done + running >= wanted and not waiting:

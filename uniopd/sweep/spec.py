@@ -86,7 +86,10 @@ class SweepSpec(_Section):
     space: dict[str, Param] = Field(min_length=1, description="Dotted config field -> parameter.")
     sampler: Sampler = Field(default_factory=Sampler, description="How trials are proposed.")
     objective: Objective = Field(default_factory=Objective, description="What a trial scores.")
-    trials: int | None = Field(default=None, ge=1, description="Finished trials wanted (grid: default its size).")
+    trials: int | None = Field(
+        default=None, ge=1,
+        description="Finished trials wanted (grid: default its size). As with Optuna's MaxTrialsCallback, "
+        "N parallel workers racing for the last slots may finish up to N-1 more.")
     seeds: list[int] = Field(default=[0], min_length=1, description="Seeds per trial; the score is their mean.")
     pruner: Pruner = Field(default_factory=Pruner, description="Early stopping of weak trials.")
     heartbeat: Heartbeat = Field(default_factory=Heartbeat, description="Dead-worker detection.")
