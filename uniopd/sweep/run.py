@@ -121,6 +121,14 @@ def _report(trial: optuna.Trial, metric: str, step: int, summary: dict) -> None:
         raise optuna.TrialPruned(f"step {step}")
 
 
+def _grid_size(study: optuna.Study) -> int:
+    space = getattr(study.sampler, "_search_space", None)
+    size = 1
+    for values in (space or {}).values():
+        size *= len(values)
+    return size
+
+
 def finished(study: optuna.Study, grid: bool = False) -> tuple[int, int, int]:
     """(finished, running, waiting). A trial that failed by raising counts as finished; one that
     failed by going stale does not, because its retry (a WAITING trial) stands in for it. On a
@@ -130,7 +138,12 @@ def finished(study: optuna.Study, grid: bool = False) -> tuple[int, int, int]:
     S = optuna.trial.TrialState
     ended = [t for t in trials
              if t.state in (S.COMPLETE, S.PRUNED) or (t.state == S.FAIL and t.number not in retried)]
-    done = len({tuple(sorted(t.params.items())) for t in ended}) if grid else len(ended)
+    done = len(ended)
+    if grid:
+        # cover every point, but never loop past twice the grid: Optuna's GridSampler, racing
+        # workers, can keep re-proposing visited points (seen: r = 1.2 never proposed)
+        distinct = len({tuple(sorted(t.params.items())) for t in ended})
+        done = distinct if len(ended) < 2 * _grid_size(study) else len(ended)
     return (done, sum(t.state == S.RUNNING for t in trials), sum(t.state == S.WAITING for t in trials))
 
 
