@@ -120,3 +120,15 @@ def test_parallel_workers_propose_different_trials(tmp_path, make_checkpoint, mo
 
     deltas = pd.read_csv(tmp_path / "out" / "s" / "trials.csv")["params_calibration.delta"]
     assert deltas.nunique() == len(deltas) >= 4, deltas.tolist()
+
+
+def test_grid_with_two_workers_covers_every_point_once(tmp_path, make_checkpoint, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _base(tmp_path, make_checkpoint(11), make_checkpoint(12))
+    path = _sweep(tmp_path, sampler={"kind": "grid"}, trials=None,
+                  space={"calibration.delta": {"type": "float", "low": 0.0, "high": 1.0, "step": 0.25}})
+    assert main(["sweep", str(path), "--workers", "2"]) == 0
+    import pandas as pd
+
+    deltas = sorted(pd.read_csv(tmp_path / "out" / "s" / "trials.csv")["params_calibration.delta"])
+    assert deltas == [0.0, 0.25, 0.5, 0.75, 1.0]

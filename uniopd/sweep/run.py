@@ -199,6 +199,21 @@ def worker(sweep_path: str, url: str | None, index: int = 0) -> None:
         study.optimize(lambda t: run_trial(loaded, t), n_trials=1, catch=(Exception,))
 
 
+def enqueue_grid(study: optuna.Study, loaded: LoadedSweep) -> None:
+    """Queue every grid point no trial holds yet, each exactly once: workers pop queued trials
+    first, so racing workers never pick the same point (GridSampler alone can)."""
+    import itertools
+
+    S = optuna.trial.TrialState
+    held = {tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False)
+            if t.state in (S.COMPLETE, S.PRUNED, S.RUNNING, S.WAITING)}
+    names = list(loaded.spec.space)
+    for values in itertools.product(*(loaded.spec.space[n].grid() for n in names)):
+        params = dict(zip(names, values))
+        if tuple(sorted(params.items())) not in held:
+            study.enqueue_trial(params, skip_if_exists=False)
+
+
 def run_sweep(sweep_path: str, workers: int, url: str | None) -> dict:
     loaded = load_sweep(sweep_path)  # every input check before any trial
     loaded.root.mkdir(parents=True, exist_ok=True)
@@ -208,8 +223,11 @@ def run_sweep(sweep_path: str, workers: int, url: str | None) -> dict:
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     if workers > 1:
         env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+    study = make_study(loaded, open_storage(resolved, loaded))
+    if loaded.spec.sampler.kind == "grid":
+        enqueue_grid(study, loaded)
     # a re-run after a kill gets fresh worker indices, so it does not replay the dead workers' proposals
-    base = len(make_study(loaded, open_storage(resolved, loaded)).trials)
+    base = len(study.trials)
     procs = [subprocess.Popen([sys.executable, "-m", "uniopd.sweep.worker", str(sweep_path),
                                "--storage", resolved, "--index", str(base + i)], env=env)
              for i in range(workers)]
