@@ -1,0 +1,129 @@
+"""The Uni-OPD sections of an experiment file: student-side balancing (METHOD 3) and teacher-side
+margin calibration (METHOD 4). Every toggle of the recipe is a field here, with help text."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from uniopd.config.section import _Section, conflict
+
+
+class OfflineBalanceConfig(_Section):
+    mode: Literal["none", "balance", "drop_all_correct", "drop_all_wrong"] = Field(
+        default="none",
+        description="Offline difficulty-aware balancing (METHOD 3.1): none; balance = keep every "
+        "prompt once and upsample mid-difficulty bins; drop_all_correct / drop_all_wrong = the "
+        "filtering baselines.",
+    )
+    ratio: float = Field(
+        default=1.0, gt=0, le=1,
+        description="Balance ratio rho: a mid bin is upsampled to ceil(rho * n_ref) (1 = flat).",
+    )
+    n_samples: int = Field(
+        default=8, ge=1, description="Responses sampled from the initial student per prompt to estimate its pass rate."
+    )
+    temperature: float = Field(default=1.0, gt=0, description="Sampling temperature of the difficulty estimate.")
+    top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus mass of the difficulty estimate.")
+    top_k: int = Field(default=50, ge=0, description="Top-k of the difficulty estimate (0 = off).")
+    bins: Literal["count", "width"] = Field(
+        default="count",
+        description="count = one bin per pass count (n+1 bins); width = num_bins equal-width bins "
+        "over 0 < p < 1, with p = 0 and p = 1 kept as bins of their own.",
+    )
+    num_bins: int = Field(default=4, ge=1, description="Mid bins when bins = width.")
+    mid_low: float = Field(default=0.0, ge=0, lt=1, description="A prompt is mid-difficulty when mid_low < p < mid_high.")
+    mid_high: float = Field(default=1.0, gt=0, le=1, description="Upper end of the mid-difficulty range.")
+    reference: Literal["max", "extremes", "mean"] = Field(
+        default="max",
+        description="n_ref: the largest bin, the mean of the all-wrong and all-correct bins, or the "
+        "mean over non-empty bins.",
+    )
+    max_repeats: int = Field(default=8, ge=1, description="Most copies of one prompt in the balanced set.")
+
+    @model_validator(mode="after")
+    def _mid_range(self) -> OfflineBalanceConfig:
+        if self.mid_low >= self.mid_high:
+            raise conflict(
+                f"mid_low = {self.mid_low} must be below mid_high = {self.mid_high}: no prompt could be mid-difficulty",
+                "mid_low", "mid_high",
+            )
+        return self
+
+
+class OnlineBalanceConfig(_Section):
+    enabled: bool = Field(
+        default=False, description="Online correctness-aware balancing (METHOD 3.2) of every rollout batch."
+    )
+    ratio: float = Field(
+        default=1.0, ge=0, allow_inf_nan=True,
+        description="Target correct : incorrect ratio r; 0 masks every correct rollout of a mixed "
+        "group, inf (.inf in YAML) every incorrect one (the correct-only cell).",
+    )
+    scope: Literal["group", "global"] = Field(
+        default="group", description="Balance within each prompt group, or over the whole batch."
+    )
+    in_margin_stats: bool = Field(
+        default=True,
+        description="Balanced-out rollouts still enter the margin-calibration statistics.",
+    )
+
+    @field_validator("ratio")
+    @classmethod
+    def _not_nan(cls, ratio: float) -> float:
+        if ratio != ratio:
+            raise PydanticCustomError("nan", "ratio must be a number >= 0 or inf, not NaN", {})
+        return ratio
+
+
+class BalanceConfig(_Section):
+    offline: OfflineBalanceConfig = Field(
+        default_factory=OfflineBalanceConfig, description="Student side, before training: difficulty."
+    )
+    online: OnlineBalanceConfig = Field(
+        default_factory=OnlineBalanceConfig, description="Student side, every step: correctness."
+    )
+
+
+class CalibrationConfig(_Section):
+    margin_shift: bool = Field(
+        default=False,
+        description="Outcome-guided margin shift (METHOD 4.1): move correct / incorrect rollouts' "
+        "advantages so their return gap is at least delta.",
+    )
+    margin_mask: bool = Field(
+        default=False,
+        description="Greedy margin mask (METHOD 4.2): drop the rollouts that break the order instead. "
+        "Exclusive with margin_shift.",
+    )
+    delta: float = Field(default=0.4, ge=0, description="Margin delta between correct and incorrect returns.")
+    mode: Literal["mean", "minmax"] = Field(
+        default="mean",
+        description="mean = gap of the mean returns; minmax = worst correct minus best incorrect "
+        "(the paper's strict margin).",
+    )
+    direction: Literal["both", "correct_up", "incorrect_down"] = Field(
+        default="both", description="Which side the shift moves (both = half each)."
+    )
+    scope: Literal["group", "global"] = Field(
+        default="group", description="Calibrate within each prompt group, or over the whole batch."
+    )
+    min_retain_ratio: float = Field(
+        default=0.25, ge=0, le=1,
+        description="Margin mask: keep more than max(1, floor(ratio * |side|)) rollouts of each side.",
+    )
+
+    def enabled(self) -> bool:
+        return self.margin_shift or self.margin_mask
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CalibrationConfig:
+        if self.margin_shift and self.margin_mask:
+            raise conflict(
+                "margin_shift and margin_mask are two alternative calibrations (METHOD 4.1 vs 4.2) "
+                "and cannot both be on: pick one",
+                "margin_shift", "margin_mask",
+            )
+        return self

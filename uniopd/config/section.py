@@ -1,0 +1,20 @@
+"""The base of every experiment-file section, and the cross-field error they raise."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+from pydantic_core import PydanticCustomError
+
+
+class _Section(BaseModel):
+    # Unknown keys are errors: a typo such as `trian.lr` must not silently train with the default.
+    # NaN/inf are refused because no knob here means anything with them; a future field that does
+    # (e.g. a ratio where inf means "drop all") opts in with Field(allow_inf_nan=True).
+    # Numbers are accepted as text so that `name: 2024` or `name=1` on the command line just work.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, coerce_numbers_to_str=True)
+
+
+def conflict(reason: str, *fields: str) -> PydanticCustomError:
+    """A cross-field error. `fields` are dotted names relative to the model that raises it, the
+    first being the one to report; `load.py` uses them to name the file that set the values."""
+    return PydanticCustomError("conflict", "{reason}", {"reason": reason, "fields": fields})
