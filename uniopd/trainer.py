@@ -77,6 +77,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
 
         checkpoint, state = run_dir.resumable_checkpoint() if resume else (None, None)
+        loading.build_missing([cfg.student, *self._teacher_refs()])
         self.tokenizer = loading.load_tokenizer(cfg.student)
         self.student = loading.load_model(str(checkpoint or cfg.student), self.device, self.dtype,
                                           trainable=True)
@@ -99,6 +100,7 @@ class Trainer:
                                      max_new_tokens=cfg.rollout.max_new_tokens)
         self.step = 0
         self.on_eval = None  # optional hook(step, summary), e.g. a sweep's pruner; may raise to stop
+        self.on_step = None  # optional hook(step, metrics), e.g. the world builder's progress
         if resume:
             self._load_state(state)
             run_dir.rewind_logs(self.step)
@@ -110,6 +112,14 @@ class Trainer:
                 "n_eval_prompts": len(plan.eval),
                 "student_params": sum(p.numel() for p in self.student.parameters())})
         run_dir.mirror = make_tracker(cfg, run_dir)
+
+    def _teacher_refs(self) -> list[str]:
+        """The teachers this run loads: none without an OPD term, and only those some training
+        prompt routes to."""
+        if not self.cfg.method.uses_opd():
+            return []
+        asked = {p.domain for p in self.plan.train}
+        return [ref for domain, ref in sorted(self.cfg.teachers.items()) if domain in asked]
 
     def _load_teachers(self) -> TeacherPool:
         models = {}
@@ -134,6 +144,8 @@ class Trainer:
             self.run_dir.log_metrics(metrics)
             bar.update(1)
             bar.set_postfix(loss=f"{metrics['loss']:.3f}", reward=f"{metrics['reward']:.2f}")
+            if self.on_step is not None:
+                self.on_step(self.step, metrics)
             if self.plan.eval and cfg.eval.every and self.step % cfg.eval.every == 0 \
                     and self.step < cfg.train.steps:
                 last_eval = self.evaluate()

@@ -24,6 +24,16 @@ def resolve(ref: str) -> str:
     return ref
 
 
+def build_missing(refs) -> None:
+    """Build every missing `builtin:` model among `refs` in one go, so a first run builds the
+    student and its teachers side by side instead of one after another."""
+    names = [r.removeprefix("builtin:") for r in refs if r.startswith("builtin:")]
+    if names:
+        from uniopd.world.build import build_missing as build
+
+        build(names)
+
+
 def pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ModelLoadError("device: cuda was asked for, but torch sees no CUDA device")

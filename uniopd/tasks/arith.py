@@ -47,22 +47,18 @@ def make_problem(rng: random.Random, level: int) -> Problem:
                    meta={"level": level})
 
 
-def slipped_solution(problem: Problem, rng: random.Random) -> str:
-    """The reference solution with one result off by one, carried through to the answer.
+def early_stop_solution(problem: Problem) -> str:
+    """The reference solution one step short: the last event is left out and the value before it
+    is boxed. The work shown stays correct, so the only flaw is stopping early.
 
-    Warm-starting the student on a share of such solutions gives it what real students have: a
-    usable but noisy distribution (right most of the time, unsure at the decision tokens).
+    This is the tiny student's habit (a share of its warm start teaches it; see world/recipe.py):
+    one shared behaviour, flagged by the expert at a single token, that on-policy distillation can
+    remove. Off-by-one arithmetic slips were tried first and were not removed in minutes
+    (NOTES.md): they are many prompt-specific facts, not one behaviour.
     """
     steps = problem.solution.split(". ")[:-1]
-    k = rng.randrange(len(steps))
-    out, carry = [], None
-    for i, step in enumerate(steps):
-        lhs, value = step.rstrip(".").split(" = ")
-        a, op, b = lhs.split(" ")
-        a = int(a) if carry is None else carry
-        value = a + int(b) if op == "+" else a - int(b)
-        if i == k:
-            value += rng.choice([-1, 1]) if value > 0 else 1
-        out.append(f"{a} {op} {b} = {value}.")
-        carry = value
-    return " ".join(out) + f" The answer is \\boxed{{{carry}}}."
+    if len(steps) == 1:
+        start = problem.prompt.split(" has ", 1)[1].split(" ", 1)[0]
+        return f"The answer is \\boxed{{{start}}}."
+    before_last = steps[-2].rstrip(".").split(" = ")[1]
+    return ". ".join(steps[:-1]) + f". The answer is \\boxed{{{before_last}}}."

@@ -2,7 +2,7 @@
 
 Each problem chains `level` (1..4) operations on an integer argument; the response must define
 `f`, and the verifier runs it on hidden inputs in the sandbox. Difficulty grows with the chain
-length for the same reason as in the math domain: every line is one more chance to slip.
+length for the same reason as in the math domain: every line is one more chance to go wrong.
 
 Each phrase maps to one fixed line of code (constants are part of the phrase), so what a model
 must learn is the translation and the order of the steps. Measured on this project's tiny models:
@@ -57,11 +57,10 @@ def make_problem(rng: random.Random, level: int) -> Problem:
                    solution=solution, meta={"level": level})
 
 
-def slipped_solution(problem: Problem, rng: random.Random) -> str:
-    """The reference solution with one line swapped for another operation (see arith.py)."""
+def early_stop_solution(problem: Problem) -> str:
+    """The reference solution one step short: the last operation's line is left out (see
+    arith.early_stop_solution, the same habit in the math domain)."""
     lines = problem.solution.split("\n")
     body = [i for i, line in enumerate(lines) if line.startswith("    ") and "return" not in line]
-    k = rng.choice(body)
-    arg = lines[1][len("def f("):-len("):")]
-    lines[k] = "    " + rng.choice(OPERATIONS)[1].format(a=arg)
+    del lines[body[-1]]
     return "\n".join(lines)

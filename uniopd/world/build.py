@@ -18,11 +18,15 @@ import fcntl
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import shutil
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
+
+from tqdm.auto import tqdm
 
 from uniopd.world.recipe import DEFAULT, active_recipe
 
@@ -60,15 +64,75 @@ def _save_manifest(root: Path, manifest: dict) -> None:
     os.replace(tmp, root / "manifest.json")
 
 
-def world_model_path(name: str) -> Path:
-    """Directory of a built-in model (`student`, `teacher-math`, ...), building it if missing."""
+def _build_one(root: str, name: str, progress) -> dict:
+    """One model, in a worker process with one torch thread: the floating-point result then does
+    not depend on how many cores the machine has or how many models build beside it."""
+    import torch
+
+    from uniopd.world import pipeline
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    record = pipeline.build_model(Path(root), name, active_recipe()["models"][name],
+                                  on_step=lambda: progress.put(name))
+    record["seconds"] = round(time.perf_counter() - t0, 2)
+    return record
+
+
+def _build_models(root: Path, names: list[str], manifest: dict) -> None:
+    """Build `names` side by side, one single-threaded process each (one more at once than there
+    are cores: measured on 2 cores, three 1-thread builds beat two), with one progress bar per model; each model enters the manifest as soon as it is done,
+    so a failure or an interrupt keeps the models already built."""
+    recipe = active_recipe()["models"]
+    names = sorted(names, key=lambda n: -recipe[n]["sft_steps"])  # longest first
+    context = multiprocessing.get_context("spawn")  # no forked torch state in the workers
+    workers = min(len(names), (os.cpu_count() or 1) + 1)
+    log.info("building %s (first use; cached in %s)", ", ".join(f"builtin:{n}" for n in names), root)
+    bars = {n: tqdm(total=recipe[n]["sft_steps"] + recipe[n]["grpo_steps"], position=i,
+                    desc=f"build builtin:{n}", dynamic_ncols=True) for i, n in enumerate(names)}
+    failure = None
+    with context.Manager() as sync, ProcessPoolExecutor(workers, mp_context=context) as pool:
+        progress = sync.Queue()
+        pending = {pool.submit(_build_one, str(root), n, progress): n for n in names}
+        while pending:
+            done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            while not progress.empty():
+                bars[progress.get()].update(1)
+            for future in done:
+                name = pending.pop(future)
+                try:
+                    manifest["models"][name] = future.result()
+                except Exception as error:  # keep the other builds going; report after
+                    failure = failure or (name, error)
+                    continue
+                _save_manifest(root, manifest)
+                bars[name].close()
+                log.info("built builtin:%s in %.0f s", name, manifest["models"][name]["seconds"])
+    for bar in bars.values():
+        bar.close()
+    if failure:
+        raise RuntimeError(f"building builtin:{failure[0]} failed: {failure[1]}") from failure[1]
+
+
+def _check_name(name: str) -> None:
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown built-in model 'builtin:{name}'; known: "
                          + ", ".join(f"builtin:{n}" for n in MODEL_NAMES))
-    root = world_dir()
-    if not (root / name / "config.json").exists():
-        build_world([name])
-    return root / name
+
+
+def build_missing(names) -> None:
+    """Build those of the named built-in models that are not built yet, side by side."""
+    for name in names:
+        _check_name(name)
+    missing = sorted({n for n in names if not (world_dir() / n / "config.json").exists()})
+    if missing:
+        build_world(missing)
+
+
+def world_model_path(name: str) -> Path:
+    """Directory of a built-in model (`student`, `teacher-math`, ...), building it if missing."""
+    build_missing([name])
+    return world_dir() / name
 
 
 def build_world(names=None, force: bool = False) -> dict:
@@ -88,13 +152,7 @@ def build_world(names=None, force: bool = False) -> dict:
             pipeline.build_tokenizer(root)
             manifest["tokenizer_seconds"] = round(time.perf_counter() - t0, 2)
             _save_manifest(root, manifest)
-        for name in wanted:
-            if (root / name / "config.json").exists():
-                continue
-            log.info("building builtin:%s (first use; cached in %s)", name, root)
-            t0 = time.perf_counter()
-            record = pipeline.build_model(root, name, active_recipe()["models"][name])
-            record["seconds"] = round(time.perf_counter() - t0, 2)
-            manifest["models"][name] = record
-            _save_manifest(root, manifest)
+        missing = [n for n in wanted if not (root / n / "config.json").exists()]
+        if missing:
+            _build_models(root, missing, manifest)
         return manifest

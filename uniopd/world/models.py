@@ -10,7 +10,7 @@ from transformers import Qwen2Config, Qwen2ForCausalLM, PreTrainedTokenizerBase
 
 # name -> (hidden size, layers, attention heads)
 SIZES = {
-    "small": (64, 3, 4),   # the student: one layer fewer, shorter warm start
+    "small": (64, 3, 4),   # the student: one layer fewer
     "base": (64, 4, 4),    # the domain teachers
     "large": (96, 4, 4),   # a stronger teacher for the strong-to-weak setting
 }

@@ -28,8 +28,10 @@ def build_tokenizer(root: Path) -> None:
     tmp.rename(root / "tokenizer")
 
 
-def build_model(root: Path, name: str, spec: dict) -> dict:
-    """SFT on the spec's domains, then GRPO on them if asked; written atomically to root/name."""
+def build_model(root: Path, name: str, spec: dict, on_step=None) -> dict:
+    """SFT on the spec's domains, then GRPO on them if asked; written atomically to root/name.
+
+    `on_step()`, when given, is called after every SFT and GRPO step (progress reporting)."""
     recipe = active_recipe()
     seed = recipe["seed"]
     tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
@@ -37,17 +39,18 @@ def build_model(root: Path, name: str, spec: dict) -> dict:
     problems = _warm_start_data(spec, seed)
     losses = supervised_warm_start(model, tokenizer, problems, steps=spec["sft_steps"],
                                    batch_size=recipe["sft"]["batch_size"], lr=recipe["sft"]["lr"],
-                                   seed=seed, desc=f"{name}: warm start")
+                                   seed=seed, desc=f"{name}: warm start", on_step=on_step)
     stage = root / f".{name}.sft"
     shutil.rmtree(stage, ignore_errors=True)
     model.save_pretrained(stage)
     tokenizer.save_pretrained(stage)
-    record = {"size": spec["size"], "domains": spec["domains"], "slip_rate": spec.get("slip_rate", 0.0),
+    record = {"size": spec["size"], "domains": spec["domains"],
+              "early_stop_rate": spec.get("early_stop_rate", 0.0),
               "parameters": sum(p.numel() for p in model.parameters()),
               "sft_steps": spec["sft_steps"], "sft_final_loss": round(losses[-1], 4)}
     final = stage
     if spec["grpo_steps"]:
-        final, record["grpo"] = _domain_grpo(root, name, stage, spec)
+        final, record["grpo"] = _domain_grpo(root, name, stage, spec, on_step)
     out = root / name
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(final, out, ignore=shutil.ignore_patterns("trainer_state.pt"))
@@ -56,19 +59,21 @@ def build_model(root: Path, name: str, spec: dict) -> dict:
 
 
 def _warm_start_data(spec: dict, seed: int) -> list:
-    """The SFT set; a `slip_rate` share of solutions carries one mistake (students only)."""
+    """The SFT set; an `early_stop_rate` share of solutions stops one step early (the student's
+    habit, see tasks/arith.early_stop_solution)."""
     rng = random.Random(seed)
     out = []
     for domain in spec["domains"]:
         module = GENERATORS[domain]
         for p in builtin_problems(domain, "sft"):
-            if rng.random() < spec.get("slip_rate", 0.0):
-                p = replace(p, solution=module.slipped_solution(p, rng))
+            if rng.random() < spec.get("early_stop_rate", 0.0):
+                p = replace(p, solution=module.early_stop_solution(p))
             out.append(p)
     return out
 
 
-def _domain_grpo(root: Path, name: str, start: Path, spec: dict) -> tuple[Path, dict]:
+def _domain_grpo(root: Path, name: str, start: Path, spec: dict,
+                 on_step=None) -> tuple[Path, dict]:
     """GRPO on the expert's own domain, through the same loop users run (`uniopd run`)."""
     from uniopd.config import ExperimentConfig
     from uniopd.plan import make_plan
@@ -92,11 +97,15 @@ def _domain_grpo(root: Path, name: str, start: Path, spec: dict) -> tuple[Path, 
                   "weight_decay": 0.0},
         "eval": {"every": 0, "n_samples": 1, "temperature": 0.0,
                  "max_prompts_per_domain": g["eval_prompts"]},
-        "output": {"root": str(root / "runs"), "log_rollouts_every": 0, "keep_checkpoints": 1},
+        "output": {"root": str(root / "runs"), "log_rollouts_every": 0, "keep_checkpoints": 1,
+                   "progress": on_step is None},
         "tracking": {"wandb": "disabled"},  # a build step, not an experiment to compare
     })
     run = RunDir.create(cfg.output.root, cfg.name)
-    after = Trainer(make_plan(cfg), run).train()
+    trainer = Trainer(make_plan(cfg), run)
+    if on_step is not None:
+        trainer.on_step = lambda step, metrics: on_step()
+    after = trainer.train()
     before = json.loads((run.path / "eval.jsonl").read_text().splitlines()[0])
     accuracy = {d: {"before": before[d]["acc"], "after": after[d]["acc"]}
                 for d in spec["domains"]}

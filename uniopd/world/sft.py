@@ -19,8 +19,11 @@ from uniopd.tasks.problem import Problem
 
 def supervised_warm_start(model, tokenizer, problems: Sequence[Problem], *, steps: int,
                           batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
-                          desc: str = "sft") -> list[float]:
-    """Train `model` in place for `steps` steps; returns the loss curve."""
+                          desc: str = "sft", on_step=None) -> list[float]:
+    """Train `model` in place for `steps` steps; returns the loss curve.
+
+    `on_step()`, when given, is called after every step instead of drawing a progress bar (the
+    world builder draws one bar per model for builds running in parallel processes)."""
     rng = random.Random(seed)
     prompt_ids = encode_prompts(tokenizer, [p.prompt for p in problems])
     response_ids = [tokenizer(p.solution, add_special_tokens=False)["input_ids"]
@@ -32,7 +35,7 @@ def supervised_warm_start(model, tokenizer, problems: Sequence[Problem], *, step
     model.train()
     losses = []
     order: list[int] = []
-    for _ in tqdm(range(steps), desc=desc, leave=False):
+    for _ in tqdm(range(steps), desc=desc, leave=False, disable=on_step is not None):
         if len(order) < batch_size:
             order += rng.sample(range(len(problems)), len(problems))
         idx, order = order[:batch_size], order[batch_size:]
@@ -47,5 +50,7 @@ def supervised_warm_start(model, tokenizer, problems: Sequence[Problem], *, step
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
         losses.append(loss.item())
+        if on_step is not None:
+            on_step()
     model.eval()
     return losses
