@@ -77,10 +77,16 @@ class Trainer:
         torch.manual_seed(cfg.seed)
 
         checkpoint, state = run_dir.resumable_checkpoint() if resume else (None, None)
-        loading.build_missing([cfg.student, *self._teacher_refs()])
+        # Missing built-in models build side by side; a student checkpoint of the user's own is
+        # loaded first, so a broken one fails before minutes of building teachers.
+        builtin_student = cfg.student.startswith("builtin:")
+        if builtin_student:
+            loading.build_missing([cfg.student, *self._teacher_refs()])
         self.tokenizer = loading.load_tokenizer(cfg.student)
         self.student = loading.load_model(str(checkpoint or cfg.student), self.device, self.dtype,
                                           trainable=True)
+        if not builtin_student:
+            loading.build_missing(self._teacher_refs())
         self.teachers = self._load_teachers() if cfg.method.uses_opd() else None
         self.verifiers = {d: get_verifier(name) for d, name in plan.verifier_for.items()}
 
