@@ -80,9 +80,10 @@ def _build_one(root: str, name: str, progress) -> dict:
 
 
 def _build_models(root: Path, names: list[str], manifest: dict) -> None:
-    """Build `names` side by side, one single-threaded process each (one more at once than there
-    are cores: measured on 2 cores, three 1-thread builds beat two), with one progress bar per model; each model enters the manifest as soon as it is done,
-    so a failure or an interrupt keeps the models already built."""
+    """Build `names` side by side, one single-threaded process each, one more at once than there
+    are cores (on 2 cores the three models of a first run share both cores to the end, instead of
+    one core idling while the longest build finishes), with one progress bar per model. Each model
+    enters the manifest as soon as it is done, so a failure keeps the models already built."""
     recipe = active_recipe()["models"]
     names = sorted(names, key=lambda n: -recipe[n]["sft_steps"])  # longest first
     context = multiprocessing.get_context("spawn")  # no forked torch state in the workers
