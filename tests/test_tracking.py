@@ -2,6 +2,7 @@
 
 import glob
 import struct
+import time
 
 import pytest
 
@@ -41,6 +42,20 @@ def read_wandb_log(path):
     return records
 
 
+def read_closed_wandb_log(path, timeout=120.0):
+    """Records of a run's transaction log once wandb-core has closed it. `run.finish()` only
+    *informs* the service that the run is done; the service flushes and closes the file on its own
+    time, so on a loaded machine the file can still be empty when finish returns (CI saw that)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = read_wandb_log(path)
+        if any(r.WhichOneof("record_type") == "exit" for r in records):
+            return records
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path}: no exit record {timeout:.0f} s after run.finish()")
+        time.sleep(0.2)
+
+
 def _cfg(tmp_path, student, teacher, **extra):
     return ExperimentConfig.model_validate({
         "name": "tracked", "seed": 2, "device": "cpu", "student": str(student),
@@ -63,7 +78,7 @@ def test_offline_mirror_has_config_group_tags_metrics_and_eval(tmp_path, make_ch
     Trainer(make_plan(cfg), run).train()
     files = glob.glob(str(run.path / "wandb" / "offline-run-*" / "run-*.wandb"))
     assert len(files) == 1
-    records = read_wandb_log(files[0])
+    records = read_closed_wandb_log(files[0])
     header = next(r.run for r in records if r.WhichOneof("record_type") == "run")
     assert header.run_group == "Uni-OPD" and header.display_name == "tracked"
     assert {"method:opd", "offline:balance", "online:r1-group", "seed:2"} <= set(header.tags)
@@ -107,7 +122,7 @@ def test_runs_read_back_from_the_mirror_match_the_run_directory(tmp_path, make_c
     run = RunDir.create(cfg.output.root, cfg.name)
     save_resolved(cfg, run.path / "config.yaml")
     Trainer(make_plan(cfg), run).train()
-    records = read_wandb_log(glob.glob(str(run.path / "wandb" / "offline-run-*" / "run-*.wandb"))[0])
+    records = read_closed_wandb_log(glob.glob(str(run.path / "wandb" / "offline-run-*" / "run-*.wandb"))[0])
     header = next(r.run for r in records if r.WhichOneof("record_type") == "run")
     config = {item.key: _json.loads(item.value_json) for item in header.config.update}
     history = []
