@@ -186,7 +186,8 @@ def fig_convergence(runs: Runs, out: Path, teachers: dict) -> Figure | None:
                 ax.axhline(teachers[d], color="k", ls="--", lw=1, label="teacher")
             ax.set(title=f"{d}", xlabel="training step" if x == "step" else "training seconds (CPU)",
                    ylabel="held-out accuracy")
-    fig.suptitle(f"Convergence: OPD vs Uni-OPD vs GRPO ({main}; dashed: the domain's teacher)")
+    compared = " vs ".join(g for g in ORDER if g in set(e.group))  # the methods these runs hold
+    fig.suptitle(f"Convergence: {compared} ({main}; dashed: the domain's teacher)")
     fig.tight_layout()
     return Figure("convergence", _save(fig, out, "convergence"), sorted(e.run.unique()))
 
