@@ -10,7 +10,7 @@ from uniopd.config import ExperimentConfig
 from uniopd.plan import make_plan
 from uniopd.run_dir import RunDir
 from uniopd.tracking import NullTracker, make_tracker, method_group
-from uniopd.trainer import Trainer
+from uniopd.runner import prepare
 
 
 def read_wandb_log(path):
@@ -75,7 +75,7 @@ def test_offline_mirror_has_config_group_tags_metrics_and_eval(tmp_path, make_ch
                calibration={"margin_shift": True})
     monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))
     run = RunDir.create(cfg.output.root, cfg.name)
-    Trainer(make_plan(cfg), run).train()
+    prepare(make_plan(cfg), run).train()
     files = glob.glob(str(run.path / "wandb" / "offline-run-*" / "run-*.wandb"))
     assert len(files) == 1
     records = read_closed_wandb_log(files[0])
@@ -99,8 +99,8 @@ def test_disabled_by_environment_and_grouping(tmp_path, make_checkpoint, monkeyp
     cfg = _cfg(tmp_path, make_checkpoint(11), make_checkpoint(12), tracking={"wandb": "online"})
     assert isinstance(make_tracker(cfg, RunDir(tmp_path)), NullTracker)
     assert method_group(cfg) == "OPD"
-    grpo = cfg.model_copy(update={"method": cfg.method.model_copy(update={"name": "grpo"}),
-                                  "teachers": {}})
+    grpo = ExperimentConfig.model_validate({**cfg.model_dump(), "method": {"name": "grpo"},
+                                            "teachers": {}})
     assert method_group(grpo) == "GRPO"
     with pytest.raises(ValueError):
         _cfg(tmp_path, make_checkpoint(11), make_checkpoint(12), tracking={"wandb": "sometimes"})
@@ -121,7 +121,7 @@ def test_runs_read_back_from_the_mirror_match_the_run_directory(tmp_path, make_c
     cfg = _cfg(tmp_path, make_checkpoint(11), make_checkpoint(12), tracking={"wandb": "offline"})
     run = RunDir.create(cfg.output.root, cfg.name)
     save_resolved(cfg, run.path / "config.yaml")
-    Trainer(make_plan(cfg), run).train()
+    prepare(make_plan(cfg), run).train()
     records = read_closed_wandb_log(glob.glob(str(run.path / "wandb" / "offline-run-*" / "run-*.wandb"))[0])
     header = next(r.run for r in records if r.WhichOneof("record_type") == "run")
     config = {item.key: _json.loads(item.value_json) for item in header.config.update}

@@ -8,7 +8,7 @@ import pytest
 from uniopd.config import ExperimentConfig
 from uniopd.plan import make_plan
 from uniopd.run_dir import RunDir
-from uniopd.trainer import Trainer
+from uniopd.runner import prepare
 
 RECORDED = Path(__file__).parent / "recorded" / "opd_2layer_losses.json"
 
@@ -29,7 +29,7 @@ def _config(student, teacher, tmp_path, **method):
 
 def _run(cfg):
     run = RunDir.create(cfg.output.root, cfg.name)
-    final = Trainer(make_plan(cfg), run).train()
+    final = prepare(make_plan(cfg), run).train()
     metrics = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
     return run, final, metrics
 

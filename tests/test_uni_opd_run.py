@@ -12,7 +12,7 @@ import pytest
 from uniopd.config import ExperimentConfig
 from uniopd.plan import make_plan
 from uniopd.run_dir import RunDir
-from uniopd.trainer import Trainer
+from uniopd.runner import prepare
 
 
 def _run(coin, tmp_path, **sections):
@@ -26,7 +26,7 @@ def _run(coin, tmp_path, **sections):
         cfg[key] = value
     cfg = ExperimentConfig.model_validate(cfg)
     run = RunDir.create(cfg.output.root, cfg.name)
-    Trainer(make_plan(cfg), run).train()
+    prepare(make_plan(cfg), run).train()
     metrics = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
     return run, metrics
 

@@ -1,30 +1,13 @@
-"""The teacher-side step of Uni-OPD, wired to an experiment's config: margin calibration of the OPD
-advantages, the order-consistency metrics before and after it, and the advantage pairs behind the
-paper's order-consistency heatmap (METHOD 4, 4.3). The maths lives in `uniopd.algorithms`."""
+"""What the teacher side of Uni-OPD logs (METHOD 4.3): order consistency of the distillation returns
+before and after calibration, and the advantage pairs behind the paper's order-consistency heatmap.
+The calibrations themselves are strategies (uniopd/strategies); the maths is in uniopd.algorithms."""
 
 from __future__ import annotations
 
 import torch
 
-from uniopd.algorithms import distillation_returns, margin_mask, margin_shift, order_consistency
-
-
-def calibrate(opd_adv: torch.Tensor, mask: torch.Tensor, rewards: torch.Tensor,
-              group_ids: torch.Tensor, keep: torch.Tensor, cfg) -> tuple[torch.Tensor, dict]:
-    """Margin shift or greedy mask on the whole batch's OPD advantages `[N, T]`; (advantages, metrics)."""
-    cal = cfg.calibration
-    correct = rewards.float().clone()
-    if cfg.balance.online.enabled and not cfg.balance.online.in_margin_stats:
-        correct[~keep] = float("nan")  # balanced-out rollouts leave the statistics
-    if cal.margin_shift:
-        out, st = margin_shift(opd_adv, mask, correct, group_ids, cal.delta, cal.mode, cal.direction, cal.scope)
-        extra = {"calibration/mean_shift": st.mean_shift}
-    else:
-        out, dropped, st = margin_mask(opd_adv, mask, correct, group_ids, cal.delta, cal.mode, cal.scope,
-                                       cal.min_retain_ratio)
-        extra = {"calibration/dropped_rollouts": int(dropped.sum())}
-    return out, {"calibration/mixed_units": st.mixed,
-                 "calibration/calibrated_frac": st.calibrated / st.mixed if st.mixed else None, **extra}
+from uniopd.algorithms import distillation_returns, order_consistency
+from uniopd.seeds import PAIRS_OFFSET, step_seed
 
 
 def order_metrics(tag: str, opd_adv: torch.Tensor, mask: torch.Tensor, rewards: torch.Tensor,
@@ -38,7 +21,7 @@ def advantage_pairs(step: int, k: int, rewards: torch.Tensor, group_ids: torch.T
                     mask: torch.Tensor, before: torch.Tensor, after: torch.Tensor,
                     response_ids: torch.Tensor, tokenizer, rows: list, seed: int) -> list[dict]:
     """Up to k (correct, incorrect) pairs, one per mixed group, drawn at random (seeded per step)."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + step + 7)
+    g = torch.Generator().manual_seed(step_seed(seed, step, PAIRS_OFFSET))
     groups = group_ids.unique()
     records = []
     for gid in groups[torch.randperm(len(groups), generator=g)].tolist():

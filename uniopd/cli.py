@@ -41,10 +41,8 @@ def _load(path: str, overrides: list[str]):
 
 
 def cmd_run(args) -> int:
+    from uniopd.launch import create_run, start_run
     from uniopd.plan import make_plan
-    from uniopd.run_dir import RunDir
-    from uniopd.config import save_resolved
-    from uniopd.trainer import Trainer
 
     if args.resume:
         return _resume(Path(args.resume), [args.experiment, *args.overrides] if args.experiment else args.overrides)
@@ -52,18 +50,15 @@ def cmd_run(args) -> int:
         return _fail("run: name an experiment file, or --resume runs/<name>")
     cfg = _load(args.experiment, args.overrides)
     plan = make_plan(cfg)  # all input checks happen here, before the run directory exists
-    run = RunDir.create(cfg.output.root, cfg.name)
-    save_resolved(cfg, run.path / "config.yaml")
+    run = create_run(cfg)
     print(f"uniopd: run directory {run.path}", file=sys.stderr)
-    final = Trainer(plan, run).train()
+    _, final = start_run(cfg, plan=plan, run=run)
     _print_eval(final)
     return 0
 
 
 def _resume(path: Path, extra: list[str]) -> int:
-    from uniopd.plan import make_plan
-    from uniopd.run_dir import RunDir
-    from uniopd.trainer import Trainer
+    from uniopd.launch import resume_trainer
 
     if extra:
         return _fail(f"run --resume {path}: takes no experiment file or overrides ({' '.join(extra)}); "
@@ -71,13 +66,12 @@ def _resume(path: Path, extra: list[str]) -> int:
     if not (path / "config.yaml").is_file():
         return _fail(f"run --resume {path}: not a run directory (no config.yaml)")
     cfg = _load(str(path / "config.yaml"), [])
-    run = RunDir(path)
     marker = path / "checkpoints" / "latest"
     if marker.exists() and marker.read_text().strip() == f"step_{cfg.train.steps:06d}":
         print(f"uniopd: {path} already finished all {cfg.train.steps} steps", file=sys.stderr)
         return 0
     try:
-        trainer = Trainer(make_plan(cfg), run, resume=True)
+        trainer = resume_trainer(path, cfg)
     except FileNotFoundError as exc:
         return _fail(str(exc))
     print(f"uniopd: resuming {path} at step {trainer.step}", file=sys.stderr)
@@ -147,9 +141,11 @@ def _print_eval(summary: dict) -> None:
 
 def cmd_eval(args) -> int:
     from uniopd.config import load_experiment
-    from uniopd.evaluate import evaluate_as_configured
     from uniopd.engine import loading
+    from uniopd.evaluate import evaluate_as_configured
+    from uniopd.launch import build_models
     from uniopd.plan import make_plan
+    from uniopd.refs import resolve_model
     from uniopd.verifiers import get_verifier
 
     target = Path(args.target)
@@ -166,8 +162,10 @@ def cmd_eval(args) -> int:
     if not plan.eval:
         return _fail(f"{args.target}: data.eval: no held-out sources to evaluate on")
     device = loading.pick_device(cfg.device)
-    tok = loading.load_tokenizer(cfg.student)
-    model = loading.load_model(cfg.student, device, loading.pick_dtype(cfg.dtype, device), False)
+    build_models([cfg.student])
+    path = resolve_model(cfg.student)
+    tok = loading.load_tokenizer(path, cfg.student)
+    model = loading.load_model(path, device, loading.pick_dtype(cfg.dtype, device), False, cfg.student)
     summary, samples = evaluate_as_configured(
         model, tok, plan.eval, {d: get_verifier(n) for d, n in plan.verifier_for.items()}, cfg)
     print(f"model: {cfg.student}")
@@ -202,7 +200,8 @@ def cmd_fields(args) -> int:
 
 
 def cmd_world(args) -> int:
-    from uniopd.world.build import build_world, world_dir
+    from uniopd.world.build import build_world
+    from uniopd.world.paths import world_dir
 
     if args.action == "build":
         manifest = build_world(force=args.force)

@@ -23,8 +23,8 @@ import torch
 
 from uniopd.algorithms import difficulty_balance
 from uniopd.data import DataError
-from uniopd.engine.loading import resolve
 from uniopd.evaluate import evaluate
+from uniopd.refs import resolve_model
 from uniopd.run_dir import RunDir, atomic_write_text
 from uniopd.tasks.problem import Problem
 
@@ -38,7 +38,7 @@ def cache_dir() -> Path:
 def model_fingerprint(ref: str) -> str:
     """Identifies the weights: config + name, size and mtime of each weight file (hashing
     gigabytes of a real checkpoint would cost more than the estimate it saves)."""
-    path = Path(resolve(ref))
+    path = Path(resolve_model(ref))
     if not path.is_dir():
         return ref  # a hub id: its name is all we know offline
     parts = [(path / "config.json").read_text() if (path / "config.json").exists() else ""]

@@ -16,7 +16,7 @@ import logging
 import sys
 from pathlib import Path
 
-from uniopd.config import ExperimentConfig, load_experiment, save_resolved
+from uniopd.config import ExperimentConfig, load_experiment
 from uniopd.config.load import ConfigError
 
 log = logging.getLogger(__name__)
@@ -59,9 +59,8 @@ def is_complete(cfg: ExperimentConfig) -> bool:
 
 
 def run_group(targets: list[str], seeds: list[int], overrides: list[str]) -> list[dict]:
+    from uniopd.launch import start_run
     from uniopd.plan import make_plan
-    from uniopd.run_dir import RunDir
-    from uniopd.trainer import Trainer
 
     runs = plan_group(targets, seeds, overrides)
     plans = {cfg.name: make_plan(cfg) for _, cfg in runs}  # every input check before any compute
@@ -72,9 +71,7 @@ def run_group(targets: list[str], seeds: list[int], overrides: list[str]) -> lis
             results.append({"name": cfg.name, "file": str(path), "skipped": True})
             continue
         print(f"[{i}/{len(runs)}] {cfg.name} ({path})", file=sys.stderr)
-        run = RunDir.create(cfg.output.root, cfg.name)
-        save_resolved(cfg, run.path / "config.yaml")
-        final = Trainer(plans[cfg.name], run).train()
+        run, final = start_run(cfg, plan=plans[cfg.name])
         accs = {d: round(v["acc"], 3) for d, v in final.items() if isinstance(v, dict)}
         print(f"[{i}/{len(runs)}] {cfg.name}: {accs}", file=sys.stderr)
         results.append({"name": cfg.name, "file": str(path), "run": str(run.path), "final": accs})

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from uniopd.config import ExperimentConfig
 from uniopd.data import load_source
+from uniopd.refs import parse_teacher
 from uniopd.tasks.problem import Problem
 from uniopd.verifiers import VERIFIER_NAMES
 
@@ -69,7 +70,7 @@ def make_plan(cfg: ExperimentConfig) -> Plan:
                 f"verifiers.{domain}=<name>")
         verifier_for[domain] = name
 
-    if cfg.method.uses_opd():
+    if cfg.method.needs_teacher():
         train_domains = sorted({p.domain for p in train})
         missing = [d for d in train_domains if d not in cfg.teachers]
         if missing:
@@ -81,5 +82,21 @@ def make_plan(cfg: ExperimentConfig) -> Plan:
     for d in cfg.teachers:
         if d not in verifier_for:
             log.warning("teachers.%s names a domain no data row has; it will never be asked", d)
+    _check_privileged(cfg, train, sources_of)
     return Plan(cfg=cfg, train=train, eval=evaluation, verifier_for=verifier_for,
                 sources_of=dict(sources_of))
+
+
+def _check_privileged(cfg: ExperimentConfig, train: list[Problem], sources_of: dict) -> None:
+    """A teacher that sees the reference solution (OPSD) needs one on every row it scores."""
+    if not cfg.method.needs_teacher():
+        return
+    for domain, ref in sorted(cfg.teachers.items()):
+        if not parse_teacher(ref).privileged:
+            continue
+        bare = [p for p in train if p.domain == domain and not p.solution]
+        if bare:
+            raise PlanError(
+                f"teachers.{domain} = {ref}: a privileged teacher reads each row's reference "
+                f"solution, but {len(bare)} {domain} training rows have none (e.g. {bare[0].id} from "
+                f"{', '.join(sources_of[domain])}); give the rows a 'solution' field")

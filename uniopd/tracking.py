@@ -18,10 +18,10 @@ log = logging.getLogger(__name__)
 
 
 def method_group(cfg) -> str:
-    """OPD / Uni-OPD / GRPO / OPD+GRPO, or OPD + the components switched on."""
-    if cfg.method.name == "grpo":
-        return "GRPO"
-    base = "OPD+GRPO" if cfg.method.name == "opd+grpo" else "OPD"
+    """OPD / Uni-OPD / GRPO / OPD+GRPO / JSD / ..., or the objectives + the components switched on."""
+    base = "+".join(objective.label or name for name, _, objective in cfg.method.objectives())
+    if not cfg.method.distills() and not cfg.method.needs_teacher():
+        return base
     parts = []
     if cfg.balance.offline.mode != "none":
         parts.append(f"offline-{cfg.balance.offline.mode}")

@@ -65,8 +65,7 @@ def test_unknown_key_in_any_section_is_an_error(section):
         ({"device": "tpu"}, ("device",)),
         ({"data__train": []}, ("data", "train")),
         ({"data__limit": 0}, ("data", "limit")),
-        ({"method__opd_coef": -1}, ("method", "opd_coef")),
-        ({"method__grpo_eps": 0}, ("method", "grpo_eps")),
+        ({"method__coefs": {"opd": -1}}, ("method", "coefs", "opd")),
         ({"rollout__top_p": 1.5}, ("rollout", "top_p")),
         ({"rollout__temperature": 0}, ("rollout", "temperature")),
         ({"rollout__top_k": -1}, ("rollout", "top_k")),
@@ -105,11 +104,38 @@ def test_grpo_alone_needs_no_teacher():
 
 
 def test_opd_plus_grpo_with_both_coefficients_zero_has_no_loss():
-    err = error_of(minimal(method__name="opd+grpo", method__opd_coef=0, method__grpo_coef=0))
+    err = error_of(minimal(method__name="opd+grpo", method__coefs={"opd": 0, "grpo": 0}))
     assert err["loc"] == ("method",) and "no loss term" in err["msg"]
-    assert "opd_coef" in err["msg"] and "grpo_coef" in err["msg"]
+    assert err["ctx"]["fields"][0] == "coefs"
     # one zero coefficient is a legitimate ablation
-    ExperimentConfig.model_validate(minimal(method__name="opd+grpo", method__opd_coef=0))
+    cfg = ExperimentConfig.model_validate(minimal(method__name="opd+grpo", method__coefs={"opd": 0}))
+    assert [name for name, _, _ in cfg.method.objectives()] == ["grpo"]
+
+
+def test_legacy_coefficient_keys_still_load():
+    # run directories written before the objective registry say opd_coef / grpo_coef / grpo_eps
+    cfg = ExperimentConfig.model_validate(minimal(
+        method__name="opd+grpo", method__opd_coef=1.0, method__grpo_coef=0.5, method__grpo_eps=1e-4))
+    assert cfg.method.coefs == {"opd": 1.0, "grpo": 0.5}
+    assert cfg.method.options == {"grpo": {"eps": 1e-4}}
+    assert [(n, c) for n, c, _ in cfg.method.objectives()] == [("opd", 1.0), ("grpo", 0.5)]
+
+
+@pytest.mark.parametrize("change, field, reason", [
+    ({"method__name": "opd+kl"}, "name", "unknown objective 'kl'; known: exopd, forward_kl, grpo"),
+    ({"method__name": "opd+opd"}, "name", "names an objective twice"),
+    ({"method__name": "jsd", "method__options": {"jsd": {"beta": 2}}}, "options.jsd.beta",
+     "less than or equal to 1"),
+    ({"method__name": "jsd", "method__options": {"jsd": {"bta": 0.1}}}, "options.jsd.bta",
+     "Extra inputs are not permitted"),
+    ({"method__options": {"grpo": {"eps": 1}}}, "options.grpo", "'opd' does not use"),
+    ({"method__coefs": {"jsd": 1}}, "coefs.jsd", "'opd' does not use"),
+])
+def test_objective_names_and_options_are_checked_against_the_registry(change, field, reason):
+    err = error_of(minimal(**change))
+    assert reason in err["msg"]
+    fields = err.get("ctx", {}).get("fields", ())
+    assert err["loc"] == ("method", "name") if field == "name" and not fields else fields[0] == field
 
 
 def test_grpo_with_groups_of_one_is_rejected_because_advantages_vanish():
@@ -148,7 +174,7 @@ def test_describe_fields_lists_every_leaf_with_type_default_and_help():
     assert set(rows) == leaves
     assert rows["train.lr"][:2] == ("float (> 0)", "1e-06")
     assert rows["name"][1] == "required" and rows["data.train"][1] == "required"
-    assert rows["method.name"][0] == "'opd' | 'grpo' | 'opd+grpo'"
+    assert rows["method.name"][0] == "str" and "uniopd list" in rows["method.name"][2]
     assert rows["data.limit"][0].startswith("int | None")
     assert all(help_ for _, _, help_ in rows.values())
     assert all(isinstance(x, str) for row in describe_fields() for x in row)

@@ -21,7 +21,7 @@ BASE = "experiments/quickstart.yaml"
     (["balance.offline.mid_low=0.6", "balance.offline.mid_high=0.5"],
      ["balance.offline.mid_low", "mid_high"], "no prompt could be mid-difficulty"),
     (["method.name=grpo", "calibration.margin_shift=true"],
-     ["calibration.margin_shift", "method"], "no OPD term"),
+     ["calibration.margin_shift", "method"], "but method 'grpo' has none"),
     (["balance.online.enabled=true", "rollout.group_size=1"],
      ["balance.online.enabled", "group_size"], "group_size >= 2"),
 ])

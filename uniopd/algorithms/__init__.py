@@ -7,25 +7,33 @@ Conventions: advantages and masks `[N, T]`; `correct` `[N]` float 1.0 / 0.0 / Na
 """
 
 from uniopd.algorithms.advantages import (
-    OBJECTIVES,
     distillation_returns,
     grpo_advantages,
     opd_advantages,
     opd_loss_mask,
 )
 from uniopd.algorithms.difficulty_balance import difficulty_balance, difficulty_bins
+from uniopd.algorithms.divergence import generalized_jsd
+from uniopd.algorithms.extrapolation import exopd_advantages
 from uniopd.algorithms.margin import MarginStats, margin_mask, margin_shift
 from uniopd.algorithms.online_balance import online_balance
 from uniopd.algorithms.order_consistency import OrderConsistency, order_consistency
-from uniopd.algorithms.ppo_loss import ppo_clip_loss
+from uniopd.algorithms.ppo_loss import ppo_clip_loss, rollout_mean_loss
+from uniopd.algorithms.topk_support import (
+    first_occurrence_special_mask,
+    teacher_topk,
+    topk_support_loss,
+)
 
 __all__ = [
-    "OBJECTIVES",
     "MarginStats",
     "OrderConsistency",
     "difficulty_balance",
     "difficulty_bins",
     "distillation_returns",
+    "exopd_advantages",
+    "first_occurrence_special_mask",
+    "generalized_jsd",
     "grpo_advantages",
     "margin_mask",
     "margin_shift",
@@ -34,4 +42,7 @@ __all__ = [
     "opd_loss_mask",
     "order_consistency",
     "ppo_clip_loss",
+    "rollout_mean_loss",
+    "teacher_topk",
+    "topk_support_loss",
 ]

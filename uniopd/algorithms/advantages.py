@@ -51,23 +51,3 @@ def grpo_advantages(rewards: torch.Tensor, group_ids: torch.Tensor,
 def distillation_returns(advantages: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """METHOD 2: G_i = token MEAN of a rollout's advantages (removes the length bias), `[N]`."""
     return (advantages * mask).sum(-1) / mask.sum(-1).clamp(min=1)
-
-
-def _opd(s: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    t, o, m = s["teacher_logp"], s["student_logp"], s["mask"]
-    return opd_advantages(t, o, m), opd_loss_mask(t, o, m)
-
-
-def _grpo(s: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    # groups are normalised over the whole batch, then sliced to the rows being updated: a
-    # micro-batch that splits a group must not see a different group mean
-    per_rollout = grpo_advantages(s["rewards"], s["group_ids"], s.get("grpo_eps", 1e-6))
-    if "rows" in s:
-        per_rollout = per_rollout[s["rows"]]
-    return per_rollout[:, None] * s["mask"], s["mask"]
-
-
-# Objectives by name. Each maps the batch's signals (teacher_logp, student_logp, mask [n, T] for
-# the n rows being updated; rewards, group_ids [N] for the whole batch; rows [n], their indices) to (advantages [N, T], loss mask [N, T]); a method sums them with its
-# coefficients, so adding an objective is one function and one entry here.
-OBJECTIVES = {"opd": _opd, "grpo": _grpo}

@@ -29,8 +29,7 @@ def ppo_clip_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.
         gap_masked = (far.float() * mask).sum() / mask.sum().clamp(min=1)
         token_mask = mask * (~far).to(mask.dtype)
         per_token = torch.where(far, torch.zeros_like(per_token), per_token)
-    per_rollout = (per_token * token_mask).sum(-1) / mask.sum(-1).clamp(min=1)
-    loss = per_rollout.sum() / (num_rollouts or logp.shape[0])
+    loss = rollout_mean_loss(per_token * token_mask, mask, num_rollouts)
     with torch.no_grad():
         was_clipped = (clipped > unclipped).float()
         stats = {
@@ -38,3 +37,13 @@ def ppo_clip_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.
             "gap_masked_frac": float(gap_masked),
         }
     return loss, stats
+
+
+def rollout_mean_loss(per_token: torch.Tensor, mask: torch.Tensor,
+                      num_rollouts: int | None = None) -> torch.Tensor:
+    """(1/N) sum_i (1/max(|m_i|,1)) sum_t m_it * l_it: the token mean within a rollout (no length
+    bias), the mean over rollouts, masked-out rollouts keeping their slot in N. Positions outside
+    the mask may hold NaN (a failed teacher call) without reaching the result."""
+    kept = torch.where(mask > 0, per_token, torch.zeros_like(per_token)) * mask
+    per_rollout = kept.sum(-1) / mask.sum(-1).clamp(min=1)
+    return per_rollout.sum() / (num_rollouts or per_token.shape[0])

@@ -25,7 +25,7 @@ class Runs:
 
 def setting_label(cfg, domains: set[str]) -> str:
     """Who teaches what, e.g. "code<-teacher-code, math<-teacher-math", over the run's domains."""
-    if cfg.method.name == "grpo":
+    if not cfg.method.needs_teacher():
         return "no teacher"
     return ", ".join(f"{d}<-{Path(str(r).removeprefix('builtin:')).name}" for d, r in sorted(cfg.teachers.items())
                      if d in domains)

@@ -3,12 +3,14 @@ margin calibration (METHOD 4). Every toggle of the recipe is a field here, with 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from uniopd.config.section import _Section, conflict
+from uniopd.config.section import _Section, build_options, conflict
+from uniopd.registry import check_name
+from uniopd.strategies import CALIBRATORS, ONLINE_BALANCERS
 
 
 class OfflineBalanceConfig(_Section):
@@ -69,6 +71,27 @@ class OnlineBalanceConfig(_Section):
         default=True,
         description="Balanced-out rollouts still enter the margin-calibration statistics.",
     )
+    strategy: str = Field(
+        default="correctness",
+        description="The online balancer (`uniopd list`): correctness = METHOD 3.2 with ratio and "
+        "scope, or a plugin's name.",
+    )
+    options: dict[str, Any] = Field(default={}, description="The balancer's own options.")
+    _built: Any = PrivateAttr(default=None)
+
+    @field_validator("strategy")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        return check_name(ONLINE_BALANCERS, name)
+
+    @model_validator(mode="after")
+    def _build(self) -> OnlineBalanceConfig:
+        strategy = ONLINE_BALANCERS.get(self.strategy)
+        self._built = strategy(self, build_options(strategy, self.options, self.strategy))
+        return self
+
+    def balancer(self):
+        return self._built
 
     @field_validator("ratio")
     @classmethod
@@ -114,9 +137,21 @@ class CalibrationConfig(_Section):
         default=0.25, ge=0, le=1,
         description="Margin mask: keep more than max(1, floor(ratio * |side|)) rollouts of each side.",
     )
+    strategy: str = Field(
+        default="none",
+        description="The calibrator (`uniopd list`): none, margin_shift, margin_mask or a plugin's "
+        "name; margin_shift: true / margin_mask: true are shorthands for the first two.",
+    )
+    options: dict[str, Any] = Field(default={}, description="The calibrator's own options.")
+    _built: Any = PrivateAttr(default=None)
 
     def enabled(self) -> bool:
-        return self.margin_shift or self.margin_mask
+        return self.strategy != "none"
+
+    @field_validator("strategy")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        return name if name == "none" else check_name(CALIBRATORS, name)
 
     @model_validator(mode="after")
     def _one_kind(self) -> CalibrationConfig:
@@ -126,4 +161,22 @@ class CalibrationConfig(_Section):
                 "and cannot both be on: pick one",
                 "margin_shift", "margin_mask",
             )
+        switched = "margin_shift" if self.margin_shift else "margin_mask" if self.margin_mask else None
+        if switched and self.strategy not in ("none", switched):
+            raise conflict(f"{switched}: true and strategy: {self.strategy} name two calibrations: "
+                           "pick one", switched, "strategy")
+        if switched:
+            self.strategy = switched
+        if self.strategy != "none":
+            strategy = CALIBRATORS.get(self.strategy)
+            self._built = strategy(self, build_options(strategy, self.options, self.strategy))
+        elif self.options:
+            raise conflict("options are given but no calibration strategy is on", "options", "strategy")
         return self
+
+    def field_name(self) -> str:
+        """The field that switched calibration on, for error messages."""
+        return self.strategy if self.strategy in ("margin_shift", "margin_mask") else "strategy"
+
+    def calibrator(self):
+        return self._built

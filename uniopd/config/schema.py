@@ -13,11 +13,14 @@ import typing
 from typing import Annotated, Any, Literal
 
 import annotated_types
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from uniopd.config.recipe import BalanceConfig, CalibrationConfig, OfflineBalanceConfig, OnlineBalanceConfig
-from uniopd.config.section import _Section, conflict
+from uniopd.config.section import _Section, build_options, conflict
+from uniopd.objectives import OBJECTIVES, TEACHER_NEEDS
+from uniopd.refs import parse_teacher
+from uniopd.registry import check_name
 
 
 class DataConfig(_Section):
@@ -41,34 +44,92 @@ class DataConfig(_Section):
 
 
 class MethodConfig(_Section):
-    name: Literal["opd", "grpo", "opd+grpo"] = Field(
-        default="opd",
-        description="opd = per-token teacher log-ratio advantage; grpo = group-normalised outcome "
-        "reward; opd+grpo = the weighted sum of both.",
+    name: str = Field(
+        default="opd", min_length=1,
+        description="The objective: a registered name (`uniopd list`: opd, grpo, jsd, forward_kl, "
+        "reverse_kl, topk, opsd, exopd, or a plugin's), or several joined by '+' (opd+grpo), "
+        "whose advantages and losses are summed with `coefs`.",
     )
-    opd_coef: float = Field(default=1.0, ge=0, description="Weight of the OPD advantage.")
-    grpo_coef: float = Field(default=1.0, ge=0, description="Weight of the GRPO advantage.")
-    grpo_eps: float = Field(
-        default=1e-6, gt=0, description="Added to the group reward std before dividing by it."
+    coefs: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default={}, description="Weight of each objective in `name` (default 1; 0 switches it off)."
     )
+    options: dict[str, dict[str, Any]] = Field(
+        default={},
+        description="Each objective's own options, e.g. {jsd: {beta: 0.5}}; `uniopd list` shows them.",
+    )
+    _built: list = PrivateAttr(default_factory=list)
 
-    # The runner asks these rather than matching method names, so a zero weight switches a term off.
-    def uses_opd(self) -> bool:
-        return self.name in ("opd", "opd+grpo") and self.opd_coef > 0
+    def parts(self) -> list[str]:
+        return [p.strip() for p in self.name.split("+")]
 
-    def uses_grpo(self) -> bool:
-        return self.name in ("grpo", "opd+grpo") and self.grpo_coef > 0
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_keys(cls, data: Any) -> Any:
+        """Run directories and files written before objectives were registered say opd_coef,
+        grpo_coef and grpo_eps; they read as coefs.opd, coefs.grpo and options.grpo.eps."""
+        if not isinstance(data, dict) or not {"opd_coef", "grpo_coef", "grpo_eps"} & set(data):
+            return data
+        data = dict(data)
+        parts = [p.strip() for p in str(data.get("name", "opd")).split("+")]
+        coefs, options = dict(data.get("coefs") or {}), dict(data.get("options") or {})
+        for key, part in (("opd_coef", "opd"), ("grpo_coef", "grpo")):
+            if key in data:
+                value = data.pop(key)
+                if part in parts:
+                    coefs.setdefault(part, value)
+        if "grpo_eps" in data:
+            eps = data.pop("grpo_eps")
+            if "grpo" in parts:
+                options.setdefault("grpo", {}).setdefault("eps", eps)
+        data["coefs"], data["options"] = coefs, options
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        for part in name.split("+"):
+            check_name(OBJECTIVES, part.strip())
+        return name
 
     @model_validator(mode="after")
-    def _has_a_loss(self) -> MethodConfig:
-        if not (self.uses_opd() or self.uses_grpo()):
-            coefs = [c for c, used in (("opd_coef", self.name != "grpo"), ("grpo_coef", self.name != "opd")) if used]
-            raise conflict(
-                f"method '{self.name}' with {' = '.join(coefs)} = 0 has no loss term left to train on: "
-                "make a coefficient positive",
-                *coefs, "name",
-            )
+    def _build(self) -> MethodConfig:
+        parts = self.parts()
+        if len(set(parts)) != len(parts):
+            raise conflict(f"'{self.name}' names an objective twice", "name")
+        for field, keys in (("coefs", self.coefs), ("options", self.options)):
+            stray = [k for k in keys if k not in parts]
+            if stray:
+                raise conflict(f"{field} names {stray}, which '{self.name}' does not use; its "
+                               f"objectives are {parts}", f"{field}.{stray[0]}", "name")
+        built = []
+        for part in parts:
+            cls = OBJECTIVES.get(part)
+            try:
+                options = build_options(cls, self.options.get(part, {}), f"objective {part}")
+            except PydanticCustomError as exc:  # name the option under this objective's key
+                fields = [f.replace("options", f"options.{part}", 1) for f in exc.context["fields"]]
+                raise conflict(exc.context["reason"], *fields) from None
+            if self.coefs.get(part, 1.0) > 0:
+                built.append((part, self.coefs.get(part, 1.0), cls(options)))
+        if not built:
+            raise conflict(f"method '{self.name}' with every coefficient 0 has no loss term left to "
+                           "train on: make a coefficient positive", "coefs", "name")
+        self._built = built
         return self
+
+    def objectives(self) -> list:
+        """(name, coefficient, Objective) of every term with a positive weight, in `name` order."""
+        return list(self._built)
+
+    def needs(self) -> frozenset:
+        return frozenset().union(*(obj.needs() for _, _, obj in self._built))
+
+    def needs_teacher(self) -> bool:
+        return bool(self.needs() & TEACHER_NEEDS)
+
+    def distills(self) -> bool:
+        """Some advantage term is a distillation return (what margin calibration acts on)."""
+        return any(obj.distills and obj.kind == "advantage" for _, _, obj in self._built)
 
 
 class RolloutConfig(_Section):
@@ -223,23 +284,33 @@ class ExperimentConfig(_Section):
     @model_validator(mode="after")
     def _method_has_what_it_needs(self) -> ExperimentConfig:
         name = self.method.name
-        if name in ("opd", "opd+grpo") and not self.teachers:
+        if self.method.needs_teacher() and not self.teachers:
             raise conflict(
                 f"method '{name}' distils from teachers, but 'teachers' is empty: "
                 "name a teacher for every domain in data",
                 "teachers", "method.name",
             )
-        if self.method.uses_grpo() and self.rollout.group_size < 2:
+        for part, _, objective in self.method.objectives():
+            for why in objective.problems(self):
+                raise conflict(f"objective {part} {why}", "method.name")
+        for domain, ref in self.teachers.items():
+            try:
+                teacher = parse_teacher(ref)
+            except ValueError as exc:
+                raise conflict(str(exc), f"teachers.{domain}") from None
+            missing = self.method.needs() & TEACHER_NEEDS - teacher.provides()
+            if missing and self.method.needs_teacher():
+                raise conflict(
+                    f"method '{name}' needs {', '.join(sorted(map(str, missing)))} from its teacher, "
+                    f"but teachers.{domain} = {ref} gives only "
+                    f"{', '.join(sorted(map(str, teacher.provides())))}",
+                    f"teachers.{domain}", "method.name",
+                )
+        if self.calibration.enabled() and not self.method.distills():
+            which = self.calibration.field_name()
             raise conflict(
-                f"method '{name}' normalises each reward against the other rollouts of its prompt, "
-                "so rollout.group_size = 1 makes every GRPO advantage 0: use group_size >= 2",
-                "rollout.group_size", "method.name",
-            )
-        if self.calibration.enabled() and not self.method.uses_opd():
-            which = "margin_shift" if self.calibration.margin_shift else "margin_mask"
-            raise conflict(
-                f"calibration.{which} calibrates the OPD advantage, but method '{name}' has no OPD "
-                "term: use method opd or opd+grpo, or switch calibration off",
+                f"calibration.{which} calibrates a distillation advantage (opd, opsd, exopd), but "
+                f"method '{name}' has none: add one, or switch calibration off",
                 f"calibration.{which}", "method.name",
             )
         online = self.balance.online

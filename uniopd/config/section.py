@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import PydanticCustomError
 
 
@@ -18,3 +18,13 @@ def conflict(reason: str, *fields: str) -> PydanticCustomError:
     """A cross-field error. `fields` are dotted names relative to the model that raises it, the
     first being the one to report; `load.py` uses them to name the file that set the values."""
     return PydanticCustomError("conflict", "{reason}", {"reason": reason, "fields": fields})
+
+
+def build_options(entry, options: dict, name: str):
+    """`options` validated by a registered entry's `Options` model; errors name the option."""
+    try:
+        return entry.Options.model_validate(options)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(x) for x in err["loc"])
+        raise conflict(f"{name}: {where}: {err['msg']}", f"options.{where}" if where else "options") from None

@@ -1,4 +1,5 @@
-"""Loading students and teachers: any HF causal-LM path, or `builtin:<name>` from the tiny world.
+"""Loading students and teachers from HF causal-LM checkpoints (references such as `builtin:` are
+resolved to paths above the engine, in uniopd.refs; `name` is what messages call the model).
 
 A checkpoint that cannot be loaded, or a teacher that does not share the student's vocabulary and
 chat template, stops the run at start-up with a message naming the model: a teacher scoring other
@@ -15,25 +16,6 @@ class ModelLoadError(RuntimeError):
     pass
 
 
-def resolve(ref: str) -> str:
-    """`builtin:<name>` -> the tiny world's directory (built on first use); anything else as is."""
-    if ref.startswith("builtin:"):
-        from uniopd.world.build import world_model_path
-
-        return str(world_model_path(ref.removeprefix("builtin:")))
-    return ref
-
-
-def build_missing(refs) -> None:
-    """Build every missing `builtin:` model among `refs` in one go, so a first run builds the
-    student and its teachers side by side instead of one after another."""
-    names = [r.removeprefix("builtin:") for r in refs if r.startswith("builtin:")]
-    if names:
-        from uniopd.world.build import build_missing as build
-
-        build(names)
-
-
 def pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ModelLoadError("device: cuda was asked for, but torch sees no CUDA device")
@@ -48,24 +30,23 @@ def pick_dtype(name: str, device: torch.device) -> torch.dtype:
     return getattr(torch, name)
 
 
-def load_tokenizer(ref: str):
-    path = resolve(ref)
+def load_tokenizer(path: str, name: str | None = None):
     try:
         tok = AutoTokenizer.from_pretrained(path)
     except Exception as exc:  # noqa: BLE001 - HF raises many types; the user needs the path
-        raise ModelLoadError(f"{ref}: could not load the tokenizer from {path}: {exc}") from exc
+        raise ModelLoadError(f"{name or path}: could not load the tokenizer from {path}: {exc}") from exc
     if tok.pad_token_id is None:  # many base checkpoints ship without one; EOS is the usual stand-in
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
     return tok
 
 
-def load_model(ref: str, device: torch.device, dtype: torch.dtype, trainable: bool):
-    path = resolve(ref)
+def load_model(path: str, device: torch.device, dtype: torch.dtype, trainable: bool,
+               name: str | None = None):
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(f"{ref}: could not load the checkpoint at {path}: "
+        raise ModelLoadError(f"{name or path}: could not load the checkpoint at {path}: "
                              f"{type(exc).__name__}: {exc}") from exc
     model.to(device)
     model.train(trainable)

@@ -62,3 +62,20 @@ def pack(prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[in
             attn[i, width_p:width_p + len(r)] = 1
             resp[i, :len(r)] = 1.0
     return SequenceBatch(ids, attn, resp, width_p)
+
+
+def with_prompts(batch: SequenceBatch, prompt_ids: Sequence[Sequence[int]], pad_id: int) -> SequenceBatch:
+    """The same response columns behind other prompts (one per row): a teacher that sees a
+    different prompt (a reference solution in context) scores exactly the student's tokens."""
+    n = batch.input_ids_N_L.shape[0]
+    width_p = max(len(p) for p in prompt_ids)
+    ids = torch.full((n, width_p), pad_id, dtype=torch.long)
+    attn = torch.zeros((n, width_p), dtype=torch.long)
+    for i, p in enumerate(prompt_ids):
+        ids[i, width_p - len(p):] = torch.tensor(p, dtype=torch.long)
+        attn[i, width_p - len(p):] = 1
+    device = batch.input_ids_N_L.device
+    tail = slice(batch.prompt_width, None)
+    return SequenceBatch(torch.cat([ids.to(device), batch.input_ids_N_L[:, tail]], 1),
+                         torch.cat([attn.to(device), batch.attention_mask_N_L[:, tail]], 1),
+                         batch.response_mask_N_T, width_p)

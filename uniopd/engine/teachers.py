@@ -1,18 +1,21 @@
 """Teachers as routed services: each rollout is scored by its domain's expert (METHOD 5).
 
 One model is loaded once however many domains name it. Scoring is a prefill over the student's
-own tokens; if a teacher call fails, its rows come back NaN, which the OPD advantage turns into
-advantage 0 and loss mask 0 instead of stopping the run.
+own tokens, in any of three forms an objective may ask for: the sampled token's log-prob, the
+top-K log-probs and ids, or the full logits (one micro-batch at a time). A privileged teacher
+scores the same tokens behind a prompt that also holds the reference solution. If a teacher call
+fails, its rows come back NaN, which the objectives turn into loss mask 0 instead of stopping
+the run.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
-from uniopd.engine.logprobs import response_logprobs
+from uniopd.engine.logprobs import response_logits, sampled_logprobs
 from uniopd.engine.sequences import SequenceBatch
 
 log = logging.getLogger(__name__)
@@ -24,9 +27,13 @@ class UnknownDomainError(KeyError):
 
 
 class TeacherPool:
-    def __init__(self, models_by_ref: dict, refs_by_domain: dict[str, str]):
+    def __init__(self, models_by_ref: dict, refs_by_domain: dict[str, str],
+                 privileged_refs: Sequence[str] = ()):
+        """`models_by_ref`: one model per teacher ref; `refs_by_domain`: the routing;
+        `privileged_refs`: the refs that score behind the privileged prompt."""
         self.models_by_ref = models_by_ref
         self.refs_by_domain = refs_by_domain
+        self.privileged_refs = set(privileged_refs)
 
     def ref_for(self, domain: str) -> str:
         if domain not in self.refs_by_domain:
@@ -35,23 +42,65 @@ class TeacherPool:
                 f"{sorted(self.refs_by_domain)} (add teachers.{domain} to the experiment file)")
         return self.refs_by_domain[domain]
 
-    @torch.no_grad()
-    def logprobs(self, batch: SequenceBatch, domains: Sequence[str],
-                 micro_batch: int = 0) -> torch.Tensor:
-        """Teacher log-probs of every response token, `[N, T]`, each row by its domain's teacher."""
-        out = torch.full(batch.response_mask_N_T.shape, float("nan"),
-                         device=batch.input_ids_N_L.device)
+    def _score(self, batch: SequenceBatch, domains: Sequence[str], micro_batch: int,
+               privileged: SequenceBatch | None, fn: Callable, out: torch.Tensor) -> torch.Tensor:
+        """Fill `out` row by row with fn(model, rows of the batch that teacher sees)."""
         by_ref: dict[str, list[int]] = {}
         for i, d in enumerate(domains):
             by_ref.setdefault(self.ref_for(d), []).append(i)
         for ref, rows in by_ref.items():
             model = self.models_by_ref[ref]
+            seen = privileged if ref in self.privileged_refs else batch
+            if seen is None:
+                raise ValueError(f"teacher {ref} is privileged, but no privileged prompts were built")
             step = micro_batch or len(rows)
             for start in range(0, len(rows), step):
                 index = torch.tensor(rows[start:start + step], device=out.device)
                 try:
-                    out[index] = response_logprobs(model, batch.rows(index)).to(out.dtype)
+                    out[index] = fn(model, seen.rows(index)).to(out.dtype)
                 except Exception:  # noqa: BLE001 - a failed call masks its rows, the run goes on
                     log.exception("teacher %s failed on %d rollouts; their tokens are masked",
                                   ref, len(index))
         return out
+
+    @torch.no_grad()
+    def logprobs(self, batch: SequenceBatch, domains: Sequence[str], micro_batch: int = 0,
+                 privileged: SequenceBatch | None = None) -> torch.Tensor:
+        """Teacher log-prob of every sampled response token, `[N, T]`."""
+        out = torch.full(batch.response_mask_N_T.shape, float("nan"), device=batch.input_ids_N_L.device)
+        return self._score(batch, domains, micro_batch, privileged,
+                           lambda m, b: sampled_logprobs(response_logits(m, b), b.response_ids_N_T), out)
+
+    @torch.no_grad()
+    def topk(self, batch: SequenceBatch, domains: Sequence[str], k: int, micro_batch: int = 0,
+             privileged: SequenceBatch | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The teacher's K most likely tokens at every response position: (log-probs over the
+        full vocabulary `[N, T, K]`, token ids `[N, T, K]`)."""
+        n, t = batch.response_mask_N_T.shape
+        device = batch.input_ids_N_L.device
+        packed = torch.full((n, t, 2 * k), float("nan"), device=device)
+
+        def top(model, b):
+            logp, ids = torch.log_softmax(response_logits(model, b), -1).topk(k, dim=-1)
+            return torch.cat([logp, ids.float()], -1)  # one tensor, so a failure NaNs both
+
+        self._score(batch, domains, micro_batch, privileged, top, packed)
+        ids = torch.nan_to_num(packed[..., k:], nan=0.0).long()
+        return packed[..., :k], ids
+
+    @torch.no_grad()
+    def logits(self, batch: SequenceBatch, domains: Sequence[str],
+               privileged: SequenceBatch | None = None) -> torch.Tensor:
+        """Full teacher logits `[n, T, V]` of one micro-batch: the caller chunks, so the whole
+        batch's logits never exist at once."""
+        n, t = batch.response_mask_N_T.shape
+        vocab = {m.config.vocab_size for m in self.models_by_ref.values()}
+        out = torch.full((n, t, max(vocab)), float("nan"), device=batch.input_ids_N_L.device)
+        return self._score(batch, domains, 0, privileged, response_logits, out)
+
+
+@torch.no_grad()
+def ema_update(target, source, decay: float) -> None:
+    """target <- decay * target + (1 - decay) * source, parameter by parameter."""
+    for t, s in zip(target.parameters(), source.parameters()):
+        t.lerp_(s.detach().to(t.dtype), 1.0 - decay)

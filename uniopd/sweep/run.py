@@ -74,9 +74,7 @@ def _suggest(trial: optuna.Trial, name: str, p) -> object:
 
 def run_trial(loaded: LoadedSweep, trial: optuna.Trial) -> float:
     """One trial: a run per seed, each an ordinary run directory; the score is the seeds' mean."""
-    from uniopd.plan import make_plan
-    from uniopd.run_dir import RunDir
-    from uniopd.trainer import Trainer
+    from uniopd.launch import create_run, start_run
 
     spec = loaded.spec
     trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
@@ -87,18 +85,16 @@ def run_trial(loaded: LoadedSweep, trial: optuna.Trial) -> float:
         cfg = load_experiment(loaded.base_path, [
             *spec.overrides, *(f"{k}={_text(v)}" for k, v in params.items()),
             f"seed={seed}", f"name={name}", f"output.root={loaded.root / 'trials'}", "output.progress=false"])
-        run = RunDir.create(cfg.output.root, cfg.name)
-        save_resolved(cfg, run.path / "config.yaml")
+        run = create_run(cfg)
         (run.path / "trial.json").write_text(json.dumps(
             {"study": spec.name, "trial": trial.number, "params": params, "seed": seed,
              "retry_of": _frozen(trial).system_attrs.get("failed_trial"),
              "worker": {"host": socket.gethostname(), "pid": os.getpid()}}, indent=1) + "\n")
         trial.set_user_attr(f"run_s{seed}", str(run.path))
         try:
-            trainer = Trainer(make_plan(cfg), run)
-            if i == 0:  # intermediate values for the pruner come from the first seed
-                trainer.on_eval = lambda step, summary: _report(trial, spec.objective.metric, step, summary)
-            final = trainer.train()
+            # intermediate values for the pruner come from the first seed
+            report = (lambda step, summary: _report(trial, spec.objective.metric, step, summary)) if i == 0 else None
+            _, final = start_run(cfg, run=run, on_eval=report)
         except optuna.TrialPruned:
             (run.path / "pruned.txt").write_text(f"pruned by {spec.pruner.kind} pruner\n")
             raise

@@ -15,7 +15,6 @@ recipe (world/recipe.py), so changing the recipe builds a new world instead of m
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import multiprocessing
@@ -28,17 +27,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from uniopd.world.recipe import DEFAULT, active_recipe
+from uniopd.world.paths import MODEL_NAMES, check_name, world_dir
+from uniopd.world.recipe import active_recipe
 
 log = logging.getLogger(__name__)
-
-MODEL_NAMES = tuple(DEFAULT["models"])
-
-
-def world_dir() -> Path:
-    digest = hashlib.sha256(json.dumps(active_recipe(), sort_keys=True).encode()).hexdigest()[:10]
-    home = Path(os.environ.get("UNIOPD_HOME", Path.home() / ".cache" / "uniopd"))
-    return home / f"world-{digest}"
 
 
 @contextmanager
@@ -115,25 +107,13 @@ def _build_models(root: Path, names: list[str], manifest: dict) -> None:
         raise RuntimeError(f"building builtin:{failure[0]} failed: {failure[1]}") from failure[1]
 
 
-def _check_name(name: str) -> None:
-    if name not in MODEL_NAMES:
-        raise ValueError(f"unknown built-in model 'builtin:{name}'; known: "
-                         + ", ".join(f"builtin:{n}" for n in MODEL_NAMES))
-
-
 def build_missing(names) -> None:
     """Build those of the named built-in models that are not built yet, side by side."""
     for name in names:
-        _check_name(name)
+        check_name(name)
     missing = sorted({n for n in names if not (world_dir() / n / "config.json").exists()})
     if missing:
         build_world(missing)
-
-
-def world_model_path(name: str) -> Path:
-    """Directory of a built-in model (`student`, `teacher-math`, ...), building it if missing."""
-    build_missing([name])
-    return world_dir() / name
 
 
 def build_world(names=None, force: bool = False) -> dict:

@@ -75,10 +75,10 @@ def _warm_start_data(spec: dict, seed: int) -> list:
 def _domain_grpo(root: Path, name: str, start: Path, spec: dict,
                  on_step=None) -> tuple[Path, dict]:
     """GRPO on the expert's own domain, through the same loop users run (`uniopd run`)."""
-    from uniopd.config import ExperimentConfig
+    from uniopd.config import ExperimentConfig, save_resolved
     from uniopd.plan import make_plan
     from uniopd.run_dir import RunDir
-    from uniopd.trainer import Trainer
+    from uniopd.runner import prepare
 
     recipe = active_recipe()
     g = recipe["grpo"]
@@ -102,7 +102,8 @@ def _domain_grpo(root: Path, name: str, start: Path, spec: dict,
         "tracking": {"wandb": "disabled"},  # a build step, not an experiment to compare
     })
     run = RunDir.create(cfg.output.root, cfg.name)
-    trainer = Trainer(make_plan(cfg), run)
+    save_resolved(cfg, run.path / "config.yaml")
+    trainer = prepare(make_plan(cfg), run)
     if on_step is not None:
         trainer.on_step = lambda step, metrics: on_step()
     after = trainer.train()

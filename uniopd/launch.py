@@ -1,0 +1,52 @@
+"""The one way a run starts, for `uniopd run`, `uniopd group` and sweep trials:
+
+    experiment config -> plan (every input check, before any model) -> run directory with the
+    resolved config -> missing built-in models built -> uniopd.runner (models, offline
+    balancing, trainer) -> train
+
+The world builder enters at uniopd.runner: its models are what gets built.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from uniopd.config import ExperimentConfig, save_resolved
+from uniopd.plan import Plan, make_plan
+from uniopd.run_dir import RunDir
+from uniopd.runner import prepare
+from uniopd.trainer import Trainer
+
+log = logging.getLogger(__name__)
+
+
+def build_models(refs) -> None:
+    """Build every missing `builtin:` model among `refs` in one go (side by side)."""
+    names = [r.removeprefix("builtin:") for r in refs if r.startswith("builtin:")]
+    if names:
+        from uniopd.world.build import build_missing
+
+        build_missing(names)
+
+
+def create_run(cfg: ExperimentConfig) -> RunDir:
+    run = RunDir.create(cfg.output.root, cfg.name)
+    save_resolved(cfg, run.path / "config.yaml")
+    return run
+
+
+def start_run(cfg: ExperimentConfig, *, plan: Plan | None = None, run: RunDir | None = None,
+              on_eval=None, on_step=None) -> tuple[RunDir, dict]:
+    """Train `cfg` into a new run directory (or `run`, made by `create_run`); (run, final eval).
+    `plan`, when the caller checked the config already, saves reading the data twice."""
+    plan = plan or make_plan(cfg)  # all input checks happen here, before the run directory exists
+    run = run or create_run(cfg)
+    trainer = prepare(plan, run, build=build_models)
+    trainer.on_eval, trainer.on_step = on_eval, on_step
+    return run, trainer.train()
+
+
+def resume_trainer(path: Path, cfg: ExperimentConfig) -> Trainer:
+    """The trainer of run directory `path`, at its newest usable checkpoint."""
+    return prepare(make_plan(cfg), RunDir(path), resume=True, build=build_models)
