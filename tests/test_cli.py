@@ -89,3 +89,62 @@ def test_smoke_world_end_to_end(workdir, monkeypatch, capsys):
     assert main(["eval", str(run), "output.progress=false", "eval.n_samples=1", "eval.pass_k=[1]",
                  "eval.max_prompts_per_domain=2", "rollout.max_new_tokens=8"]) == 0
     assert "math: acc=" in capsys.readouterr().out
+
+
+def test_list_shows_every_registry_with_help_and_objective_options(capsys):
+    from uniopd.data.sources import SOURCES
+    from uniopd.objectives import OBJECTIVES
+    from uniopd.strategies import CALIBRATORS, ONLINE_BALANCERS
+    from uniopd.verifiers import VERIFIERS
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    blocks = dict(b.split(" ", 1) for b in out.strip().split("\n\n"))
+    registries = {"objectives": OBJECTIVES, "verifiers": VERIFIERS, "sources": SOURCES,
+                  "balancers": ONLINE_BALANCERS, "calibrators": CALIBRATORS}
+    assert list(blocks) == list(registries)
+    for name, registry in registries.items():
+        assert f"entry-point group {registry.group}" in blocks[name]
+        for entry in registry.entries():
+            line = next(row for row in blocks[name].splitlines()
+                        if row.split()[:1] == [entry.name])
+            assert f"[{entry.origin}]" in line and " ".join(entry.help.split()) in line
+    jsd = blocks["objectives"].split("\n  jsd ")[1].split("\n  reverse_kl ")[0]
+    assert "kind: loss   needs: teacher_logits" in jsd
+    assert "option beta=0.5  Mixture weight" in jsd and "option temperature=1.0" in jsd
+    assert "kind: advantage   needs: teacher_logp\n" in blocks["objectives"].split("\n  opd ")[1]
+    assert "builtin:<domain>/<split>" in blocks["sources"]
+
+    assert main(["list", "objectives"]) == 0
+    only = capsys.readouterr().out
+    assert only.startswith("objectives (method.name;") and "\nverifiers " not in only
+
+
+def test_a_broken_plugin_exits_2_naming_it(workdir, monkeypatch, capsys):
+    # A real installed distribution as importlib.metadata finds it: a *.dist-info on sys.path whose
+    # entry point names a module that fails to import.
+    from uniopd.verifiers import VERIFIERS
+
+    site = workdir / "site"
+    (site / "broken_domain-0.1.dist-info").mkdir(parents=True)
+    (site / "broken_domain-0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: broken-domain\nVersion: 0.1\n")
+    (site / "broken_domain-0.1.dist-info" / "entry_points.txt").write_text(
+        "[uniopd.verifiers]\nchess = broken_domain_mod\n")
+    (site / "broken_domain_mod.py").write_text(
+        "raise ImportError('no module named chess_engine')\n")
+    VERIFIERS.names()  # built-ins registered into the real entries before they are set aside
+    monkeypatch.setattr(VERIFIERS, "_entries", dict(VERIFIERS._entries))  # restored afterwards
+    monkeypatch.setattr(VERIFIERS, "_loaded", False)
+    monkeypatch.syspath_prepend(str(site))
+
+    assert main(["list", "verifiers"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("uniopd: error: plugin 'chess' (broken_domain_mod, from broken-domain, "
+                          "entry-point group uniopd.verifiers) failed to load: ImportError: "
+                          "no module named chess_engine")
+    assert main(["list", "objectives"]) == 0  # other registries are unaffected
+    capsys.readouterr()
+    assert main(["run", "experiments/quickstart.yaml"]) == 2  # refused before any run directory
+    assert "plugin 'chess'" in capsys.readouterr().err
+    assert not (workdir / "runs").exists()

@@ -11,6 +11,7 @@
     uniopd report runs/study --out report.html                  a self-contained HTML dashboard
     uniopd validate experiments/*.yaml                          check files, no compute
     uniopd fields                                               every experiment field with its help
+    uniopd list [objectives|verifiers|sources|balancers|calibrators]   every registered name
     uniopd world build [--force] | uniopd world info            the tiny built-in world
 
 Bad input (a malformed experiment file, an unknown domain, a missing teacher, a broken checkpoint)
@@ -199,6 +200,56 @@ def cmd_fields(args) -> int:
     return 0
 
 
+# registry name -> (module, attribute, where an experiment file uses its names)
+REGISTRIES = {
+    "objectives": ("uniopd.objectives", "OBJECTIVES", "method.name"),
+    "verifiers": ("uniopd.verifiers", "VERIFIERS", "a row's domain, or verifiers.<domain>"),
+    "sources": ("uniopd.data.sources", "SOURCES", "data.train / data.eval: <scheme>:<rest>"),
+    "balancers": ("uniopd.strategies", "ONLINE_BALANCERS", "balance.online.strategy"),
+    "calibrators": ("uniopd.strategies", "CALIBRATORS", "calibration.strategy"),
+}
+
+
+def cmd_list(args) -> int:
+    import importlib
+
+    names = [args.registry] if args.registry else list(REGISTRIES)
+    if "sources" in names:  # a domain plugin in the verifiers group may also register its source
+        importlib.import_module("uniopd.verifiers").VERIFIERS.names()
+    for i, name in enumerate(names):
+        module, attr, used_as = REGISTRIES[name]
+        registry = getattr(importlib.import_module(module), attr)
+        entries = registry.entries()  # loads plugins: a broken one is a RegistryError (exit 2)
+        if i:
+            print()
+        print(f"{name} ({used_as}; plugins: entry-point group {registry.group})")
+        for e in entries:
+            print(f"  {e.name:14} [{e.origin}]  {' '.join(e.help.split()) or '-'}")
+            for line in _entry_details(name, e.obj):
+                print(f"  {'':14} {line}")
+    return 0
+
+
+def _entry_details(registry: str, obj) -> list[str]:
+    """Kind and needs of an objective; the options (with defaults) of anything that has them."""
+    lines = []
+    options = getattr(obj, "Options", None)
+    if registry == "objectives":
+        try:
+            needs = ", ".join(sorted(str(n) for n in obj(obj.Options()).needs())) or "-"
+        except Exception as exc:  # noqa: BLE001 - a required option: needs depend on it
+            needs = f"(depends on its options: {type(exc).__name__})"
+        lines.append(f"kind: {obj.kind}   needs: {needs}")
+    fields = getattr(options, "model_fields", None) or {}
+    for field_name, info in fields.items():
+        if info.is_required():
+            default = "(required)"
+        else:
+            default = "=" + repr(info.get_default(call_default_factory=True))
+        lines.append(f"option {field_name}{default}  {info.description or ''}".rstrip())
+    return lines
+
+
 def cmd_world(args) -> int:
     from uniopd.world.build import build_world
     from uniopd.world.paths import world_dir
@@ -274,6 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fields", help="list every experiment-file field with its help")
     p.set_defaults(fn=cmd_fields)
 
+    p = sub.add_parser("list", help="every registered objective, verifier, data source, "
+                       "balancer and calibrator (built-in and plugins), with help and options")
+    p.add_argument("registry", nargs="?", choices=list(REGISTRIES), help="show only this registry")
+    p.set_defaults(fn=cmd_list)
+
     p = sub.add_parser("world", help="the tiny built-in world")
     p.add_argument("action", choices=["build", "info"])
     p.add_argument("--force", action="store_true", help="rebuild from scratch")
@@ -292,10 +348,11 @@ def main(argv: list[str] | None = None) -> int:
     from uniopd.data import DataError
     from uniopd.engine.loading import ModelLoadError
     from uniopd.plan import PlanError
+    from uniopd.registry import RegistryError
 
     try:
         return args.fn(args)
-    except (ConfigError, DataError, PlanError, ModelLoadError) as exc:
+    except (ConfigError, DataError, PlanError, ModelLoadError, RegistryError) as exc:
         return _fail(str(exc))
 
 

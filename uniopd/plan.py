@@ -14,7 +14,7 @@ from uniopd.config import ExperimentConfig
 from uniopd.data import load_source
 from uniopd.refs import parse_teacher
 from uniopd.tasks.problem import Problem
-from uniopd.verifiers import VERIFIER_NAMES
+from uniopd.verifiers import VERIFIERS
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +62,11 @@ def make_plan(cfg: ExperimentConfig) -> Plan:
     verifier_for = {}
     for domain in sorted(sources_of):
         name = cfg.verifiers.get(domain, domain)
-        if name not in VERIFIER_NAMES:
+        if name not in VERIFIERS:
             where = ", ".join(sources_of[domain])
             raise PlanError(
                 f"data: unknown domain {domain!r} (rows from {where}): no verifier grades it; "
-                f"known verifiers are {', '.join(VERIFIER_NAMES)} — map it with "
+                f"known verifiers are {', '.join(VERIFIERS.names())} — map it with "
                 f"verifiers.{domain}=<name>")
         verifier_for[domain] = name
 

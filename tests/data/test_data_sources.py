@@ -6,6 +6,8 @@ from collections import Counter
 import pytest
 
 from uniopd.data import DataError, load_source
+from uniopd.data.sources import SOURCES
+from uniopd.tasks.problem import Problem
 
 HAS_BUILTIN = importlib.util.find_spec("uniopd.tasks.builtin") is not None
 
@@ -27,6 +29,65 @@ def test_unknown_spec_lists_the_accepted_forms():
     assert "'gsm8k'" in message
     for form in ("builtin:<domain>/<split>", "humaneval", "champ", ".jsonl", ".json", ".parquet"):
         assert form in message
+
+
+def test_sources_are_a_registry_of_schemes():
+    assert SOURCES.names() == ["builtin", "champ", "humaneval"]
+    assert all(e.origin == "uniopd" and e.help for e in SOURCES.entries())
+
+
+def test_unknown_scheme_names_it_and_the_accepted_forms():
+    with pytest.raises(DataError) as info:
+        load_source("gsm8k:train")
+    message = str(info.value)
+    assert "'gsm8k:train'" in message and "no data source is registered as 'gsm8k'" in message
+    for form in ("builtin:<domain>/<split>", "humaneval", "champ", ".jsonl"):
+        assert form in message
+
+
+def test_a_scheme_without_an_argument_refuses_one():
+    with pytest.raises(DataError, match="humaneval:test: the humaneval data source takes no arg"):
+        load_source("humaneval:test")
+
+
+@pytest.fixture
+def scheme():
+    """Register a loader under a test scheme; removed afterwards."""
+    added = []
+
+    def add(name, loader):
+        SOURCES.register(name, loader, help="a test source", origin="tests")
+        added.append(name)
+
+    yield add
+    for name in added:
+        SOURCES._entries.pop(name)
+
+
+def test_a_registered_scheme_gets_the_rest_of_the_spec(scheme):
+    def numbers(rest):
+        if rest not in ("a", "b"):
+            raise ValueError(f"no split {rest!r}")
+        return [Problem(id=f"{rest}{i}", domain="numbers", prompt=str(i), answer=str(i))
+                for i in range(5)]
+
+    scheme("numbers", numbers)
+    assert [p.id for p in load_source("numbers:b", limit=2)] == ["b0", "b1"]
+    with pytest.raises(DataError, match=r"^numbers:c: no split 'c'$"):  # a ValueError, as data
+        load_source("numbers:c")
+    assert "numbers:<...>" in str(pytest.raises(DataError, load_source, "nope:x").value)
+
+
+def test_a_loader_must_return_problems(scheme):
+    scheme("rows", lambda rest: [{"prompt": "1+1", "answer": "2"}])
+    with pytest.raises(DataError, match="'rows' data source returned list, not a list of .*Prob"):
+        load_source("rows:x")
+
+
+def test_a_path_with_a_colon_is_still_a_file(tmp_path):
+    rows = tmp_path / "d:1.jsonl"
+    rows.write_text('{"prompt": "p", "domain": "math", "answer": "1"}\n')
+    assert load_source(str(rows))[0].answer == "1"
 
 
 @pytest.mark.parametrize("limit", [0, -3, 2.5, True])

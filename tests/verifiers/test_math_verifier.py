@@ -1,12 +1,15 @@
 """MathVerifier: last-box extraction, math-verify equivalence, None only when the grader breaks."""
 
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
+from uniopd.registry import RegistryError
 from uniopd.tasks.problem import Problem
-from uniopd.verifiers import VERIFIER_NAMES, get_verifier
+from uniopd.verifiers import VERIFIERS, get_verifier
 from uniopd.verifiers.math import MathVerifier, last_boxed
 
 
@@ -83,9 +86,21 @@ def test_64_answers_well_under_a_second():
 
 
 def test_unknown_verifier_names_the_known_ones():
-    with pytest.raises(ValueError, match="'chess'.*math.*code"):
+    with pytest.raises(RegistryError, match="unknown verifier 'chess'; known: code, math"):
         get_verifier("chess")
-    assert set(VERIFIER_NAMES) == {"math", "code"}
+    assert issubclass(RegistryError, ValueError)
+    assert VERIFIERS.names() == ["code", "math"]
+    assert [e.origin for e in VERIFIERS.entries()] == ["uniopd", "uniopd"]
+
+
+def test_the_sandbox_side_never_imports_math_verify():
+    # The code sandbox's server and runners import uniopd.verifiers (and unpickle jobs defined in
+    # uniopd.verifiers.code); the registry must not load its built-ins there.
+    code = ("import sys, uniopd.verifiers.sandbox, uniopd.verifiers.code\n"
+            "from uniopd.verifiers import VERIFIERS\n"
+            "assert 'math_verify' not in sys.modules and 'sympy' not in sys.modules\n"
+            "assert not VERIFIERS._loaded and list(VERIFIERS._entries) == ['code']\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_length_mismatch_is_a_caller_bug():

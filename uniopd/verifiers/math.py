@@ -21,6 +21,7 @@ from typing import Sequence
 from math_verify import LatexExtractionConfig, parse, verify
 
 from uniopd.tasks.problem import Problem
+from uniopd.verifiers import VERIFIERS
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,10 @@ def last_boxed(text: str) -> str | None:
     return None
 
 
+@VERIFIERS.register("math")
 class MathVerifier:
+    """The last \\boxed{} of a response, checked against `problem.answer` with math-verify."""
+
     name = "math"
 
     def __init__(self, timeout_s: int = 3):
