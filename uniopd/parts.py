@@ -8,6 +8,7 @@ initial weights), above the engine, which only ever sees paths.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -23,12 +24,16 @@ from uniopd.verifiers import get_verifier
 class Parts:
     device: torch.device
     dtype: torch.dtype
-    tokenizer: object
+    tokenizer: Any
     student: torch.nn.Module
     verifiers: dict
     teachers: TeacherPool | None = None
     reference: torch.nn.Module | None = None                 # ExOPD's pi_ref
     ema_teachers: dict[str, float] = field(default_factory=dict)  # teacher ref -> EMA decay
+
+    def teacher_model(self, ref: str) -> torch.nn.Module:
+        assert self.teachers is not None, "this run loads no teacher"
+        return self.teachers.models_by_ref[ref]
 
 
 def load_parts(plan: Plan, checkpoint: str | None = None, build=None) -> Parts:

@@ -47,10 +47,13 @@ class Registry(Generic[T]):
         self._builtins = (builtins,) if isinstance(builtins, str) else builtins
         self._entries: dict[str, Entry[T]] = {}
         self._loaded = False
+        self._origin = "uniopd"  # who registers: a plugin's distribution while its module loads
 
     def register(self, name: str, obj: T | None = None, *, help: str | None = None,
-                 origin: str = "uniopd") -> Any:
+                 origin: str | None = None) -> Any:
         """`registry.register("jsd", JSD)` or `@registry.register("jsd")` on a class/function."""
+        origin = origin or self._origin
+
         def add(target: T) -> T:
             if name in self._entries and self._entries[name].obj is not target:
                 raise RegistryError(f"{self.kind} {name!r} is registered twice "
@@ -87,6 +90,7 @@ class Registry(Generic[T]):
             importlib.import_module(module)
         for ep in entry_points(group=self.group):
             dist = ep.dist.name if ep.dist is not None else "?"
+            self._origin = dist
             try:
                 target = ep.load()
             except Exception as exc:  # noqa: BLE001 - any import failure of a plugin is reported
@@ -94,6 +98,8 @@ class Registry(Generic[T]):
                 raise RegistryError(
                     f"plugin {ep.name!r} ({ep.value}, from {dist}, entry-point group {self.group}) "
                     f"failed to load: {type(exc).__name__}: {exc}") from exc
+            finally:
+                self._origin = "uniopd"
             if not isinstance(target, types.ModuleType):  # a module registers its own entries
                 self.register(ep.name, target, origin=dist)
 

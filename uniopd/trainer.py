@@ -46,7 +46,8 @@ class PhaseTimer:
     """Seconds spent per phase of a step, for the per-phase timing line in metrics.jsonl."""
 
     def __init__(self, device: torch.device):
-        self.device, self.seconds = device, {}
+        self.device = device
+        self.seconds: dict[str, float] = {}
 
     @contextmanager
     def __call__(self, phase: str):
@@ -78,7 +79,7 @@ class Trainer:
         self.objectives = cfg.method.objectives()
         self.scorer = Scorer(parts, cfg.method.needs(), cfg)
         self.optimizer = torch.optim.AdamW(self.student.parameters(), lr=cfg.train.lr,
-                                           betas=tuple(cfg.train.betas),
+                                           betas=(cfg.train.betas[0], cfg.train.betas[1]),
                                            weight_decay=cfg.train.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(cfg.train.warmup_steps, cfg.train.steps, cfg.train.lr_schedule))
@@ -150,19 +151,20 @@ class Trainer:
                 self.scorer.teacher_logits(rollouts.batch, scored))
             self.scheduler.step()
             for ref, decay in self.parts.ema_teachers.items():
-                ema_update(self.parts.teachers.models_by_ref[ref], self.student, decay)
+                ema_update(self.parts.teacher_model(ref), self.student, decay)
         if self.parts.teachers is None and self.parts.reference is None:
             timer.seconds.pop("teacher")  # no teacher phase for this method (GRPO)
         if result.advantages.calibration:  # part of the update, reported on its own
             timer.seconds["calibrate"] = result.advantages.calibrate_seconds
             timer.seconds["update"] -= timer.seconds["calibrate"]
         return StepRecord(self.step, rollouts, scored, result, timer.seconds,
-                          self.scheduler.get_last_lr()[0])
+                          float(self.scheduler.get_last_lr()[0]))
 
     def _rollouts(self, timer: PhaseTimer) -> RolloutBatch:
         """B prompts, G samples each, graded and (when asked) balanced; seeded per step so a
         resumed run samples and masks the same rollouts as an uninterrupted one."""
         cfg, tok, G = self.cfg, self.tokenizer, self.cfg.rollout.group_size
+        assert tok is not None
         problems = self.sampler.next_batch(cfg.rollout.prompts_per_batch)
         rows = [p for p in problems for _ in range(G)]
         with timer("rollout"):
@@ -188,7 +190,8 @@ class Trainer:
             return
         self.run_dir.log_rollouts(self.step, rollout_records(r))
         adv, ro = r.update.advantages, r.rollouts
-        if adv.distill_raw_N_T is not None and self.cfg.output.advantage_pairs:
+        if adv.distill_raw_N_T is not None and adv.distill_cal_N_T is not None \
+                and self.cfg.output.advantage_pairs:
             self.run_dir.log_pairs(advantage_pairs(
                 self.step, self.cfg.output.advantage_pairs, ro.rewards_N, ro.group_ids_N,
                 ro.batch.response_mask_N_T.cpu(), adv.distill_raw_N_T.cpu(), adv.distill_cal_N_T.cpu(),
@@ -213,7 +216,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.sampler.load_state_dict(state["sampler"])
         for ref, weights in state.get("ema_teachers", {}).items():
-            self.parts.teachers.models_by_ref[ref].load_state_dict(weights)
+            self.parts.teacher_model(ref).load_state_dict(weights)
         torch.random.set_rng_state(state["rng"]["torch"])
         random.setstate(state["rng"]["python"])
         np.random.set_state(state["rng"]["numpy"])
@@ -221,7 +224,7 @@ class Trainer:
     def checkpoint(self):
         state = {"step": self.step, "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state_dict(),
-                 "ema_teachers": {ref: self.parts.teachers.models_by_ref[ref].state_dict()
+                 "ema_teachers": {ref: self.parts.teacher_model(ref).state_dict()
                                   for ref in self.parts.ema_teachers},
                  "rng": {"torch": torch.random.get_rng_state(), "python": random.getstate(),
                          "numpy": np.random.get_state()}}

@@ -137,6 +137,7 @@ def policy_update(student, optimizer, batch: SequenceBatch, objectives: list, sc
             if direct:
                 s = batch_signals(c, batch, old_logp, rewards_N, group_ids_N, scored)
                 if any(Need.TEACHER_LOGITS in o.needs() for _, _, o in direct):
+                    assert teacher_logits is not None, "an objective needs full teacher logits"
                     s.teacher_logits_N_T_V = teacher_logits(c)
                 for name, coef, objective in direct:
                     per_token, m = objective.loss(s, logits)

@@ -72,7 +72,7 @@ def _upsample_mid(counts, n, ratio, bin_of, mid_low, mid_high, reference, max_re
         members.setdefault(b, []).append(i)
     sizes = {b: len(m) for b, m in members.items()}
     if reference == "max":
-        n_ref = max(sizes.values(), default=0)
+        n_ref: float = max(sizes.values(), default=0)
     elif reference == "extremes":  # mean size of the all-wrong and the all-correct bins
         n_ref = (sum(c == 0 for c in counts) + sum(c == n for c in counts)) / 2
     elif reference == "mean":

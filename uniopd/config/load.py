@@ -64,7 +64,7 @@ def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> Experime
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as exc:
-        problems = [_explain(err, prov, top) for err in exc.errors(include_url=False)]
+        problems = [_explain(dict(err), prov, top) for err in exc.errors(include_url=False)]
         raise ConfigError(*problems[0], more=problems[1:]) from None
 
 

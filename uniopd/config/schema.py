@@ -27,7 +27,8 @@ class DataConfig(_Section):
     train: list[Annotated[str, Field(min_length=1)]] = Field(
         min_length=1,
         description="Training prompt sources: builtin:<domain>/<split>, a .jsonl/.parquet path, "
-        "'humaneval' or 'champ'. Each row carries its domain, which routes it to a teacher.",
+        "'humaneval', 'champ', or <scheme>:<rest> of a registered source (`uniopd list sources`). "
+        "Each row carries its domain, which routes it to a teacher.",
     )
     eval: list[Annotated[str, Field(min_length=1)]] = Field(
         default=[], description="Held-out sources evaluated before, during and after training."
@@ -107,8 +108,9 @@ class MethodConfig(_Section):
             try:
                 options = build_options(cls, self.options.get(part, {}), f"objective {part}")
             except PydanticCustomError as exc:  # name the option under this objective's key
-                fields = [f.replace("options", f"options.{part}", 1) for f in exc.context["fields"]]
-                raise conflict(exc.context["reason"], *fields) from None
+                ctx = exc.context or {}
+                fields = [f.replace("options", f"options.{part}", 1) for f in ctx["fields"]]
+                raise conflict(ctx["reason"], *fields) from None
             if self.coefs.get(part, 1.0) > 0:
                 built.append((part, self.coefs.get(part, 1.0), cls(options)))
         if not built:
@@ -255,7 +257,10 @@ class ExperimentConfig(_Section):
         description="Student model: an HF checkpoint directory, a hub id, or builtin:<name>.",
     )
     teachers: dict[str, Annotated[str, Field(min_length=1)]] = Field(
-        default={}, description="Domain -> teacher model (same forms as student)."
+        default={},
+        description="Domain -> teacher: a model (same forms as student); self = the student's "
+        "initial weights, self@ema[=decay] its moving average; a +privileged suffix shows the "
+        "teacher each row's reference solution (OPSD).",
     )
     verifiers: dict[str, Annotated[str, Field(min_length=1)]] = Field(
         default={},
@@ -329,8 +334,8 @@ def describe_fields(model: type[BaseModel] = ExperimentConfig, prefix: str = "")
     rows = []
     for name, info in model.model_fields.items():
         dotted = prefix + name
-        if _is_section(info.annotation):
-            rows += describe_fields(info.annotation, dotted + ".")
+        if info.annotation is not None and _is_section(info.annotation):
+            rows += describe_fields(info.annotation, dotted + ".")  # type: ignore[arg-type]
             continue
         if info.is_required():
             default = "required"

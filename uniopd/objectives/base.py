@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -52,6 +52,13 @@ class Signals:
     reference_logp_N_T: torch.Tensor | None = None
     special_token_ids: tuple[int, ...] = ()
 
+    def need(self, name: str) -> torch.Tensor:
+        """A signal the objective declared it needs; the loop guarantees it is there."""
+        value = getattr(self, name)
+        if value is None:
+            raise RuntimeError(f"signal {name} was not computed: declare it in needs()")
+        return value
+
 
 class NoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -70,7 +77,8 @@ class Objective:
     Options: ClassVar[type[BaseModel]] = NoOptions   # `method.options.<name>` in the experiment file
 
     def __init__(self, options: BaseModel | None = None):
-        self.options = options if options is not None else self.Options()
+        # Any: each subclass reads the fields of its own Options model
+        self.options: Any = options if options is not None else self.Options()
 
     def __eq__(self, other: object) -> bool:  # configs holding objectives compare by value
         return type(self) is type(other) and self.options == other.options  # type: ignore[attr-defined]

@@ -30,7 +30,7 @@ class _Divergence(Objective):
 
     def loss(self, s: Signals, student_logits_N_T_V):
         beta = self.options.beta if self.beta is None else self.beta
-        teacher = s.teacher_logits_N_T_V
+        teacher = s.need("teacher_logits_N_T_V")
         finite = torch.isfinite(teacher).all(-1)  # a failed teacher call: those rows leave the loss
         per_token = generalized_jsd(student_logits_N_T_V, torch.nan_to_num(teacher), beta,
                                     self.options.temperature)

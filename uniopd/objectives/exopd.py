@@ -33,6 +33,6 @@ class ExOPD(Objective):
         return frozenset({Need.TEACHER_LOGP, Need.REFERENCE_LOGP})
 
     def advantages(self, s: Signals):
-        t, o, m = s.teacher_logp_N_T, s.student_logp_N_T, s.mask_N_T
-        return (exopd_advantages(t, o, s.reference_logp_N_T, m, self.options.lam),
+        t, o, m = s.need("teacher_logp_N_T"), s.student_logp_N_T, s.mask_N_T
+        return (exopd_advantages(t, o, s.need("reference_logp_N_T"), m, self.options.lam),
                 opd_loss_mask(t, o, m))

@@ -19,5 +19,5 @@ class OPD(Objective):
         return frozenset({Need.TEACHER_LOGP})
 
     def advantages(self, s: Signals):
-        t, o, m = s.teacher_logp_N_T, s.student_logp_N_T, s.mask_N_T
+        t, o, m = s.need("teacher_logp_N_T"), s.student_logp_N_T, s.mask_N_T
         return opd_advantages(t, o, m), opd_loss_mask(t, o, m)

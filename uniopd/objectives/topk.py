@@ -36,14 +36,15 @@ class TopK(Objective):
 
     def loss(self, s: Signals, student_logits_N_T_V):
         o = self.options
-        topk_logp = s.teacher_topk_logp_N_T_K
+        topk_logp = s.need("teacher_topk_logp_N_T_K")
         finite = torch.isfinite(topk_logp).all(-1)  # a failed teacher call: those rows leave the loss
         sampled_logp = None
         if o.sampled_tail:
-            finite &= torch.isfinite(s.teacher_logp_N_T)
-            sampled_logp = torch.nan_to_num(s.teacher_logp_N_T, nan=0.0)
+            teacher_logp = s.need("teacher_logp_N_T")
+            finite &= torch.isfinite(teacher_logp)
+            sampled_logp = torch.nan_to_num(teacher_logp, nan=0.0)
         per_token = topk_support_loss(
-            student_logits_N_T_V, torch.nan_to_num(topk_logp, nan=0.0), s.teacher_topk_ids_N_T_K,
+            student_logits_N_T_V, torch.nan_to_num(topk_logp, nan=0.0), s.need("teacher_topk_ids_N_T_K"),
             sampled_ids_N_T=s.response_ids_N_T if o.sampled_tail else None,
             teacher_sampled_logp_N_T=sampled_logp, clamp=o.clamp)
         mask = s.mask_N_T * finite.to(s.mask_N_T.dtype)

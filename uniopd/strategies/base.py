@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from pydantic import BaseModel
@@ -21,7 +21,8 @@ class OnlineBalancer:
     Options: ClassVar[type[BaseModel]] = NoOptions
 
     def __init__(self, section, options: BaseModel):
-        self.section, self.options = section, options
+        self.section = section
+        self.options: Any = options  # the subclass's own Options model
 
     def __eq__(self, other: object) -> bool:  # by kind and options: `section` holds this object
         return type(self) is type(other) and self.options == other.options  # type: ignore[attr-defined]
@@ -51,7 +52,8 @@ class Calibrator:
     Options: ClassVar[type[BaseModel]] = NoOptions
 
     def __init__(self, section, options: BaseModel):
-        self.section, self.options = section, options
+        self.section = section
+        self.options: Any = options  # the subclass's own Options model
 
     def __eq__(self, other: object) -> bool:  # by kind and options: `section` holds this object
         return type(self) is type(other) and self.options == other.options  # type: ignore[attr-defined]
