@@ -68,6 +68,26 @@ def test_figures_tables_and_manifest(study, tmp_path, capsys):
     assert re.search(r"\| t-opd \| OPD \| [^|]+ \| 2 \|", ablation)
 
 
+def test_objective_table_into_a_results_page(study, tmp_path, capsys):
+    page = tmp_path / "results.md"
+    page.write_text("# Results\n<!-- objective-table:start -->\nold\n<!-- objective-table:end -->\ntail\n")
+    out = tmp_path / "figs"
+    assert main(["figures", str(study / "runs"), "--out", str(out), "--results", str(page)]) == 0
+    table = (out / "objective_table.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ")][1:]
+    # OPD first, GRPO last (the usual order), 2 seeds each with both per-seed values shown
+    assert rows[0].startswith("| OPD | t-opd | 2 |") and rows[-1].startswith("| GRPO | t-grpo | 2 |")
+    assert re.search(r"\d\.\d{3} ± \d\.\d{3}\**\ \(\d\.\d{3}, \d\.\d{3}\)", rows[0])
+    assert re.search(r"\| \d+\.\d\d ± \d+\.\d\d \|$", rows[0])  # seconds per step
+    text = page.read_text()
+    assert table in text and "old" not in text and text.endswith("tail\n")
+    # a page without the markers is bad input: exit 2, page untouched
+    bare = tmp_path / "bare.md"
+    bare.write_text("# nothing to fill\n")
+    assert main(["figures", str(study / "runs"), "--out", str(out), "--results", str(bare)]) == 2
+    assert bare.read_text() == "# nothing to fill\n" and "objective-table" in capsys.readouterr().err
+
+
 def test_report_loads_in_headless_chromium_without_console_errors(study, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     assert browser, "Debian's chromium is needed for this test (.ci/run installs it)"

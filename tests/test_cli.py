@@ -148,3 +148,13 @@ def test_a_broken_plugin_exits_2_naming_it(workdir, monkeypatch, capsys):
     assert main(["run", "experiments/quickstart.yaml"]) == 2  # refused before any run directory
     assert "plugin 'chess'" in capsys.readouterr().err
     assert not (workdir / "runs").exists()
+
+
+def test_fields_lists_the_options_of_registered_entries(capsys):
+    from uniopd.cli import main
+
+    assert main(["fields"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "default=0.5" in rows["method.options.jsd.beta"] and "Mixture weight" in rows["method.options.jsd.beta"]
+    assert "default=32" in rows["method.options.topk.k"]
+    assert "method.name" in rows and "calibration.strategy" in rows

@@ -24,6 +24,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -112,8 +113,16 @@ def cmd_dashboard(args) -> int:
 
 def cmd_figures(args) -> int:
     from uniopd.analysis.make import make_all, parse_teachers
+    from uniopd.analysis.objective_table import END, START
 
-    manifest = make_all(args.runs, Path(args.out), parse_teachers(args.teacher), args.sweeps)
+    if args.results and not (Path(args.results).is_file()
+                             and {START, END} <= set(re.findall(r"<!-- objective-table:\w+ -->",
+                                                                Path(args.results).read_text()))):
+        return _fail(f"--results {args.results}: not a page with a {START} ... {END} block to "
+                     "write the objective table into")
+
+    manifest = make_all(args.runs, Path(args.out), parse_teachers(args.teacher), args.sweeps,
+                        Path(args.results) if args.results else None)
     print(f"uniopd: {len(manifest['figures'])} figures, {len(manifest['tables'])} tables in {args.out} "
           f"({manifest['seconds']} s); missing: {[m['name'] for m in manifest['missing']] or 'none'}; "
           f"runs left out: {len(manifest['left_out'])}", file=sys.stderr)
@@ -197,6 +206,17 @@ def cmd_fields(args) -> int:
 
     for name, typ, default, help_text in describe_fields():
         print(f"{name:32} {typ:28} default={default:12} {help_text}")
+    # the options of what is registered, where an experiment file sets them
+    from uniopd.objectives import OBJECTIVES
+    from uniopd.strategies import CALIBRATORS, ONLINE_BALANCERS
+
+    for prefix, registry in (("method.options.{}", OBJECTIVES), ("balance.online.options", ONLINE_BALANCERS),
+                             ("calibration.options", CALIBRATORS)):
+        for entry in registry.entries():
+            for name, typ, default, help_text in describe_fields(entry.obj.Options, ""):
+                dotted = f"{prefix.format(entry.name)}.{name}"
+                where = "" if "{}" in prefix else f"(strategy {entry.name}) "
+                print(f"{dotted:32} {typ:28} default={default:12} {where}{help_text}")
     return 0
 
 
@@ -308,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", action="append", default=[],
                    help="domain=<accuracy> or domain=<eval.json from `uniopd eval --out`>")
     p.add_argument("--out", default="paper_figures")
+    p.add_argument("--results", help="also write the objective comparison table into this Markdown "
+                   "page, between its objective-table markers (docs/results.md)")
     p.set_defaults(fn=cmd_figures)
 
     p = sub.add_parser("report", help="one self-contained HTML page comparing the runs")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 from uniopd.algorithms import difficulty_balance
 from uniopd.data import DataError
 from uniopd.evaluate import evaluate
+from uniopd.home import uniopd_home
 from uniopd.refs import resolve_model
 from uniopd.run_dir import RunDir, atomic_write_text
 from uniopd.tasks.problem import Problem
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("UNIOPD_HOME", Path.home() / ".cache" / "uniopd")) / "difficulty"
+    return uniopd_home() / "difficulty"
 
 
 def model_fingerprint(ref: str) -> str:

@@ -8,12 +8,15 @@ the mid-difficulty bins are upsampled towards a reference bin size.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Literal, Sequence, get_args
 
 import torch
 
-MODES = ("none", "balance", "drop_all_correct", "drop_all_wrong")
-REFERENCES = ("max", "extremes", "mean")
+# The names the experiment schema accepts are these very types (uniopd/config/recipe.py).
+OfflineMode = Literal["none", "balance", "drop_all_correct", "drop_all_wrong"]
+BinKind = Literal["count", "width"]
+Reference = Literal["max", "extremes", "mean"]
+MODES, BINS, REFERENCES = get_args(OfflineMode), get_args(BinKind), get_args(Reference)
 
 
 def difficulty_bins(pass_counts: Sequence[int], n_samples: int, bins: str = "count",

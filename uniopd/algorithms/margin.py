@@ -9,15 +9,17 @@ instead drops the rollouts that break the order, keeping a minimum share of each
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 import torch
 
 from uniopd.algorithms.advantages import distillation_returns
 from uniopd.algorithms.units import unit_index
 
-MODES = ("mean", "minmax")
-DIRECTIONS = ("correct_up", "incorrect_down", "both")
+# The names the experiment schema accepts are these very types (uniopd/config/recipe.py).
+MarginMode = Literal["mean", "minmax"]
+Direction = Literal["both", "correct_up", "incorrect_down"]
+MODES, DIRECTIONS = get_args(MarginMode), get_args(Direction)
 
 
 class MarginStats(NamedTuple):

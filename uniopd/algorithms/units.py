@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 
-SCOPES = ("group", "global")
+Scope = Literal["group", "global"]  # the experiment schema accepts exactly these
+SCOPES = get_args(Scope)
 
 
 def unit_index(group_ids: torch.Tensor, scope: str) -> tuple[torch.Tensor, int]:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from uniopd.analysis.figures import FIGURES, fig_sweeps
+from uniopd.analysis.objective_table import objective_markdown, objective_rows, write_into
 from uniopd.analysis.runs import load_runs, without_sweeps
 from uniopd.analysis.tables import ablation_latex, ablation_markdown, ablation_rows, benchmark_table
 
@@ -32,7 +33,9 @@ def parse_teachers(specs: list[str]) -> dict[str, float]:
     return out
 
 
-def make_all(run_roots: list[str], out: Path, teachers: dict[str, float], sweep_roots: list[str] = ()) -> dict:
+def make_all(run_roots: list[str], out: Path, teachers: dict[str, float], sweep_roots: list[str] = (),
+             results: Path | None = None) -> dict:
+    """Everything into `out`; with `results` (docs/results.md), its objective-table block too."""
     start = time.perf_counter()
     runs = load_runs([*run_roots, *sweep_roots])  # sweep trials feed the figures, not the tables
     out.mkdir(parents=True, exist_ok=True)
@@ -58,8 +61,13 @@ def make_all(run_roots: list[str], out: Path, teachers: dict[str, float], sweep_
         md, tex = benchmark_table(table_runs, teachers)
         (out / "benchmark_table.md").write_text(md)
         (out / "benchmark_table.tex").write_text(tex)
+        objectives = objective_markdown(objective_rows(table_runs))
+        (out / "objective_table.md").write_text(objectives)
+        if results is not None:
+            write_into(results, objectives)
         used = sorted(table_runs.info.run)
         manifest["tables"] += [{"name": "ablation_table", "files": ["ablation_table.md", "ablation_table.tex"], "runs": used},
+                               {"name": "objective_table", "files": ["objective_table.md"], "runs": used},
                                {"name": "benchmark_table", "files": ["benchmark_table.md", "benchmark_table.tex"],
                                 "runs": sorted(table_runs.info[table_runs.info.group.isin(["OPD", "Uni-OPD", "GRPO"])].run)}]
     sweep_dirs = [p.parent for root in sweep_roots for p in Path(root).rglob("summary.json")]

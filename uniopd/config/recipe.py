@@ -3,18 +3,21 @@ margin calibration (METHOD 4). Every toggle of the recipe is a field here, with 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from uniopd.algorithms.difficulty_balance import BinKind, OfflineMode, Reference
+from uniopd.algorithms.margin import Direction, MarginMode
+from uniopd.algorithms.units import Scope
 from uniopd.config.section import _Section, build_options, conflict
 from uniopd.registry import check_name
 from uniopd.strategies import CALIBRATORS, ONLINE_BALANCERS
 
 
 class OfflineBalanceConfig(_Section):
-    mode: Literal["none", "balance", "drop_all_correct", "drop_all_wrong"] = Field(
+    mode: OfflineMode = Field(
         default="none",
         description="Offline difficulty-aware balancing (METHOD 3.1): none; balance = keep every "
         "prompt once and upsample mid-difficulty bins; drop_all_correct / drop_all_wrong = the "
@@ -30,7 +33,7 @@ class OfflineBalanceConfig(_Section):
     temperature: float = Field(default=1.0, gt=0, description="Sampling temperature of the difficulty estimate.")
     top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus mass of the difficulty estimate.")
     top_k: int = Field(default=50, ge=0, description="Top-k of the difficulty estimate (0 = off).")
-    bins: Literal["count", "width"] = Field(
+    bins: BinKind = Field(
         default="count",
         description="count = one bin per pass count (n+1 bins); width = num_bins equal-width bins "
         "over 0 < p < 1, with p = 0 and p = 1 kept as bins of their own.",
@@ -38,7 +41,7 @@ class OfflineBalanceConfig(_Section):
     num_bins: int = Field(default=4, ge=1, description="Mid bins when bins = width.")
     mid_low: float = Field(default=0.0, ge=0, lt=1, description="A prompt is mid-difficulty when mid_low < p < mid_high.")
     mid_high: float = Field(default=1.0, gt=0, le=1, description="Upper end of the mid-difficulty range.")
-    reference: Literal["max", "extremes", "mean"] = Field(
+    reference: Reference = Field(
         default="max",
         description="n_ref: the largest bin, the mean of the all-wrong and all-correct bins, or the "
         "mean over non-empty bins.",
@@ -64,7 +67,7 @@ class OnlineBalanceConfig(_Section):
         description="Target correct : incorrect ratio r; 0 masks every correct rollout of a mixed "
         "group, inf (.inf in YAML) every incorrect one (the correct-only cell).",
     )
-    scope: Literal["group", "global"] = Field(
+    scope: Scope = Field(
         default="group", description="Balance within each prompt group, or over the whole batch."
     )
     in_margin_stats: bool = Field(
@@ -122,15 +125,15 @@ class CalibrationConfig(_Section):
         "Exclusive with margin_shift.",
     )
     delta: float = Field(default=0.4, ge=0, description="Margin delta between correct and incorrect returns.")
-    mode: Literal["mean", "minmax"] = Field(
+    mode: MarginMode = Field(
         default="mean",
         description="mean = gap of the mean returns; minmax = worst correct minus best incorrect "
         "(the paper's strict margin).",
     )
-    direction: Literal["both", "correct_up", "incorrect_down"] = Field(
+    direction: Direction = Field(
         default="both", description="Which side the shift moves (both = half each)."
     )
-    scope: Literal["group", "global"] = Field(
+    scope: Scope = Field(
         default="group", description="Calibrate within each prompt group, or over the whole batch."
     )
     min_retain_ratio: float = Field(

@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
+from uniopd.home import uniopd_home
 from uniopd.world.recipe import DEFAULT, active_recipe
 
 MODEL_NAMES = tuple(DEFAULT["models"])
-
-
-def uniopd_home() -> Path:
-    return Path(os.environ.get("UNIOPD_HOME", Path.home() / ".cache" / "uniopd"))
 
 
 def world_dir() -> Path:
