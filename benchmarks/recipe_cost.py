@@ -19,8 +19,13 @@ from pathlib import Path
 
 import torch
 
-from uniopd.algorithms import (distillation_returns, margin_mask, margin_shift, online_balance,
-                               order_consistency)
+from uniopd.algorithms import (
+    distillation_returns,
+    margin_mask,
+    margin_shift,
+    online_balance,
+    order_consistency,
+)
 
 
 def _batch(B: int, G: int, T: int, seed: int = 0):
@@ -44,7 +49,7 @@ def _time(fn, repeat: int = 20) -> float:
 
 
 def pure_functions() -> None:
-    print("pure functions (median seconds per call, CPU, %d threads)" % torch.get_num_threads())
+    print(f"pure functions (median seconds per call, CPU, {torch.get_num_threads()} threads)")
     for label, (B, G, T) in {"tiny world": (16, 8, 64), "paper scale": (64, 16, 4096)}.items():
         adv, mask, correct, groups = _batch(B, G, T)
         gen = torch.Generator().manual_seed(0)
@@ -52,21 +57,37 @@ def pure_functions() -> None:
             "online_balance": _time(lambda: online_balance(correct, groups, 1.0, "group", gen)),
             "margin_shift": _time(lambda: margin_shift(adv, mask, correct, groups, 0.4)),
             "margin_mask": _time(lambda: margin_mask(adv, mask, correct, groups, 0.4)),
-            "order_consistency": _time(lambda: order_consistency(distillation_returns(adv, mask), correct, groups)),
+            "order_consistency": _time(
+                lambda: order_consistency(distillation_returns(adv, mask), correct, groups)
+            ),
         }
-        print(f"  {label:12s} N={B * G:5d} T={T:5d}  " + "  ".join(f"{k} {v * 1e3:7.2f} ms" for k, v in row.items()))
+        print(
+            f"  {label:12s} N={B * G:5d} T={T:5d}  "
+            + "  ".join(f"{k} {v * 1e3:7.2f} ms" for k, v in row.items())
+        )
 
 
 def from_run(run: Path) -> None:
     metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     step = statistics.mean(m["time/step"] for m in metrics)
-    parts = {k: statistics.mean(m.get(k, 0.0) for m in metrics)
-             for k in ("time/balance", "time/calibrate", "time/rollout", "time/verify", "time/teacher", "time/update")}
+    parts = {
+        k: statistics.mean(m.get(k, 0.0) for m in metrics)
+        for k in (
+            "time/balance",
+            "time/calibrate",
+            "time/rollout",
+            "time/verify",
+            "time/teacher",
+            "time/update",
+        )
+    }
     recipe = parts["time/balance"] + parts["time/calibrate"]
     print(f"run {run} ({len(metrics)} steps): mean step {step:.3f} s")
     for k, v in parts.items():
         print(f"  {k:16s} {v * 1e3:9.2f} ms  {100 * v / step:6.2f} %")
-    print(f"  balancing + calibration: {recipe * 1e3:.2f} ms = {100 * recipe / step:.3f} % of the step")
+    print(
+        f"  balancing + calibration: {recipe * 1e3:.2f} ms = {100 * recipe / step:.3f} % of the step"
+    )
 
 
 if __name__ == "__main__":

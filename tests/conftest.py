@@ -72,16 +72,31 @@ def coin(tmp_path_factory, make_checkpoint):
 
     root = tmp_path_factory.mktemp("coin")
     rng = random.Random(0)
-    rows = [{"id": f"coin-{i}", "domain": "math", "prompt": f"Coin {i}: is it 1 or 2?",
-             "answer": str(rng.choice([1, 2]))} for i in range(24)]
+    rows = [
+        {
+            "id": f"coin-{i}",
+            "domain": "math",
+            "prompt": f"Coin {i}: is it 1 or 2?",
+            "answer": str(rng.choice([1, 2])),
+        }
+        for i in range(24)
+    ]
     data = root / "coin.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = {"data": data}
     for name, seed in (("student", 31), ("teacher", 32)):
         tok = AutoTokenizer.from_pretrained(make_checkpoint(seed))
         model = AutoModelForCausalLM.from_pretrained(make_checkpoint(seed))
-        sft = [Problem(id=r["id"], domain="math", prompt=r["prompt"], answer=r["answer"],
-                       solution=f"\\boxed{{{rng.choice([1, 2])}}}") for r in rows * 4]
+        sft = [
+            Problem(
+                id=r["id"],
+                domain="math",
+                prompt=r["prompt"],
+                answer=r["answer"],
+                solution=f"\\boxed{{{rng.choice([1, 2])}}}",
+            )
+            for r in rows * 4
+        ]
         supervised_warm_start(model, tok, sft, steps=150, batch_size=16, lr=5e-3, seed=seed)
         model.save_pretrained(root / name)
         tok.save_pretrained(root / name)

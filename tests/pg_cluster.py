@@ -10,7 +10,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,7 +17,9 @@ from pathlib import Path
 def _bin(name: str) -> str:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
     if not found:
-        raise RuntimeError(f"PostgreSQL server binaries not found ({name}); install Debian's postgresql")
+        raise RuntimeError(
+            f"PostgreSQL server binaries not found ({name}); install Debian's postgresql"
+        )
     return found[-1]
 
 
@@ -49,8 +50,17 @@ def throwaway_cluster():
 
     port = _free_port()
     run(_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
-    run(_bin("pg_ctl"), "-D", str(data), "-l", str(workdir / "server.log"), "-w", "-o",
-        f"'-p {port} -k {workdir} -h 127.0.0.1 -c fsync=off'", "start")
+    run(
+        _bin("pg_ctl"),
+        "-D",
+        str(data),
+        "-l",
+        str(workdir / "server.log"),
+        "-w",
+        "-o",
+        f"'-p {port} -k {workdir} -h 127.0.0.1 -c fsync=off'",
+        "start",
+    )
     try:
         run(_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "sweeps")
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/sweeps"

@@ -9,9 +9,19 @@ import pytest
 
 from uniopd.cli import main
 
-TINY = ["train.steps=4", "train.warmup_steps=0", "eval.every=2", "eval.n_samples=2", "eval.pass_k=[1,2]",
-        "eval.max_prompts_per_domain=3", "rollout.group_size=4", "rollout.prompts_per_batch=2",
-        "rollout.max_new_tokens=8", "data.limit=8", "output.progress=false"]
+TINY = [
+    "train.steps=4",
+    "train.warmup_steps=0",
+    "eval.every=2",
+    "eval.n_samples=2",
+    "eval.pass_k=[1,2]",
+    "eval.max_prompts_per_domain=3",
+    "rollout.group_size=4",
+    "rollout.prompts_per_batch=2",
+    "rollout.max_new_tokens=8",
+    "data.limit=8",
+    "output.progress=false",
+]
 
 
 @pytest.fixture(scope="module")
@@ -22,20 +32,42 @@ def study(tmp_path_factory, coin):
 
     root = tmp_path_factory.mktemp("study")
     os.environ["UNIOPD_HOME"] = str(root / "home")
-    base = [f"student={coin['student']}", f"teachers.math={coin['teacher']}", f"data.train=[{coin['data']}]",
-            f"data.eval=[{coin['data']}]", f"output.root={root / 'runs'}", *TINY]
+    base = [
+        f"student={coin['student']}",
+        f"teachers.math={coin['teacher']}",
+        f"data.train=[{coin['data']}]",
+        f"data.eval=[{coin['data']}]",
+        f"output.root={root / 'runs'}",
+        *TINY,
+    ]
     cells = {
-        "opd": [], "uniopd": ["balance.offline.mode=balance", "balance.offline.n_samples=2",
-                              "balance.online.enabled=true", "calibration.margin_shift=true"],
+        "opd": [],
+        "uniopd": [
+            "balance.offline.mode=balance",
+            "balance.offline.n_samples=2",
+            "balance.online.enabled=true",
+            "calibration.margin_shift=true",
+        ],
         "grpo": ["method.name=grpo"],
         "online_r0.5": ["balance.online.enabled=true", "balance.online.ratio=0.5"],
         "online_correct_only": ["balance.online.enabled=true", "balance.online.ratio=inf"],
         "drop_all_wrong": ["balance.offline.mode=drop_all_wrong", "balance.offline.n_samples=2"],
     }
     for cell, extra in cells.items():
-        for seed in ((0, 1) if cell in ("opd", "uniopd", "grpo") else (0,)):
-            assert main(["run", f"experiments/ablations/{cell}.yaml", *base, *extra, f"seed={seed}",
-                         f"name=t-{cell}-s{seed}"]) == 0
+        for seed in (0, 1) if cell in ("opd", "uniopd", "grpo") else (0,):
+            assert (
+                main(
+                    [
+                        "run",
+                        f"experiments/ablations/{cell}.yaml",
+                        *base,
+                        *extra,
+                        f"seed={seed}",
+                        f"name=t-{cell}-s{seed}",
+                    ]
+                )
+                == 0
+            )
     # a run killed after 2 of 4 steps
     killed = root / "runs" / "t-opd-s9"
     shutil.copytree(root / "runs" / "t-opd-s0", killed)
@@ -46,12 +78,18 @@ def study(tmp_path_factory, coin):
 
 def test_figures_tables_and_manifest(study, tmp_path, capsys):
     out = tmp_path / "paper_figures"
-    assert main(["figures", str(study / "runs"), "--teacher", "math=0.5",
-                 "--out", str(out)]) == 0
+    assert main(["figures", str(study / "runs"), "--teacher", "math=0.5", "--out", str(out)]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     names = {f["name"] for f in manifest["figures"]}
-    assert names == {"difficulty_histograms", "online_ratio", "filtering", "order_heatmap",
-                     "order_over_training", "convergence", "dynamics"}
+    assert names == {
+        "difficulty_histograms",
+        "online_ratio",
+        "filtering",
+        "order_heatmap",
+        "order_over_training",
+        "convergence",
+        "dynamics",
+    }
     for f in manifest["figures"]:
         for file in f["files"]:
             assert (out / file).stat().st_size > 5000, file  # a real rendering, PNG and PDF
@@ -70,13 +108,17 @@ def test_figures_tables_and_manifest(study, tmp_path, capsys):
 
 def test_objective_table_into_a_results_page(study, tmp_path, capsys):
     page = tmp_path / "results.md"
-    page.write_text("# Results\n<!-- objective-table:start -->\nold\n<!-- objective-table:end -->\ntail\n")
+    page.write_text(
+        "# Results\n<!-- objective-table:start -->\nold\n<!-- objective-table:end -->\ntail\n"
+    )
     out = tmp_path / "figs"
     assert main(["figures", str(study / "runs"), "--out", str(out), "--results", str(page)]) == 0
     table = (out / "objective_table.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| ")][1:]
     # OPD first, GRPO last (the usual order), 2 seeds each with both per-seed values shown
-    assert rows[0].startswith("| OPD | t-opd | 2 |") and rows[-1].startswith("| GRPO | t-grpo | 2 |")
+    assert rows[0].startswith("| OPD | t-opd | 2 |") and rows[-1].startswith(
+        "| GRPO | t-grpo | 2 |"
+    )
     assert re.search(r"\d\.\d{3} ± \d\.\d{3}\**\ \(\d\.\d{3}, \d\.\d{3}\)", rows[0])
     assert re.search(r"\| \d+\.\d\d ± \d+\.\d\d \|$", rows[0])  # seconds per step
     text = page.read_text()
@@ -85,7 +127,9 @@ def test_objective_table_into_a_results_page(study, tmp_path, capsys):
     bare = tmp_path / "bare.md"
     bare.write_text("# nothing to fill\n")
     assert main(["figures", str(study / "runs"), "--out", str(out), "--results", str(bare)]) == 2
-    assert bare.read_text() == "# nothing to fill\n" and "objective-table" in capsys.readouterr().err
+    assert (
+        bare.read_text() == "# nothing to fill\n" and "objective-table" in capsys.readouterr().err
+    )
 
 
 def test_report_loads_in_headless_chromium_without_console_errors(study, tmp_path):
@@ -95,9 +139,22 @@ def test_report_loads_in_headless_chromium_without_console_errors(study, tmp_pat
     assert main(["report", str(study / "runs"), "--teacher", "math=0.5", "--out", str(page)]) == 0
     text = page.read_text()
     assert "http://" not in text and "https://" not in text  # self-contained: no network
-    done = subprocess.run([browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
-                           "--v=0", "--virtual-time-budget=3000", "--dump-dom", page.as_uri()],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            browser,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
     assert not console, console
     dom = done.stdout
@@ -113,21 +170,55 @@ def test_sweep_figure_from_a_real_sweep(coin, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))
     base = tmp_path / "b.yaml"
-    base.write_text("# b.yaml — sweep figure test\n" + yaml.safe_dump({
-        "name": "b", "device": "cpu", "student": str(coin["student"]), "teachers": {"math": str(coin["teacher"])},
-        "data": {"train": [str(coin["data"])], "eval": [str(coin["data"])]},
-        "rollout": {"group_size": 4, "prompts_per_batch": 2, "max_new_tokens": 8},
-        "train": {"steps": 2, "warmup_steps": 0}, "eval": {"every": 1, "n_samples": 1},
-        "calibration": {"margin_shift": True}, "output": {"progress": False}}))
+    base.write_text(
+        "# b.yaml — sweep figure test\n"
+        + yaml.safe_dump(
+            {
+                "name": "b",
+                "device": "cpu",
+                "student": str(coin["student"]),
+                "teachers": {"math": str(coin["teacher"])},
+                "data": {"train": [str(coin["data"])], "eval": [str(coin["data"])]},
+                "rollout": {"group_size": 4, "prompts_per_batch": 2, "max_new_tokens": 8},
+                "train": {"steps": 2, "warmup_steps": 0},
+                "eval": {"every": 1, "n_samples": 1},
+                "calibration": {"margin_shift": True},
+                "output": {"progress": False},
+            }
+        )
+    )
     sweep = tmp_path / "s.yaml"
-    sweep.write_text(yaml.safe_dump({
-        "name": "fig", "base": "b.yaml", "output": str(tmp_path / "sweeps"),
-        "space": {"calibration.delta": {"type": "float", "low": 0.0, "high": 1.0, "step": 0.5},
-                  "calibration.mode": {"type": "categorical", "choices": ["mean", "minmax"]}},
-        "sampler": {"kind": "grid"}, "objective": {"metric": "eval.math.acc"}, "pruner": {"kind": "none"}}))
+    sweep.write_text(
+        yaml.safe_dump(
+            {
+                "name": "fig",
+                "base": "b.yaml",
+                "output": str(tmp_path / "sweeps"),
+                "space": {
+                    "calibration.delta": {"type": "float", "low": 0.0, "high": 1.0, "step": 0.5},
+                    "calibration.mode": {"type": "categorical", "choices": ["mean", "minmax"]},
+                },
+                "sampler": {"kind": "grid"},
+                "objective": {"metric": "eval.math.acc"},
+                "pruner": {"kind": "none"},
+            }
+        )
+    )
     assert main(["sweep", str(sweep)]) == 0
     out = tmp_path / "figs"
-    assert main(["figures", str(tmp_path / "sweeps"), "--sweeps", str(tmp_path / "sweeps"), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "figures",
+                str(tmp_path / "sweeps"),
+                "--sweeps",
+                str(tmp_path / "sweeps"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     manifest = json.loads((out / "manifest.json").read_text())
     assert "sweep_fig" in {f["name"] for f in manifest["figures"]}
     assert (out / "sweep_fig.png").stat().st_size > 5000

@@ -66,4 +66,6 @@ def test_every_partial_base_is_inherited():
         if isinstance(base, str):
             inherited.add((other.parent / base).resolve())
     orphans = [_id(p) for p in PARTIALS if p.resolve() not in inherited]
-    assert not orphans, f"partial bases (names starting with '_') that no experiment inherits: {orphans}"
+    assert not orphans, (
+        f"partial bases (names starting with '_') that no experiment inherits: {orphans}"
+    )

@@ -59,12 +59,22 @@ def _recipe():
         if split not in ("train", "test"):
             raise ValueError(f"no split {split!r}; parity has train and test")
         first = 0 if split == "train" else 100
-        return [Problem(id=f"parity-{n}", domain="parity", answer="odd" if n % 2 else "even",
-                        prompt=f"Is {n} even or odd? Answer in \\boxed{{}}.")
-                for n in range(first, first + 24)]
+        return [
+            Problem(
+                id=f"parity-{n}",
+                domain="parity",
+                answer="odd" if n % 2 else "even",
+                prompt=f"Is {n} even or odd? Answer in \\boxed{{}}.",
+            )
+            for n in range(first, first + 24)
+        ]
 
-    register_domain("parity", verifier=ParityVerifier, source=parity_problems,
-                    help="Is n even or odd? Graded on the last \\boxed{} word.")
+    register_domain(
+        "parity",
+        verifier=ParityVerifier,
+        source=parity_problems,
+        help="Is n even or odd? Graded on the last \\boxed{} word.",
+    )
     # --- end recipe ---
 
 
@@ -74,7 +84,7 @@ def _normalised(code: str) -> str:
 
 def recipe_source() -> str:
     source = inspect.getsource(_recipe)
-    return _normalised(source[source.index(START) + len(START):source.index(END)])
+    return _normalised(source[source.index(START) + len(START) : source.index(END)])
 
 
 def test_the_documented_recipe_is_the_tested_one():
@@ -103,17 +113,22 @@ def test_the_new_domain_is_registered_and_graded(parity_domain):
 
 
 def test_a_new_domain_trains_and_reports_its_accuracy(parity_domain, make_checkpoint, tmp_path):
-    cfg = ExperimentConfig.model_validate({
-        "name": "parity", "seed": 3, "device": "cpu", "student": str(make_checkpoint(41)),
-        "teachers": {"parity": str(make_checkpoint(42))},
-        "data": {"train": ["parity:train"], "eval": ["parity:test"]},
-        "method": {"name": "opd"},
-        "rollout": {"group_size": 2, "prompts_per_batch": 4, "max_new_tokens": 8},
-        "train": {"steps": 2, "lr": 1e-3, "warmup_steps": 1},
-        "eval": {"every": 2, "n_samples": 1, "pass_k": [1], "max_prompts_per_domain": 4},
-        "tracking": {"wandb": "disabled"},
-        "output": {"root": str(tmp_path), "progress": False},
-    })
+    cfg = ExperimentConfig.model_validate(
+        {
+            "name": "parity",
+            "seed": 3,
+            "device": "cpu",
+            "student": str(make_checkpoint(41)),
+            "teachers": {"parity": str(make_checkpoint(42))},
+            "data": {"train": ["parity:train"], "eval": ["parity:test"]},
+            "method": {"name": "opd"},
+            "rollout": {"group_size": 2, "prompts_per_batch": 4, "max_new_tokens": 8},
+            "train": {"steps": 2, "lr": 1e-3, "warmup_steps": 1},
+            "eval": {"every": 2, "n_samples": 1, "pass_k": [1], "max_prompts_per_domain": 4},
+            "tracking": {"wandb": "disabled"},
+            "output": {"root": str(tmp_path), "progress": False},
+        }
+    )
     run, final = start_run(cfg)
     metrics = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [1, 2]

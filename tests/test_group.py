@@ -8,13 +8,18 @@ from uniopd.cli import main
 
 
 def _write(folder, name, student, teacher, runs, **extra):
-    cfg = {"name": name, "device": "cpu", "student": str(student),
-           "teachers": {"math": str(teacher), "code": str(teacher)},
-           "data": {"train": ["builtin:math/train"], "eval": ["builtin:math/test"], "limit": 8},
-           "rollout": {"group_size": 2, "prompts_per_batch": 2, "max_new_tokens": 6},
-           "train": {"steps": 1, "warmup_steps": 0},
-           "eval": {"every": 0, "n_samples": 1, "max_prompts_per_domain": 2},
-           "output": {"root": str(runs), "progress": False}, **extra}
+    cfg = {
+        "name": name,
+        "device": "cpu",
+        "student": str(student),
+        "teachers": {"math": str(teacher), "code": str(teacher)},
+        "data": {"train": ["builtin:math/train"], "eval": ["builtin:math/test"], "limit": 8},
+        "rollout": {"group_size": 2, "prompts_per_batch": 2, "max_new_tokens": 6},
+        "train": {"steps": 1, "warmup_steps": 0},
+        "eval": {"every": 0, "n_samples": 1, "max_prompts_per_domain": 2},
+        "output": {"root": str(runs), "progress": False},
+        **extra,
+    }
     path = folder / f"{name}.yaml"
     path.write_text(f"# {name}.yaml — test\n" + yaml.safe_dump(cfg))
     return path

@@ -23,17 +23,39 @@ def _install(tmp_path, name: str, module_code: str, entry: str) -> Path:
         f'[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
         f'[project]\nname = "{name}"\nversion = "0.1"\n'
         f'[tool.setuptools]\npy-modules = ["{module}"]\n'
-        f'[project.entry-points."uniopd.objectives"]\n{entry} = "{module}"\n')
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--disable-pip-version-check", "--target", str(site),
-                    str(src)], check=True, capture_output=True, timeout=300)
+        f'[project.entry-points."uniopd.objectives"]\n{entry} = "{module}"\n'
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--target",
+            str(site),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     return site
 
 
 def _uniopd(site: Path, *args, cwd=None):
     env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
-    return subprocess.run([sys.executable, "-m", "uniopd.cli", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "uniopd.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.slow
@@ -44,15 +66,26 @@ def test_an_installed_plugin_objective_trains(tmp_path, make_checkpoint):
     line = next(x for x in listed.stdout.splitlines() if "clipped_opd" in x)
     assert "uniopd-clipped-opd" in line  # the origin is the plugin's distribution
     exp = tmp_path / "plugin.yaml"
-    exp.write_text(json.dumps({
-        "name": "plugin", "device": "cpu", "student": str(make_checkpoint(11)),
-        "teachers": {"math": str(make_checkpoint(12))}, "data": {"train": ["builtin:math/train"], "limit": 8},
-        "method": {"name": "clipped_opd", "options": {"clipped_opd": {"clip": 0.25}}},
-        "rollout": {"group_size": 2, "prompts_per_batch": 2, "max_new_tokens": 8},
-        "train": {"steps": 2, "warmup_steps": 0}, "output": {"root": str(tmp_path / "runs"), "progress": False}}))
+    exp.write_text(
+        json.dumps(
+            {
+                "name": "plugin",
+                "device": "cpu",
+                "student": str(make_checkpoint(11)),
+                "teachers": {"math": str(make_checkpoint(12))},
+                "data": {"train": ["builtin:math/train"], "limit": 8},
+                "method": {"name": "clipped_opd", "options": {"clipped_opd": {"clip": 0.25}}},
+                "rollout": {"group_size": 2, "prompts_per_batch": 2, "max_new_tokens": 8},
+                "train": {"steps": 2, "warmup_steps": 0},
+                "output": {"root": str(tmp_path / "runs"), "progress": False},
+            }
+        )
+    )
     run = _uniopd(site, "run", str(exp))
     assert run.returncode == 0, run.stderr[-2000:]
-    rollouts = (tmp_path / "runs" / "plugin" / "rollouts" / "step_000002.jsonl").read_text().splitlines()
+    rollouts = (
+        (tmp_path / "runs" / "plugin" / "rollouts" / "step_000002.jsonl").read_text().splitlines()
+    )
     assert all(max(abs(a) for a in json.loads(r)["advantages"]) <= 0.25 for r in rollouts)
     # without the site directory the same file is refused, naming the objective
     shutil.rmtree(site)
@@ -63,7 +96,9 @@ def test_an_installed_plugin_objective_trains(tmp_path, make_checkpoint):
 @pytest.mark.slow
 def test_a_plugin_that_fails_to_import_is_a_clear_error(tmp_path):
     site = _install(tmp_path, "uniopd-broken", "import no_such_module_here\n", "broken")
-    out = _uniopd(site, "validate", str(Path(__file__).parents[1] / "experiments" / "quickstart.yaml"))
+    out = _uniopd(
+        site, "validate", str(Path(__file__).parents[1] / "experiments" / "quickstart.yaml")
+    )
     assert out.returncode == 2
     assert "plugin 'broken'" in out.stderr and "uniopd-broken" in out.stderr
     assert "No module named 'no_such_module_here'" in out.stderr

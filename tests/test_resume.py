@@ -10,17 +10,30 @@ from uniopd.cli import main
 
 
 def _experiment(tmp_path, student, teacher, **extra):
-    cfg = {"name": "r", "seed": 5, "device": "cpu", "student": str(student),
-           "teachers": {"math": str(teacher), "code": str(teacher)},
-           "data": {"train": ["builtin:math/train", "builtin:code/train"],
-                    "eval": ["builtin:math/test", "builtin:code/test"], "limit": 12},
-           "rollout": {"group_size": 4, "prompts_per_batch": 3, "max_new_tokens": 8},
-           "train": {"steps": 6, "lr": 1e-3, "warmup_steps": 2, "lr_schedule": "cosine"},
-           "balance": {"online": {"enabled": True}},
-           "calibration": {"margin_shift": True},
-           "eval": {"every": 2, "n_samples": 2, "max_prompts_per_domain": 3},
-           "output": {"root": str(tmp_path / "runs"), "progress": False, "checkpoint_every": 2,
-                      "keep_checkpoints": 5}, **extra}
+    cfg = {
+        "name": "r",
+        "seed": 5,
+        "device": "cpu",
+        "student": str(student),
+        "teachers": {"math": str(teacher), "code": str(teacher)},
+        "data": {
+            "train": ["builtin:math/train", "builtin:code/train"],
+            "eval": ["builtin:math/test", "builtin:code/test"],
+            "limit": 12,
+        },
+        "rollout": {"group_size": 4, "prompts_per_batch": 3, "max_new_tokens": 8},
+        "train": {"steps": 6, "lr": 1e-3, "warmup_steps": 2, "lr_schedule": "cosine"},
+        "balance": {"online": {"enabled": True}},
+        "calibration": {"margin_shift": True},
+        "eval": {"every": 2, "n_samples": 2, "max_prompts_per_domain": 3},
+        "output": {
+            "root": str(tmp_path / "runs"),
+            "progress": False,
+            "checkpoint_every": 2,
+            "keep_checkpoints": 5,
+        },
+        **extra,
+    }
     path = tmp_path / "r.yaml"
     path.write_text("# r.yaml — resume test\n" + yaml.safe_dump(cfg))
     return path
@@ -45,7 +58,7 @@ def _crash_after(run, step):
 def test_resumed_run_matches_the_uninterrupted_one(tmp_path, make_checkpoint, crash_step):
     exp = _experiment(tmp_path, make_checkpoint(11), make_checkpoint(12))
     assert main(["run", str(exp)]) == 0
-    assert main(["run", str(exp)]) == 0          # the same run again: runs/r-2
+    assert main(["run", str(exp)]) == 0  # the same run again: runs/r-2
     whole, crashed = tmp_path / "runs" / "r", tmp_path / "runs" / "r-2"
     _crash_after(crashed, crash_step)
     with pytest.raises(json.JSONDecodeError):  # the torn line; resume drops it and rewinds the logs
@@ -80,13 +93,17 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, make_chec
 def test_resume_bad_input(tmp_path, make_checkpoint, capsys):
     assert main(["run", "--resume", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err
-    exp = _experiment(tmp_path, make_checkpoint(11), make_checkpoint(12),
-                      output={"root": str(tmp_path / "runs"), "progress": False})
+    exp = _experiment(
+        tmp_path,
+        make_checkpoint(11),
+        make_checkpoint(12),
+        output={"root": str(tmp_path / "runs"), "progress": False},
+    )
     assert main(["run", str(exp), "train.steps=1"]) == 0
     run = tmp_path / "runs" / "r"
     assert main(["run", "--resume", str(run), "train.lr=1"]) == 2
     assert "keeps the config" in capsys.readouterr().err
-    assert main(["run", "--resume", str(run)]) == 0          # finished: nothing to do
+    assert main(["run", "--resume", str(run)]) == 0  # finished: nothing to do
     assert "already finished" in capsys.readouterr().err
 
 
@@ -107,19 +124,26 @@ def test_sigkilled_run_resumes_to_the_same_result(tmp_path, make_checkpoint):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cli = [sys.executable, "-m", "uniopd.cli"]
     subprocess.run([*cli, "run", str(exp)], env=env, check=True, capture_output=True)
-    victim = subprocess.Popen([*cli, "run", str(exp)], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    victim = subprocess.Popen(
+        [*cli, "run", str(exp)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     crashed = tmp_path / "runs" / "r-2"
     deadline = time.time() + 120
     while not (crashed / "checkpoints" / "step_000004").exists():
-        assert time.time() < deadline and victim.poll() is None, "the run ended before it could be killed"
+        assert time.time() < deadline and victim.poll() is None, (
+            "the run ended before it could be killed"
+        )
         time.sleep(0.05)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     assert not (crashed / "checkpoints" / "step_000010").exists()
-    subprocess.run([*cli, "run", "--resume", str(crashed)], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [*cli, "run", "--resume", str(crashed)], env=env, check=True, capture_output=True
+    )
     a, b = _lines(tmp_path / "runs" / "r" / "metrics.jsonl"), _lines(crashed / "metrics.jsonl")
     assert [m["step"] for m in b] == list(range(1, 11))
     assert [m["loss"] for m in a] == [m["loss"] for m in b]
     ea, eb = _lines(tmp_path / "runs" / "r" / "eval.jsonl"), _lines(crashed / "eval.jsonl")
-    assert [(e["math"]["acc"], e["code"]["acc"]) for e in ea] == [(e["math"]["acc"], e["code"]["acc"]) for e in eb]
+    assert [(e["math"]["acc"], e["code"]["acc"]) for e in ea] == [
+        (e["math"]["acc"], e["code"]["acc"]) for e in eb
+    ]

@@ -11,39 +11,71 @@ from uniopd.sweep.spec import load_sweep
 
 
 def _base(tmp_path, student, teacher):
-    cfg = {"name": "b", "device": "cpu", "student": str(student),
-           "teachers": {"math": str(teacher), "code": str(teacher)},
-           "data": {"train": ["builtin:math/train"], "eval": ["builtin:math/test"], "limit": 8},
-           "rollout": {"group_size": 2, "prompts_per_batch": 2, "max_new_tokens": 6},
-           "train": {"steps": 2, "warmup_steps": 0},
-           "eval": {"every": 1, "n_samples": 2, "pass_k": [1, 2], "max_prompts_per_domain": 2},
-           "output": {"progress": False}}
+    cfg = {
+        "name": "b",
+        "device": "cpu",
+        "student": str(student),
+        "teachers": {"math": str(teacher), "code": str(teacher)},
+        "data": {"train": ["builtin:math/train"], "eval": ["builtin:math/test"], "limit": 8},
+        "rollout": {"group_size": 2, "prompts_per_batch": 2, "max_new_tokens": 6},
+        "train": {"steps": 2, "warmup_steps": 0},
+        "eval": {"every": 1, "n_samples": 2, "pass_k": [1, 2], "max_prompts_per_domain": 2},
+        "output": {"progress": False},
+    }
     path = tmp_path / "b.yaml"
     path.write_text("# b.yaml — sweep test base\n" + yaml.safe_dump(cfg))
     return path
 
 
 def _sweep(tmp_path, **fields):
-    spec = {"name": "s", "base": "b.yaml", "output": str(tmp_path / "out"),
-            "space": {"calibration.delta": {"type": "float", "low": 0.0, "high": 1.0}},
-            "overrides": ["calibration.margin_shift=true"], "sampler": {"kind": "random", "seed": 1},
-            "objective": {"metric": "eval.mean.acc"}, "trials": 3, "pruner": {"kind": "none"}}
+    spec = {
+        "name": "s",
+        "base": "b.yaml",
+        "output": str(tmp_path / "out"),
+        "space": {"calibration.delta": {"type": "float", "low": 0.0, "high": 1.0}},
+        "overrides": ["calibration.margin_shift=true"],
+        "sampler": {"kind": "random", "seed": 1},
+        "objective": {"metric": "eval.mean.acc"},
+        "trials": 3,
+        "pruner": {"kind": "none"},
+    }
     spec.update(fields)
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
 
 
-@pytest.mark.parametrize("fields, where, reason", [
-    ({"space": {"calibration.delat": {"type": "float", "low": 0, "high": 1}}}, "space.calibration.delat", "refused"),
-    ({"space": {"calibration.delta": {"type": "float", "low": -1, "high": 1}}}, "space.calibration.delta", "greater than or equal"),
-    ({"objective": {"metric": "eval.mean.bleu"}}, "objective.metric", "not a metric the runs log"),
-    ({"objective": {"metric": "eval.chess.acc"}}, "objective.metric", "not a metric the runs log"),
-    ({"sampler": {"kind": "grid"}}, "sampler.kind", "step"),
-    ({"trials": None}, "trials", "required"),
-    ({"base": "missing.yaml"}, "base", "not found"),
-])
-def test_bad_sweep_files_are_refused_before_any_trial(tmp_path, make_checkpoint, fields, where, reason):
+@pytest.mark.parametrize(
+    "fields, where, reason",
+    [
+        (
+            {"space": {"calibration.delat": {"type": "float", "low": 0, "high": 1}}},
+            "space.calibration.delat",
+            "refused",
+        ),
+        (
+            {"space": {"calibration.delta": {"type": "float", "low": -1, "high": 1}}},
+            "space.calibration.delta",
+            "greater than or equal",
+        ),
+        (
+            {"objective": {"metric": "eval.mean.bleu"}},
+            "objective.metric",
+            "not a metric the runs log",
+        ),
+        (
+            {"objective": {"metric": "eval.chess.acc"}},
+            "objective.metric",
+            "not a metric the runs log",
+        ),
+        ({"sampler": {"kind": "grid"}}, "sampler.kind", "step"),
+        ({"trials": None}, "trials", "required"),
+        ({"base": "missing.yaml"}, "base", "not found"),
+    ],
+)
+def test_bad_sweep_files_are_refused_before_any_trial(
+    tmp_path, make_checkpoint, fields, where, reason
+):
     _base(tmp_path, make_checkpoint(11), make_checkpoint(12))
     with pytest.raises(ConfigError) as err:
         load_sweep(_sweep(tmp_path, **fields))
@@ -53,7 +85,9 @@ def test_bad_sweep_files_are_refused_before_any_trial(tmp_path, make_checkpoint,
 
 def test_unreachable_storage_is_a_clear_error(tmp_path, make_checkpoint, capsys):
     _base(tmp_path, make_checkpoint(11), make_checkpoint(12))
-    code = main(["sweep", str(_sweep(tmp_path)), "--storage", "postgresql://nobody@127.0.0.1:1/none"])
+    code = main(
+        ["sweep", str(_sweep(tmp_path)), "--storage", "postgresql://nobody@127.0.0.1:1/none"]
+    )
     assert code == 2 and "cannot open storage" in capsys.readouterr().err
 
 
@@ -79,16 +113,24 @@ def test_two_worker_sweep_on_sqlite_finishes_every_trial(tmp_path, make_checkpoi
     assert len(list((tmp_path / "out" / "s" / "trials").iterdir())) == complete
 
 
-def test_a_trial_that_raises_is_recorded_and_the_sweep_goes_on(tmp_path, make_checkpoint, monkeypatch):
+def test_a_trial_that_raises_is_recorded_and_the_sweep_goes_on(
+    tmp_path, make_checkpoint, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     _base(tmp_path, make_checkpoint(11), make_checkpoint(12))
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_text("{not json")
     # the student is a categorical choice: one value is a broken checkpoint, found only at run time
-    path = _sweep(tmp_path, space={"student": {"type": "categorical",
-                                                "choices": [str(make_checkpoint(11)), str(broken)]}},
-                  sampler={"kind": "grid"}, trials=None, overrides=[])
+    path = _sweep(
+        tmp_path,
+        space={
+            "student": {"type": "categorical", "choices": [str(make_checkpoint(11)), str(broken)]}
+        },
+        sampler={"kind": "grid"},
+        trials=None,
+        overrides=[],
+    )
     assert main(["sweep", str(path)]) == 0
     summary = json.loads((tmp_path / "out" / "s" / "summary.json").read_text())
     assert summary["trials"]["complete"] == 1 and summary["trials"]["fail"] == 1
@@ -96,7 +138,9 @@ def test_a_trial_that_raises_is_recorded_and_the_sweep_goes_on(tmp_path, make_ch
     assert len(errors) == 1 and "broken: could not load the" in errors[0].read_text()
 
 
-def test_two_workers_share_one_postgresql_study(tmp_path, make_checkpoint, monkeypatch, postgres_url):
+def test_two_workers_share_one_postgresql_study(
+    tmp_path, make_checkpoint, monkeypatch, postgres_url
+):
     import optuna
 
     monkeypatch.chdir(tmp_path)
@@ -125,8 +169,12 @@ def test_parallel_workers_propose_different_trials(tmp_path, make_checkpoint, mo
 def test_grid_with_two_workers_covers_every_point_once(tmp_path, make_checkpoint, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _base(tmp_path, make_checkpoint(11), make_checkpoint(12))
-    path = _sweep(tmp_path, sampler={"kind": "grid"}, trials=None,
-                  space={"calibration.delta": {"type": "float", "low": 0.0, "high": 1.0, "step": 0.25}})
+    path = _sweep(
+        tmp_path,
+        sampler={"kind": "grid"},
+        trials=None,
+        space={"calibration.delta": {"type": "float", "low": 0.0, "high": 1.0, "step": 0.25}},
+    )
     assert main(["sweep", str(path), "--workers", "2"]) == 0
     import pandas as pd
 

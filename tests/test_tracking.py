@@ -9,8 +9,8 @@ import pytest
 from uniopd.config import ExperimentConfig
 from uniopd.plan import make_plan
 from uniopd.run_dir import RunDir
-from uniopd.tracking import NullTracker, make_tracker, method_group
 from uniopd.runner import prepare
+from uniopd.tracking import NullTracker, make_tracker, method_group
 
 
 def read_wandb_log(path):
@@ -23,11 +23,11 @@ def read_wandb_log(path):
         if room < 7:
             pos += room
             continue
-        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
         if kind == 0 and length == 0:
             pos += room
             continue
-        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
         if kind == 1:
             chunks.append(chunk)
         elif kind in (2, 3):
@@ -57,22 +57,36 @@ def read_closed_wandb_log(path, timeout=120.0):
 
 
 def _cfg(tmp_path, student, teacher, **extra):
-    return ExperimentConfig.model_validate({
-        "name": "tracked", "seed": 2, "device": "cpu", "student": str(student),
-        "teachers": {"math": str(teacher)},
-        "data": {"train": ["builtin:math/train"], "eval": ["builtin:math/test"], "limit": 8},
-        "rollout": {"group_size": 2, "prompts_per_batch": 2, "max_new_tokens": 6},
-        "train": {"steps": 2, "warmup_steps": 0},
-        "eval": {"every": 1, "n_samples": 1, "max_prompts_per_domain": 2},
-        "output": {"root": str(tmp_path / "runs"), "progress": False}, **extra})
+    return ExperimentConfig.model_validate(
+        {
+            "name": "tracked",
+            "seed": 2,
+            "device": "cpu",
+            "student": str(student),
+            "teachers": {"math": str(teacher)},
+            "data": {"train": ["builtin:math/train"], "eval": ["builtin:math/test"], "limit": 8},
+            "rollout": {"group_size": 2, "prompts_per_batch": 2, "max_new_tokens": 6},
+            "train": {"steps": 2, "warmup_steps": 0},
+            "eval": {"every": 1, "n_samples": 1, "max_prompts_per_domain": 2},
+            "output": {"root": str(tmp_path / "runs"), "progress": False},
+            **extra,
+        }
+    )
 
 
-def test_offline_mirror_has_config_group_tags_metrics_and_eval(tmp_path, make_checkpoint, monkeypatch):
+def test_offline_mirror_has_config_group_tags_metrics_and_eval(
+    tmp_path, make_checkpoint, monkeypatch
+):
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("WANDB_SILENT", "true")
-    cfg = _cfg(tmp_path, make_checkpoint(11), make_checkpoint(12), tracking={"wandb": "offline"},
-               balance={"offline": {"mode": "balance", "n_samples": 2}, "online": {"enabled": True}},
-               calibration={"margin_shift": True})
+    cfg = _cfg(
+        tmp_path,
+        make_checkpoint(11),
+        make_checkpoint(12),
+        tracking={"wandb": "offline"},
+        balance={"offline": {"mode": "balance", "n_samples": 2}, "online": {"enabled": True}},
+        calibration={"margin_shift": True},
+    )
     monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))
     run = RunDir.create(cfg.output.root, cfg.name)
     prepare(make_plan(cfg), run).train()
@@ -87,7 +101,9 @@ def test_offline_mirror_has_config_group_tags_metrics_and_eval(tmp_path, make_ch
     history = []
     for r in records:
         if r.WhichOneof("record_type") == "history":
-            history.append({item.key or "/".join(item.nested_key): item.value_json for item in r.history.item})
+            history.append(
+                {item.key or "/".join(item.nested_key): item.value_json for item in r.history.item}
+            )
     assert [h["_step"] for h in history if "loss" in h] == ["1", "2"]
     assert any("eval/math/acc" in h for h in history)
     # the run directory keeps the wandb id, so a resumed run continues the same wandb run
@@ -99,14 +115,17 @@ def test_disabled_by_environment_and_grouping(tmp_path, make_checkpoint, monkeyp
     cfg = _cfg(tmp_path, make_checkpoint(11), make_checkpoint(12), tracking={"wandb": "online"})
     assert isinstance(make_tracker(cfg, RunDir(tmp_path)), NullTracker)
     assert method_group(cfg) == "OPD"
-    grpo = ExperimentConfig.model_validate({**cfg.model_dump(), "method": {"name": "grpo"},
-                                            "teachers": {}})
+    grpo = ExperimentConfig.model_validate(
+        {**cfg.model_dump(), "method": {"name": "grpo"}, "teachers": {}}
+    )
     assert method_group(grpo) == "GRPO"
     with pytest.raises(ValueError):
         _cfg(tmp_path, make_checkpoint(11), make_checkpoint(12), tracking={"wandb": "sometimes"})
 
 
-def test_runs_read_back_from_the_mirror_match_the_run_directory(tmp_path, make_checkpoint, monkeypatch):
+def test_runs_read_back_from_the_mirror_match_the_run_directory(
+    tmp_path, make_checkpoint, monkeypatch
+):
     """What `load_wandb` rebuilds from a mirrored config and history equals what the run directory
     says. The history here is read from the offline transaction log of a real run; online, the
     same rows come from wandb.Api().runs(...).scan_history()."""
@@ -122,7 +141,9 @@ def test_runs_read_back_from_the_mirror_match_the_run_directory(tmp_path, make_c
     run = RunDir.create(cfg.output.root, cfg.name)
     save_resolved(cfg, run.path / "config.yaml")
     prepare(make_plan(cfg), run).train()
-    records = read_closed_wandb_log(glob.glob(str(run.path / "wandb" / "offline-run-*" / "run-*.wandb"))[0])
+    records = read_closed_wandb_log(
+        glob.glob(str(run.path / "wandb" / "offline-run-*" / "run-*.wandb"))[0]
+    )
     header = next(r.run for r in records if r.WhichOneof("record_type") == "run")
     config = {item.key: _json.loads(item.value_json) for item in header.config.update}
     history = []

@@ -14,17 +14,25 @@ RECORDED = Path(__file__).parent / "recorded" / "opd_2layer_losses.json"
 
 
 def _config(student, teacher, tmp_path, **method):
-    return ExperimentConfig.model_validate({
-        "name": "tiny", "seed": 7, "device": "cpu", "student": str(student),
-        "teachers": {"math": str(teacher), "code": str(teacher)},
-        "data": {"train": ["builtin:math/train", "builtin:code/train"],
-                 "eval": ["builtin:math/test", "builtin:code/test"], "limit": 40},
-        "method": method or {"name": "opd"},
-        "rollout": {"group_size": 2, "prompts_per_batch": 4, "max_new_tokens": 12},
-        "train": {"steps": 3, "lr": 1e-3, "warmup_steps": 1},
-        "eval": {"every": 2, "n_samples": 2, "pass_k": [1, 2], "max_prompts_per_domain": 3},
-        "output": {"root": str(tmp_path / "runs"), "progress": False},
-    })
+    return ExperimentConfig.model_validate(
+        {
+            "name": "tiny",
+            "seed": 7,
+            "device": "cpu",
+            "student": str(student),
+            "teachers": {"math": str(teacher), "code": str(teacher)},
+            "data": {
+                "train": ["builtin:math/train", "builtin:code/train"],
+                "eval": ["builtin:math/test", "builtin:code/test"],
+                "limit": 40,
+            },
+            "method": method or {"name": "opd"},
+            "rollout": {"group_size": 2, "prompts_per_batch": 4, "max_new_tokens": 12},
+            "train": {"steps": 3, "lr": 1e-3, "warmup_steps": 1},
+            "eval": {"every": 2, "n_samples": 2, "pass_k": [1, 2], "max_prompts_per_domain": 3},
+            "output": {"root": str(tmp_path / "runs"), "progress": False},
+        }
+    )
 
 
 def _run(cfg):
@@ -49,17 +57,40 @@ def test_run_directory_is_complete(make_checkpoint, tmp_path):
     cfg = _config(make_checkpoint(11), make_checkpoint(12), tmp_path)
     run, final, metrics = _run(cfg)
     assert [m["step"] for m in metrics] == [1, 2, 3]
-    for key in ("loss", "reward", "accuracy/math", "accuracy/code", "response_length", "entropy",
-                "teacher_student_logp_gap", "time/rollout", "time/verify", "time/teacher",
-                "time/update", "tokens_per_s/rollout"):
+    for key in (
+        "loss",
+        "reward",
+        "accuracy/math",
+        "accuracy/code",
+        "response_length",
+        "entropy",
+        "teacher_student_logp_gap",
+        "time/rollout",
+        "time/verify",
+        "time/teacher",
+        "time/update",
+        "tokens_per_s/rollout",
+    ):
         assert key in metrics[0], key
     evals = [json.loads(line) for line in (run.path / "eval.jsonl").read_text().splitlines()]
     assert [e["step"] for e in evals] == [0, 2, 3]
     assert set(final) >= {"math", "code"} and "pass@2" in final["math"]
     rec = json.loads((run.path / "rollouts" / "step_000001.jsonl").read_text().splitlines()[0])
-    assert {"prompt_id", "domain", "completion", "reward", "student_logp", "teacher_logp",
-            "advantages"} <= set(rec)
-    assert len(rec["student_logp"]) == len(rec["teacher_logp"]) == len(rec["advantages"]) == rec["length"]
+    assert {
+        "prompt_id",
+        "domain",
+        "completion",
+        "reward",
+        "student_logp",
+        "teacher_logp",
+        "advantages",
+    } <= set(rec)
+    assert (
+        len(rec["student_logp"])
+        == len(rec["teacher_logp"])
+        == len(rec["advantages"])
+        == rec["length"]
+    )
     # OPD advantage is exactly teacher minus student log-prob on every kept token
     for a, t, s in zip(rec["advantages"], rec["teacher_logp"], rec["student_logp"]):
         assert a == pytest.approx(t - s, abs=2e-4)

@@ -16,12 +16,17 @@ from uniopd.runner import prepare
 
 
 def _run(coin, tmp_path, **sections):
-    cfg = {"name": "coin", "seed": 3, "device": "cpu", "student": str(coin["student"]),
-           "teachers": {"math": str(coin["teacher"])},
-           "data": {"train": [str(coin["data"])]},
-           "rollout": {"group_size": 8, "prompts_per_batch": 4, "max_new_tokens": 8},
-           "train": {"steps": 3, "lr": 1e-4, "warmup_steps": 0},
-           "output": {"root": str(tmp_path / "runs"), "progress": False}}
+    cfg = {
+        "name": "coin",
+        "seed": 3,
+        "device": "cpu",
+        "student": str(coin["student"]),
+        "teachers": {"math": str(coin["teacher"])},
+        "data": {"train": [str(coin["data"])]},
+        "rollout": {"group_size": 8, "prompts_per_batch": 4, "max_new_tokens": 8},
+        "train": {"steps": 3, "lr": 1e-4, "warmup_steps": 0},
+        "output": {"root": str(tmp_path / "runs"), "progress": False},
+    }
     for key, value in sections.items():
         cfg[key] = value
     cfg = ExperimentConfig.model_validate(cfg)
@@ -33,10 +38,15 @@ def _run(coin, tmp_path, **sections):
 
 def test_full_uni_opd_logs_why_it_helps(coin, tmp_path, monkeypatch):
     monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))
-    run, metrics = _run(coin, tmp_path,
-                        balance={"offline": {"mode": "balance", "n_samples": 4},
-                                 "online": {"enabled": True, "ratio": 1.0}},
-                        calibration={"margin_shift": True, "mode": "minmax", "delta": 0.2})
+    run, metrics = _run(
+        coin,
+        tmp_path,
+        balance={
+            "offline": {"mode": "balance", "n_samples": 4},
+            "online": {"enabled": True, "ratio": 1.0},
+        },
+        calibration={"margin_shift": True, "mode": "minmax", "delta": 0.2},
+    )
     mixed_steps = [m for m in metrics if m["order/pairs"] > 0]
     assert mixed_steps, "the coin task should give mixed groups"
     for m in metrics:
@@ -48,13 +58,18 @@ def test_full_uni_opd_logs_why_it_helps(coin, tmp_path, monkeypatch):
         assert m["order/mean_gap_after"] >= m["order/mean_gap_before"]
         assert m["balance/masked"] > 0 and m["calibration/mixed_units"] > 0
     # the rollout records say which rollouts online balancing kept, and masked ones train on nothing
-    recs = [json.loads(x) for x in (run.path / "rollouts" / "step_000001.jsonl").read_text().splitlines()]
+    recs = [
+        json.loads(x)
+        for x in (run.path / "rollouts" / "step_000001.jsonl").read_text().splitlines()
+    ]
     assert sum(not r["kept"] for r in recs) == metrics[0]["balance/masked"]
     assert all(a == 0 for r in recs if not r["kept"] for a in r["advantages"])
     # per-run pairs for the order-consistency heatmap: one correct and one incorrect, same prompt
     pairs = [json.loads(x) for x in (run.path / "pairs.jsonl").read_text().splitlines()]
-    assert pairs and all(len(p["correct"]["tokens"]) == len(p["correct"]["before"]) ==
-                         len(p["correct"]["after"]) for p in pairs)
+    assert pairs and all(
+        len(p["correct"]["tokens"]) == len(p["correct"]["before"]) == len(p["correct"]["after"])
+        for p in pairs
+    )
     # offline balancing: table and histograms, every prompt kept at least once
     hist = json.loads((run.path / "difficulty" / "histograms.json").read_text())["math"]
     assert sum(hist["before"]) == 24 and sum(hist["after"]) >= 24
@@ -81,8 +96,12 @@ def test_difficulty_estimate_is_cached_across_runs(coin, tmp_path, monkeypatch):
 def test_margin_mask_and_calibration_under_micro_batches(coin, tmp_path, monkeypatch):
     monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))
     _, whole = _run(coin, tmp_path, calibration={"margin_mask": True, "delta": 0.4})
-    _, split = _run(coin, tmp_path, calibration={"margin_mask": True, "delta": 0.4},
-                    train={"steps": 3, "lr": 1e-4, "warmup_steps": 0, "micro_batch_size": 8})
+    _, split = _run(
+        coin,
+        tmp_path,
+        calibration={"margin_mask": True, "delta": 0.4},
+        train={"steps": 3, "lr": 1e-4, "warmup_steps": 0, "micro_batch_size": 8},
+    )
     for a, b in zip(whole, split):
         # split into micro-batches, the calibration still sees the whole batch: same numbers
         assert a["calibration/mixed_units"] == b["calibration/mixed_units"]
@@ -90,14 +109,27 @@ def test_margin_mask_and_calibration_under_micro_batches(coin, tmp_path, monkeyp
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-6)
 
 
-def test_filtering_that_leaves_no_prompt_is_a_clear_error(make_checkpoint, tmp_path, monkeypatch, capsys):
+def test_filtering_that_leaves_no_prompt_is_a_clear_error(
+    make_checkpoint, tmp_path, monkeypatch, capsys
+):
     from uniopd.cli import main
 
     # random 2-layer students solve nothing, so dropping all-wrong prompts leaves none
     monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))
     s, t = make_checkpoint(11), make_checkpoint(12)
-    code = main(["run", "experiments/ablations/drop_all_wrong.yaml", f"student={s}", f"teachers.math={t}",
-                 f"teachers.code={t}", "data.limit=4", "balance.offline.n_samples=1",
-                 "rollout.max_new_tokens=4", f"output.root={tmp_path / 'runs'}", "output.progress=false"])
+    code = main(
+        [
+            "run",
+            "experiments/ablations/drop_all_wrong.yaml",
+            f"student={s}",
+            f"teachers.math={t}",
+            f"teachers.code={t}",
+            "data.limit=4",
+            "balance.offline.n_samples=1",
+            "rollout.max_new_tokens=4",
+            f"output.root={tmp_path / 'runs'}",
+            "output.progress=false",
+        ]
+    )
     assert code == 2
     assert "no code training prompt is left" in capsys.readouterr().err

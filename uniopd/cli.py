@@ -47,7 +47,10 @@ def cmd_run(args) -> int:
     from uniopd.plan import make_plan
 
     if args.resume:
-        return _resume(Path(args.resume), [args.experiment, *args.overrides] if args.experiment else args.overrides)
+        return _resume(
+            Path(args.resume),
+            [args.experiment, *args.overrides] if args.experiment else args.overrides,
+        )
     if not args.experiment:
         return _fail("run: name an experiment file, or --resume runs/<name>")
     cfg = _load(args.experiment, args.overrides)
@@ -63,8 +66,10 @@ def _resume(path: Path, extra: list[str]) -> int:
     from uniopd.launch import resume_trainer
 
     if extra:
-        return _fail(f"run --resume {path}: takes no experiment file or overrides ({' '.join(extra)}); "
-                     "a resumed run keeps the config it was started with")
+        return _fail(
+            f"run --resume {path}: takes no experiment file or overrides ({' '.join(extra)}); "
+            "a resumed run keeps the config it was started with"
+        )
     if not (path / "config.yaml").is_file():
         return _fail(f"run --resume {path}: not a run directory (no config.yaml)")
     cfg = _load(str(path / "config.yaml"), [])
@@ -115,17 +120,29 @@ def cmd_figures(args) -> int:
     from uniopd.analysis.make import make_all, parse_teachers
     from uniopd.analysis.objective_table import END, START
 
-    if args.results and not (Path(args.results).is_file()
-                             and {START, END} <= set(re.findall(r"<!-- objective-table:\w+ -->",
-                                                                Path(args.results).read_text()))):
-        return _fail(f"--results {args.results}: not a page with a {START} ... {END} block to "
-                     "write the objective table into")
+    if args.results and not (
+        Path(args.results).is_file()
+        and {START, END}
+        <= set(re.findall(r"<!-- objective-table:\w+ -->", Path(args.results).read_text()))
+    ):
+        return _fail(
+            f"--results {args.results}: not a page with a {START} ... {END} block to "
+            "write the objective table into"
+        )
 
-    manifest = make_all(args.runs, Path(args.out), parse_teachers(args.teacher), args.sweeps,
-                        Path(args.results) if args.results else None)
-    print(f"uniopd: {len(manifest['figures'])} figures, {len(manifest['tables'])} tables in {args.out} "
-          f"({manifest['seconds']} s); missing: {[m['name'] for m in manifest['missing']] or 'none'}; "
-          f"runs left out: {len(manifest['left_out'])}", file=sys.stderr)
+    manifest = make_all(
+        args.runs,
+        Path(args.out),
+        parse_teachers(args.teacher),
+        args.sweeps,
+        Path(args.results) if args.results else None,
+    )
+    print(
+        f"uniopd: {len(manifest['figures'])} figures, {len(manifest['tables'])} tables in {args.out} "
+        f"({manifest['seconds']} s); missing: {[m['name'] for m in manifest['missing']] or 'none'}; "
+        f"runs left out: {len(manifest['left_out'])}",
+        file=sys.stderr,
+    )
     for item in manifest["left_out"]:
         print(f"  left out {item['run']}: {item['why']}", file=sys.stderr)
     return 0
@@ -136,16 +153,20 @@ def cmd_report(args) -> int:
     from uniopd.analysis.report import write_report
 
     info = write_report(args.runs, Path(args.out), parse_teachers(args.teacher), args.sweeps)
-    print(f"uniopd: report {args.out} ({info['figures']} figures, {info['bytes'] // 1024} KiB; "
-          f"{len(info['left_out'])} runs left out)", file=sys.stderr)
+    print(
+        f"uniopd: report {args.out} ({info['figures']} figures, {info['bytes'] // 1024} KiB; "
+        f"{len(info['left_out'])} runs left out)",
+        file=sys.stderr,
+    )
     return 0
 
 
 def _print_eval(summary: dict) -> None:
     for domain, entry in summary.items():
         if isinstance(entry, dict):
-            extras = " ".join(f"{k}={v:.3f}" for k, v in entry.items()
-                              if k.startswith(("avg@", "pass@")))
+            extras = " ".join(
+                f"{k}={v:.3f}" for k, v in entry.items() if k.startswith(("avg@", "pass@"))
+            )
             print(f"{domain:>8}: acc={entry['acc']:.3f} {extras} (n={entry['n_prompts']})")
 
 
@@ -175,21 +196,24 @@ def cmd_eval(args) -> int:
     build_models([cfg.student])
     path = resolve_model(cfg.student)
     tok = loading.load_tokenizer(path, cfg.student)
-    model = loading.load_model(path, device, loading.pick_dtype(cfg.dtype, device), False, cfg.student)
+    model = loading.load_model(
+        path, device, loading.pick_dtype(cfg.dtype, device), False, cfg.student
+    )
     summary, samples = evaluate_as_configured(
-        model, tok, plan.eval, {d: get_verifier(n) for d, n in plan.verifier_for.items()}, cfg)
+        model, tok, plan.eval, {d: get_verifier(n) for d, n in plan.verifier_for.items()}, cfg
+    )
     print(f"model: {cfg.student}")
     _print_eval(summary)
     if args.out:
-        Path(args.out).write_text(json.dumps({"model": cfg.student, "summary": summary,
-                                              "samples": samples}, indent=1))
+        Path(args.out).write_text(
+            json.dumps({"model": cfg.student, "summary": summary, "samples": samples}, indent=1)
+        )
     return 0
 
 
 def cmd_validate(args) -> int:
-    from uniopd.plan import make_plan
-
     from uniopd.group import expand
+    from uniopd.plan import make_plan
 
     for path in expand(args.experiments):
         if path.name.startswith("_"):  # a partial base is only complete through a file naming it
@@ -210,8 +234,11 @@ def cmd_fields(args) -> int:
     from uniopd.objectives import OBJECTIVES
     from uniopd.strategies import CALIBRATORS, ONLINE_BALANCERS
 
-    for prefix, registry in (("method.options.{}", OBJECTIVES), ("balance.online.options", ONLINE_BALANCERS),
-                             ("calibration.options", CALIBRATORS)):
+    for prefix, registry in (
+        ("method.options.{}", OBJECTIVES),
+        ("balance.online.options", ONLINE_BALANCERS),
+        ("calibration.options", CALIBRATORS),
+    ):
         for entry in registry.entries():
             for name, typ, default, help_text in describe_fields(entry.obj.Options, ""):
                 dotted = f"{prefix.format(entry.name)}.{name}"
@@ -291,29 +318,44 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="train as an experiment file says")
     p.add_argument("experiment", nargs="?")
-    p.add_argument("--resume", metavar="RUN_DIR",
-                   help="continue runs/<name> from its newest usable checkpoint")
+    p.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue runs/<name> from its newest usable checkpoint"
+    )
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=3e-4 seed=2")
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("eval", help="held-out evaluation of an experiment's student or a run")
-    p.add_argument("target", help="experiment file, or a run directory (uses its latest checkpoint)")
+    p.add_argument(
+        "target", help="experiment file, or a run directory (uses its latest checkpoint)"
+    )
     p.add_argument("overrides", nargs="*")
     p.add_argument("--out", help="write the summary and every sample to this JSON file")
     p.set_defaults(fn=cmd_eval)
 
     p = sub.add_parser("group", help="run several experiment files over several seeds")
     p.add_argument("targets", nargs="+", help="experiment files, or folders of them")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (default: 0)")
-    p.add_argument("--set", dest="overrides", action="append", default=[],
-                   help="dotted override applied to every run, e.g. --set train.steps=30")
+    p.add_argument(
+        "--seeds", type=int, nargs="+", default=[0], help="one run per seed (default: 0)"
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="dotted override applied to every run, e.g. --set train.steps=30",
+    )
     p.set_defaults(fn=cmd_group)
 
-    p = sub.add_parser("sweep", help="an Optuna sweep over experiment fields, with parallel workers")
+    p = sub.add_parser(
+        "sweep", help="an Optuna sweep over experiment fields, with parallel workers"
+    )
     p.add_argument("sweep", help="sweeps/<name>.yaml")
     p.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
-    p.add_argument("--storage", help="study storage URL (default: SQLite beside the trials); "
-                   "postgresql://... lets workers on several machines join one study")
+    p.add_argument(
+        "--storage",
+        help="study storage URL (default: SQLite beside the trials); "
+        "postgresql://... lets workers on several machines join one study",
+    )
     p.set_defaults(fn=cmd_sweep)
 
     p = sub.add_parser("dashboard", help="optuna-dashboard on a sweep's storage, on 127.0.0.1")
@@ -322,14 +364,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080)
     p.set_defaults(fn=cmd_dashboard)
 
-    p = sub.add_parser("figures", help="regenerate paper_figures/ (figures, tables, manifest) from runs")
+    p = sub.add_parser(
+        "figures", help="regenerate paper_figures/ (figures, tables, manifest) from runs"
+    )
     p.add_argument("runs", nargs="+", help="run directories or folders of them")
     p.add_argument("--sweeps", nargs="*", default=[], help="sweep folders (with summary.json)")
-    p.add_argument("--teacher", action="append", default=[],
-                   help="domain=<accuracy> or domain=<eval.json from `uniopd eval --out`>")
+    p.add_argument(
+        "--teacher",
+        action="append",
+        default=[],
+        help="domain=<accuracy> or domain=<eval.json from `uniopd eval --out`>",
+    )
     p.add_argument("--out", default="paper_figures")
-    p.add_argument("--results", help="also write the objective comparison table into this Markdown "
-                   "page, between its objective-table markers (docs/results.md)")
+    p.add_argument(
+        "--results",
+        help="also write the objective comparison table into this Markdown "
+        "page, between its objective-table markers (docs/results.md)",
+    )
     p.set_defaults(fn=cmd_figures)
 
     p = sub.add_parser("report", help="one self-contained HTML page comparing the runs")
@@ -347,8 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fields", help="list every experiment-file field with its help")
     p.set_defaults(fn=cmd_fields)
 
-    p = sub.add_parser("list", help="every registered objective, verifier, data source, "
-                       "balancer and calibrator (built-in and plugins), with help and options")
+    p = sub.add_parser(
+        "list",
+        help="every registered objective, verifier, data source, "
+        "balancer and calibrator (built-in and plugins), with help and options",
+    )
     p.add_argument("registry", nargs="?", choices=list(REGISTRIES), help="show only this registry")
     p.set_defaults(fn=cmd_list)
 
@@ -361,8 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
     for noisy in ("httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -49,35 +49,74 @@ def model_fingerprint(ref: str) -> str:
     return f"{path.resolve()}|" + "|".join(parts)
 
 
-def estimate_pass_counts(model, tokenizer, problems: list[Problem], verifiers: dict, cfg) -> list[int]:
+def estimate_pass_counts(
+    model, tokenizer, problems: list[Problem], verifiers: dict, cfg
+) -> list[int]:
     """Pass count of the initial student on each problem, from the cache or by sampling."""
     off = cfg.balance.offline
-    settings = {"n": off.n_samples, "temperature": off.temperature, "top_p": off.top_p,
-                "top_k": off.top_k, "max_new_tokens": cfg.rollout.max_new_tokens,
-                "template": cfg.data.template, "seed": cfg.seed}
-    key = hashlib.sha256(json.dumps({
-        "student": model_fingerprint(cfg.student), "settings": settings,
-        "prompts": [(p.id, p.domain, p.prompt) for p in problems]}, sort_keys=True).encode()).hexdigest()[:16]
+    settings = {
+        "n": off.n_samples,
+        "temperature": off.temperature,
+        "top_p": off.top_p,
+        "top_k": off.top_k,
+        "max_new_tokens": cfg.rollout.max_new_tokens,
+        "template": cfg.data.template,
+        "seed": cfg.seed,
+    }
+    key = hashlib.sha256(
+        json.dumps(
+            {
+                "student": model_fingerprint(cfg.student),
+                "settings": settings,
+                "prompts": [(p.id, p.domain, p.prompt) for p in problems],
+            },
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()[:16]
     path = cache_dir() / f"{key}.json"
     if path.exists():
         log.info("difficulty: cached estimate %s", path)
         return json.loads(path.read_text())["pass_counts"]
-    log.info("difficulty: sampling %d responses for each of %d prompts", off.n_samples, len(problems))
-    _, samples = evaluate(model, tokenizer, problems, verifiers, n_samples=off.n_samples, pass_k=[1],
-                          temperature=off.temperature, top_p=off.top_p, top_k=off.top_k,
-                          max_new_tokens=cfg.rollout.max_new_tokens, template=cfg.data.template,
-                          seed=cfg.seed, progress=cfg.output.progress)
+    log.info(
+        "difficulty: sampling %d responses for each of %d prompts", off.n_samples, len(problems)
+    )
+    _, samples = evaluate(
+        model,
+        tokenizer,
+        problems,
+        verifiers,
+        n_samples=off.n_samples,
+        pass_k=[1],
+        temperature=off.temperature,
+        top_p=off.top_p,
+        top_k=off.top_k,
+        max_new_tokens=cfg.rollout.max_new_tokens,
+        template=cfg.data.template,
+        seed=cfg.seed,
+        progress=cfg.output.progress,
+    )
     n = off.n_samples
-    counts = [int(sum((s["reward"] or 0) > 0 for s in samples[i * n:(i + 1) * n]))
-              for i in range(len(problems))]
+    counts = [
+        int(sum((s["reward"] or 0) > 0 for s in samples[i * n : (i + 1) * n]))
+        for i in range(len(problems))
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps({"settings": settings, "student": cfg.student,
-                                        "pass_counts": counts}) + "\n")
+    atomic_write_text(
+        path,
+        json.dumps({"settings": settings, "student": cfg.student, "pass_counts": counts}) + "\n",
+    )
     return counts
 
 
-def offline_balance(model, tokenizer, problems: list[Problem], verifiers: dict, cfg,
-                    run_dir: RunDir, resume: bool = False) -> list[Problem]:
+def offline_balance(
+    model,
+    tokenizer,
+    problems: list[Problem],
+    verifiers: dict,
+    cfg,
+    run_dir: RunDir,
+    resume: bool = False,
+) -> list[Problem]:
     """The training set after offline balancing (the input itself when the mode is none).
 
     The balanced list is saved as difficulty/items.json; a resumed run reads it back rather than
@@ -95,35 +134,58 @@ def offline_balance(model, tokenizer, problems: list[Problem], verifiers: dict, 
     for domain in sorted({p.domain for p in problems}):  # METHOD 3.1: each domain separately
         idx = [i for i, p in enumerate(problems) if p.domain == domain]
         g = torch.Generator().manual_seed(cfg.seed)
-        picked = difficulty_balance([counts[i] for i in idx], off.n_samples, off.ratio, off.mode,
-                                    bins=off.bins, num_bins=off.num_bins, mid_low=off.mid_low,
-                                    mid_high=off.mid_high, reference=off.reference,
-                                    max_repeats=off.max_repeats, generator=g)
+        picked = difficulty_balance(
+            [counts[i] for i in idx],
+            off.n_samples,
+            off.ratio,
+            off.mode,
+            bins=off.bins,
+            num_bins=off.num_bins,
+            mid_low=off.mid_low,
+            mid_high=off.mid_high,
+            reference=off.reference,
+            max_repeats=off.max_repeats,
+            generator=g,
+        )
         if not picked:
             raise DataError(
                 f"balance.offline.mode={off.mode}: no {domain} training prompt is left (the initial "
                 f"student solved {'none' if off.mode == 'drop_all_wrong' else 'all'} of them in "
-                f"{off.n_samples} samples); use mode balance or none for this student and data")
+                f"{off.n_samples} samples); use mode balance or none for this student and data"
+            )
         for j in picked:
             copies[idx[j]] += 1
             out.append(problems[idx[j]])
     _record(run_dir, problems, counts, copies, off.n_samples)
     atomic_write_text(items, json.dumps([p.id for p in out]) + "\n")
-    log.info("difficulty: %s over %d prompts -> %d training items", off.mode, len(problems), len(out))
+    log.info(
+        "difficulty: %s over %d prompts -> %d training items", off.mode, len(problems), len(out)
+    )
     return out
 
 
 def _record(run_dir: RunDir, problems, counts, copies, n) -> None:
     folder = run_dir.path / "difficulty"
     folder.mkdir(exist_ok=True)
-    table = pd.DataFrame({
-        "prompt_id": [p.id for p in problems], "domain": [p.domain for p in problems],
-        "level": [p.meta.get("level") for p in problems], "pass_count": counts,
-        "n_samples": n, "p": [c / n for c in counts], "copies": [copies[i] for i in range(len(problems))]})
+    table = pd.DataFrame(
+        {
+            "prompt_id": [p.id for p in problems],
+            "domain": [p.domain for p in problems],
+            "level": [p.meta.get("level") for p in problems],
+            "pass_count": counts,
+            "n_samples": n,
+            "p": [c / n for c in counts],
+            "copies": [copies[i] for i in range(len(problems))],
+        }
+    )
     atomic_write_text(folder / "table.csv", table.to_csv(index=False))
     hist = {}
     for domain, rows in table.groupby("domain"):
         before = rows.groupby("pass_count").size().reindex(range(n + 1), fill_value=0)
         after = rows.groupby("pass_count")["copies"].sum().reindex(range(n + 1), fill_value=0)
-        hist[domain] = {"pass_count": list(range(n + 1)), "before": before.tolist(), "after": after.tolist()}
+        hist[domain] = {
+            "pass_count": list(range(n + 1)),
+            "before": before.tolist(),
+            "after": after.tolist(),
+        }
     atomic_write_text(folder / "histograms.json", json.dumps(hist, indent=1) + "\n")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -16,17 +16,30 @@ from uniopd.tasks.problem import Problem
 from uniopd.verifiers import grade_by_domain
 
 
-def evaluate(model, tokenizer, problems: Sequence[Problem], verifiers: dict, *, n_samples: int,
-             pass_k: Sequence[int], temperature: float, top_p: float, top_k: int,
-             max_new_tokens: int, template: str = "chat", seed: int = 0,
-             progress: bool = False) -> tuple[dict, list[dict]]:
+def evaluate(
+    model,
+    tokenizer,
+    problems: Sequence[Problem],
+    verifiers: dict,
+    *,
+    n_samples: int,
+    pass_k: Sequence[int],
+    temperature: float,
+    top_p: float,
+    top_k: int,
+    max_new_tokens: int,
+    template: str = "chat",
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[dict, list[dict]]:
     """Sample `n_samples` responses per problem and grade them.
 
     Returns ({domain: {"acc": avg@N, "avg@N": .., "pass@k": .., "n_prompts": ..}}, samples).
     Ungraded responses (None) count as wrong in the accuracy, and are counted separately.
     """
-    gen = generation_config(tokenizer, temperature=temperature, top_p=top_p, top_k=top_k,
-                            max_new_tokens=max_new_tokens)
+    gen = generation_config(
+        tokenizer, temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens
+    )
     n = n_samples if temperature > 0 else 1  # greedy decoding gives one answer per prompt
     prompt_ids = encode_prompts(tokenizer, [p.prompt for p in problems], template)
     # a fixed seed per evaluation: the same checkpoint always gets the same score
@@ -35,8 +48,10 @@ def evaluate(model, tokenizer, problems: Sequence[Problem], verifiers: dict, *, 
     responses = []
     chunk = 256
     repeated = [ids for ids in prompt_ids for _ in range(n)]
-    for start in tqdm(range(0, len(repeated), chunk), desc="eval", leave=False, disable=not progress):
-        responses += sample_responses(model, tokenizer, repeated[start:start + chunk], gen)
+    for start in tqdm(
+        range(0, len(repeated), chunk), desc="eval", leave=False, disable=not progress
+    ):
+        responses += sample_responses(model, tokenizer, repeated[start : start + chunk], gen)
     torch.random.set_rng_state(cpu_state)
     texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
     rows = [p for p in problems for _ in range(n)]
@@ -47,25 +62,48 @@ def evaluate(model, tokenizer, problems: Sequence[Problem], verifiers: dict, *, 
     summary: dict = {}
     for domain, idx in by_domain.items():
         correct = np.array([(scores[i] or 0.0) for i in idx]).reshape(-1, n)
-        entry = {"acc": float(correct.mean()), f"avg@{n}": float(correct.mean()),
-                 "n_prompts": int(correct.shape[0]),
-                 "ungraded": int(sum(scores[i] is None for i in idx)),
-                 "mean_length": float(np.mean([len(responses[i]) for i in idx]))}
+        entry = {
+            "acc": float(correct.mean()),
+            f"avg@{n}": float(correct.mean()),
+            "n_prompts": int(correct.shape[0]),
+            "ungraded": int(sum(scores[i] is None for i in idx)),
+            "mean_length": float(np.mean([len(responses[i]) for i in idx])),
+        }
         for k in pass_k:
             if k <= n:
-                entry[f"pass@{k}"] = float(estimate_pass_at_k(n, correct.sum(1).astype(int), k).mean())
+                entry[f"pass@{k}"] = float(
+                    estimate_pass_at_k(n, correct.sum(1).astype(int), k).mean()
+                )
         summary[domain] = entry
-    samples = [{"prompt_id": p.id, "domain": p.domain, "sample": i % n, "completion": texts[i],
-                "reward": scores[i], "length": len(responses[i]), "level": p.meta.get("level")}
-               for i, p in enumerate(rows)]
+    samples = [
+        {
+            "prompt_id": p.id,
+            "domain": p.domain,
+            "sample": i % n,
+            "completion": texts[i],
+            "reward": scores[i],
+            "length": len(responses[i]),
+            "level": p.meta.get("level"),
+        }
+        for i, p in enumerate(rows)
+    ]
     return summary, samples
 
 
 def evaluate_as_configured(model, tokenizer, problems, verifiers, cfg) -> tuple[dict, list[dict]]:
     """`evaluate` with the sampling settings of an experiment's `eval` section."""
     return evaluate(
-        model, tokenizer, problems, verifiers,
-        n_samples=cfg.eval.n_samples, pass_k=cfg.eval.pass_k, temperature=cfg.eval.temperature,
-        top_p=cfg.eval.top_p, top_k=cfg.eval.top_k,
+        model,
+        tokenizer,
+        problems,
+        verifiers,
+        n_samples=cfg.eval.n_samples,
+        pass_k=cfg.eval.pass_k,
+        temperature=cfg.eval.temperature,
+        top_p=cfg.eval.top_p,
+        top_k=cfg.eval.top_k,
         max_new_tokens=cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens,
-        template=cfg.data.template, seed=cfg.seed, progress=cfg.output.progress)
+        template=cfg.data.template,
+        seed=cfg.seed,
+        progress=cfg.output.progress,
+    )

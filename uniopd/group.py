@@ -39,17 +39,29 @@ def expand(targets: list[str]) -> list[Path]:
     return files
 
 
-def plan_group(targets: list[str], seeds: list[int], overrides: list[str]) -> list[tuple[Path, ExperimentConfig]]:
+def plan_group(
+    targets: list[str], seeds: list[int], overrides: list[str]
+) -> list[tuple[Path, ExperimentConfig]]:
     runs = []
     for path in expand(targets):
         base = load_experiment(path, overrides)
         for seed in seeds:
-            runs.append((path, load_experiment(path, [*overrides, f"seed={seed}", f"name={base.name}-s{seed}"])))
+            runs.append(
+                (
+                    path,
+                    load_experiment(
+                        path, [*overrides, f"seed={seed}", f"name={base.name}-s{seed}"]
+                    ),
+                )
+            )
     names = [cfg.name for _, cfg in runs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ConfigError(", ".join(str(p) for p, c in runs if c.name in dupes), "name",
-                          f"several runs of the group would be named {dupes}: give each file its own name")
+        raise ConfigError(
+            ", ".join(str(p) for p, c in runs if c.name in dupes),
+            "name",
+            f"several runs of the group would be named {dupes}: give each file its own name",
+        )
     return runs
 
 

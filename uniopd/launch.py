@@ -36,8 +36,14 @@ def create_run(cfg: ExperimentConfig) -> RunDir:
     return run
 
 
-def start_run(cfg: ExperimentConfig, *, plan: Plan | None = None, run: RunDir | None = None,
-              on_eval=None, on_step=None) -> tuple[RunDir, dict]:
+def start_run(
+    cfg: ExperimentConfig,
+    *,
+    plan: Plan | None = None,
+    run: RunDir | None = None,
+    on_eval=None,
+    on_step=None,
+) -> tuple[RunDir, dict]:
     """Train `cfg` into a new run directory (or `run`, made by `create_run`); (run, final eval).
     `plan`, when the caller checked the config already, saves reading the data twice."""
     plan = plan or make_plan(cfg)  # all input checks happen here, before the run directory exists

@@ -28,7 +28,7 @@ class Parts:
     student: torch.nn.Module
     verifiers: dict
     teachers: TeacherPool | None = None
-    reference: torch.nn.Module | None = None                 # ExOPD's pi_ref
+    reference: torch.nn.Module | None = None  # ExOPD's pi_ref
     ema_teachers: dict[str, float] = field(default_factory=dict)  # teacher ref -> EMA decay
 
     def teacher_model(self, ref: str) -> torch.nn.Module:
@@ -50,17 +50,27 @@ def load_parts(plan: Plan, checkpoint: str | None = None, build=None) -> Parts:
     dtype = loading.pick_dtype(cfg.dtype, device)
     student_path = resolve_model(cfg.student)
     tokenizer = loading.load_tokenizer(student_path, cfg.student)
-    student = loading.load_model(str(checkpoint or student_path), device, dtype, trainable=True,
-                                 name=cfg.student)
-    parts = Parts(device, dtype, tokenizer, student,
-                  {d: get_verifier(name) for d, name in plan.verifier_for.items()})
+    student = loading.load_model(
+        str(checkpoint or student_path), device, dtype, trainable=True, name=cfg.student
+    )
+    parts = Parts(
+        device,
+        dtype,
+        tokenizer,
+        student,
+        {d: get_verifier(name) for d, name in plan.verifier_for.items()},
+    )
     if build is not None:
         build(builtin_refs(plan))
     needs = cfg.method.needs()
     if cfg.method.needs_teacher():
         parts.teachers = _load_teachers(plan, parts)
     if Need.REFERENCE_LOGP in needs:
-        ref = next(o.options.reference for _, _, o in cfg.method.objectives() if hasattr(o.options, "reference"))
+        ref = next(
+            o.options.reference
+            for _, _, o in cfg.method.objectives()
+            if hasattr(o.options, "reference")
+        )
         path = student_path if ref == "self" else resolve_model(ref)
         loading.check_same_interface(tokenizer, loading.load_tokenizer(path, ref), ref, "reference")
         parts.reference = loading.load_model(path, device, dtype, trainable=False, name=ref)
@@ -85,10 +95,15 @@ def _load_teachers(plan: Plan, parts: Parts) -> TeacherPool:
         if ref.is_server:
             raise loading.ModelLoadError(
                 f"teachers.{domain} ({text}): teachers served over HTTP are not supported by this "
-                "version; name a checkpoint directory")
+                "version; name a checkpoint directory"
+            )
         if not ref.is_self:
-            loading.check_same_interface(parts.tokenizer, loading.load_tokenizer(path, text), text, domain)
-        models[text] = loading.load_model(path, parts.device, parts.dtype, trainable=False, name=text)
+            loading.check_same_interface(
+                parts.tokenizer, loading.load_tokenizer(path, text), text, domain
+            )
+        models[text] = loading.load_model(
+            path, parts.device, parts.dtype, trainable=False, name=text
+        )
         if ref.ema_decay is not None:
             parts.ema_teachers[text] = ref.ema_decay
     return TeacherPool(models, routing, privileged)

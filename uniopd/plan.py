@@ -28,7 +28,7 @@ class Plan:
     cfg: ExperimentConfig
     train: list[Problem]
     eval: list[Problem]
-    verifier_for: dict[str, str]           # domain -> verifier name
+    verifier_for: dict[str, str]  # domain -> verifier name
     sources_of: dict[str, list[str]] = field(default_factory=dict)  # domain -> data sources
 
     @property
@@ -67,7 +67,8 @@ def make_plan(cfg: ExperimentConfig) -> Plan:
             raise PlanError(
                 f"data: unknown domain {domain!r} (rows from {where}): no verifier grades it; "
                 f"known verifiers are {', '.join(VERIFIERS.names())} — map it with "
-                f"verifiers.{domain}=<name>")
+                f"verifiers.{domain}=<name>"
+            )
         verifier_for[domain] = name
 
     if cfg.method.needs_teacher():
@@ -78,13 +79,19 @@ def make_plan(cfg: ExperimentConfig) -> Plan:
             raise PlanError(
                 f"teachers.{d}: missing teacher for domain {d!r} (rows from "
                 f"{', '.join(sources_of[d])}); method '{cfg.method.name}' routes every prompt to "
-                f"its domain's teacher — teachers are named for {sorted(cfg.teachers) or 'no domain'}")
+                f"its domain's teacher — teachers are named for {sorted(cfg.teachers) or 'no domain'}"
+            )
     for d in cfg.teachers:
         if d not in verifier_for:
             log.warning("teachers.%s names a domain no data row has; it will never be asked", d)
     _check_privileged(cfg, train, sources_of)
-    return Plan(cfg=cfg, train=train, eval=evaluation, verifier_for=verifier_for,
-                sources_of=dict(sources_of))
+    return Plan(
+        cfg=cfg,
+        train=train,
+        eval=evaluation,
+        verifier_for=verifier_for,
+        sources_of=dict(sources_of),
+    )
 
 
 def _check_privileged(cfg: ExperimentConfig, train: list[Problem], sources_of: dict) -> None:
@@ -99,4 +106,5 @@ def _check_privileged(cfg: ExperimentConfig, train: list[Problem], sources_of: d
             raise PlanError(
                 f"teachers.{domain} = {ref}: a privileged teacher reads each row's reference "
                 f"solution, but {len(bare)} {domain} training rows have none (e.g. {bare[0].id} from "
-                f"{', '.join(sources_of[domain])}); give the rows a 'solution' field")
+                f"{', '.join(sources_of[domain])}); give the rows a 'solution' field"
+            )

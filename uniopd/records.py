@@ -19,12 +19,12 @@ class RolloutBatch:
     """The sampled, graded and balanced rollouts of one step (prompt-major, G per prompt)."""
 
     problems: list[Problem]
-    rows: list[Problem]              # one per rollout
+    rows: list[Problem]  # one per rollout
     batch: SequenceBatch
     texts: list[str]
-    rewards_N: torch.Tensor          # 1 / 0 / NaN (ungraded)
+    rewards_N: torch.Tensor  # 1 / 0 / NaN (ungraded)
     group_ids_N: torch.Tensor
-    keep_N: torch.Tensor             # online balancing's keep mask
+    keep_N: torch.Tensor  # online balancing's keep mask
 
     @property
     def domains(self) -> list[str]:
@@ -35,9 +35,9 @@ class RolloutBatch:
 class StepRecord:
     step: int
     rollouts: RolloutBatch
-    scored: dict                     # the teacher phase's signals (uniopd.scoring)
+    scored: dict  # the teacher phase's signals (uniopd.scoring)
     update: UpdateResult
-    seconds: dict[str, float]        # per phase
+    seconds: dict[str, float]  # per phase
     lr: float
 
 
@@ -47,15 +47,22 @@ def step_metrics(r: StepRecord, train_domains: list[str], epochs: int, balancing
     N, n_tokens = len(ro.rows), float(mask.sum())
     graded = ~torch.isnan(rewards)
     out: dict = {
-        "step": r.step, "loss": up.loss, "reward": float(torch.nan_to_num(rewards, nan=0.0).mean()),
-        "ungraded_frac": float((~graded).float().mean()), "response_length": n_tokens / N,
-        "entropy": up.entropy, "lr": r.lr, "grad_norm": up.grad_norm, "clip_frac": up.clip_frac,
+        "step": r.step,
+        "loss": up.loss,
+        "reward": float(torch.nan_to_num(rewards, nan=0.0).mean()),
+        "ungraded_frac": float((~graded).float().mean()),
+        "response_length": n_tokens / N,
+        "entropy": up.entropy,
+        "lr": r.lr,
+        "grad_norm": up.grad_norm,
+        "clip_frac": up.clip_frac,
         "gap_masked_frac": up.gap_masked_frac,
     }
     for domain in train_domains:  # every domain every step (None if not sampled): one schema
         sel = torch.tensor([d == domain for d in ro.domains])
-        out[f"accuracy/{domain}"] = (float(torch.nan_to_num(rewards[sel], nan=0.0).mean())
-                                     if sel.any() else None)
+        out[f"accuracy/{domain}"] = (
+            float(torch.nan_to_num(rewards[sel], nan=0.0).mean()) if sel.any() else None
+        )
     out.update({f"loss/{name}": value for name, value in up.direct_losses.items()})
     teacher_logp = r.scored.get("teacher_logp")
     if teacher_logp is not None:
@@ -65,8 +72,13 @@ def step_metrics(r: StepRecord, train_domains: list[str], epochs: int, balancing
     if balancing:
         out["balance/kept"], out["balance/masked"] = int(ro.keep_N.sum()), int((~ro.keep_N).sum())
     adv = up.advantages
-    if adv.distill_raw_N_T is not None:  # METHOD 4.3: order consistency before and after calibration
-        r_, g = rewards.to(adv.distill_raw_N_T.device), ro.group_ids_N.to(adv.distill_raw_N_T.device)
+    if (
+        adv.distill_raw_N_T is not None
+    ):  # METHOD 4.3: order consistency before and after calibration
+        r_, g = (
+            rewards.to(adv.distill_raw_N_T.device),
+            ro.group_ids_N.to(adv.distill_raw_N_T.device),
+        )
         out.update(order_metrics("before", adv.distill_raw_N_T, adv.distill_mask_N_T, r_, g))
         if adv.calibration:
             out.update(order_metrics("after", adv.distill_cal_N_T, adv.distill_mask_N_T, r_, g))
@@ -89,13 +101,22 @@ def rollout_records(r: StepRecord) -> list[dict]:
     for i, p in enumerate(ro.rows):
         t = int(mask[i].sum())
         reward = float(ro.rewards_N[i])
-        rec = {"step": r.step, "prompt_id": p.id, "domain": p.domain, "group": int(ro.group_ids_N[i]),
-               "completion": ro.texts[i], "reward": None if math.isnan(reward) else reward,
-               "length": t, "level": p.meta.get("level"), "kept": bool(ro.keep_N[i]),
-               "student_logp": [round(x, 4) for x in up.old_logp_N_T[i, :t].tolist()],
-               "advantages": [round(x, 4) for x in up.advantages.values_N_T[i, :t].tolist()]}
+        rec = {
+            "step": r.step,
+            "prompt_id": p.id,
+            "domain": p.domain,
+            "group": int(ro.group_ids_N[i]),
+            "completion": ro.texts[i],
+            "reward": None if math.isnan(reward) else reward,
+            "length": t,
+            "level": p.meta.get("level"),
+            "kept": bool(ro.keep_N[i]),
+            "student_logp": [round(x, 4) for x in up.old_logp_N_T[i, :t].tolist()],
+            "advantages": [round(x, 4) for x in up.advantages.values_N_T[i, :t].tolist()],
+        }
         if teacher_logp is not None:
-            rec["teacher_logp"] = [None if not math.isfinite(x) else round(x, 4)
-                                   for x in teacher_logp[i, :t].tolist()]
+            rec["teacher_logp"] = [
+                None if not math.isfinite(x) else round(x, 4) for x in teacher_logp[i, :t].tolist()
+            ]
         records.append(rec)
     return records

@@ -22,7 +22,7 @@ DEFAULT_EMA_DECAY = 0.99
 
 @dataclass(frozen=True)
 class TeacherRef:
-    model: str                     # a path, hub id, builtin:<name>, "self" or an http(s) URL
+    model: str  # a path, hub id, builtin:<name>, "self" or an http(s) URL
     privileged: bool = False
     ema_decay: float | None = None  # set for self@ema
 

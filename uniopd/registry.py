@@ -49,15 +49,18 @@ class Registry(Generic[T]):
         self._loaded = False
         self._origin = "uniopd"  # who registers: a plugin's distribution while its module loads
 
-    def register(self, name: str, obj: T | None = None, *, help: str | None = None,
-                 origin: str | None = None) -> Any:
+    def register(
+        self, name: str, obj: T | None = None, *, help: str | None = None, origin: str | None = None
+    ) -> Any:
         """`registry.register("jsd", JSD)` or `@registry.register("jsd")` on a class/function."""
         origin = origin or self._origin
 
         def add(target: T) -> T:
             if name in self._entries and self._entries[name].obj is not target:
-                raise RegistryError(f"{self.kind} {name!r} is registered twice "
-                                    f"({self._entries[name].origin} and {origin})")
+                raise RegistryError(
+                    f"{self.kind} {name!r} is registered twice "
+                    f"({self._entries[name].origin} and {origin})"
+                )
             text = help or inspect.getdoc(target) or ""
             self._entries[name] = Entry(name, target, text.strip().split("\n\n")[0], origin)
             return target
@@ -97,7 +100,8 @@ class Registry(Generic[T]):
                 self._loaded = False
                 raise RegistryError(
                     f"plugin {ep.name!r} ({ep.value}, from {dist}, entry-point group {self.group}) "
-                    f"failed to load: {type(exc).__name__}: {exc}") from exc
+                    f"failed to load: {type(exc).__name__}: {exc}"
+                ) from exc
             finally:
                 self._origin = "uniopd"
             if not isinstance(target, types.ModuleType):  # a module registers its own entries
@@ -113,4 +117,3 @@ def check_name(registry: Registry, name: str) -> str:
     except RegistryError as exc:
         raise PydanticCustomError("registry", "{reason}", {"reason": str(exc)}) from exc
     return name
-

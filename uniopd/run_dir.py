@@ -37,10 +37,19 @@ log = logging.getLogger(__name__)
 def _git_commit() -> dict:
     here = Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                                text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5).stdout.strip() != ""
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = (
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=here,
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout.strip()
+            != ""
+        )
         return {"commit": commit or None, "dirty": dirty if commit else None}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
@@ -58,7 +67,7 @@ class RunDir:
         self.mirror = NullTracker()  # a tracker (wandb) that copies what is logged here
 
     @classmethod
-    def create(cls, root: str | Path, name: str) -> "RunDir":
+    def create(cls, root: str | Path, name: str) -> RunDir:
         """A fresh directory `root/name`, or `root/name-2`, ... if taken: nothing is overwritten."""
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
@@ -84,7 +93,9 @@ class RunDir:
             "torch": torch.__version__,
             "transformers": transformers.__version__,
             "device": str(device),
-            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+            "device_name": torch.cuda.get_device_name(device)
+            if device.type == "cuda"
+            else platform.processor() or platform.machine(),
             "cpu_threads": torch.get_num_threads(),
             **(extra or {}),
         }
@@ -95,7 +106,9 @@ class RunDir:
         return json.loads(path.read_text()) if path.exists() else {}
 
     def update_meta(self, fields: dict) -> None:
-        atomic_write_text(self.path / "meta.json", json.dumps({**self.read_meta(), **fields}, indent=2) + "\n")
+        atomic_write_text(
+            self.path / "meta.json", json.dumps({**self.read_meta(), **fields}, indent=2) + "\n"
+        )
 
     def _append(self, path: Path, record: dict) -> None:
         with open(path, "a") as f:
@@ -164,10 +177,16 @@ class RunDir:
                     raise ValueError(f"trainer_state.pt is for step {state.get('step')}")
                 return ckpt, state
             except Exception as exc:  # noqa: BLE001 - any failure means "not this one"
-                log.warning("checkpoint %s is unusable (%s: %s); trying the one before it",
-                            ckpt, type(exc).__name__, exc)
-        raise FileNotFoundError(f"{self.path}: no usable checkpoint to resume from "
-                                f"(checked {len(ckpts)}); was output.checkpoint_every 0?")
+                log.warning(
+                    "checkpoint %s is unusable (%s: %s); trying the one before it",
+                    ckpt,
+                    type(exc).__name__,
+                    exc,
+                )
+        raise FileNotFoundError(
+            f"{self.path}: no usable checkpoint to resume from "
+            f"(checked {len(ckpts)}); was output.checkpoint_every 0?"
+        )
 
     def rewind_logs(self, step: int) -> None:
         """Drop log lines written after `step`, which a resumed run is about to write again."""
@@ -188,6 +207,12 @@ class RunDir:
 
     def note_resume(self, step: int, checkpoint: Path) -> None:
         resumes = self.read_meta().get("resumes", [])
-        resumes.append({"from_step": step, "checkpoint": checkpoint.name,
-                        "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": sys.argv})
+        resumes.append(
+            {
+                "from_step": step,
+                "checkpoint": checkpoint.name,
+                "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "command": sys.argv,
+            }
+        )
         self.update_meta({"resumes": resumes})

@@ -23,6 +23,7 @@ def prepare(plan: Plan, run_dir: RunDir, *, resume: bool = False, build=None) ->
     seed_everything(cfg.seed)
     checkpoint, state = run_dir.resumable_checkpoint() if resume else (None, None)
     parts = load_parts(plan, checkpoint, build=build)
-    train_set = offline_balance(parts.student, parts.tokenizer, plan.train, parts.verifiers, cfg,
-                                run_dir, resume=resume)
+    train_set = offline_balance(
+        parts.student, parts.tokenizer, plan.train, parts.verifiers, cfg, run_dir, resume=resume
+    )
     return Trainer(plan, run_dir, parts, train_set, state, checkpoint)

@@ -7,7 +7,7 @@ row's reference solution; the student never sees that prompt.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -20,25 +20,36 @@ from uniopd.tasks.problem import Problem
 
 def privileged_prompt(problem: Problem) -> str:
     """The question with its reference solution, for a teacher that may see it."""
-    return (f"{problem.prompt}\n\nA reference solution:\n{problem.solution}\n\n"
-            "Answer the question above in your own words.")
+    return (
+        f"{problem.prompt}\n\nA reference solution:\n{problem.solution}\n\n"
+        "Answer the question above in your own words."
+    )
 
 
 class Scorer:
     def __init__(self, parts: Parts, needs: frozenset[Need], cfg):
         self.parts, self.needs, self.cfg = parts, needs, cfg
-        self.topk = max((getattr(o.options, "k", 0) for _, _, o in cfg.method.objectives()
-                         if Need.TEACHER_TOPK in o.needs()), default=0)
+        self.topk = max(
+            (
+                getattr(o.options, "k", 0)
+                for _, _, o in cfg.method.objectives()
+                if Need.TEACHER_TOPK in o.needs()
+            ),
+            default=0,
+        )
         pool = parts.teachers
         self.privileged = bool(pool and pool.privileged_refs)
         tok = parts.tokenizer
         self.special_ids = tuple(tok.all_special_ids) if tok is not None else ()
 
-    def privileged_batch(self, batch: SequenceBatch, rows: Sequence[Problem]) -> SequenceBatch | None:
+    def privileged_batch(
+        self, batch: SequenceBatch, rows: Sequence[Problem]
+    ) -> SequenceBatch | None:
         if not self.privileged:
             return None
-        ids = encode_prompts(self.parts.tokenizer, [privileged_prompt(p) for p in rows],
-                             self.cfg.data.template)
+        ids = encode_prompts(
+            self.parts.tokenizer, [privileged_prompt(p) for p in rows], self.cfg.data.template
+        )
         return with_prompts(batch, ids, self.parts.tokenizer.pad_token_id)
 
     @torch.no_grad()
@@ -49,17 +60,25 @@ class Scorer:
         pool, mb = self.parts.teachers, self.cfg.train.micro_batch_size
         domains = [p.domain for p in rows]
         privileged = self.privileged_batch(batch, rows)
-        out: dict = {"domains": domains, "privileged": privileged, "special_token_ids": self.special_ids}
+        out: dict = {
+            "domains": domains,
+            "privileged": privileged,
+            "special_token_ids": self.special_ids,
+        }
         if Need.TEACHER_LOGP in self.needs:
             out["teacher_logp"] = pool.logprobs(batch, domains, mb, privileged)
         if Need.TEACHER_TOPK in self.needs:
             out["teacher_topk_logp"], out["teacher_topk_ids"] = pool.topk(
-                batch, domains, self.topk, mb, privileged)
+                batch, domains, self.topk, mb, privileged
+            )
         if Need.REFERENCE_LOGP in self.needs:
             step = mb or len(rows)
-            out["reference_logp"] = torch.cat([
-                response_logprobs(self.parts.reference, batch.rows(slice(s, s + step)))
-                for s in range(0, len(rows), step)])
+            out["reference_logp"] = torch.cat(
+                [
+                    response_logprobs(self.parts.reference, batch.rows(slice(s, s + step)))
+                    for s in range(0, len(rows), step)
+                ]
+            )
         return out
 
     def teacher_logits(self, batch: SequenceBatch, scored: dict):
@@ -68,6 +87,8 @@ class Scorer:
 
         def logits(rows: torch.Tensor) -> torch.Tensor:
             sub_priv = None if privileged is None else privileged.rows(rows)
-            return self.parts.teachers.logits(batch.rows(rows), [domains[i] for i in rows.tolist()],
-                                              sub_priv)
+            return self.parts.teachers.logits(
+                batch.rows(rows), [domains[i] for i in rows.tolist()], sub_priv
+            )
+
         return logits

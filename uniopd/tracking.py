@@ -45,9 +45,13 @@ def toggle_tags(cfg) -> list[str]:
     else:
         calibration = "calibration:off"
     online = cfg.balance.online
-    return [f"method:{cfg.method.name}", f"offline:{cfg.balance.offline.mode}",
-            f"online:r{online.ratio:g}-{online.scope}" if online.enabled else "online:off",
-            calibration, f"seed:{cfg.seed}"]
+    return [
+        f"method:{cfg.method.name}",
+        f"offline:{cfg.balance.offline.mode}",
+        f"online:r{online.ratio:g}-{online.scope}" if online.enabled else "online:off",
+        calibration,
+        f"seed:{cfg.seed}",
+    ]
 
 
 class NullTracker:
@@ -66,10 +70,19 @@ class WandbTracker:
 
         meta = run_dir.read_meta()
         run_id = meta.get("wandb_id") or uuid.uuid4().hex[:12]  # kept, so a resume continues it
-        self.run = wandb.init(project=cfg.tracking.project, entity=cfg.tracking.entity, id=run_id,
-                              name=run_dir.path.name, group=method_group(cfg), tags=toggle_tags(cfg),
-                              config=resolved_dict(cfg), dir=str(run_dir.path), mode=mode,
-                              resume="allow", settings=wandb.Settings(silent=True))
+        self.run = wandb.init(
+            project=cfg.tracking.project,
+            entity=cfg.tracking.entity,
+            id=run_id,
+            name=run_dir.path.name,
+            group=method_group(cfg),
+            tags=toggle_tags(cfg),
+            config=resolved_dict(cfg),
+            dir=str(run_dir.path),
+            mode=mode,
+            resume="allow",
+            settings=wandb.Settings(silent=True),
+        )
         run_dir.update_meta({"wandb_id": run_id, "wandb_mode": mode})
         self._wandb = wandb
 
@@ -78,11 +91,17 @@ class WandbTracker:
         self.run.log(values, step=record["step"])
 
     def log_eval(self, step: int, summary: dict, samples: list[dict]) -> None:
-        values = {f"eval/{d}/{k}": v for d, entry in summary.items() if isinstance(entry, dict)
-                  for k, v in entry.items() if _number(v)}
+        values = {
+            f"eval/{d}/{k}": v
+            for d, entry in summary.items()
+            if isinstance(entry, dict)
+            for k, v in entry.items()
+            if _number(v)
+        }
         columns = ["prompt_id", "domain", "sample", "reward", "length", "completion"]
         values["eval/samples"] = self._wandb.Table(
-            columns=columns, data=[[s.get(c) for c in columns] for s in samples])
+            columns=columns, data=[[s.get(c) for c in columns] for s in samples]
+        )
         self.run.log(values, step=step)
 
     def finish(self) -> None:
@@ -96,8 +115,11 @@ def make_tracker(cfg, run_dir):
     if mode == "auto":
         mode = "offline"
     if mode == "online" and not _logged_in():
-        log.warning("tracking.wandb=online but no wandb login found; mirroring offline "
-                    "(wandb sync %s/wandb later)", run_dir.path)
+        log.warning(
+            "tracking.wandb=online but no wandb login found; mirroring offline "
+            "(wandb sync %s/wandb later)",
+            run_dir.path,
+        )
         mode = "offline"
     return WandbTracker(cfg, run_dir, mode)
 

@@ -65,12 +65,20 @@ def lr_lambda(warmup: int, total: int, schedule: str):
         if schedule == "cosine":
             return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
         return 1.0
+
     return f
 
 
 class Trainer:
-    def __init__(self, plan: Plan, run_dir: RunDir, parts: Parts, train_set: list,
-                 state: dict | None = None, checkpoint=None):
+    def __init__(
+        self,
+        plan: Plan,
+        run_dir: RunDir,
+        parts: Parts,
+        train_set: list,
+        state: dict | None = None,
+        checkpoint=None,
+    ):
         """`state` (with the `checkpoint` it came from) continues a run where it stopped: optimizer,
         scheduler, data position, RNG state and step, so it ends where an uninterrupted one would."""
         cfg = self.cfg = plan.cfg
@@ -78,20 +86,31 @@ class Trainer:
         self.student, self.tokenizer = parts.student, parts.tokenizer
         self.objectives = cfg.method.objectives()
         self.scorer = Scorer(parts, cfg.method.needs(), cfg)
-        self.optimizer = torch.optim.AdamW(self.student.parameters(), lr=cfg.train.lr,
-                                           betas=(cfg.train.betas[0], cfg.train.betas[1]),
-                                           weight_decay=cfg.train.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            self.student.parameters(),
+            lr=cfg.train.lr,
+            betas=(cfg.train.betas[0], cfg.train.betas[1]),
+            weight_decay=cfg.train.weight_decay,
+        )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_lambda(cfg.train.warmup_steps, cfg.train.steps, cfg.train.lr_schedule))
+            self.optimizer,
+            lr_lambda(cfg.train.warmup_steps, cfg.train.steps, cfg.train.lr_schedule),
+        )
         self.sampler = PromptSampler(train_set, seed=cfg.seed)
         self.train_domains = sorted({p.domain for p in plan.train})
         ids = encode_prompts(self.tokenizer, [p.prompt for p in plan.train], cfg.data.template)
         self.prompt_ids = {p.id: i for p, i in zip(plan.train, ids)}
-        self.gen = generation_config(self.tokenizer, temperature=cfg.rollout.temperature,
-                                     top_p=cfg.rollout.top_p, top_k=cfg.rollout.top_k,
-                                     max_new_tokens=cfg.rollout.max_new_tokens)
+        self.gen = generation_config(
+            self.tokenizer,
+            temperature=cfg.rollout.temperature,
+            top_p=cfg.rollout.top_p,
+            top_k=cfg.rollout.top_k,
+            max_new_tokens=cfg.rollout.max_new_tokens,
+        )
         self.step = 0
-        self.on_eval = None  # optional hook(step, summary), e.g. a sweep's pruner; may raise to stop
+        self.on_eval = (
+            None  # optional hook(step, summary), e.g. a sweep's pruner; may raise to stop
+        )
         self.on_step = None  # optional hook(step, metrics), e.g. the world builder's progress
         if state is not None:
             self._load_state(state)
@@ -99,31 +118,46 @@ class Trainer:
             run_dir.note_resume(self.step, checkpoint)
             log.info("resumed %s at step %d from %s", run_dir.path, self.step, checkpoint)
         else:
-            run_dir.write_meta(parts.device, {
-                "n_train_prompts": len(plan.train), "n_train_items": len(train_set),
-                "n_eval_prompts": len(plan.eval),
-                "student_params": sum(p.numel() for p in self.student.parameters())})
+            run_dir.write_meta(
+                parts.device,
+                {
+                    "n_train_prompts": len(plan.train),
+                    "n_train_items": len(train_set),
+                    "n_eval_prompts": len(plan.eval),
+                    "student_params": sum(p.numel() for p in self.student.parameters()),
+                },
+            )
         run_dir.mirror = make_tracker(cfg, run_dir)
 
     # ------------------------------------------------------------------ the loop
     def train(self) -> dict:
         cfg = self.cfg
         last_eval = self.evaluate() if self.step == 0 and self.plan.eval else None
-        bar = tqdm(total=cfg.train.steps, initial=self.step, desc=f"{cfg.method.name} {cfg.name}",
-                   disable=not cfg.output.progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=cfg.train.steps,
+            initial=self.step,
+            desc=f"{cfg.method.name} {cfg.name}",
+            disable=not cfg.output.progress,
+            dynamic_ncols=True,
+        )
         while self.step < cfg.train.steps:
             self.step += 1
             record = self.train_step()
-            metrics = step_metrics(record, self.train_domains, cfg.train.epochs,
-                                   cfg.balance.online.enabled)
+            metrics = step_metrics(
+                record, self.train_domains, cfg.train.epochs, cfg.balance.online.enabled
+            )
             self.run_dir.log_metrics(metrics)
             self._log_samples(record)
             bar.update(1)
             bar.set_postfix(loss=f"{metrics['loss']:.3f}", reward=f"{metrics['reward']:.2f}")
             if self.on_step is not None:
                 self.on_step(self.step, metrics)
-            if self.plan.eval and cfg.eval.every and self.step % cfg.eval.every == 0 \
-                    and self.step < cfg.train.steps:
+            if (
+                self.plan.eval
+                and cfg.eval.every
+                and self.step % cfg.eval.every == 0
+                and self.step < cfg.train.steps
+            ):
                 last_eval = self.evaluate()
             if cfg.output.checkpoint_every and self.step % cfg.output.checkpoint_every == 0:
                 self.checkpoint()
@@ -145,10 +179,19 @@ class Trainer:
         with timer("update"):
             dev = self.parts.device
             result = policy_update(
-                self.student, self.optimizer, rollouts.batch, self.objectives, scored,
-                rollouts.rewards_N.to(dev), rollouts.group_ids_N.to(dev), rollouts.keep_N.to(dev),
-                cfg.calibration.calibrator(), correct.to(dev), cfg.train,
-                self.scorer.teacher_logits(rollouts.batch, scored))
+                self.student,
+                self.optimizer,
+                rollouts.batch,
+                self.objectives,
+                scored,
+                rollouts.rewards_N.to(dev),
+                rollouts.group_ids_N.to(dev),
+                rollouts.keep_N.to(dev),
+                cfg.calibration.calibrator(),
+                correct.to(dev),
+                cfg.train,
+                self.scorer.teacher_logits(rollouts.batch, scored),
+            )
             self.scheduler.step()
             for ref, decay in self.parts.ema_teachers.items():
                 ema_update(self.parts.teacher_model(ref), self.student, decay)
@@ -157,8 +200,14 @@ class Trainer:
         if result.advantages.calibration:  # part of the update, reported on its own
             timer.seconds["calibrate"] = result.advantages.calibrate_seconds
             timer.seconds["update"] -= timer.seconds["calibrate"]
-        return StepRecord(self.step, rollouts, scored, result, timer.seconds,
-                          float(self.scheduler.get_last_lr()[0]))
+        return StepRecord(
+            self.step,
+            rollouts,
+            scored,
+            result,
+            timer.seconds,
+            float(self.scheduler.get_last_lr()[0]),
+        )
 
     def _rollouts(self, timer: PhaseTimer) -> RolloutBatch:
         """B prompts, G samples each, graded and (when asked) balanced; seeded per step so a
@@ -169,13 +218,19 @@ class Trainer:
         rows = [p for p in problems for _ in range(G)]
         with timer("rollout"):
             torch.manual_seed(step_seed(cfg.seed, self.step))
-            batch = rollout_batch(self.student, tok, [self.prompt_ids[p.id] for p in problems], G,
-                                  self.gen).to(self.parts.device)
-        texts = tok.batch_decode(batch.response_ids_N_T * batch.response_mask_N_T.long(),
-                                 skip_special_tokens=True)
+            batch = rollout_batch(
+                self.student, tok, [self.prompt_ids[p.id] for p in problems], G, self.gen
+            ).to(self.parts.device)
+        texts = tok.batch_decode(
+            batch.response_ids_N_T * batch.response_mask_N_T.long(), skip_special_tokens=True
+        )
         with timer("verify"):
-            rewards = torch.tensor([float("nan") if s is None else s
-                                    for s in grade_by_domain(self.parts.verifiers, rows, texts)])
+            rewards = torch.tensor(
+                [
+                    float("nan") if s is None else s
+                    for s in grade_by_domain(self.parts.verifiers, rows, texts)
+                ]
+            )
         group_ids = torch.arange(len(problems)).repeat_interleave(G)
         keep = torch.ones(len(rows), dtype=torch.bool)
         if cfg.balance.online.enabled:
@@ -190,18 +245,33 @@ class Trainer:
             return
         self.run_dir.log_rollouts(self.step, rollout_records(r))
         adv, ro = r.update.advantages, r.rollouts
-        if adv.distill_raw_N_T is not None and adv.distill_cal_N_T is not None \
-                and self.cfg.output.advantage_pairs:
-            self.run_dir.log_pairs(advantage_pairs(
-                self.step, self.cfg.output.advantage_pairs, ro.rewards_N, ro.group_ids_N,
-                ro.batch.response_mask_N_T.cpu(), adv.distill_raw_N_T.cpu(), adv.distill_cal_N_T.cpu(),
-                ro.batch.response_ids_N_T.cpu(), self.tokenizer, ro.rows, self.cfg.seed))
+        if (
+            adv.distill_raw_N_T is not None
+            and adv.distill_cal_N_T is not None
+            and self.cfg.output.advantage_pairs
+        ):
+            self.run_dir.log_pairs(
+                advantage_pairs(
+                    self.step,
+                    self.cfg.output.advantage_pairs,
+                    ro.rewards_N,
+                    ro.group_ids_N,
+                    ro.batch.response_mask_N_T.cpu(),
+                    adv.distill_raw_N_T.cpu(),
+                    adv.distill_cal_N_T.cpu(),
+                    ro.batch.response_ids_N_T.cpu(),
+                    self.tokenizer,
+                    ro.rows,
+                    self.cfg.seed,
+                )
+            )
 
     # ------------------------------------------------------------------ eval and checkpoints
     def evaluate(self) -> dict:
         t0 = time.perf_counter()
-        summary, samples = evaluate_as_configured(self.student, self.tokenizer, self.plan.eval,
-                                                  self.parts.verifiers, self.cfg)
+        summary, samples = evaluate_as_configured(
+            self.student, self.tokenizer, self.plan.eval, self.parts.verifiers, self.cfg
+        )
         summary["seconds"] = round(time.perf_counter() - t0, 3)
         self.run_dir.log_eval(self.step, summary, samples)
         accs = " ".join(f"{d}={v['acc']:.3f}" for d, v in summary.items() if isinstance(v, dict))
@@ -222,11 +292,20 @@ class Trainer:
         np.random.set_state(state["rng"]["numpy"])
 
     def checkpoint(self):
-        state = {"step": self.step, "optimizer": self.optimizer.state_dict(),
-                 "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state_dict(),
-                 "ema_teachers": {ref: self.parts.teacher_model(ref).state_dict()
-                                  for ref in self.parts.ema_teachers},
-                 "rng": {"torch": torch.random.get_rng_state(), "python": random.getstate(),
-                         "numpy": np.random.get_state()}}
-        return self.run_dir.save_checkpoint(self.step, self.student, self.tokenizer, state,
-                                            keep=self.cfg.output.keep_checkpoints)
+        state = {
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "ema_teachers": {
+                ref: self.parts.teacher_model(ref).state_dict() for ref in self.parts.ema_teachers
+            },
+            "rng": {
+                "torch": torch.random.get_rng_state(),
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),
+            },
+        }
+        return self.run_dir.save_checkpoint(
+            self.step, self.student, self.tokenizer, state, keep=self.cfg.output.keep_checkpoints
+        )

@@ -14,8 +14,8 @@ step 3 and dropped after it, so they never exist for the whole batch at once.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -30,7 +30,7 @@ class Advantages:
     """Whole-batch advantages `[N, T]` and what the order metrics and pairs.jsonl read."""
 
     values_N_T: torch.Tensor
-    mask_N_T: torch.Tensor                       # loss mask of the advantage terms, balancing included
+    mask_N_T: torch.Tensor  # loss mask of the advantage terms, balancing included
     distill_raw_N_T: torch.Tensor | None = None  # the weighted distillation term before calibration
     distill_cal_N_T: torch.Tensor | None = None  # ... and after
     distill_mask_N_T: torch.Tensor | None = None
@@ -41,7 +41,7 @@ class Advantages:
 @dataclass
 class UpdateResult:
     loss: float
-    entropy: float                 # mean over response tokens, first epoch
+    entropy: float  # mean over response tokens, first epoch
     clip_frac: float
     gap_masked_frac: float
     grad_norm: float
@@ -50,24 +50,42 @@ class UpdateResult:
     direct_losses: dict[str, float] = field(default_factory=dict)  # per loss objective, first epoch
 
 
-def batch_signals(rows: torch.Tensor, batch: SequenceBatch, old_logp_N_T: torch.Tensor,
-                  rewards_N: torch.Tensor, group_ids_N: torch.Tensor, scored: dict) -> Signals:
+def batch_signals(
+    rows: torch.Tensor,
+    batch: SequenceBatch,
+    old_logp_N_T: torch.Tensor,
+    rewards_N: torch.Tensor,
+    group_ids_N: torch.Tensor,
+    scored: dict,
+) -> Signals:
     """The signals of `rows`: everything per row sliced, rewards and groups whole."""
+
     def take(name):
         value = scored.get(name)
         return None if value is None else value[rows]
-    return Signals(rows=rows, mask_N_T=batch.response_mask_N_T[rows],
-                   student_logp_N_T=old_logp_N_T[rows], response_ids_N_T=batch.response_ids_N_T[rows],
-                   rewards_N=rewards_N, group_ids_N=group_ids_N,
-                   teacher_logp_N_T=take("teacher_logp"),
-                   teacher_topk_logp_N_T_K=take("teacher_topk_logp"),
-                   teacher_topk_ids_N_T_K=take("teacher_topk_ids"),
-                   reference_logp_N_T=take("reference_logp"),
-                   special_token_ids=scored.get("special_token_ids", ()))
+
+    return Signals(
+        rows=rows,
+        mask_N_T=batch.response_mask_N_T[rows],
+        student_logp_N_T=old_logp_N_T[rows],
+        response_ids_N_T=batch.response_ids_N_T[rows],
+        rewards_N=rewards_N,
+        group_ids_N=group_ids_N,
+        teacher_logp_N_T=take("teacher_logp"),
+        teacher_topk_logp_N_T_K=take("teacher_topk_logp"),
+        teacher_topk_ids_N_T_K=take("teacher_topk_ids"),
+        reference_logp_N_T=take("reference_logp"),
+        special_token_ids=scored.get("special_token_ids", ()),
+    )
 
 
-def compute_advantages(objectives: list, signals: Signals, keep_N: torch.Tensor,
-                       calibrator, calibration_correct_N: torch.Tensor) -> Advantages:
+def compute_advantages(
+    objectives: list,
+    signals: Signals,
+    keep_N: torch.Tensor,
+    calibrator,
+    calibration_correct_N: torch.Tensor,
+) -> Advantages:
     """Sum of coef * advantage over the advantage objectives; the distillation part calibrated."""
     mask = signals.mask_N_T
     distill, distill_mask, other, loss_mask = None, None, torch.zeros_like(mask), mask
@@ -87,7 +105,9 @@ def compute_advantages(objectives: list, signals: Signals, keep_N: torch.Tensor,
         out.distill_mask_N_T = distill_mask
         if calibrator is not None:
             start = time.perf_counter()
-            cal = calibrator.calibrate(distill, distill_mask, calibration_correct_N, signals.group_ids_N)
+            cal = calibrator.calibrate(
+                distill, distill_mask, calibration_correct_N, signals.group_ids_N
+            )
             out.calibrate_seconds = time.perf_counter() - start
             out.distill_cal_N_T, out.calibration = cal.advantages_N_T, cal.metrics
         out.values_N_T = out.values_N_T + out.distill_cal_N_T
@@ -97,22 +117,37 @@ def compute_advantages(objectives: list, signals: Signals, keep_N: torch.Tensor,
     return out
 
 
-def policy_update(student, optimizer, batch: SequenceBatch, objectives: list, scored: dict,
-                  rewards_N: torch.Tensor, group_ids_N: torch.Tensor, keep_N: torch.Tensor,
-                  calibrator, calibration_correct_N: torch.Tensor, train_cfg,
-                  teacher_logits: Callable[[torch.Tensor], torch.Tensor] | None = None) -> UpdateResult:
+def policy_update(
+    student,
+    optimizer,
+    batch: SequenceBatch,
+    objectives: list,
+    scored: dict,
+    rewards_N: torch.Tensor,
+    group_ids_N: torch.Tensor,
+    keep_N: torch.Tensor,
+    calibrator,
+    calibration_correct_N: torch.Tensor,
+    train_cfg,
+    teacher_logits: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> UpdateResult:
     """`scored`: the teacher-phase signals by name (whole batch); `teacher_logits(rows)`: the full
     teacher logits of a micro-batch, when an objective needs them."""
     N = batch.input_ids_N_L.shape[0]
     mb = train_cfg.micro_batch_size or N
-    chunks = [torch.arange(s, min(s + mb, N), device=batch.input_ids_N_L.device)
-              for s in range(0, N, mb)]
+    chunks = [
+        torch.arange(s, min(s + mb, N), device=batch.input_ids_N_L.device) for s in range(0, N, mb)
+    ]
     with torch.no_grad():
         old_logp = torch.cat([response_logprobs(student, batch.rows(c)) for c in chunks])
     everything = torch.arange(N, device=old_logp.device)
-    adv = compute_advantages(objectives, batch_signals(everything, batch, old_logp, rewards_N,
-                                                       group_ids_N, scored),
-                             keep_N, calibrator, calibration_correct_N)
+    adv = compute_advantages(
+        objectives,
+        batch_signals(everything, batch, old_logp, rewards_N, group_ids_N, scored),
+        keep_N,
+        calibrator,
+        calibration_correct_N,
+    )
     has_advantage = any(o.kind == "advantage" for _, _, o in objectives)
     direct = [(name, coef, o) for name, coef, o in objectives if o.kind == "loss"]
     teacher_logp = scored.get("teacher_logp")
@@ -130,10 +165,16 @@ def policy_update(student, optimizer, batch: SequenceBatch, objectives: list, sc
             st = {"clip_frac": 0.0, "gap_masked_frac": 0.0}
             if has_advantage:
                 loss, st = ppo_clip_loss(
-                    logp, old_logp[c], adv.values_N_T[c], adv.mask_N_T[c],
-                    clip_low=train_cfg.clip_low, clip_high=train_cfg.clip_high,
+                    logp,
+                    old_logp[c],
+                    adv.values_N_T[c],
+                    adv.mask_N_T[c],
+                    clip_low=train_cfg.clip_low,
+                    clip_high=train_cfg.clip_high,
                     teacher_logp=None if teacher_logp is None else teacher_logp[c],
-                    gap_threshold=train_cfg.logp_gap_mask, num_rollouts=N)
+                    gap_threshold=train_cfg.logp_gap_mask,
+                    num_rollouts=N,
+                )
             if direct:
                 s = batch_signals(c, batch, old_logp, rewards_N, group_ids_N, scored)
                 if any(Need.TEACHER_LOGITS in o.needs() for _, _, o in direct):
@@ -155,9 +196,19 @@ def policy_update(student, optimizer, batch: SequenceBatch, objectives: list, sc
                 totals["entropy"] += float((entropy * sub.response_mask_N_T).sum())
                 totals["gap_masked_frac"] += st["gap_masked_frac"] * w
         if train_cfg.max_grad_norm > 0:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(student.parameters(), train_cfg.max_grad_norm))
+            grad_norm = float(
+                torch.nn.utils.clip_grad_norm_(student.parameters(), train_cfg.max_grad_norm)
+            )
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
     n_tok = float(batch.response_mask_N_T.sum().clamp(min=1))
-    return UpdateResult(totals["loss"], totals["entropy"] / n_tok, totals["clip_frac"],
-                        totals["gap_masked_frac"], grad_norm, old_logp, adv, direct_losses)
+    return UpdateResult(
+        totals["loss"],
+        totals["entropy"] / n_tok,
+        totals["clip_frac"],
+        totals["gap_masked_frac"],
+        grad_norm,
+        old_logp,
+        adv,
+        direct_losses,
+    )

@@ -27,10 +27,14 @@ def test_minority_correct_masks_incorrect():
     assert keep[:3].all() and int(keep[3:].sum()) == 3
 
 
-@pytest.mark.parametrize("ratio, n_c, n_w", [(0.5, 12, 4), (2.0, 12, 4), (1.5, 4, 12), (0.75, 10, 6)])
+@pytest.mark.parametrize(
+    "ratio, n_c, n_w", [(0.5, 12, 4), (2.0, 12, 4), (1.5, 4, 12), (0.75, 10, 6)]
+)
 def test_ratios_follow_the_floor_rule(ratio, n_c, n_w):
     correct = torch.tensor([1.0] * n_c + [0.0] * n_w)
-    keep = online_balance(correct, torch.zeros(n_c + n_w, dtype=torch.long), ratio=ratio, generator=gen())
+    keep = online_balance(
+        correct, torch.zeros(n_c + n_w, dtype=torch.long), ratio=ratio, generator=gen()
+    )
     want_c, want_w = int(n_w * ratio), int(n_c / ratio)
     if n_c > want_c >= 1:
         expected = (want_c, n_w)
@@ -42,7 +46,7 @@ def test_ratios_follow_the_floor_rule(ratio, n_c, n_w):
 
 
 def test_one_outcome_groups_are_untouched_and_nan_counts_as_incorrect():
-    correct = torch.tensor([1.0, 1.0, 1.0, 1.0,   0.0, 0.0, NAN, 0.0,   1.0, 1.0, 1.0, NAN])
+    correct = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0, 0.0, NAN, 0.0, 1.0, 1.0, 1.0, NAN])
     groups = torch.arange(3).repeat_interleave(4)
     keep = online_balance(correct, groups, ratio=1.0, generator=gen())
     assert keep[:8].all()
@@ -54,7 +58,14 @@ def test_extreme_ratios_drop_one_side_of_mixed_groups_only():
     correct = torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0, 1.0])
     groups = torch.tensor([0, 0, 0, 0, 1, 1])
     assert online_balance(correct, groups, 0.0).tolist() == [False, False, True, True, True, True]
-    assert online_balance(correct, groups, float("inf")).tolist() == [True, True, False, False, True, True]
+    assert online_balance(correct, groups, float("inf")).tolist() == [
+        True,
+        True,
+        False,
+        False,
+        True,
+        True,
+    ]
 
 
 def test_global_scope_balances_the_whole_batch():
@@ -96,20 +107,20 @@ def test_upsampling_rule_flat_target():
     per_prompt = Counter(out)
     assert sorted(per_prompt[i] for i in (10, 11, 12)) == [3, 3, 4]
     assert all(per_prompt[i] == 5 for i in (13, 14))
-    assert set(out) == set(range(len(COUNTS)))    # no prompt filtered
+    assert set(out) == set(range(len(COUNTS)))  # no prompt filtered
 
 
 def test_upsampling_rule_ratio_and_reference():
     half = difficulty_balance(COUNTS, 4, ratio=0.5, generator=gen())
-    assert copies(half) == {0: 10, 1: 5, 2: 5, 4: 6}          # target ceil(0.5 * 10) = 5
+    assert copies(half) == {0: 10, 1: 5, 2: 5, 4: 6}  # target ceil(0.5 * 10) = 5
     ext = difficulty_balance(COUNTS, 4, ratio=1.0, reference="extremes", generator=gen())
-    assert copies(ext) == {0: 10, 1: 8, 2: 8, 4: 6}           # n_ref = (10 + 6) / 2 = 8
+    assert copies(ext) == {0: 10, 1: 8, 2: 8, 4: 6}  # n_ref = (10 + 6) / 2 = 8
     mean = difficulty_balance(COUNTS, 4, ratio=1.0, reference="mean", generator=gen())
-    assert copies(mean) == {0: 10, 1: 6, 2: 6, 4: 6}          # n_ref = 21 / 4 bins = 5.25 -> 6
+    assert copies(mean) == {0: 10, 1: 6, 2: 6, 4: 6}  # n_ref = 21 / 4 bins = 5.25 -> 6
 
 
 def test_repeat_cap_and_mid_range():
-    counts = [0] * 20 + [2]          # one mid prompt, target 20: capped at 8 copies
+    counts = [0] * 20 + [2]  # one mid prompt, target 20: capped at 8 copies
     assert Counter(difficulty_balance(counts, 4, generator=gen()))[20] == 8
     assert Counter(difficulty_balance(counts, 4, max_repeats=3, generator=gen()))[20] == 3
     # mid_high = 0.4 leaves p = 0.5 out of the mid range: nothing upsampled

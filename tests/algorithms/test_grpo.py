@@ -28,8 +28,14 @@ def test_objective_normalises_whole_groups_when_given_a_slice_of_rows():
     groups = torch.tensor([0, 0, 1, 1])
     full = grpo_advantages(rewards, groups)
     one = torch.ones(1, 3)
-    signals = Signals(rows=torch.tensor([0]), mask_N_T=one, student_logp_N_T=one,
-                      response_ids_N_T=one.long(), rewards_N=rewards, group_ids_N=groups)
+    signals = Signals(
+        rows=torch.tensor([0]),
+        mask_N_T=one,
+        student_logp_N_T=one,
+        response_ids_N_T=one.long(),
+        rewards_N=rewards,
+        group_ids_N=groups,
+    )
     adv, _ = OBJECTIVES.get("grpo")().advantages(signals)
     assert full[0] > 0.9
     assert torch.allclose(adv, torch.full((1, 3), float(full[0])))

@@ -34,7 +34,9 @@ ONE_GROUP = torch.zeros(4, dtype=torch.long)
 
 def test_worked_example_mean_both():
     adv, mask = rollouts(EXAMPLE)
-    out, stats = margin_shift(adv, mask, CORRECT, ONE_GROUP, delta=0.4, mode="mean", direction="both")
+    out, stats = margin_shift(
+        adv, mask, CORRECT, ONE_GROUP, delta=0.4, mode="mean", direction="both"
+    )
     g = distillation_returns(out, mask)
     assert stats.mean_shift == pytest.approx(0.50)
     assert (out - adv)[0, 0] == pytest.approx(0.25) and (out - adv)[2, 0] == pytest.approx(-0.25)
@@ -48,16 +50,22 @@ def test_worked_example_mean_both():
 
 def test_worked_example_minmax():
     adv, mask = rollouts(EXAMPLE)
-    out, stats = margin_shift(adv, mask, CORRECT, ONE_GROUP, delta=0.4, mode="minmax", direction="both")
+    out, stats = margin_shift(
+        adv, mask, CORRECT, ONE_GROUP, delta=0.4, mode="minmax", direction="both"
+    )
     assert stats.mean_shift == pytest.approx(0.54)
     g = distillation_returns(out, mask)
     assert g[:2].min() - g[2:].max() == pytest.approx(0.40, abs=1e-6)
 
 
-@pytest.mark.parametrize("direction, up, down", [("correct_up", 0.5, 0.0), ("incorrect_down", 0.0, -0.5)])
+@pytest.mark.parametrize(
+    "direction, up, down", [("correct_up", 0.5, 0.0), ("incorrect_down", 0.0, -0.5)]
+)
 def test_one_sided_directions_move_one_side_by_the_whole_shift(direction, up, down):
     adv, mask = rollouts(EXAMPLE)
-    out, _ = margin_shift(adv, mask, CORRECT, ONE_GROUP, delta=0.4, mode="mean", direction=direction)
+    out, _ = margin_shift(
+        adv, mask, CORRECT, ONE_GROUP, delta=0.4, mode="mean", direction=direction
+    )
     shift = distillation_returns(out, mask) - distillation_returns(adv, mask)
     torch.testing.assert_close(shift, torch.tensor([up, up, down, down]))
 
@@ -75,15 +83,15 @@ def test_one_outcome_groups_and_nan_outcomes():
     groups = torch.tensor([0, 0, 1, 1, 2, 2, 2])
     adv, mask = rollouts(returns)
     out, stats = margin_shift(adv, mask, correct, groups, delta=0.4, mode="mean")
-    assert torch.equal(out[:4], adv[:4])          # one-outcome groups untouched
-    assert torch.equal(out[6], adv[6])            # the ungraded rollout is neither side
+    assert torch.equal(out[:4], adv[:4])  # one-outcome groups untouched
+    assert torch.equal(out[6], adv[6])  # the ungraded rollout is neither side
     g = distillation_returns(out, mask)
-    assert g[4] - g[5] == pytest.approx(0.4)      # its 0.9 did not enter the incorrect mean
+    assert g[4] - g[5] == pytest.approx(0.4)  # its 0.9 did not enter the incorrect mean
     assert (stats.units, stats.mixed, stats.calibrated) == (3, 1, 1)
 
 
 def test_global_scope_pools_the_batch():
-    returns = [-0.2, 0.0, 0.1, -0.2]               # group 0: C -0.2, W 0.0; group 1: C 0.1, W -0.2
+    returns = [-0.2, 0.0, 0.1, -0.2]  # group 0: C -0.2, W 0.0; group 1: C 0.1, W -0.2
     correct = torch.tensor([1.0, 0.0, 1.0, 0.0])
     groups = torch.tensor([0, 0, 1, 1])
     adv, mask = rollouts(returns)
@@ -108,7 +116,9 @@ def test_minmax_shift_makes_every_mixed_group_order_consistent():
         correct[torch.rand(N, generator=g) < 0.1] = NAN
         groups = torch.arange(N // G).repeat_interleave(G)
         before = order_consistency(distillation_returns(adv, mask), correct, groups)
-        out, _ = margin_shift(adv, mask, correct, groups, delta=0.1, mode="minmax", direction="both")
+        out, _ = margin_shift(
+            adv, mask, correct, groups, delta=0.1, mode="minmax", direction="both"
+        )
         after = order_consistency(distillation_returns(out, mask), correct, groups)
         assert before.fraction < 1.0
         assert after.fraction == 1.0 and after.pairs == before.pairs
@@ -131,8 +141,15 @@ def test_margin_mask_drops_the_rollouts_that_break_the_order():
     returns = [0.0, -0.5, 0.1, -0.2, 0.3]
     correct = torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0])
     adv, mask = rollouts(returns)
-    out, dropped, stats = margin_mask(adv, mask, correct, torch.zeros(5, dtype=torch.long),
-                                      delta=0.1, mode="mean", min_retain_ratio=0.25)
+    out, dropped, stats = margin_mask(
+        adv,
+        mask,
+        correct,
+        torch.zeros(5, dtype=torch.long),
+        delta=0.1,
+        mode="mean",
+        min_retain_ratio=0.25,
+    )
     # dropping the -0.5 correct gives gap 0.05 - 0.05 = 0.0; dropping the 0.3 incorrect gives
     # -0.133 + 0.2 = 0.067: drop the incorrect one first; then only the correct side may shrink
     # (one incorrect left): dropping -0.5 gives 0.05 + 0.2 = 0.25 >= 0.1, stop.
@@ -148,8 +165,15 @@ def test_margin_mask_respects_the_min_retain_limit():
     returns = [-0.9, -0.8, -0.7, -0.6, 0.6, 0.7, 0.8, 0.9]
     correct = torch.tensor([1.0] * 4 + [0.0] * 4)
     adv, mask = rollouts(returns)
-    _, dropped, _ = margin_mask(adv, mask, correct, torch.zeros(8, dtype=torch.long),
-                                delta=0.4, mode="minmax", min_retain_ratio=0.5)
+    _, dropped, _ = margin_mask(
+        adv,
+        mask,
+        correct,
+        torch.zeros(8, dtype=torch.long),
+        delta=0.4,
+        mode="minmax",
+        min_retain_ratio=0.5,
+    )
     assert int(dropped[:4].sum()) == 2 and int(dropped[4:].sum()) == 2
     assert dropped[:2].all() and dropped[6:].all()  # the worst offenders of each side
 

@@ -20,8 +20,12 @@ def _policy_gradient(theta, teacher_logp_V, n_samples, advantage_fn, seed=0):
 def test_student_equal_teacher_gives_zero_advantage_and_zero_gradient():
     theta = torch.randn(16, requires_grad=True)
     teacher = torch.log_softmax(theta.detach(), -1)
-    grad = _policy_gradient(theta, teacher, 4096, lambda tok, old: opd_advantages(
-        teacher[tok][:, None], old, torch.ones_like(old)))
+    grad = _policy_gradient(
+        theta,
+        teacher,
+        4096,
+        lambda tok, old: opd_advantages(teacher[tok][:, None], old, torch.ones_like(old)),
+    )
     assert torch.count_nonzero(grad) == 0
 
 
@@ -29,8 +33,12 @@ def test_expected_gradient_matches_reverse_kl_gradient():
     torch.manual_seed(0)
     theta = torch.randn(8, requires_grad=True)
     teacher = torch.log_softmax(torch.randn(8) * 2, -1)
-    grad = _policy_gradient(theta, teacher, 400_000, lambda tok, old: opd_advantages(
-        teacher[tok][:, None], old, torch.ones_like(old)))
+    grad = _policy_gradient(
+        theta,
+        teacher,
+        400_000,
+        lambda tok, old: opd_advantages(teacher[tok][:, None], old, torch.ones_like(old)),
+    )
     # minimising the loss must follow the exact reverse KL(pi || piT): same gradient in expectation
     logp = torch.log_softmax(theta, -1)
     kl = (logp.exp() * (logp - teacher)).sum()
@@ -49,7 +57,9 @@ def test_token_independent_advantage_has_zero_expected_gradient():
     teacher = torch.log_softmax(torch.randn(8) * 2, -1)
     logp = torch.log_softmax(theta.detach(), -1)
     constant = -(logp.exp() * (logp - teacher)).sum()
-    grad = _policy_gradient(theta, teacher, 400_000, lambda tok, old: torch.full_like(old, float(constant)))
+    grad = _policy_gradient(
+        theta, teacher, 400_000, lambda tok, old: torch.full_like(old, float(constant))
+    )
     kl = (torch.log_softmax(theta, -1).exp() * (torch.log_softmax(theta, -1) - teacher)).sum()
     (exact,) = torch.autograd.grad(kl, theta)
     assert grad.norm() < 0.05 * exact.norm()

@@ -41,8 +41,9 @@ def test_teacher_gap_mask_zeroes_far_tokens_but_keeps_denominator():
     logp = torch.tensor([[-1.0, -1.0]])
     teacher = torch.tensor([[-20.0, -1.5]])  # first token |gap| = 19 >= c = 10
     adv = torch.tensor([[3.0, 2.0]])
-    loss, stats = ppo_clip_loss(logp, logp, adv, torch.ones(1, 2), teacher_logp=teacher,
-                                gap_threshold=10.0)
+    loss, stats = ppo_clip_loss(
+        logp, logp, adv, torch.ones(1, 2), teacher_logp=teacher, gap_threshold=10.0
+    )
     assert math.isclose(loss.item(), -2.0 / 2)
     assert math.isclose(stats["gap_masked_frac"], 0.5)
 
@@ -52,6 +53,10 @@ def test_micro_batches_sum_to_the_full_batch_loss():
     logp, old, adv = torch.randn(6, 5), torch.randn(6, 5), torch.randn(6, 5)
     mask = (torch.rand(6, 5) > 0.3).float()
     full, _ = ppo_clip_loss(logp, old, adv, mask)
-    parts = sum(ppo_clip_loss(logp[i:i + 2], old[i:i + 2], adv[i:i + 2], mask[i:i + 2],
-                              num_rollouts=6)[0] for i in range(0, 6, 2))
+    parts = sum(
+        ppo_clip_loss(
+            logp[i : i + 2], old[i : i + 2], adv[i : i + 2], mask[i : i + 2], num_rollouts=6
+        )[0]
+        for i in range(0, 6, 2)
+    )
     assert torch.allclose(full, parts)

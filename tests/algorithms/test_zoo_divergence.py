@@ -23,15 +23,17 @@ def _logits(seed, shape=(3, 5, 11), scale=3.0):
 def test_matches_trl_per_token_and_masked_sum(beta, temperature):
     s, t = _logits(0), _logits(1)
     ours = generalized_jsd(s, t, beta, temperature)
-    trl = GKDTrainer.generalized_jsd_loss(s, t, beta=beta, temperature=temperature,
-                                          reduction="none")
+    trl = GKDTrainer.generalized_jsd_loss(
+        s, t, beta=beta, temperature=temperature, reduction="none"
+    )
     assert ours.shape == (3, 5)
     torch.testing.assert_close(ours, trl.sum(-1), rtol=0, atol=1e-5)
     # TRL's own masking: labels == -100 drop a position; "sum" then matches our masked sum
     labels = torch.zeros(3, 5, dtype=torch.long)
     labels[0, 3:] = labels[2, 0] = -100
-    trl_sum = GKDTrainer.generalized_jsd_loss(s, t, labels=labels, beta=beta,
-                                              temperature=temperature, reduction="sum")
+    trl_sum = GKDTrainer.generalized_jsd_loss(
+        s, t, labels=labels, beta=beta, temperature=temperature, reduction="sum"
+    )
     torch.testing.assert_close((ours * (labels != -100)).sum(), trl_sum, rtol=0, atol=1e-5)
 
 

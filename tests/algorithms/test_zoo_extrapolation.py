@@ -15,8 +15,9 @@ def _logps(seed, shape=(4, 7)):
 
 def test_lambda_one_is_opd_bit_for_bit():
     teacher, student, ref, mask = _logps(0)
-    assert torch.equal(exopd_advantages(teacher, student, ref, mask, 1.0),
-                       opd_advantages(teacher, student, mask))
+    assert torch.equal(
+        exopd_advantages(teacher, student, ref, mask, 1.0), opd_advantages(teacher, student, mask)
+    )
 
 
 def test_non_finite_teacher_or_student_handled_as_opd_does():
@@ -41,8 +42,12 @@ def test_non_finite_reference_gives_zero_advantage(lam):
 
 def test_lambda_zero_pulls_to_the_reference():
     teacher, student, ref, mask = _logps(4)
-    torch.testing.assert_close(exopd_advantages(teacher, student, ref, mask, 0.0),
-                               (ref - student) * mask, rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        exopd_advantages(teacher, student, ref, mask, 0.0),
+        (ref - student) * mask,
+        rtol=0,
+        atol=1e-6,
+    )
 
 
 @pytest.mark.parametrize("lam", [-1.0, 0.5, 2.5])

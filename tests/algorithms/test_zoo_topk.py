@@ -53,8 +53,14 @@ def test_matches_naive_loop_with_sampled_token_tail(clamp):
     assert outside.any() and (~outside).any()
     teacher_sampled = torch.log_softmax(t, -1).gather(-1, sampled[..., None])[..., 0]
     ours_s, ref_s = s.clone().requires_grad_(), s.clone().requires_grad_()
-    ours = topk_support_loss(ours_s, logq, ids, sampled_ids_N_T=sampled,
-                             teacher_sampled_logp_N_T=teacher_sampled, clamp=clamp)
+    ours = topk_support_loss(
+        ours_s,
+        logq,
+        ids,
+        sampled_ids_N_T=sampled,
+        teacher_sampled_logp_N_T=teacher_sampled,
+        clamp=clamp,
+    )
     ref = _naive(ref_s, t, 3, sampled, clamp)
     torch.testing.assert_close(ours, ref, rtol=0, atol=1e-10)
     ours.sum().backward()
@@ -77,21 +83,26 @@ def test_zero_loss_and_zero_gradient_when_student_is_teacher():
     logq, ids = teacher_topk(t, k=3)
     sampled = torch.full((2, 4), 9)
     teacher_sampled = torch.log_softmax(t, -1)[..., 9]
-    loss = topk_support_loss(s, logq, ids, sampled_ids_N_T=sampled,
-                             teacher_sampled_logp_N_T=teacher_sampled)
+    loss = topk_support_loss(
+        s, logq, ids, sampled_ids_N_T=sampled, teacher_sampled_logp_N_T=teacher_sampled
+    )
     loss.sum().backward()
     assert loss.abs().max() < 1e-12 and s.grad.abs().max() < 1e-12
 
 
 def test_special_mask_zeroes_only_the_first_occurrence_in_each_row():
-    ids = torch.tensor([[5, 7, 1, 7, 2, 0],     # first special (7) at column 1, not column 3
-                        [3, 4, 8, 8, 7, 0],     # 8 comes before 7: column 2
-                        [3, 4, 5, 6, 1, 2],     # no special token: unchanged
-                        [7, 4, 8, 6, 0, 0]])    # column 0 is outside the mask: column 2
-    mask = torch.tensor([[1, 1, 1, 1, 1, 0],
-                         [1, 1, 1, 1, 1, 1],
-                         [1, 1, 1, 1, 1, 1],
-                         [0, 1, 1, 1, 0, 0]], dtype=torch.float32)
+    ids = torch.tensor(
+        [
+            [5, 7, 1, 7, 2, 0],  # first special (7) at column 1, not column 3
+            [3, 4, 8, 8, 7, 0],  # 8 comes before 7: column 2
+            [3, 4, 5, 6, 1, 2],  # no special token: unchanged
+            [7, 4, 8, 6, 0, 0],
+        ]
+    )  # column 0 is outside the mask: column 2
+    mask = torch.tensor(
+        [[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1], [0, 1, 1, 1, 0, 0]],
+        dtype=torch.float32,
+    )
     out = first_occurrence_special_mask(ids, [7, 8, 0], mask)
     expected = mask.clone()
     expected[0, 1] = expected[1, 2] = expected[3, 2] = 0.0

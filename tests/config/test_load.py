@@ -7,7 +7,13 @@ import textwrap
 import pytest
 import yaml
 
-from uniopd.config import ConfigError, ExperimentConfig, load_experiment, resolved_dict, save_resolved
+from uniopd.config import (
+    ConfigError,
+    ExperimentConfig,
+    load_experiment,
+    resolved_dict,
+    save_resolved,
+)
 
 GOOD = """\
 name: tiny
@@ -37,7 +43,9 @@ def fails(path, overrides=()) -> ConfigError:
 def test_loads_a_plain_file(write):
     cfg = load_experiment(write("x.yaml", GOOD + "train: {lr: 3e-4}\n"))
     assert isinstance(cfg, ExperimentConfig)
-    assert cfg.name == "tiny" and cfg.train.lr == 3e-4 and cfg.teachers == {"math": "builtin:teacher"}
+    assert (
+        cfg.name == "tiny" and cfg.train.lr == 3e-4 and cfg.teachers == {"math": "builtin:teacher"}
+    )
 
 
 # --- file-level errors -------------------------------------------------------------------------
@@ -59,14 +67,19 @@ def test_yaml_syntax_error_gives_the_line(write):
 @pytest.mark.parametrize("text, kind", [("- a\n- b\n", "list"), ("just text\n", "str")])
 def test_top_level_must_be_a_mapping(write, text, kind):
     err = fails(write("x.yaml", text))
-    assert "x.yaml" in str(err) and "top level must be a mapping" in err.reason and kind in err.reason
+    assert (
+        "x.yaml" in str(err) and "top level must be a mapping" in err.reason and kind in err.reason
+    )
 
 
 def test_empty_file_reports_the_missing_required_fields(write):
     err = fails(write("x.yaml", ""))
     fields = {p.field for p in err.problems}
     assert fields == {"name", "student", "data"}
-    assert all(p.source.endswith("x.yaml") and "required field is missing" in p.reason for p in err.problems)
+    assert all(
+        p.source.endswith("x.yaml") and "required field is missing" in p.reason
+        for p in err.problems
+    )
     assert len(str(err).splitlines()) == 3  # one line per problem
 
 
@@ -121,7 +134,10 @@ def test_wrong_type(write):
 
 def test_out_of_range(write):
     err = fails(write("x.yaml", GOOD + "rollout: {top_p: 1.5}\n"))
-    assert (err.field, err.reason) == ("rollout.top_p", "Input should be less than or equal to 1 (got 1.5)")
+    assert (err.field, err.reason) == (
+        "rollout.top_p",
+        "Input should be less than or equal to 1 (got 1.5)",
+    )
 
 
 def test_list_item_error_names_the_index(write):
@@ -157,7 +173,11 @@ def test_several_problems_come_as_a_short_block(write):
 
 
 def test_child_deep_merges_over_base(write):
-    write("exp/base.yaml", GOOD + "teachers: {math: t_math}\ndata: {train: [a, b], limit: 5}\ntrain: {lr: 1e-5, steps: 9}\n")
+    write(
+        "exp/base.yaml",
+        GOOD
+        + "teachers: {math: t_math}\ndata: {train: [a, b], limit: 5}\ntrain: {lr: 1e-5, steps: 9}\n",
+    )
     child = write(
         "exp/sub/child.yaml",
         "base: ../base.yaml\nname: child\nteachers: {code: t_code}\ndata: {train: [c]}\ntrain: {lr: 2e-5}\n",
@@ -211,7 +231,9 @@ def test_missing_required_field_names_the_top_file(write):
 
 def test_conflict_blames_the_layer_that_set_the_latest_value(write):
     # the base is a valid GRPO run with no teachers; the child switching to OPD creates the conflict
-    write("base.yaml", "name: g\nstudent: s\nteachers: {}\ndata: {train: [a]}\nmethod: {name: grpo}\n")
+    write(
+        "base.yaml", "name: g\nstudent: s\nteachers: {}\ndata: {train: [a]}\nmethod: {name: grpo}\n"
+    )
     child = write("child.yaml", "base: base.yaml\nmethod: {name: opd}\n")
     err = fails(child)
     assert err.source == str(child) and err.field == "teachers"
@@ -224,8 +246,15 @@ def test_overrides_set_nested_values(write):
     path = write("x.yaml", GOOD)
     cfg = load_experiment(
         path,
-        ["train.lr=3e-4", "seed=2", "teachers.code=path/to/ckpt", "rollout.top_k=50",
-         "data.train=[a,b]", "eval.max_new_tokens=null", "name=run-2"],
+        [
+            "train.lr=3e-4",
+            "seed=2",
+            "teachers.code=path/to/ckpt",
+            "rollout.top_k=50",
+            "data.train=[a,b]",
+            "eval.max_new_tokens=null",
+            "name=run-2",
+        ],
     )
     assert cfg.train.lr == 3e-4 and cfg.seed == 2 and cfg.rollout.top_k == 50
     assert cfg.teachers == {"math": "builtin:teacher", "code": "path/to/ckpt"}
@@ -276,8 +305,12 @@ def test_an_empty_mapping_merges_rather_than_clears(write):
 
 
 def test_override_conflict_names_the_override(write):
-    err = fails(write("y.yaml", GOOD.replace("teachers: {math: builtin:teacher}\n", "method: {name: grpo}\n")),
-                ["method.name=opd+grpo"])
+    err = fails(
+        write(
+            "y.yaml", GOOD.replace("teachers: {math: builtin:teacher}\n", "method: {name: grpo}\n")
+        ),
+        ["method.name=opd+grpo"],
+    )
     assert err.source == "override 'method.name=opd+grpo'" and "distils from teachers" in err.reason
 
 

@@ -50,7 +50,9 @@ def test_mutable_defaults_are_not_shared_between_configs():
     assert b.teachers == {} and b.eval.pass_k == [1]
 
 
-@pytest.mark.parametrize("section", ["", "data__", "method__", "rollout__", "train__", "eval__", "output__"])
+@pytest.mark.parametrize(
+    "section", ["", "data__", "method__", "rollout__", "train__", "eval__", "output__"]
+)
 def test_unknown_key_in_any_section_is_an_error(section):
     err = error_of(minimal(**{section + "bogus": 1}))
     assert err["type"] == "extra_forbidden" and err["loc"][-1] == "bogus"
@@ -86,7 +88,9 @@ def test_out_of_range_or_wrong_type_is_rejected(change, loc):
 
 def test_lax_types_parse_yaml_style_text():
     # PyYAML reads 3e-4 (no dot) as text; the schema must still take it as a float.
-    cfg = ExperimentConfig.model_validate(minimal(train__lr="3e-4", name=2024, train__betas=[0.8, 0.9]))
+    cfg = ExperimentConfig.model_validate(
+        minimal(train__lr="3e-4", name=2024, train__betas=[0.8, 0.9])
+    )
     assert cfg.train.lr == 3e-4 and cfg.name == "2024" and cfg.train.betas == (0.8, 0.9)
 
 
@@ -108,34 +112,57 @@ def test_opd_plus_grpo_with_both_coefficients_zero_has_no_loss():
     assert err["loc"] == ("method",) and "no loss term" in err["msg"]
     assert err["ctx"]["fields"][0] == "coefs"
     # one zero coefficient is a legitimate ablation
-    cfg = ExperimentConfig.model_validate(minimal(method__name="opd+grpo", method__coefs={"opd": 0}))
+    cfg = ExperimentConfig.model_validate(
+        minimal(method__name="opd+grpo", method__coefs={"opd": 0})
+    )
     assert [name for name, _, _ in cfg.method.objectives()] == ["grpo"]
 
 
 def test_legacy_coefficient_keys_still_load():
     # run directories written before the objective registry say opd_coef / grpo_coef / grpo_eps
-    cfg = ExperimentConfig.model_validate(minimal(
-        method__name="opd+grpo", method__opd_coef=1.0, method__grpo_coef=0.5, method__grpo_eps=1e-4))
+    cfg = ExperimentConfig.model_validate(
+        minimal(
+            method__name="opd+grpo",
+            method__opd_coef=1.0,
+            method__grpo_coef=0.5,
+            method__grpo_eps=1e-4,
+        )
+    )
     assert cfg.method.coefs == {"opd": 1.0, "grpo": 0.5}
     assert cfg.method.options == {"grpo": {"eps": 1e-4}}
     assert [(n, c) for n, c, _ in cfg.method.objectives()] == [("opd", 1.0), ("grpo", 0.5)]
 
 
-@pytest.mark.parametrize("change, field, reason", [
-    ({"method__name": "opd+kl"}, "name", "unknown objective 'kl'; known: exopd, forward_kl, grpo"),
-    ({"method__name": "opd+opd"}, "name", "names an objective twice"),
-    ({"method__name": "jsd", "method__options": {"jsd": {"beta": 2}}}, "options.jsd.beta",
-     "less than or equal to 1"),
-    ({"method__name": "jsd", "method__options": {"jsd": {"bta": 0.1}}}, "options.jsd.bta",
-     "Extra inputs are not permitted"),
-    ({"method__options": {"grpo": {"eps": 1}}}, "options.grpo", "'opd' does not use"),
-    ({"method__coefs": {"jsd": 1}}, "coefs.jsd", "'opd' does not use"),
-])
+@pytest.mark.parametrize(
+    "change, field, reason",
+    [
+        (
+            {"method__name": "opd+kl"},
+            "name",
+            "unknown objective 'kl'; known: exopd, forward_kl, grpo",
+        ),
+        ({"method__name": "opd+opd"}, "name", "names an objective twice"),
+        (
+            {"method__name": "jsd", "method__options": {"jsd": {"beta": 2}}},
+            "options.jsd.beta",
+            "less than or equal to 1",
+        ),
+        (
+            {"method__name": "jsd", "method__options": {"jsd": {"bta": 0.1}}},
+            "options.jsd.bta",
+            "Extra inputs are not permitted",
+        ),
+        ({"method__options": {"grpo": {"eps": 1}}}, "options.grpo", "'opd' does not use"),
+        ({"method__coefs": {"jsd": 1}}, "coefs.jsd", "'opd' does not use"),
+    ],
+)
 def test_objective_names_and_options_are_checked_against_the_registry(change, field, reason):
     err = error_of(minimal(**change))
     assert reason in err["msg"]
     fields = err.get("ctx", {}).get("fields", ())
-    assert err["loc"] == ("method", "name") if field == "name" and not fields else fields[0] == field
+    assert (
+        err["loc"] == ("method", "name") if field == "name" and not fields else fields[0] == field
+    )
 
 
 def test_grpo_with_groups_of_one_is_rejected_because_advantages_vanish():
@@ -168,7 +195,8 @@ def test_every_field_has_help_text_and_every_section_forbids_extras():
 def test_describe_fields_lists_every_leaf_with_type_default_and_help():
     rows = {name: (kind, default, help_) for name, kind, default, help_ in describe_fields()}
     leaves = {
-        dotted for dotted, info in _walk(ExperimentConfig)
+        dotted
+        for dotted, info in _walk(ExperimentConfig)
         if not (isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel))
     }
     assert set(rows) == leaves
@@ -178,4 +206,8 @@ def test_describe_fields_lists_every_leaf_with_type_default_and_help():
     assert rows["data.limit"][0].startswith("int | None")
     assert all(help_ for _, _, help_ in rows.values())
     assert all(isinstance(x, str) for row in describe_fields() for x in row)
-    assert typing.get_args(ExperimentConfig.model_fields["device"].annotation) == ("auto", "cpu", "cuda")
+    assert typing.get_args(ExperimentConfig.model_fields["device"].annotation) == (
+        "auto",
+        "cpu",
+        "cuda",
+    )

@@ -10,24 +10,57 @@ from uniopd.data import DataError, load_source
 from uniopd.tasks.problem import Problem
 
 ROWS = [
-    {"id": "add-1", "domain": "math", "prompt": "What is 2+3?", "answer": "5",
-     "solution": "2+3=5. The answer is \\boxed{5}.", "level": 1},
-    {"domain": "code", "prompt": "Write inc(x).", "entry_point": "inc", "level": 2,
-     "tests": [{"args": [1], "expected": 2}, {"args": [-1], "expected": 0}]},
-    {"domain": "code", "prompt": "Write dec(x).", "level": 3,
-     "tests": "def check(candidate):\n    assert candidate(1) == 0\n", "entry_point": "dec"},
+    {
+        "id": "add-1",
+        "domain": "math",
+        "prompt": "What is 2+3?",
+        "answer": "5",
+        "solution": "2+3=5. The answer is \\boxed{5}.",
+        "level": 1,
+    },
+    {
+        "domain": "code",
+        "prompt": "Write inc(x).",
+        "entry_point": "inc",
+        "level": 2,
+        "tests": [{"args": [1], "expected": 2}, {"args": [-1], "expected": 0}],
+    },
+    {
+        "domain": "code",
+        "prompt": "Write dec(x).",
+        "level": 3,
+        "tests": "def check(candidate):\n    assert candidate(1) == 0\n",
+        "entry_point": "dec",
+    },
 ]
 
 
 def expected(stem):
     return [
-        Problem(id="add-1", domain="math", prompt="What is 2+3?", answer="5",
-                solution="2+3=5. The answer is \\boxed{5}.", meta={"level": 1}),
-        Problem(id=f"{stem}-1", domain="code", prompt="Write inc(x).", entry_point="inc",
-                tests=[{"args": [1], "expected": 2}, {"args": [-1], "expected": 0}],
-                meta={"level": 2}),
-        Problem(id=f"{stem}-2", domain="code", prompt="Write dec(x).", entry_point="dec",
-                tests="def check(candidate):\n    assert candidate(1) == 0\n", meta={"level": 3}),
+        Problem(
+            id="add-1",
+            domain="math",
+            prompt="What is 2+3?",
+            answer="5",
+            solution="2+3=5. The answer is \\boxed{5}.",
+            meta={"level": 1},
+        ),
+        Problem(
+            id=f"{stem}-1",
+            domain="code",
+            prompt="Write inc(x).",
+            entry_point="inc",
+            tests=[{"args": [1], "expected": 2}, {"args": [-1], "expected": 0}],
+            meta={"level": 2},
+        ),
+        Problem(
+            id=f"{stem}-2",
+            domain="code",
+            prompt="Write dec(x).",
+            entry_point="dec",
+            tests="def check(candidate):\n    assert candidate(1) == 0\n",
+            meta={"level": 3},
+        ),
     ]
 
 
@@ -57,12 +90,16 @@ def test_parquet_round_trip(tmp_path):
 
 
 def test_parquet_math_rows_with_nulls(tmp_path):
-    rows = [{"domain": "math", "prompt": "1+1?", "answer": "2", "solution": None},
-            {"domain": "math", "prompt": "2+2?", "answer": "4", "solution": "\\boxed{4}"}]
+    rows = [
+        {"domain": "math", "prompt": "1+1?", "answer": "2", "solution": None},
+        {"domain": "math", "prompt": "2+2?", "answer": "4", "solution": "\\boxed{4}"},
+    ]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "m.parquet")
     problems = load_source(str(tmp_path / "m.parquet"))
-    assert [(p.id, p.solution, p.meta) for p in problems] == [("m-0", None, {}),
-                                                              ("m-1", "\\boxed{4}", {})]
+    assert [(p.id, p.solution, p.meta) for p in problems] == [
+        ("m-0", None, {}),
+        ("m-1", "\\boxed{4}", {}),
+    ]
 
 
 def test_problem_to_dict_rows_round_trip(tmp_path):
@@ -107,13 +144,19 @@ def test_row_without_answer_or_tests_is_an_error(tmp_path):
 
 
 def test_test_cases_need_an_entry_point(tmp_path):
-    message = bad(tmp_path, [{"domain": "code", "prompt": "p", "tests": [{"args": [1], "expected": 2}]}])
+    message = bad(
+        tmp_path, [{"domain": "code", "prompt": "p", "tests": [{"args": [1], "expected": 2}]}]
+    )
     assert "row 1: missing field 'entry_point'" in message
 
 
 def test_malformed_test_case_is_named(tmp_path):
-    row = {"domain": "code", "prompt": "p", "entry_point": "f",
-           "tests": [{"args": [1], "expected": 2}, {"input": 1}]}
+    row = {
+        "domain": "code",
+        "prompt": "p",
+        "entry_point": "f",
+        "tests": [{"args": [1], "expected": 2}, {"input": 1}],
+    }
     message = bad(tmp_path, [row])
     assert "row 1: field 'tests': case 1" in message
 
@@ -129,7 +172,7 @@ def test_duplicate_ids_name_both_rows(tmp_path):
 
 
 def test_invalid_jsonl_names_the_line(tmp_path):
-    (tmp_path / "x.jsonl").write_text(json.dumps(GOOD) + "\n\n{\"domain\": \"math\",\n")
+    (tmp_path / "x.jsonl").write_text(json.dumps(GOOD) + '\n\n{"domain": "math",\n')
     with pytest.raises(DataError, match=r"x\.jsonl: line 3: invalid JSON"):
         load_source(str(tmp_path / "x.jsonl"))
 

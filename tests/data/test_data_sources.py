@@ -68,8 +68,10 @@ def test_a_registered_scheme_gets_the_rest_of_the_spec(scheme):
     def numbers(rest):
         if rest not in ("a", "b"):
             raise ValueError(f"no split {rest!r}")
-        return [Problem(id=f"{rest}{i}", domain="numbers", prompt=str(i), answer=str(i))
-                for i in range(5)]
+        return [
+            Problem(id=f"{rest}{i}", domain="numbers", prompt=str(i), answer=str(i))
+            for i in range(5)
+        ]
 
     scheme("numbers", numbers)
     assert [p.id for p in load_source("numbers:b", limit=2)] == ["b0", "b1"]
@@ -101,7 +103,9 @@ def test_malformed_builtin_spec_says_the_form():
         load_source("builtin:math")
 
 
-@pytest.mark.skipif(not HAS_BUILTIN, reason="uniopd.tasks.builtin is not written yet (the lead adds it)")
+@pytest.mark.skipif(
+    not HAS_BUILTIN, reason="uniopd.tasks.builtin is not written yet (the lead adds it)"
+)
 def test_unknown_builtin_domain_is_a_data_error_naming_the_spec():
     with pytest.raises(DataError, match=r"^builtin:chess/train: .*chess"):
         load_source("builtin:chess/train")
@@ -145,7 +149,12 @@ def test_champ_has_270_math_problems_with_answers(champ):
     assert len(champ) == 270
     assert len({p.id for p in champ}) == 270
     assert Counter(p.meta["category"] for p in champ) == {
-        "Number-Theory": 80, "Inequality": 50, "Polynomial": 50, "Sequence": 50, "Combinatorics": 40}
+        "Number-Theory": 80,
+        "Inequality": 50,
+        "Polynomial": 50,
+        "Sequence": 50,
+        "Combinatorics": 40,
+    }
     for p in champ:
         assert p.domain == "math" and p.tests is None
         assert isinstance(p.answer, str) and p.answer.strip()
@@ -156,4 +165,5 @@ def test_champ_has_270_math_problems_with_answers(champ):
     assert by_id["P_Combinatorics_1"].answer == "239"
     assert by_id["P_Inequality_3"].answer == "1/3"
     assert by_id["P_Inequality_3"].prompt.startswith(
-        "For positive a, b, c, what is the smallest value of")
+        "For positive a, b, c, what is the smallest value of"
+    )

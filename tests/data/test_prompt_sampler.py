@@ -7,8 +7,9 @@ import pytest
 from uniopd.data import DataError, PromptSampler
 from uniopd.tasks.problem import Problem
 
-PROBLEMS = [Problem(id=f"p{i}", domain="math", prompt=f"{i}+1?", answer=str(i + 1))
-            for i in range(10)]
+PROBLEMS = [
+    Problem(id=f"p{i}", domain="math", prompt=f"{i}+1?", answer=str(i + 1)) for i in range(10)
+]
 
 
 def ids(batch):
@@ -45,7 +46,7 @@ def test_no_repeats_within_an_epoch_or_a_batch_that_straddles_two():
         assert len(set(batch)) == 7
         stream += batch
     for epoch in range(len(stream) // 10):
-        assert sorted(stream[epoch * 10:(epoch + 1) * 10]) == sorted(ids(PROBLEMS))
+        assert sorted(stream[epoch * 10 : (epoch + 1) * 10]) == sorted(ids(PROBLEMS))
 
 
 def test_batch_larger_than_the_dataset_repeats_only_across_epochs():

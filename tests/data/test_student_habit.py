@@ -45,8 +45,11 @@ def test_code_early_stop_drops_only_the_last_line():
 def test_warm_start_share_of_the_habit_is_the_recipe_rate():
     spec = {"domains": ["math", "code"], "early_stop_rate": 0.4}
     data = _warm_start_data(spec, seed=0)
-    reference = {(p.domain, p.prompt): p.solution for d in ("math", "code")
-                 for p in builtin_problems(d, "sft")}
+    reference = {
+        (p.domain, p.prompt): p.solution
+        for d in ("math", "code")
+        for p in builtin_problems(d, "sft")
+    }
     flawed = Counter(p.domain for p in data if p.solution != reference[(p.domain, p.prompt)])
     per_domain = len(data) // 2
     for domain in ("math", "code"):

@@ -11,7 +11,9 @@ from uniopd.engine.teachers import TeacherPool, UnknownDomainError
 
 
 def _batch(tok):
-    prompts = encode_prompts(tok, ["Ana has 3 pens.", "Write a Python function f(x) that doubles it."])
+    prompts = encode_prompts(
+        tok, ["Ana has 3 pens.", "Write a Python function f(x) that doubles it."]
+    )
     responses = [tok("3 + 1 = 4.")["input_ids"], tok("def f(x):")["input_ids"]]
     return pack(prompts, responses, tok.pad_token_id)
 
@@ -42,7 +44,9 @@ def test_vocabulary_mismatch_is_refused(make_checkpoint, tmp_path):
     other.add_tokens(["<|extra|>"])
     other.save_pretrained(tmp_path)
     with pytest.raises(loading.ModelLoadError, match=r"teachers\.math .*vocabulary differs"):
-        loading.check_same_interface(student, loading.load_tokenizer(str(tmp_path)), str(tmp_path), "math")
+        loading.check_same_interface(
+            student, loading.load_tokenizer(str(tmp_path)), str(tmp_path), "math"
+        )
 
 
 def test_chat_template_mismatch_is_refused(make_checkpoint, tmp_path):
@@ -51,7 +55,9 @@ def test_chat_template_mismatch_is_refused(make_checkpoint, tmp_path):
     other.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
     other.save_pretrained(tmp_path)
     with pytest.raises(loading.ModelLoadError, match="chat template differs"):
-        loading.check_same_interface(student, loading.load_tokenizer(str(tmp_path)), str(tmp_path), "code")
+        loading.check_same_interface(
+            student, loading.load_tokenizer(str(tmp_path)), str(tmp_path), "code"
+        )
 
 
 def test_broken_checkpoint_names_the_path(make_checkpoint, tmp_path):
@@ -68,7 +74,9 @@ def test_left_padding_does_not_change_log_probs(make_checkpoint):
     tok = loading.load_tokenizer(str(make_checkpoint(1)))
     model = loading.load_model(str(make_checkpoint(1)), torch.device("cpu"), torch.float32, False)
     short = encode_prompts(tok, ["hi"])[0]
-    long = encode_prompts(tok, ["a much longer prompt that forces left padding on the other row"])[0]
+    long = encode_prompts(tok, ["a much longer prompt that forces left padding on the other row"])[
+        0
+    ]
     resp = tok("4 + 1 = 5.")["input_ids"]
     alone = response_logprobs(model, pack([short], [resp], tok.pad_token_id))
     padded = response_logprobs(model, pack([short, long], [resp, resp], tok.pad_token_id))

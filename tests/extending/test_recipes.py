@@ -14,13 +14,21 @@ DOCS = Path(__file__).parents[2] / "docs" / "extending.md"
 
 
 def _cfg(tmp_path, student, teacher, **fields):
-    return ExperimentConfig.model_validate({
-        "name": "recipe", "seed": 1, "device": "cpu", "student": str(student),
-        "teachers": {"math": str(teacher)}, "data": {"train": ["builtin:math/train"], "limit": 12},
-        "rollout": {"group_size": 4, "prompts_per_batch": 3, "max_new_tokens": 10},
-        "train": {"steps": 2, "lr": 1e-3, "warmup_steps": 0},
-        "output": {"root": str(tmp_path), "progress": False}, "tracking": {"wandb": "disabled"},
-        **fields})
+    return ExperimentConfig.model_validate(
+        {
+            "name": "recipe",
+            "seed": 1,
+            "device": "cpu",
+            "student": str(student),
+            "teachers": {"math": str(teacher)},
+            "data": {"train": ["builtin:math/train"], "limit": 12},
+            "rollout": {"group_size": 4, "prompts_per_batch": 3, "max_new_tokens": 10},
+            "train": {"steps": 2, "lr": 1e-3, "warmup_steps": 0},
+            "output": {"root": str(tmp_path), "progress": False},
+            "tracking": {"wandb": "disabled"},
+            **fields,
+        }
+    )
 
 
 def _metrics(run):
@@ -35,18 +43,29 @@ def test_the_guide_shows_each_recipe_file_verbatim(stem):
 
 def test_a_new_objective_is_one_file_and_one_registration(recipe, make_checkpoint, tmp_path):
     recipe("clipped_opd", OBJECTIVES, "clipped_opd")
-    cfg = _cfg(tmp_path, make_checkpoint(11), make_checkpoint(12),
-               method={"name": "clipped_opd", "options": {"clipped_opd": {"clip": 0.5}}})
+    cfg = _cfg(
+        tmp_path,
+        make_checkpoint(11),
+        make_checkpoint(12),
+        method={"name": "clipped_opd", "options": {"clipped_opd": {"clip": 0.5}}},
+    )
     run, _ = start_run(cfg)
     for line in (run.path / "rollouts" / "step_000001.jsonl").read_text().splitlines():
         assert max(abs(a) for a in json.loads(line)["advantages"]) <= 0.5
     assert len(_metrics(run)) == 2
 
 
-def test_a_new_calibration_strategy_is_one_file_and_one_registration(recipe, make_checkpoint, coin, tmp_path):
+def test_a_new_calibration_strategy_is_one_file_and_one_registration(
+    recipe, make_checkpoint, coin, tmp_path
+):
     recipe("outcome_bonus", CALIBRATORS, "outcome_bonus")
-    cfg = _cfg(tmp_path, coin["student"], coin["teacher"], data={"train": [str(coin["data"])]},
-               calibration={"strategy": "outcome_bonus", "options": {"bonus": 0.3}})
+    cfg = _cfg(
+        tmp_path,
+        coin["student"],
+        coin["teacher"],
+        data={"train": [str(coin["data"])]},
+        calibration={"strategy": "outcome_bonus", "options": {"bonus": 0.3}},
+    )
     run, _ = start_run(cfg)
     metrics = _metrics(run)
     assert all(m["calibration/bonus"] == 0.3 for m in metrics)

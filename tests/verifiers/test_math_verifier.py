@@ -74,10 +74,12 @@ def test_grading_off_the_main_thread_still_works():
 
 def test_64_answers_well_under_a_second():
     verifier = get_verifier("math")
-    problems = [Problem(id=f"p{i}", domain="math", prompt="?", answer=str(i % 8))
-                for i in range(64)]
-    completions = [rf"Working... so we get \boxed{{\frac{{{2 * i}}}{{2}}}} in the end."
-                   for i in range(64)]
+    problems = [
+        Problem(id=f"p{i}", domain="math", prompt="?", answer=str(i % 8)) for i in range(64)
+    ]
+    completions = [
+        rf"Working... so we get \boxed{{\frac{{{2 * i}}}{{2}}}} in the end." for i in range(64)
+    ]
     verifier.grade(problems[:1], completions[:1])  # first call pays for sympy's lazy imports
     start = time.monotonic()
     scores = verifier.grade(problems, completions)
@@ -96,10 +98,12 @@ def test_unknown_verifier_names_the_known_ones():
 def test_the_sandbox_side_never_imports_math_verify():
     # The code sandbox's server and runners import uniopd.verifiers (and unpickle jobs defined in
     # uniopd.verifiers.code); the registry must not load its built-ins there.
-    code = ("import sys, uniopd.verifiers.sandbox, uniopd.verifiers.code\n"
-            "from uniopd.verifiers import VERIFIERS\n"
-            "assert 'math_verify' not in sys.modules and 'sympy' not in sys.modules\n"
-            "assert not VERIFIERS._loaded and list(VERIFIERS._entries) == ['code']\n")
+    code = (
+        "import sys, uniopd.verifiers.sandbox, uniopd.verifiers.code\n"
+        "from uniopd.verifiers import VERIFIERS\n"
+        "assert 'math_verify' not in sys.modules and 'sympy' not in sys.modules\n"
+        "assert not VERIFIERS._loaded and list(VERIFIERS._entries) == ['code']\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -16,8 +16,9 @@ from uniopd.verifiers.code import run_io_cases
 from uniopd.verifiers.sandbox import Limits, Sandbox
 
 WALL_S = 1.0
-DOUBLE = Problem(id="double", domain="code", prompt="", entry_point="f",
-                 tests=[{"args": [2], "expected": 4}])
+DOUBLE = Problem(
+    id="double", domain="code", prompt="", entry_point="f", tests=[{"args": [2], "expected": 4}]
+)
 GOOD = "def f(x):\n    return 2 * x\n"
 
 
@@ -61,13 +62,15 @@ def test_infinite_loops_time_out(verifier):
     start = time.monotonic()
     plain = "def f(x):\n    while True:\n        pass\n"
     # Swallows the soft timer's exception too, so only the hard kill can stop it.
-    stubborn = ("def f(x):\n"
-                "    while True:\n"
-                "        try:\n"
-                "            while True:\n"
-                "                pass\n"
-                "        except BaseException:\n"
-                "            pass\n")
+    stubborn = (
+        "def f(x):\n"
+        "    while True:\n"
+        "        try:\n"
+        "            while True:\n"
+        "                pass\n"
+        "        except BaseException:\n"
+        "            pass\n"
+    )
     assert grade(verifier, plain, stubborn) == [0.0, 0.0]
     assert time.monotonic() - start < WALL_S + 4
     assert run(stubborn).status == "timeout"
@@ -87,8 +90,16 @@ def test_infinite_loops_time_out(verifier):
         "import os\nos.posix_spawn('/bin/sleep', ['sleep', '{m}'], {{}})",
         "import os\nos.execv('/bin/sleep', ['sleep', '{m}'])",
     ],
-    ids=["os.system", "os.fork", "posix.fork", "Popen", "subprocess.run", "multiprocessing",
-         "posix_spawn", "execv"],
+    ids=[
+        "os.system",
+        "os.fork",
+        "posix.fork",
+        "Popen",
+        "subprocess.run",
+        "multiprocessing",
+        "posix_spawn",
+        "execv",
+    ],
 )
 def test_spawning_processes_is_blocked(verifier, spawn):
     m = marker()
@@ -187,8 +198,16 @@ def test_files_inside_the_temp_dir_are_fine(verifier):
         "def f(x):\n    import sys\n    sys.exit(0)",
         "def f(x):\n    raise KeyboardInterrupt",
     ],
-    ids=["sys.exit", "SystemExit", "os._exit", "exit()", "abort", "rt-signal", "exit-in-f",
-         "KeyboardInterrupt"],
+    ids=[
+        "sys.exit",
+        "SystemExit",
+        "os._exit",
+        "exit()",
+        "abort",
+        "rt-signal",
+        "exit-in-f",
+        "KeyboardInterrupt",
+    ],
 )
 def test_exiting_early_fails_and_the_caller_survives(verifier, leave):
     program = leave + "\n" + GOOD if "def f" not in leave else leave
@@ -216,8 +235,9 @@ def test_megabytes_of_output_are_fine(verifier):
 
 def test_callers_environment_is_hidden(monkeypatch):
     monkeypatch.setenv("UNIOPD_TEST_SECRET", "hunter2")
-    problem = Problem(id="env", domain="code", prompt="", entry_point="f",
-                      tests=[{"args": [], "expected": None}])
+    problem = Problem(
+        id="env", domain="code", prompt="", entry_point="f", tests=[{"args": [], "expected": None}]
+    )
     peek = "import os\ndef f():\n    return os.environ.get('UNIOPD_TEST_SECRET')\n"
     verifier = get_verifier("code")
     try:

@@ -8,8 +8,9 @@ from __future__ import annotations
 import torch
 
 
-def opd_advantages(teacher_logp: torch.Tensor, student_logp: torch.Tensor,
-                   mask: torch.Tensor) -> torch.Tensor:
+def opd_advantages(
+    teacher_logp: torch.Tensor, student_logp: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
     """METHOD 2: A_t = log piT(o_t) - log pi_old(o_t), a one-sample reverse-KL estimate, `[N, T]`.
 
     Stop-gradient, no discount, no normalisation. A position where either log-prob is not finite
@@ -21,15 +22,17 @@ def opd_advantages(teacher_logp: torch.Tensor, student_logp: torch.Tensor,
     return (adv * opd_loss_mask(teacher_logp, student_logp, mask)).detach()
 
 
-def opd_loss_mask(teacher_logp: torch.Tensor, student_logp: torch.Tensor,
-                  mask: torch.Tensor) -> torch.Tensor:
+def opd_loss_mask(
+    teacher_logp: torch.Tensor, student_logp: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
     """The response mask without the positions whose teacher or student log-prob is not finite."""
     finite = torch.isfinite(teacher_logp) & torch.isfinite(student_logp)
     return mask * finite.to(mask.dtype)
 
 
-def grpo_advantages(rewards: torch.Tensor, group_ids: torch.Tensor,
-                    eps: float = 1e-6) -> torch.Tensor:
+def grpo_advantages(
+    rewards: torch.Tensor, group_ids: torch.Tensor, eps: float = 1e-6
+) -> torch.Tensor:
     """METHOD 5: (R_i - mean_group R) / (std_group R + eps), one value per rollout `[N]`.
 
     Ungraded rollouts (NaN reward) count as 0 reward, the same convention as online balancing
@@ -41,7 +44,10 @@ def grpo_advantages(rewards: torch.Tensor, group_ids: torch.Tensor,
     n_groups = int(inverse.max()) + 1 if len(inverse) else 0
     count = torch.zeros(n_groups, dtype=r.dtype).index_add_(0, inverse, torch.ones_like(r))
     mean = torch.zeros(n_groups, dtype=r.dtype).index_add_(0, inverse, r) / count
-    var = torch.zeros(n_groups, dtype=r.dtype).index_add_(0, inverse, (r - mean[inverse]) ** 2) / count
+    var = (
+        torch.zeros(n_groups, dtype=r.dtype).index_add_(0, inverse, (r - mean[inverse]) ** 2)
+        / count
+    )
     std = var.sqrt()[inverse]
     centred = r - mean[inverse]
     # a group with one outcome carries no signal: 0 exactly, even with eps = 0

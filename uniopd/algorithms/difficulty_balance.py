@@ -8,7 +8,8 @@ the mid-difficulty bins are upsampled towards a reference bin size.
 from __future__ import annotations
 
 import math
-from typing import Literal, Sequence, get_args
+from collections.abc import Sequence
+from typing import Literal, get_args
 
 import torch
 
@@ -19,8 +20,9 @@ Reference = Literal["max", "extremes", "mean"]
 MODES, BINS, REFERENCES = get_args(OfflineMode), get_args(BinKind), get_args(Reference)
 
 
-def difficulty_bins(pass_counts: Sequence[int], n_samples: int, bins: str = "count",
-                    num_bins: int = 4) -> list[int]:
+def difficulty_bins(
+    pass_counts: Sequence[int], n_samples: int, bins: str = "count", num_bins: int = 4
+) -> list[int]:
     """Bin of each prompt. bins="count": the pass count c itself (n+1 bins, 0..n).
     bins="width": p = 0 is bin 0, p = 1 is bin num_bins + 1, and 0 < p < 1 falls into num_bins
     equal-width bins 1..num_bins, so the two extremes stay bins of their own (reconstruction)."""
@@ -31,15 +33,30 @@ def difficulty_bins(pass_counts: Sequence[int], n_samples: int, bins: str = "cou
     out = []
     for c in pass_counts:
         p = c / n_samples
-        out.append(0 if c == 0 else num_bins + 1 if c == n_samples
-                   else 1 + min(num_bins - 1, math.floor(p * num_bins)))
+        out.append(
+            0
+            if c == 0
+            else num_bins + 1
+            if c == n_samples
+            else 1 + min(num_bins - 1, math.floor(p * num_bins))
+        )
     return out
 
 
-def difficulty_balance(pass_counts: Sequence[int], n_samples: int, ratio: float = 1.0,
-                       mode: str = "balance", *, bins: str = "count", num_bins: int = 4,
-                       mid_low: float = 0.0, mid_high: float = 1.0, reference: str = "max",
-                       max_repeats: int = 8, generator: torch.Generator | None = None) -> list[int]:
+def difficulty_balance(
+    pass_counts: Sequence[int],
+    n_samples: int,
+    ratio: float = 1.0,
+    mode: str = "balance",
+    *,
+    bins: str = "count",
+    num_bins: int = 4,
+    mid_low: float = 0.0,
+    mid_high: float = 1.0,
+    reference: str = "max",
+    max_repeats: int = 8,
+    generator: torch.Generator | None = None,
+) -> list[int]:
     """Indices (with repeats) of the balanced training set, shuffled. Call once per domain.
 
     mode "balance": for each non-empty mid bin b (its prompts have mid_low < p < mid_high) the
@@ -63,8 +80,17 @@ def difficulty_balance(pass_counts: Sequence[int], n_samples: int, ratio: float 
     elif mode == "drop_all_wrong":
         keep = [i for i, c in enumerate(counts) if c > 0]
     else:
-        keep = _upsample_mid(counts, n_samples, ratio, difficulty_bins(counts, n_samples, bins, num_bins),
-                             mid_low, mid_high, reference, max_repeats, generator)
+        keep = _upsample_mid(
+            counts,
+            n_samples,
+            ratio,
+            difficulty_bins(counts, n_samples, bins, num_bins),
+            mid_low,
+            mid_high,
+            reference,
+            max_repeats,
+            generator,
+        )
     order = torch.randperm(len(keep), generator=generator).tolist()
     return [keep[i] for i in order]
 
@@ -83,7 +109,7 @@ def _upsample_mid(counts, n, ratio, bin_of, mid_low, mid_high, reference, max_re
     else:
         raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
     out = list(range(len(counts)))  # every prompt once, the extremes included
-    for b, idx in sorted(members.items()):
+    for _, idx in sorted(members.items()):
         if not all(mid_low < counts[i] / n < mid_high for i in idx):
             continue
         target = max(len(idx), math.ceil(ratio * n_ref))
@@ -94,4 +120,3 @@ def _upsample_mid(counts, n, ratio, bin_of, mid_low, mid_high, reference, max_re
             pick = torch.randperm(len(idx), generator=generator)[:rest].tolist()
             out += [idx[j] for j in pick]
     return out
-

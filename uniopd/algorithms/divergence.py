@@ -30,8 +30,12 @@ def _kl(logp_N_T_V: torch.Tensor, logq_N_T_V: torch.Tensor) -> torch.Tensor:
     return (p * diff).sum(-1)
 
 
-def generalized_jsd(student_logits_N_T_V: torch.Tensor, teacher_logits_N_T_V: torch.Tensor,
-                    beta: float, temperature: float = 1.0) -> torch.Tensor:
+def generalized_jsd(
+    student_logits_N_T_V: torch.Tensor,
+    teacher_logits_N_T_V: torch.Tensor,
+    beta: float,
+    temperature: float = 1.0,
+) -> torch.Tensor:
     """Per-token generalised JSD between the student and teacher next-token distributions, `[N, T]`.
 
     beta = 0 is exactly KL(pT || pS), beta = 1 exactly KL(pS || pT); both are handled as explicit
@@ -50,6 +54,7 @@ def generalized_jsd(student_logits_N_T_V: torch.Tensor, teacher_logits_N_T_V: to
     if beta == 1.0:
         return _kl(logp_s, logp_t)
     # log M = log(beta * pT + (1 - beta) * pS); log1p keeps 1 - beta accurate for small beta
-    log_m = torch.logsumexp(torch.stack([logp_t + math.log(beta),
-                                         logp_s + math.log1p(-beta)]), dim=0)
+    log_m = torch.logsumexp(
+        torch.stack([logp_t + math.log(beta), logp_s + math.log1p(-beta)]), dim=0
+    )
     return beta * _kl(logp_t, log_m) + (1.0 - beta) * _kl(logp_s, log_m)

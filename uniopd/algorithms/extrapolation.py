@@ -17,9 +17,13 @@ import torch
 from uniopd.algorithms.advantages import opd_advantages
 
 
-def exopd_advantages(teacher_logp_N_T: torch.Tensor, student_logp_N_T: torch.Tensor,
-                     reference_logp_N_T: torch.Tensor, mask_N_T: torch.Tensor,
-                     lam: float) -> torch.Tensor:
+def exopd_advantages(
+    teacher_logp_N_T: torch.Tensor,
+    student_logp_N_T: torch.Tensor,
+    reference_logp_N_T: torch.Tensor,
+    mask_N_T: torch.Tensor,
+    lam: float,
+) -> torch.Tensor:
     """A = -[(log pi_theta - log pi_ref) - lam * (log piT - log pi_ref)], detached, `[N, T]`.
 
     Computed as the OPD advantage plus (lam - 1) times the teacher's reward over pi_ref, which is
@@ -29,11 +33,15 @@ def exopd_advantages(teacher_logp_N_T: torch.Tensor, student_logp_N_T: torch.Ten
     that `opd_loss_mask` looks only at teacher and student, so a non-finite reference log-prob
     leaves its position in the loss mask with advantage 0.
     """
-    finite = (torch.isfinite(teacher_logp_N_T) & torch.isfinite(student_logp_N_T)
-              & torch.isfinite(reference_logp_N_T))
+    finite = (
+        torch.isfinite(teacher_logp_N_T)
+        & torch.isfinite(student_logp_N_T)
+        & torch.isfinite(reference_logp_N_T)
+    )
     opd = opd_advantages(teacher_logp_N_T, student_logp_N_T, mask_N_T)
     # zero the reward where pi_ref is missing before multiplying: (lam - 1) * inf would be nan
-    reward = torch.where(finite, teacher_logp_N_T - reference_logp_N_T,
-                         torch.zeros_like(teacher_logp_N_T))
+    reward = torch.where(
+        finite, teacher_logp_N_T - reference_logp_N_T, torch.zeros_like(teacher_logp_N_T)
+    )
     adv = opd + (lam - 1.0) * reward * mask_N_T
     return torch.where(finite, adv, torch.zeros_like(adv)).detach()

@@ -23,18 +23,28 @@ MODES, DIRECTIONS = get_args(MarginMode), get_args(Direction)
 
 
 class MarginStats(NamedTuple):
-    units: int         # units in the batch
-    mixed: int         # units with both a correct and an incorrect rollout (the only ones touched)
-    calibrated: int    # mixed units shifted (shift) or with a rollout dropped (mask)
-    mean_shift: float  # mean s over shifted units (shift); mean rollouts dropped per masked unit (mask)
+    units: int  # units in the batch
+    mixed: int  # units with both a correct and an incorrect rollout (the only ones touched)
+    calibrated: int  # mixed units shifted (shift) or with a rollout dropped (mask)
+    mean_shift: (
+        float  # mean s over shifted units (shift); mean rollouts dropped per masked unit (mask)
+    )
 
 
-def _margin_ends(returns: torch.Tensor, is_c: torch.Tensor, is_w: torch.Tensor,
-                 units: torch.Tensor, n_units: int, mode: str):
+def _margin_ends(
+    returns: torch.Tensor,
+    is_c: torch.Tensor,
+    is_w: torch.Tensor,
+    units: torch.Tensor,
+    n_units: int,
+    mode: str,
+):
     """Per unit: (hi, lo, mixed). mean: mean of C / mean of W; minmax: min of C / max of W."""
+
     def reduce(sel: torch.Tensor, how: str) -> torch.Tensor:
         out = torch.zeros(n_units, dtype=returns.dtype)
         return out.scatter_reduce(0, units[sel], returns[sel], reduce=how, include_self=False)
+
     n_c = torch.zeros(n_units).index_add_(0, units, is_c.float())
     n_w = torch.zeros(n_units).index_add_(0, units, is_w.float())
     if mode == "mean":
@@ -46,9 +56,16 @@ def _margin_ends(returns: torch.Tensor, is_c: torch.Tensor, is_w: torch.Tensor,
     return hi, lo, (n_c > 0) & (n_w > 0)
 
 
-def margin_shift(advantages: torch.Tensor, mask: torch.Tensor, correct: torch.Tensor,
-                 group_ids: torch.Tensor, delta: float, mode: str = "mean",
-                 direction: str = "both", scope: str = "group") -> tuple[torch.Tensor, MarginStats]:
+def margin_shift(
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    correct: torch.Tensor,
+    group_ids: torch.Tensor,
+    delta: float,
+    mode: str = "mean",
+    direction: str = "both",
+    scope: str = "group",
+) -> tuple[torch.Tensor, MarginStats]:
     """METHOD 4.1. Returns (calibrated advantages `[N, T]`, stats).
 
     Per mixed unit, gap = hi - lo of the distillation returns; if gap < delta every token of
@@ -69,14 +86,25 @@ def margin_shift(advantages: torch.Tensor, mask: torch.Tensor, correct: torch.Te
     up = {"correct_up": 1.0, "incorrect_down": 0.0, "both": 0.5}[direction]
     per_rollout = s[units] * (up * is_c.float() - (1.0 - up) * is_w.float())
     shifted = s > 0
-    stats = MarginStats(n_units, int(mixed.sum()), int(shifted.sum()),
-                        float(s[shifted].mean()) if shifted.any() else 0.0)
+    stats = MarginStats(
+        n_units,
+        int(mixed.sum()),
+        int(shifted.sum()),
+        float(s[shifted].mean()) if shifted.any() else 0.0,
+    )
     return advantages + per_rollout.to(advantages.dtype)[:, None] * mask, stats
 
 
-def margin_mask(advantages: torch.Tensor, mask: torch.Tensor, correct: torch.Tensor,
-                group_ids: torch.Tensor, delta: float, mode: str = "mean", scope: str = "group",
-                min_retain_ratio: float = 0.25) -> tuple[torch.Tensor, torch.Tensor, MarginStats]:
+def margin_mask(
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    correct: torch.Tensor,
+    group_ids: torch.Tensor,
+    delta: float,
+    mode: str = "mean",
+    scope: str = "group",
+    min_retain_ratio: float = 0.25,
+) -> tuple[torch.Tensor, torch.Tensor, MarginStats]:
     """METHOD 4.2. Returns (advantages with dropped rollouts zeroed `[N, T]`, dropped `[N]`, stats).
 
     Per mixed unit, while gap < delta: the candidates are dropping the lowest-return correct

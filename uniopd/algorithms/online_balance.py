@@ -13,8 +13,13 @@ import torch
 from uniopd.algorithms.units import unit_index
 
 
-def online_balance(correct: torch.Tensor, group_ids: torch.Tensor, ratio: float,
-                   scope: str = "group", generator: torch.Generator | None = None) -> torch.Tensor:
+def online_balance(
+    correct: torch.Tensor,
+    group_ids: torch.Tensor,
+    ratio: float,
+    scope: str = "group",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Keep mask `[N]` (bool). `correct` holds 1.0 / 0.0 / NaN; NaN (ungraded) counts as incorrect.
 
     For a unit with n_c correct and n_w incorrect rollouts (both > 0; one-outcome units are kept

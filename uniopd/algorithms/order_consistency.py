@@ -9,12 +9,13 @@ import torch
 
 class OrderConsistency(NamedTuple):
     fraction: float | None  # ordered pairs / pairs; None when the batch has no mixed group
-    pairs: int              # (correct, incorrect) pairs within groups
+    pairs: int  # (correct, incorrect) pairs within groups
     mean_gap: float | None  # mean over those pairs of G(correct) - G(incorrect)
 
 
-def order_consistency(returns: torch.Tensor, correct: torch.Tensor,
-                      group_ids: torch.Tensor) -> OrderConsistency:
+def order_consistency(
+    returns: torch.Tensor, correct: torch.Tensor, group_ids: torch.Tensor
+) -> OrderConsistency:
     """Over all (tau+, tau-) pairs of the same group: the fraction with G(tau+) >= G(tau-).
 
     `returns` `[N]` (distillation returns), `correct` `[N]` 1.0 / 0.0 / NaN (NaN rollouts are in

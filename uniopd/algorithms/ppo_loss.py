@@ -5,10 +5,18 @@ from __future__ import annotations
 import torch
 
 
-def ppo_clip_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
-                  mask: torch.Tensor, *, clip_low: float = 0.2, clip_high: float = 0.28,
-                  teacher_logp: torch.Tensor | None = None, gap_threshold: float = 10.0,
-                  num_rollouts: int | None = None) -> tuple[torch.Tensor, dict]:
+def ppo_clip_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    clip_low: float = 0.2,
+    clip_high: float = 0.28,
+    teacher_logp: torch.Tensor | None = None,
+    gap_threshold: float = 10.0,
+    num_rollouts: int | None = None,
+) -> tuple[torch.Tensor, dict]:
     """L = (1/N) sum_i (1/max(|m_i|,1)) sum_t m_it * l_it.
 
     l_it = max(-rho*A, -clip(rho, 1-eps_low, 1+eps_high)*A), rho = exp(logp - old_logp), and
@@ -25,7 +33,9 @@ def ppo_clip_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.
     token_mask = mask
     gap_masked = torch.zeros((), device=logp.device)
     if teacher_logp is not None:
-        far = ((logp.detach() - teacher_logp).abs() >= gap_threshold) | ~torch.isfinite(teacher_logp)
+        far = ((logp.detach() - teacher_logp).abs() >= gap_threshold) | ~torch.isfinite(
+            teacher_logp
+        )
         gap_masked = (far.float() * mask).sum() / mask.sum().clamp(min=1)
         token_mask = mask * (~far).to(mask.dtype)
         per_token = torch.where(far, torch.zeros_like(per_token), per_token)
@@ -39,8 +49,9 @@ def ppo_clip_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.
     return loss, stats
 
 
-def rollout_mean_loss(per_token: torch.Tensor, mask: torch.Tensor,
-                      num_rollouts: int | None = None) -> torch.Tensor:
+def rollout_mean_loss(
+    per_token: torch.Tensor, mask: torch.Tensor, num_rollouts: int | None = None
+) -> torch.Tensor:
     """(1/N) sum_i (1/max(|m_i|,1)) sum_t m_it * l_it: the token mean within a rollout (no length
     bias), the mean over rollouts, masked-out rollouts keeping their slot in N. Positions outside
     the mask may hold NaN (a failed teacher call) without reaching the result."""

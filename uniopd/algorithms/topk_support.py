@@ -25,11 +25,15 @@ def teacher_topk(teacher_logits_N_T_V: torch.Tensor, k: int) -> tuple[torch.Tens
     return torch.log_softmax(teacher_logits_N_T_V, dim=-1).topk(k, dim=-1)
 
 
-def topk_support_loss(student_logits_N_T_V: torch.Tensor, teacher_topk_logp_N_T_K: torch.Tensor,
-                      teacher_topk_ids_N_T_K: torch.Tensor, *,
-                      sampled_ids_N_T: torch.Tensor | None = None,
-                      teacher_sampled_logp_N_T: torch.Tensor | None = None,
-                      clamp: float | None = 5.0) -> torch.Tensor:
+def topk_support_loss(
+    student_logits_N_T_V: torch.Tensor,
+    teacher_topk_logp_N_T_K: torch.Tensor,
+    teacher_topk_ids_N_T_K: torch.Tensor,
+    *,
+    sampled_ids_N_T: torch.Tensor | None = None,
+    teacher_sampled_logp_N_T: torch.Tensor | None = None,
+    clamp: float | None = 5.0,
+) -> torch.Tensor:
     """sum_{v in S_t} p̄θ(v) * clamp(log p̄θ(v) - log q̄T(v), -clamp, clamp) per token, `[N, T]`.
 
     p̄θ, q̄T are the student and teacher renormalised over S_t. With sampled ids, S_t gains the
@@ -63,8 +67,9 @@ def topk_support_loss(student_logits_N_T_V: torch.Tensor, teacher_topk_logp_N_T_
     return (logp_bar.exp() * ratio).sum(-1)
 
 
-def first_occurrence_special_mask(response_ids_N_T: torch.Tensor, special_ids: list[int],
-                                  mask_N_T: torch.Tensor) -> torch.Tensor:
+def first_occurrence_special_mask(
+    response_ids_N_T: torch.Tensor, special_ids: list[int], mask_N_T: torch.Tensor
+) -> torch.Tensor:
     """`mask_N_T` with the first in-mask position holding any of `special_ids` zeroed, per row.
 
     The paper drops that one position from the loss: at the first special token (a think

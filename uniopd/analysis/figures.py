@@ -58,7 +58,9 @@ def _bins(step: pd.Series) -> pd.Series:
 
 
 def fig_difficulty_histograms(runs: Runs, out: Path, teachers: dict) -> Figure | None:
-    paths = [Path(p) for p in runs.info.path if (Path(p) / "difficulty" / "histograms.json").exists()]
+    paths = [
+        Path(p) for p in runs.info.path if (Path(p) / "difficulty" / "histograms.json").exists()
+    ]
     if not paths:
         return None
     hist = json.loads((paths[0] / "difficulty" / "histograms.json").read_text())
@@ -67,10 +69,14 @@ def fig_difficulty_histograms(runs: Runs, out: Path, teachers: dict) -> Figure |
         x = np.array(h["pass_count"])
         ax.bar(x - 0.2, h["before"], width=0.4, label="raw", color="#8da0cb")
         ax.bar(x + 0.2, h["after"], width=0.4, label="balanced", color="#fc8d62")
-        ax.set(title=f"{domain}", xlabel=f"initial-student pass count (of {x.max()})", ylabel="prompts")
+        ax.set(
+            title=f"{domain}", xlabel=f"initial-student pass count (of {x.max()})", ylabel="prompts"
+        )
     axes[0][0].legend()
     fig.suptitle("Difficulty of the training prompts, raw vs offline-balanced")
-    return Figure("difficulty_histograms", _save(fig, out, "difficulty_histograms"), [paths[0].name])
+    return Figure(
+        "difficulty_histograms", _save(fig, out, "difficulty_histograms"), [paths[0].name]
+    )
 
 
 def fig_online_ratio(runs: Runs, out: Path, teachers: dict) -> Figure | None:
@@ -80,14 +86,29 @@ def fig_online_ratio(runs: Runs, out: Path, teachers: dict) -> Figure | None:
     if ratio.online_ratio.nunique() < 2:
         return None
     f = _final(runs).merge(sel[["run", "online_ratio"]], on="run")
-    f["r"] = f.online_ratio.map(lambda r: "no control" if pd.isna(r) else "correct-only" if math.isinf(r) else f"{r:g}")
-    order = ["no control"] + [f"{r:g}" for r in sorted(x for x in ratio.online_ratio.unique() if not math.isinf(x))]
+    f["r"] = f.online_ratio.map(
+        lambda r: "no control" if pd.isna(r) else "correct-only" if math.isinf(r) else f"{r:g}"
+    )
+    order = ["no control"] + [
+        f"{r:g}" for r in sorted(x for x in ratio.online_ratio.unique() if not math.isinf(x))
+    ]
     order += ["correct-only"] if any(math.isinf(x) for x in ratio.online_ratio) else []
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    sns.pointplot(data=f, x="r", y="acc", hue="domain", order=[o for o in order if o in set(f.r)],
-                  errorbar="sd", dodge=0.2 if f.domain.nunique() > 1 else False, ax=ax)
-    ax.set(xlabel="online balance ratio r (correct : incorrect)", ylabel="held-out accuracy (final)",
-           title="Online correctness-aware balancing: accuracy against r")
+    sns.pointplot(
+        data=f,
+        x="r",
+        y="acc",
+        hue="domain",
+        order=[o for o in order if o in set(f.r)],
+        errorbar="sd",
+        dodge=0.2 if f.domain.nunique() > 1 else False,
+        ax=ax,
+    )
+    ax.set(
+        xlabel="online balance ratio r (correct : incorrect)",
+        ylabel="held-out accuracy (final)",
+        title="Online correctness-aware balancing: accuracy against r",
+    )
     return Figure("online_ratio", _save(fig, out, "online_ratio"), sorted(f.run.unique()))
 
 
@@ -96,14 +117,27 @@ def fig_filtering(runs: Runs, out: Path, teachers: dict) -> Figure | None:
     sel = info[(info.method == "opd") & info.online_ratio.isna() & (info.calibration == "off")]
     if sel.offline_mode.nunique() < 2:
         return None
-    names = {"none": "raw", "drop_all_correct": "w/o all-correct", "drop_all_wrong": "w/o all-wrong",
-             "balance": "balanced"}
+    names = {
+        "none": "raw",
+        "drop_all_correct": "w/o all-correct",
+        "drop_all_wrong": "w/o all-wrong",
+        "balance": "balanced",
+    }
     f = _final(runs).merge(sel[["run", "offline_mode"]], on="run")
     f["data"] = f.offline_mode.map(names)
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    sns.barplot(data=f, x="data", y="acc", hue="domain", errorbar="sd",
-                order=[n for n in names.values() if n in set(f.data)], ax=ax)
-    ax.set(xlabel="", ylabel="held-out accuracy (final)", title="Offline data: filtering vs balancing")
+    sns.barplot(
+        data=f,
+        x="data",
+        y="acc",
+        hue="domain",
+        errorbar="sd",
+        order=[n for n in names.values() if n in set(f.data)],
+        ax=ax,
+    )
+    ax.set(
+        xlabel="", ylabel="held-out accuracy (final)", title="Offline data: filtering vs balancing"
+    )
     return Figure("filtering", _save(fig, out, "filtering"), sorted(f.run.unique()))
 
 
@@ -125,21 +159,40 @@ def fig_order_heatmap(runs: Runs, out: Path, teachers: dict) -> Figure | None:
     if best is None:
         return None
     _, pair, run = best
-    rows = [("correct, before", pair["correct"]["before"]), ("correct, after", pair["correct"]["after"]),
-            ("incorrect, before", pair["incorrect"]["before"]), ("incorrect, after", pair["incorrect"]["after"])]
+    rows = [
+        ("correct, before", pair["correct"]["before"]),
+        ("correct, after", pair["correct"]["after"]),
+        ("incorrect, before", pair["incorrect"]["before"]),
+        ("incorrect, after", pair["incorrect"]["after"]),
+    ]
     width = max(len(v) for _, v in rows)
     grid = np.full((4, width), np.nan)
     for i, (_, v) in enumerate(rows):
-        grid[i, :len(v)] = v
+        grid[i, : len(v)] = v
     lim = np.nanpercentile(np.abs(grid), 98) or 1.0
     fig, ax = plt.subplots(figsize=(min(16, 2 + width * 0.28), 2.8))
-    sns.heatmap(grid, cmap="RdBu", center=0, vmin=-lim, vmax=lim, ax=ax,
-                yticklabels=[f"{name}  (G = {np.mean(v):+.3f})" for name, v in rows],
-                xticklabels=False, cbar_kws={"label": "per-token advantage"})
-    ax.set(xlabel="response token", title=f"{run}, step {pair['step']}, {pair['domain']} prompt "
-           f"{pair['prompt_id']}: returns before / after the margin shift")
-    return Figure("order_heatmap", _save(fig, out, "order_heatmap"), [run],
-                  extra={"pair": {k: pair[k] for k in ("step", "prompt_id", "domain")}})
+    sns.heatmap(
+        grid,
+        cmap="RdBu",
+        center=0,
+        vmin=-lim,
+        vmax=lim,
+        ax=ax,
+        yticklabels=[f"{name}  (G = {np.mean(v):+.3f})" for name, v in rows],
+        xticklabels=False,
+        cbar_kws={"label": "per-token advantage"},
+    )
+    ax.set(
+        xlabel="response token",
+        title=f"{run}, step {pair['step']}, {pair['domain']} prompt "
+        f"{pair['prompt_id']}: returns before / after the margin shift",
+    )
+    return Figure(
+        "order_heatmap",
+        _save(fig, out, "order_heatmap"),
+        [run],
+        extra={"pair": {k: pair[k] for k in ("step", "prompt_id", "domain")}},
+    )
 
 
 def fig_order_over_training(runs: Runs, out: Path, teachers: dict) -> Figure | None:
@@ -150,15 +203,24 @@ def fig_order_over_training(runs: Runs, out: Path, teachers: dict) -> Figure | N
     m = m[m.group.isin(["OPD", "Uni-OPD"])]
     if m.empty:
         return None
-    long = m.melt(id_vars=["run", "group", "step"], value_vars=[c for c in ("order/consistency_before",
-                  "order/consistency_after") if c in m], var_name="when", value_name="consistency").dropna()
-    long["when"] = long.when.str.removeprefix("order/consistency_").map({"before": "before calibration",
-                                                                        "after": "after calibration"})
+    long = m.melt(
+        id_vars=["run", "group", "step"],
+        value_vars=[c for c in ("order/consistency_before", "order/consistency_after") if c in m],
+        var_name="when",
+        value_name="consistency",
+    ).dropna()
+    long["when"] = long.when.str.removeprefix("order/consistency_").map(
+        {"before": "before calibration", "after": "after calibration"}
+    )
     long["step"] = _bins(long.step)  # one step has few mixed groups: pool neighbouring steps
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    sns.lineplot(data=long, x="step", y="consistency", hue="group", style="when", errorbar="sd", ax=ax)
+    sns.lineplot(
+        data=long, x="step", y="consistency", hue="group", style="when", errorbar="sd", ax=ax
+    )
     ax.set(ylabel="order-consistent pairs", title="Order consistency during training")
-    return Figure("order_over_training", _save(fig, out, "order_over_training"), sorted(m.run.unique()))
+    return Figure(
+        "order_over_training", _save(fig, out, "order_over_training"), sorted(m.run.unique())
+    )
 
 
 def fig_convergence(runs: Runs, out: Path, teachers: dict) -> Figure | None:
@@ -170,7 +232,13 @@ def fig_convergence(runs: Runs, out: Path, teachers: dict) -> Figure | None:
     main = taught.setting.value_counts().index[0] if len(taught) else None
     if main is not None:  # the setting with the most runs, and GRPO on the same domains
         refs = json.loads(taught[taught.setting == main].teachers.iloc[0])
-        e = e[(e.setting == main) | ((e.setting == "no teacher") & e.domain.isin(set(taught[taught.setting == main].domain)))]
+        e = e[
+            (e.setting == main)
+            | (
+                (e.setting == "no teacher")
+                & e.domain.isin(set(taught[taught.setting == main].domain))
+            )
+        ]
         teachers = {d: a for d in refs if (a := teacher_accuracy(teachers, refs, d)) is not None}
     domains = sorted(e.domain.unique())
     fig, axes = plt.subplots(2, len(domains), figsize=(4.5 * len(domains), 6), squeeze=False)
@@ -179,13 +247,28 @@ def fig_convergence(runs: Runs, out: Path, teachers: dict) -> Figure | None:
         for i, x in enumerate(("step", "wall_s")):
             ax = axes[i][j]
             # by step: mean ± sd over seeds; by wall time: one line per run (their clocks differ)
-            kw = {"errorbar": "sd"} if x == "step" else {"units": "run", "estimator": None, "lw": 0.8}
-            sns.lineplot(data=sub, x=x, y="acc", hue="group", hue_order=[g for g in ORDER if g in set(sub.group)],
-                         ax=ax, legend=(i == 0 and j == 0), **kw)
+            kw = (
+                {"errorbar": "sd"}
+                if x == "step"
+                else {"units": "run", "estimator": None, "lw": 0.8}
+            )
+            sns.lineplot(
+                data=sub,
+                x=x,
+                y="acc",
+                hue="group",
+                hue_order=[g for g in ORDER if g in set(sub.group)],
+                ax=ax,
+                legend=(i == 0 and j == 0),
+                **kw,
+            )
             if d in teachers:
                 ax.axhline(teachers[d], color="k", ls="--", lw=1, label="teacher")
-            ax.set(title=f"{d}", xlabel="training step" if x == "step" else "training seconds (CPU)",
-                   ylabel="held-out accuracy")
+            ax.set(
+                title=f"{d}",
+                xlabel="training step" if x == "step" else "training seconds (CPU)",
+                ylabel="held-out accuracy",
+            )
     compared = " vs ".join(g for g in ORDER if g in set(e.group))  # the methods these runs hold
     fig.suptitle(f"Convergence: {compared} ({main}; dashed: the domain's teacher)")
     fig.tight_layout()
@@ -198,11 +281,24 @@ def fig_dynamics(runs: Runs, out: Path, teachers: dict) -> Figure | None:
     if m.empty:
         return None
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
-    for ax, (col, label) in zip(axes, [("reward", "correct ratio of rollouts"), ("entropy", "token entropy"),
-                                       ("response_length", "response length (tokens)")]):
-        sns.lineplot(data=m, x=_bins(m.step), y=col, hue="group",
-                     hue_order=[g for g in ORDER if g in set(m.group)], errorbar="sd", ax=ax,
-                     legend=ax is axes[0])
+    for ax, (col, label) in zip(
+        axes,
+        [
+            ("reward", "correct ratio of rollouts"),
+            ("entropy", "token entropy"),
+            ("response_length", "response length (tokens)"),
+        ],
+    ):
+        sns.lineplot(
+            data=m,
+            x=_bins(m.step),
+            y=col,
+            hue="group",
+            hue_order=[g for g in ORDER if g in set(m.group)],
+            errorbar="sd",
+            ax=ax,
+            legend=ax is axes[0],
+        )
         ax.set(xlabel="training step", ylabel=label)
     fig.suptitle("Training dynamics")
     fig.tight_layout()
@@ -221,7 +317,9 @@ def fig_sweeps(sweep_dirs: list[Path], out: Path) -> list[Figure]:
         params = [c for c in t.columns if c.startswith("params_")]
         if t.empty or not params:
             continue
-        fig, axes = plt.subplots(1, len(params) + 1, figsize=(4 * (len(params) + 1), 3.2), squeeze=False)
+        fig, axes = plt.subplots(
+            1, len(params) + 1, figsize=(4 * (len(params) + 1), 3.2), squeeze=False
+        )
         imp = s.get("importances") or {}
         axes[0][0].barh(list(imp), list(imp.values()), color="#66c2a5")
         axes[0][0].set(title="parameter importance", xlabel="fANOVA importance")
@@ -234,5 +332,12 @@ def fig_sweeps(sweep_dirs: list[Path], out: Path) -> list[Figure]:
     return figs
 
 
-FIGURES = [fig_difficulty_histograms, fig_online_ratio, fig_filtering, fig_order_heatmap,
-           fig_order_over_training, fig_convergence, fig_dynamics]
+FIGURES = [
+    fig_difficulty_histograms,
+    fig_online_ratio,
+    fig_filtering,
+    fig_order_heatmap,
+    fig_order_over_training,
+    fig_convergence,
+    fig_dynamics,
+]

@@ -33,16 +33,27 @@ def parse_teachers(specs: list[str]) -> dict[str, float]:
     return out
 
 
-def make_all(run_roots: list[str], out: Path, teachers: dict[str, float], sweep_roots: list[str] = (),
-             results: Path | None = None) -> dict:
+def make_all(
+    run_roots: list[str],
+    out: Path,
+    teachers: dict[str, float],
+    sweep_roots: list[str] = (),
+    results: Path | None = None,
+) -> dict:
     """Everything into `out`; with `results` (docs/results.md), its objective-table block too."""
     start = time.perf_counter()
     runs = load_runs([*run_roots, *sweep_roots])  # sweep trials feed the figures, not the tables
     out.mkdir(parents=True, exist_ok=True)
     command = " ".join(shlex.quote(a) for a in sys.argv)
-    manifest = {"command": command, "runs_from": list(run_roots), "teachers": teachers,
-                "left_out": [{"run": r, "why": why} for r, why in runs.skipped],
-                "figures": [], "missing": [], "tables": []}
+    manifest = {
+        "command": command,
+        "runs_from": list(run_roots),
+        "teachers": teachers,
+        "left_out": [{"run": r, "why": why} for r, why in runs.skipped],
+        "figures": [],
+        "missing": [],
+        "tables": [],
+    }
     if runs.info.empty:
         manifest["missing"].append({"name": "everything", "why": "no finished runs"})
     else:
@@ -52,8 +63,14 @@ def make_all(run_roots: list[str], out: Path, teachers: dict[str, float], sweep_
             if fig is None:
                 manifest["missing"].append({"name": name, "why": "the runs hold no data for it"})
             else:
-                manifest["figures"].append({"name": fig.name, "files": [Path(f).name for f in fig.files],
-                                            "runs": fig.runs, **fig.extra})
+                manifest["figures"].append(
+                    {
+                        "name": fig.name,
+                        "files": [Path(f).name for f in fig.files],
+                        "runs": fig.runs,
+                        **fig.extra,
+                    }
+                )
         table_runs = without_sweeps(runs)
         rows = ablation_rows(table_runs, teachers)
         (out / "ablation_table.md").write_text(ablation_markdown(rows, teachers))
@@ -66,13 +83,26 @@ def make_all(run_roots: list[str], out: Path, teachers: dict[str, float], sweep_
         if results is not None:
             write_into(results, objectives)
         used = sorted(table_runs.info.run)
-        manifest["tables"] += [{"name": "ablation_table", "files": ["ablation_table.md", "ablation_table.tex"], "runs": used},
-                               {"name": "objective_table", "files": ["objective_table.md"], "runs": used},
-                               {"name": "benchmark_table", "files": ["benchmark_table.md", "benchmark_table.tex"],
-                                "runs": sorted(table_runs.info[table_runs.info.group.isin(["OPD", "Uni-OPD", "GRPO"])].run)}]
+        manifest["tables"] += [
+            {
+                "name": "ablation_table",
+                "files": ["ablation_table.md", "ablation_table.tex"],
+                "runs": used,
+            },
+            {"name": "objective_table", "files": ["objective_table.md"], "runs": used},
+            {
+                "name": "benchmark_table",
+                "files": ["benchmark_table.md", "benchmark_table.tex"],
+                "runs": sorted(
+                    table_runs.info[table_runs.info.group.isin(["OPD", "Uni-OPD", "GRPO"])].run
+                ),
+            },
+        ]
     sweep_dirs = [p.parent for root in sweep_roots for p in Path(root).rglob("summary.json")]
     for fig in fig_sweeps(sweep_dirs, out):
-        manifest["figures"].append({"name": fig.name, "files": [Path(f).name for f in fig.files], "runs": fig.runs})
+        manifest["figures"].append(
+            {"name": fig.name, "files": [Path(f).name for f in fig.files], "runs": fig.runs}
+        )
     manifest["seconds"] = round(time.perf_counter() - start, 1)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest

@@ -25,14 +25,19 @@ def objective_rows(runs: Runs) -> list[dict]:
     info = runs.info.drop_duplicates("experiment")
     rows = []
     other = ORDER.index("Uni-OPD") - 0.5  # OPD + some components: before the full recipe and RL
-    for _, first in sorted(info.iterrows(), key=lambda r: (rank.get(r[1].group, other), r[1].experiment)):
+    for _, first in sorted(
+        info.iterrows(), key=lambda r: (rank.get(r[1].group, other), r[1].experiment)
+    ):
         exp = first.experiment
         row = {"experiment": exp, "method": first.group, "objective": first.method, "domains": {}}
         for d in domains:
             x = final[(final.experiment == exp) & (final.domain == d)].sort_values("seed")
             if len(x):
-                row["domains"][d] = (float(x.acc.mean()), float(x.acc.std(ddof=1)) if len(x) > 1 else 0.0,
-                                     [round(float(v), 3) for v in x.acc])
+                row["domains"][d] = (
+                    float(x.acc.mean()),
+                    float(x.acc.std(ddof=1)) if len(x) > 1 else 0.0,
+                    [round(float(v), 3) for v in x.acc],
+                )
         sec = steps.loc[exp] if exp in steps.index.get_level_values(0) else pd.Series(dtype=float)
         row["seeds"] = int(final[final.experiment == exp].run.nunique())
         row["step_s"] = (float(sec.mean()), float(sec.std(ddof=1)) if len(sec) > 1 else 0.0)
@@ -56,8 +61,11 @@ def objective_markdown(rows: list[dict]) -> str:
             text = f"**{text}**" if abs(mean - best[d]) < 1e-12 else text
             cells.append(f"{text} ({', '.join(f'{v:.3f}' for v in per_seed)})")
         mean_s, std_s = r["step_s"]
-        lines.append(f"| {r['method']} | {r['experiment']} | {r['seeds']} | " + " | ".join(cells)
-                     + f" | {mean_s:.2f} ± {std_s:.2f} |")
+        lines.append(
+            f"| {r['method']} | {r['experiment']} | {r['seeds']} | "
+            + " | ".join(cells)
+            + f" | {mean_s:.2f} ± {std_s:.2f} |"
+        )
     if rows and rows[0].get("start"):
         starts = ", ".join(f"{d} {v:.3f}" for d, v in sorted(rows[0]["start"].items()))
         lines.append(f"\nStart (step 0, mean over runs): {starts}.")
@@ -72,4 +80,3 @@ def write_into(path: Path, table: str) -> None:
     before, rest = text.split(START, 1)
     after = rest.split(END, 1)[1]
     path.write_text(f"{before}{START}\n{table}{END}{after}")
-

@@ -39,44 +39,68 @@ def _md_table_to_html(md: str) -> str:
     head, body = lines[0], [row for row in lines[2:]]
     cell = lambda c: html.escape(c.strip()).replace("**", "")  # noqa: E731
     bold = lambda c: f"<b>{cell(c)}</b>" if c.strip().startswith("**") else cell(c)  # noqa: E731
-    out = ["<table class='sortable'><thead><tr>" + "".join(f"<th>{cell(h)}</th>" for h in head) + "</tr></thead><tbody>"]
+    out = [
+        "<table class='sortable'><thead><tr>"
+        + "".join(f"<th>{cell(h)}</th>" for h in head)
+        + "</tr></thead><tbody>"
+    ]
     out += ["<tr>" + "".join(f"<td>{bold(c)}</td>" for c in row) + "</tr>" for row in body]
     return "\n".join(out) + "</tbody></table>"
 
 
-def write_report(run_roots: list[str], out: Path, teachers: dict, sweep_roots: list[str] = ()) -> dict:
+def write_report(
+    run_roots: list[str], out: Path, teachers: dict, sweep_roots: list[str] = ()
+) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         figdir = Path(tmp)
         manifest = make_all(run_roots, figdir, teachers, sweep_roots)
-        parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>uniopd report</title>"
-                 f"<style>{STYLE}</style></head><body>",
-                 "<h1>uniopd report</h1>",
-                 f"<p class='note'>Runs from {html.escape(', '.join(run_roots))}; made by "
-                 f"<code>{html.escape(manifest['command'])}</code>.</p>"]
+        parts = [
+            f"<!doctype html><html><head><meta charset='utf-8'><title>uniopd report</title>"
+            f"<style>{STYLE}</style></head><body>",
+            "<h1>uniopd report</h1>",
+            f"<p class='note'>Runs from {html.escape(', '.join(run_roots))}; made by "
+            f"<code>{html.escape(manifest['command'])}</code>.</p>",
+        ]
         for name, title in (("benchmark_table", "Methods"), ("ablation_table", "Ablations")):
             md = figdir / f"{name}.md"
             if md.exists():
                 parts += [f"<h2>{title}</h2>", _md_table_to_html(md.read_text())]
         if manifest["left_out"]:
-            parts += ["<h2>Runs left out</h2><ul>"] + [
-                f"<li>{html.escape(x['run'])}: {html.escape(x['why'])}</li>" for x in manifest["left_out"]] + ["</ul>"]
+            parts += (
+                ["<h2>Runs left out</h2><ul>"]
+                + [
+                    f"<li>{html.escape(x['run'])}: {html.escape(x['why'])}</li>"
+                    for x in manifest["left_out"]
+                ]
+                + ["</ul>"]
+            )
         parts.append("<h2>Figures</h2>")
         for fig in manifest["figures"]:
             png = figdir / f"{fig['name']}.png"
             data = base64.b64encode(png.read_bytes()).decode()
-            parts += [f"<h3>{html.escape(fig['name'])}</h3>",
-                      f"<img alt='{html.escape(fig['name'])}' src='data:image/png;base64,{data}'>",
-                      f"<p class='note'>runs: {html.escape(', '.join(fig['runs']))}</p>"]
+            parts += [
+                f"<h3>{html.escape(fig['name'])}</h3>",
+                f"<img alt='{html.escape(fig['name'])}' src='data:image/png;base64,{data}'>",
+                f"<p class='note'>runs: {html.escape(', '.join(fig['runs']))}</p>",
+            ]
         for miss in manifest["missing"]:
-            parts.append(f"<p class='note'>{html.escape(miss['name'])}: {html.escape(miss['why'])}</p>")
+            parts.append(
+                f"<p class='note'>{html.escape(miss['name'])}: {html.escape(miss['why'])}</p>"
+            )
         parts.append("<h2>Run configs</h2>")
         from uniopd.analysis.runs import find_run_dirs
 
         for run in find_run_dirs([Path(r) for r in run_roots]):
             cfg = (run / "config.yaml").read_text() if (run / "config.yaml").exists() else ""
-            parts.append(f"<details><summary>{html.escape(run.name)}</summary><pre>{html.escape(cfg)}</pre></details>")
+            parts.append(
+                f"<details><summary>{html.escape(run.name)}</summary><pre>{html.escape(cfg)}</pre></details>"
+            )
         parts.append(f"<script>{SCRIPT}</script></body></html>")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts))
-    return {"figures": len(manifest["figures"]), "left_out": manifest["left_out"], "bytes": out.stat().st_size,
-            "manifest": json.loads(json.dumps(manifest))}
+    return {
+        "figures": len(manifest["figures"]),
+        "left_out": manifest["left_out"],
+        "bytes": out.stat().st_size,
+        "manifest": json.loads(json.dumps(manifest)),
+    }

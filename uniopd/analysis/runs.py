@@ -16,10 +16,10 @@ from uniopd.tracking import method_group
 
 @dataclass
 class Runs:
-    info: pd.DataFrame            # one row per finished run: run, path, experiment, seed, group, setting,
-                                  # sweep (study name for a sweep's trial, else None), config fields
-    metrics: pd.DataFrame         # one row per (run, step) of metrics.jsonl
-    evals: pd.DataFrame           # one row per (run, step, domain): acc, pass@k, ...
+    info: pd.DataFrame  # one row per finished run: run, path, experiment, seed, group, setting,
+    # sweep (study name for a sweep's trial, else None), config fields
+    metrics: pd.DataFrame  # one row per (run, step) of metrics.jsonl
+    evals: pd.DataFrame  # one row per (run, step, domain): acc, pass@k, ...
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (run, why it was left out)
 
 
@@ -27,8 +27,11 @@ def setting_label(cfg, domains: set[str]) -> str:
     """Who teaches what, e.g. "code<-teacher-code, math<-teacher-math", over the run's domains."""
     if not cfg.method.needs_teacher():
         return "no teacher"
-    return ", ".join(f"{d}<-{Path(str(r).removeprefix('builtin:')).name}" for d, r in sorted(cfg.teachers.items())
-                     if d in domains)
+    return ", ".join(
+        f"{d}<-{Path(str(r).removeprefix('builtin:')).name}"
+        for d, r in sorted(cfg.teachers.items())
+        if d in domains
+    )
 
 
 def teacher_accuracy(teachers: dict[str, float], run_teachers: dict, domain: str) -> float | None:
@@ -55,8 +58,11 @@ def find_run_dirs(roots: list[Path]) -> list[Path]:
         if (root / "config.yaml").exists():
             found.append(root)
         else:
-            found += sorted(p.parent for p in root.rglob("config.yaml")
-                            if (p.parent / "meta.json").exists() or (p.parent / "metrics.jsonl").exists())
+            found += sorted(
+                p.parent
+                for p in root.rglob("config.yaml")
+                if (p.parent / "meta.json").exists() or (p.parent / "metrics.jsonl").exists()
+            )
     return list({p.resolve(): p for p in found}.values())  # a folder given twice counts once
 
 
@@ -64,47 +70,92 @@ class _Collector:
     def __init__(self):
         self.infos, self.metrics, self.evals, self.skipped = [], [], [], []
 
-    def add(self, name: str, path: str, config: dict, m: list[dict], e: list[dict],
-            sweep: str | None = None) -> None:
+    def add(
+        self,
+        name: str,
+        path: str,
+        config: dict,
+        m: list[dict],
+        e: list[dict],
+        sweep: str | None = None,
+    ) -> None:
         """One run: its resolved config, metrics rows and eval rows ({"step", domain: {...}})."""
         from uniopd.config import ExperimentConfig
 
         try:
-            cfg = ExperimentConfig.model_validate({k: v for k, v in config.items() if not k.startswith("_")})
+            cfg = ExperimentConfig.model_validate(
+                {k: v for k, v in config.items() if not k.startswith("_")}
+            )
         except Exception as exc:  # noqa: BLE001 - an old or broken config: report, don't crash
             self.skipped.append((name, f"config does not load ({type(exc).__name__})"))
             return
-        if not e or e[-1].get("step") != cfg.train.steps or not m or m[-1].get("step") != cfg.train.steps:
+        if (
+            not e
+            or e[-1].get("step") != cfg.train.steps
+            or not m
+            or m[-1].get("step") != cfg.train.steps
+        ):
             last = m[-1]["step"] if m else 0
             self.skipped.append((name, f"unfinished: logged {last} of {cfg.train.steps} steps"))
             return
         experiment, group = re.sub(r"-s\d+$", "", cfg.name), method_group(cfg)
-        self.infos.append({"run": Path(path).name or name, "path": path, "experiment": experiment,
-                           "seed": cfg.seed, "group": group, "method": cfg.method.name,
-                           "offline_mode": cfg.balance.offline.mode,
-                           "online_ratio": cfg.balance.online.ratio if cfg.balance.online.enabled else None,
-                           "calibration": "shift" if cfg.calibration.margin_shift else
-                           "mask" if cfg.calibration.margin_mask else "off",
-                           "delta": cfg.calibration.delta, "steps": cfg.train.steps,
-                           "description": cfg.description, "student": cfg.student,
-                           "teachers": json.dumps(cfg.teachers, sort_keys=True),
-                           "setting": setting_label(cfg, {d for r in e for d, v in r.items() if isinstance(v, dict)}),
-                           "sweep": sweep})
+        self.infos.append(
+            {
+                "run": Path(path).name or name,
+                "path": path,
+                "experiment": experiment,
+                "seed": cfg.seed,
+                "group": group,
+                "method": cfg.method.name,
+                "offline_mode": cfg.balance.offline.mode,
+                "online_ratio": cfg.balance.online.ratio if cfg.balance.online.enabled else None,
+                "calibration": "shift"
+                if cfg.calibration.margin_shift
+                else "mask"
+                if cfg.calibration.margin_mask
+                else "off",
+                "delta": cfg.calibration.delta,
+                "steps": cfg.train.steps,
+                "description": cfg.description,
+                "student": cfg.student,
+                "teachers": json.dumps(cfg.teachers, sort_keys=True),
+                "setting": setting_label(
+                    cfg, {d for r in e for d, v in r.items() if isinstance(v, dict)}
+                ),
+                "sweep": sweep,
+            }
+        )
         run = self.infos[-1]["run"]
         wall, at = 0.0, {0: 0.0}
         for rec in m:
             wall += rec.get("time/step", 0.0)
             at[rec["step"]] = wall
-            self.metrics.append({"run": run, "experiment": experiment, "seed": cfg.seed, "wall_s": wall, **rec})
+            self.metrics.append(
+                {"run": run, "experiment": experiment, "seed": cfg.seed, "wall_s": wall, **rec}
+            )
         for rec in e:
             for domain, entry in rec.items():
                 if isinstance(entry, dict):
-                    self.evals.append({"run": run, "experiment": experiment, "seed": cfg.seed, "group": group,
-                                       "step": rec["step"], "domain": domain, "wall_s": at.get(rec["step"], 0.0),
-                                       **entry})
+                    self.evals.append(
+                        {
+                            "run": run,
+                            "experiment": experiment,
+                            "seed": cfg.seed,
+                            "group": group,
+                            "step": rec["step"],
+                            "domain": domain,
+                            "wall_s": at.get(rec["step"], 0.0),
+                            **entry,
+                        }
+                    )
 
     def runs(self) -> Runs:
-        return Runs(pd.DataFrame(self.infos), pd.DataFrame(self.metrics), pd.DataFrame(self.evals), self.skipped)
+        return Runs(
+            pd.DataFrame(self.infos),
+            pd.DataFrame(self.metrics),
+            pd.DataFrame(self.evals),
+            self.skipped,
+        )
 
 
 def load_runs(roots: list[Path | str]) -> Runs:
@@ -123,7 +174,14 @@ def load_runs(roots: list[Path | str]) -> Runs:
             continue
         trial = path / "trial.json"  # a sweep's trial: its study's name
         sweep = json.loads(trial.read_text()).get("study") if trial.exists() else None
-        c.add(str(path), str(path), config, _jsonl(path / "metrics.jsonl"), _jsonl(path / "eval.jsonl"), sweep)
+        c.add(
+            str(path),
+            str(path),
+            config,
+            _jsonl(path / "metrics.jsonl"),
+            _jsonl(path / "eval.jsonl"),
+            sweep,
+        )
     return c.runs()
 
 
@@ -136,15 +194,29 @@ def runs_from_history(records: list[tuple[str, dict, list[dict]]]) -> Runs:
         for row in history:
             step = row.get("_step")
             if "loss" in row:
-                m.append({"step": step, **{k: v for k, v in row.items() if not k.startswith(("_", "eval/"))}})
+                m.append(
+                    {
+                        "step": step,
+                        **{k: v for k, v in row.items() if not k.startswith(("_", "eval/"))},
+                    }
+                )
             for key, value in row.items():
                 parts = key.split("/")
                 # eval/samples is the mirror's table of held-out samples, not a domain
-                if len(parts) == 3 and parts[0] == "eval" and parts[1] != "samples" \
-                        and isinstance(value, (int, float)):
+                if (
+                    len(parts) == 3
+                    and parts[0] == "eval"
+                    and parts[1] != "samples"
+                    and isinstance(value, (int, float))
+                ):
                     e.setdefault(step, {"step": step}).setdefault(parts[1], {})[parts[2]] = value
-        c.add(name, f"wandb:{name}", config, sorted(m, key=lambda r: r["step"]),
-              [e[s] for s in sorted(e)])
+        c.add(
+            name,
+            f"wandb:{name}",
+            config,
+            sorted(m, key=lambda r: r["step"]),
+            [e[s] for s in sorted(e)],
+        )
     return c.runs()
 
 
@@ -153,12 +225,15 @@ def load_wandb(path: str) -> Runs:
     import wandb
 
     api = wandb.Api()
-    return runs_from_history([(run.name, dict(run.config), list(run.scan_history()))
-                              for run in api.runs(path)])
+    return runs_from_history(
+        [(run.name, dict(run.config), list(run.scan_history())) for run in api.runs(path)]
+    )
 
 
 def without_sweeps(runs: Runs) -> Runs:
     """The runs that are not sweep trials (tables compare experiments; sweeps have their own plots)."""
     keep = set(runs.info[runs.info.sweep.isna()].run) if len(runs.info) else set()
     pick = lambda df: df[df.run.isin(keep)] if len(df) else df  # noqa: E731
-    return Runs(runs.info[runs.info.run.isin(keep)], pick(runs.metrics), pick(runs.evals), runs.skipped)
+    return Runs(
+        runs.info[runs.info.run.isin(keep)], pick(runs.metrics), pick(runs.evals), runs.skipped
+    )

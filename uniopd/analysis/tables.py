@@ -3,9 +3,9 @@ sample std over seeds, best in bold) and the ablation table, each as Markdown an
 
 from __future__ import annotations
 
-import pandas as pd
-
 import json
+
+import pandas as pd
 
 from uniopd.analysis.runs import Runs, teacher_accuracy
 
@@ -20,11 +20,15 @@ def _stats(runs: Runs) -> pd.DataFrame:
     f = _final(runs)
     start = runs.evals[runs.evals.step == 0].groupby(["experiment", "domain"]).acc.mean()
     g = f.groupby(["experiment", "domain"]).acc
-    out = pd.DataFrame({"start": start, "mean": g.mean(), "std": g.std(ddof=1).fillna(0.0), "seeds": g.size()})
+    out = pd.DataFrame(
+        {"start": start, "mean": g.mean(), "std": g.std(ddof=1).fillna(0.0), "seeds": g.size()}
+    )
     return out.reset_index()
 
 
-def _steps_to(runs: Runs, experiment: str, domain: str, teachers: dict) -> tuple[int, int, float | None, float | None]:
+def _steps_to(
+    runs: Runs, experiment: str, domain: str, teachers: dict
+) -> tuple[int, int, float | None, float | None]:
     """(runs that reached their teacher's accuracy, runs, mean first step reaching it, teacher acc)."""
     e = runs.evals[(runs.evals.experiment == experiment) & (runs.evals.domain == domain)]
     info = runs.info.set_index("run")
@@ -40,12 +44,16 @@ def _steps_to(runs: Runs, experiment: str, domain: str, teachers: dict) -> tuple
     return len(hits), total, (sum(hits) / len(hits) if hits else None), target
 
 
-def ablation_rows(runs: Runs, teachers: dict[str, float], order: list[str] | None = None) -> list[dict]:
+def ablation_rows(
+    runs: Runs, teachers: dict[str, float], order: list[str] | None = None
+) -> list[dict]:
     stats = _stats(runs)
     rank = {"OPD": 0, "Uni-OPD": 1, "GRPO": 2}
     firsts = runs.info.drop_duplicates("experiment")
-    experiments = order or sorted(firsts.experiment, key=lambda e: (
-        rank.get(firsts[firsts.experiment == e].group.iloc[0], 3), e))
+    experiments = order or sorted(
+        firsts.experiment,
+        key=lambda e: (rank.get(firsts[firsts.experiment == e].group.iloc[0], 3), e),
+    )
     domains = sorted(stats.domain.unique())
     m = runs.metrics
     rows = []
@@ -54,7 +62,12 @@ def ablation_rows(runs: Runs, teachers: dict[str, float], order: list[str] | Non
         if s.empty:
             continue
         first = runs.info[runs.info.experiment == exp].iloc[0]
-        row = {"experiment": exp, "group": first.group, "setting": first.setting, "seeds": int(s.seeds.max())}
+        row = {
+            "experiment": exp,
+            "group": first.group,
+            "setting": first.setting,
+            "seeds": int(s.seeds.max()),
+        }
         for d in domains:
             x = s[s.domain == d]
             if len(x):
@@ -69,38 +82,67 @@ def ablation_rows(runs: Runs, teachers: dict[str, float], order: list[str] | Non
 
 
 def _domains(rows: list[dict]) -> list[str]:
-    return sorted({k for r in rows for k in r if k not in ("experiment", "group", "setting", "seeds", "order_before")
-                   and not k.startswith("reach/")})
+    return sorted(
+        {
+            k
+            for r in rows
+            for k in r
+            if k not in ("experiment", "group", "setting", "seeds", "order_before")
+            and not k.startswith("reach/")
+        }
+    )
 
 
 def ablation_markdown(rows: list[dict], teachers: dict[str, float]) -> str:
     domains = _domains(rows)
-    head = ["experiment", "method", "teachers", "seeds", *[f"{d}: start → end (± std)" for d in domains],
-            *[f"reached the {d} teacher" for d in domains], "order consistency before calibration"]
+    head = [
+        "experiment",
+        "method",
+        "teachers",
+        "seeds",
+        *[f"{d}: start → end (± std)" for d in domains],
+        *[f"reached the {d} teacher" for d in domains],
+        "order consistency before calibration",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["experiment"], r["group"], r["setting"], str(r["seeds"])]
-        cells += [f"{r[d][0]:.3f} → {r[d][1]:.3f} ± {r[d][2]:.3f}" if d in r else "—" for d in domains]
+        cells += [
+            f"{r[d][0]:.3f} → {r[d][1]:.3f} ± {r[d][2]:.3f}" if d in r else "—" for d in domains
+        ]
         for d in domains:
             hit, total, mean, target = r.get(f"reach/{d}", (0, 0, None, None))
-            cells.append("—" if target is None else f"{hit}/{total} runs (teacher {target:.3f})"
-                         + (f", step {mean:.0f}" if mean is not None else ""))
+            cells.append(
+                "—"
+                if target is None
+                else f"{hit}/{total} runs (teacher {target:.3f})"
+                + (f", step {mean:.0f}" if mean is not None else "")
+            )
         ob = r.get("order_before")
         cells.append(f"{ob:.3f}" if ob is not None else "—")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def benchmark_table(runs: Runs, teachers: dict[str, float], groups=("OPD", "Uni-OPD", "GRPO")) -> tuple[str, str]:
+def benchmark_table(
+    runs: Runs, teachers: dict[str, float], groups=("OPD", "Uni-OPD", "GRPO")
+) -> tuple[str, str]:
     """Methods x domains, mean ± std of the final held-out accuracy, best method in bold; one block
     per teacher setting (GRPO, which asks no teacher, joins the setting that covers its domains)."""
     f = _final(runs).merge(runs.info[["run", "setting", "teachers"]], on="run")
     f = f[f.group.isin(groups)]
     domains = sorted(f.domain.unique())
     settings = [s for s in dict.fromkeys(f.setting) if s != "no teacher"]
-    md = ["| setting | method | seeds | " + " | ".join(domains) + " |", "|---|---|---|" + "---|" * len(domains)]
-    tex = [r"\begin{tabular}{ll" + "c" * (len(domains) + 1) + "}", r"\toprule",
-           "setting & method & seeds & " + " & ".join(domains) + r" \\", r"\midrule"]
+    md = [
+        "| setting | method | seeds | " + " | ".join(domains) + " |",
+        "|---|---|---|" + "---|" * len(domains),
+    ]
+    tex = [
+        r"\begin{tabular}{ll" + "c" * (len(domains) + 1) + "}",
+        r"\toprule",
+        "setting & method & seeds & " + " & ".join(domains) + r" \\",
+        r"\midrule",
+    ]
     for setting in settings:
         sub = f[f.setting == setting]
         own = set(sub.domain)
@@ -129,21 +171,37 @@ def benchmark_table(runs: Runs, teachers: dict[str, float], groups=("OPD", "Uni-
         refs = json.loads(sub[sub.setting == setting].teachers.iloc[0])
         accs = [teacher_accuracy(teachers, refs, d) if d in own else None for d in domains]
         if any(a is not None for a in accs):
-            md.append(f"| {setting} | teacher | — | " + " | ".join(f"{100 * a:.1f}" if a is not None else "—" for a in accs) + " |")
-            tex.append(f"{setting} & teacher & -- & " + " & ".join(f"{100 * a:.1f}" if a is not None else "--"
-                                                                    for a in accs) + r" \\")
+            md.append(
+                f"| {setting} | teacher | — | "
+                + " | ".join(f"{100 * a:.1f}" if a is not None else "—" for a in accs)
+                + " |"
+            )
+            tex.append(
+                f"{setting} & teacher & -- & "
+                + " & ".join(f"{100 * a:.1f}" if a is not None else "--" for a in accs)
+                + r" \\"
+            )
     tex += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(md) + "\n", "\n".join(tex).replace("<-", r"$\leftarrow$") + "\n"
 
 
 def ablation_latex(rows: list[dict], teachers: dict[str, float]) -> str:
     domains = _domains(rows)
-    out = [r"\begin{tabular}{ll" + "c" * (len(domains) + 1) + "}", r"\toprule",
-           "experiment & method & " + " & ".join(domains) + r" & order cons. \\", r"\midrule"]
+    out = [
+        r"\begin{tabular}{ll" + "c" * (len(domains) + 1) + "}",
+        r"\toprule",
+        "experiment & method & " + " & ".join(domains) + r" & order cons. \\",
+        r"\midrule",
+    ]
     for r in rows:
-        cells = [f"{100 * r[d][1]:.1f} $\\pm$ {100 * r[d][2]:.1f}" if d in r else "--" for d in domains]
+        cells = [
+            f"{100 * r[d][1]:.1f} $\\pm$ {100 * r[d][2]:.1f}" if d in r else "--" for d in domains
+        ]
         ob = r.get("order_before")
-        out.append(f"{r['experiment']} & {r['group']} & " + " & ".join(cells) + f" & {ob:.3f}" + r" \\"
-                   if ob is not None else f"{r['experiment']} & {r['group']} & " + " & ".join(cells) + r" & -- \\")
+        out.append(
+            f"{r['experiment']} & {r['group']} & " + " & ".join(cells) + f" & {ob:.3f}" + r" \\"
+            if ob is not None
+            else f"{r['experiment']} & {r['group']} & " + " & ".join(cells) + r" & -- \\"
+        )
     out += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(out).replace("_", r"\_") + "\n"

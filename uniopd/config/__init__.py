@@ -14,7 +14,16 @@ from uniopd.config.schema import (
 )
 
 __all__ = [
-    "ConfigError", "load_experiment", "resolved_dict", "save_resolved", "describe_fields",
-    "ExperimentConfig", "DataConfig", "MethodConfig", "RolloutConfig", "TrainConfig",
-    "EvalConfig", "OutputConfig",
+    "ConfigError",
+    "load_experiment",
+    "resolved_dict",
+    "save_resolved",
+    "describe_fields",
+    "ExperimentConfig",
+    "DataConfig",
+    "MethodConfig",
+    "RolloutConfig",
+    "TrainConfig",
+    "EvalConfig",
+    "OutputConfig",
 ]

@@ -56,7 +56,9 @@ Provenance = dict[Key, tuple[int, str]]
 
 def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
     if isinstance(overrides, str):  # a lone "seed=2" would otherwise be read character by character
-        raise TypeError("overrides must be a sequence of 'dotted.key=value' strings, not one string")
+        raise TypeError(
+            "overrides must be a sequence of 'dotted.key=value' strings, not one string"
+        )
     top = str(path)
     data, prov = _read_with_bases(Path(path), stack=())
     for i, text in enumerate(overrides, start=1):
@@ -76,7 +78,9 @@ def resolved_dict(cfg: ExperimentConfig) -> dict:
 def save_resolved(cfg: ExperimentConfig, path: str | Path) -> None:
     """Write the resolved config as YAML; `load_experiment(path)` gives back an equal config."""
     text = yaml.safe_dump(resolved_dict(cfg), sort_keys=False, allow_unicode=True)
-    header = f"# resolved config of run '{cfg.name}': every default filled in, no base, no overrides\n"
+    header = (
+        f"# resolved config of run '{cfg.name}': every default filled in, no base, no overrides\n"
+    )
     Path(path).write_text(header + text)
 
 
@@ -90,8 +94,12 @@ def _read_with_bases(path: Path, stack: tuple[Path, ...], rank: int = 0) -> tupl
     if "base" in data:
         base = data.pop("base")
         if not isinstance(base, str) or not base:
-            raise ConfigError(str(path), "base", f"must be a path to another experiment file, got {base!r}")
-        base_path = Path(os.path.normpath(path.parent / base))  # "exp/sub/../b.yaml" reads as "exp/b.yaml"
+            raise ConfigError(
+                str(path), "base", f"must be a path to another experiment file, got {base!r}"
+            )
+        base_path = Path(
+            os.path.normpath(path.parent / base)
+        )  # "exp/sub/../b.yaml" reads as "exp/b.yaml"
         chain = (*stack, path)
         if base_path.resolve() in [p.resolve() for p in chain]:
             names = " -> ".join(str(p) for p in (*chain, base_path))
@@ -118,7 +126,9 @@ def _read_yaml(path: Path) -> dict:
     if data is None:  # an empty file is an empty layer
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(str(path), None, f"top level must be a mapping of keys, got {type(data).__name__}")
+        raise ConfigError(
+            str(path), None, f"top level must be a mapping of keys, got {type(data).__name__}"
+        )
     return data
 
 
@@ -145,7 +155,9 @@ def _parse_override(text: str) -> dict:
     try:
         value = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
-        raise ConfigError(source, key, _yaml_reason(exc) + " (quote the value if it is text)") from None
+        raise ConfigError(
+            source, key, _yaml_reason(exc) + " (quote the value if it is text)"
+        ) from None
     for part in reversed(parts):
         value = {part: value}
     return value
@@ -222,7 +234,9 @@ def _section_at(loc: Key) -> type[BaseModel] | None:
     model: type[BaseModel] = ExperimentConfig
     for part in loc:
         info = model.model_fields.get(part) if isinstance(part, str) else None
-        if info is None or not (isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)):
+        if info is None or not (
+            isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
+        ):
             return None
         model = info.annotation
     return model

@@ -24,14 +24,22 @@ class OfflineBalanceConfig(_Section):
         "filtering baselines.",
     )
     ratio: float = Field(
-        default=1.0, gt=0, le=1,
+        default=1.0,
+        gt=0,
+        le=1,
         description="Balance ratio rho: a mid bin is upsampled to ceil(rho * n_ref) (1 = flat).",
     )
     n_samples: int = Field(
-        default=8, ge=1, description="Responses sampled from the initial student per prompt to estimate its pass rate."
+        default=8,
+        ge=1,
+        description="Responses sampled from the initial student per prompt to estimate its pass rate.",
     )
-    temperature: float = Field(default=1.0, gt=0, description="Sampling temperature of the difficulty estimate.")
-    top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus mass of the difficulty estimate.")
+    temperature: float = Field(
+        default=1.0, gt=0, description="Sampling temperature of the difficulty estimate."
+    )
+    top_p: float = Field(
+        default=0.95, gt=0, le=1, description="Nucleus mass of the difficulty estimate."
+    )
     top_k: int = Field(default=50, ge=0, description="Top-k of the difficulty estimate (0 = off).")
     bins: BinKind = Field(
         default="count",
@@ -39,31 +47,44 @@ class OfflineBalanceConfig(_Section):
         "over 0 < p < 1, with p = 0 and p = 1 kept as bins of their own.",
     )
     num_bins: int = Field(default=4, ge=1, description="Mid bins when bins = width.")
-    mid_low: float = Field(default=0.0, ge=0, lt=1, description="A prompt is mid-difficulty when mid_low < p < mid_high.")
-    mid_high: float = Field(default=1.0, gt=0, le=1, description="Upper end of the mid-difficulty range.")
+    mid_low: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="A prompt is mid-difficulty when mid_low < p < mid_high.",
+    )
+    mid_high: float = Field(
+        default=1.0, gt=0, le=1, description="Upper end of the mid-difficulty range."
+    )
     reference: Reference = Field(
         default="max",
         description="n_ref: the largest bin, the mean of the all-wrong and all-correct bins, or the "
         "mean over non-empty bins.",
     )
-    max_repeats: int = Field(default=8, ge=1, description="Most copies of one prompt in the balanced set.")
+    max_repeats: int = Field(
+        default=8, ge=1, description="Most copies of one prompt in the balanced set."
+    )
 
     @model_validator(mode="after")
     def _mid_range(self) -> OfflineBalanceConfig:
         if self.mid_low >= self.mid_high:
             raise conflict(
                 f"mid_low = {self.mid_low} must be below mid_high = {self.mid_high}: no prompt could be mid-difficulty",
-                "mid_low", "mid_high",
+                "mid_low",
+                "mid_high",
             )
         return self
 
 
 class OnlineBalanceConfig(_Section):
     enabled: bool = Field(
-        default=False, description="Online correctness-aware balancing (METHOD 3.2) of every rollout batch."
+        default=False,
+        description="Online correctness-aware balancing (METHOD 3.2) of every rollout batch.",
     )
     ratio: float = Field(
-        default=1.0, ge=0, allow_inf_nan=True,
+        default=1.0,
+        ge=0,
+        allow_inf_nan=True,
         description="Target correct : incorrect ratio r; 0 masks every correct rollout of a mixed "
         "group, inf (.inf in YAML) every incorrect one (the correct-only cell).",
     )
@@ -106,7 +127,8 @@ class OnlineBalanceConfig(_Section):
 
 class BalanceConfig(_Section):
     offline: OfflineBalanceConfig = Field(
-        default_factory=OfflineBalanceConfig, description="Student side, before training: difficulty."
+        default_factory=OfflineBalanceConfig,
+        description="Student side, before training: difficulty.",
     )
     online: OnlineBalanceConfig = Field(
         default_factory=OnlineBalanceConfig, description="Student side, every step: correctness."
@@ -124,7 +146,9 @@ class CalibrationConfig(_Section):
         description="Greedy margin mask (METHOD 4.2): drop the rollouts that break the order instead. "
         "Exclusive with margin_shift.",
     )
-    delta: float = Field(default=0.4, ge=0, description="Margin delta between correct and incorrect returns.")
+    delta: float = Field(
+        default=0.4, ge=0, description="Margin delta between correct and incorrect returns."
+    )
     mode: MarginMode = Field(
         default="mean",
         description="mean = gap of the mean returns; minmax = worst correct minus best incorrect "
@@ -137,7 +161,9 @@ class CalibrationConfig(_Section):
         default="group", description="Calibrate within each prompt group, or over the whole batch."
     )
     min_retain_ratio: float = Field(
-        default=0.25, ge=0, le=1,
+        default=0.25,
+        ge=0,
+        le=1,
         description="Margin mask: keep more than max(1, floor(ratio * |side|)) rollouts of each side.",
     )
     strategy: str = Field(
@@ -162,19 +188,27 @@ class CalibrationConfig(_Section):
             raise conflict(
                 "margin_shift and margin_mask are two alternative calibrations (METHOD 4.1 vs 4.2) "
                 "and cannot both be on: pick one",
-                "margin_shift", "margin_mask",
+                "margin_shift",
+                "margin_mask",
             )
-        switched = "margin_shift" if self.margin_shift else "margin_mask" if self.margin_mask else None
+        switched = (
+            "margin_shift" if self.margin_shift else "margin_mask" if self.margin_mask else None
+        )
         if switched and self.strategy not in ("none", switched):
-            raise conflict(f"{switched}: true and strategy: {self.strategy} name two calibrations: "
-                           "pick one", switched, "strategy")
+            raise conflict(
+                f"{switched}: true and strategy: {self.strategy} name two calibrations: pick one",
+                switched,
+                "strategy",
+            )
         if switched:
             self.strategy = switched
         if self.strategy != "none":
             strategy = CALIBRATORS.get(self.strategy)
             self._built = strategy(self, build_options(strategy, self.options, self.strategy))
         elif self.options:
-            raise conflict("options are given but no calibration strategy is on", "options", "strategy")
+            raise conflict(
+                "options are given but no calibration strategy is on", "options", "strategy"
+            )
         return self
 
     def field_name(self) -> str:

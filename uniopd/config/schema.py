@@ -16,7 +16,12 @@ import annotated_types
 from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from uniopd.config.recipe import BalanceConfig, CalibrationConfig, OfflineBalanceConfig, OnlineBalanceConfig
+from uniopd.config.recipe import (
+    BalanceConfig,
+    CalibrationConfig,
+    OfflineBalanceConfig,
+    OnlineBalanceConfig,
+)
 from uniopd.config.section import _Section, build_options, conflict
 from uniopd.objectives import OBJECTIVES, TEACHER_NEEDS
 from uniopd.refs import parse_teacher
@@ -34,7 +39,8 @@ class DataConfig(_Section):
         default=[], description="Held-out sources evaluated before, during and after training."
     )
     limit: int | None = Field(
-        default=None, ge=1,
+        default=None,
+        ge=1,
         description="Cap on training prompts read from each train source (None = all); a small "
         "pool makes prompts recur. Held-out sets are capped by eval.max_prompts_per_domain.",
     )
@@ -46,7 +52,8 @@ class DataConfig(_Section):
 
 class MethodConfig(_Section):
     name: str = Field(
-        default="opd", min_length=1,
+        default="opd",
+        min_length=1,
         description="The objective: a registered name (`uniopd list`: opd, grpo, jsd, forward_kl, "
         "reverse_kl, topk, opsd, exopd, or a plugin's), or several joined by '+' (opd+grpo), "
         "whose advantages and losses are summed with `coefs`.",
@@ -100,8 +107,12 @@ class MethodConfig(_Section):
         for field, keys in (("coefs", self.coefs), ("options", self.options)):
             stray = [k for k in keys if k not in parts]
             if stray:
-                raise conflict(f"{field} names {stray}, which '{self.name}' does not use; its "
-                               f"objectives are {parts}", f"{field}.{stray[0]}", "name")
+                raise conflict(
+                    f"{field} names {stray}, which '{self.name}' does not use; its "
+                    f"objectives are {parts}",
+                    f"{field}.{stray[0]}",
+                    "name",
+                )
         built = []
         for part in parts:
             cls = OBJECTIVES.get(part)
@@ -114,8 +125,12 @@ class MethodConfig(_Section):
             if self.coefs.get(part, 1.0) > 0:
                 built.append((part, self.coefs.get(part, 1.0), cls(options)))
         if not built:
-            raise conflict(f"method '{self.name}' with every coefficient 0 has no loss term left to "
-                           "train on: make a coefficient positive", "coefs", "name")
+            raise conflict(
+                f"method '{self.name}' with every coefficient 0 has no loss term left to "
+                "train on: make a coefficient positive",
+                "coefs",
+                "name",
+            )
         self._built = built
         return self
 
@@ -139,7 +154,9 @@ class RolloutConfig(_Section):
     prompts_per_batch: int = Field(default=16, ge=1, description="Prompts per rollout batch (B).")
     temperature: float = Field(default=1.0, gt=0, description="Sampling temperature.")
     top_p: float = Field(default=1.0, gt=0, le=1, description="Nucleus sampling mass (1 = off).")
-    top_k: int = Field(default=0, ge=0, description="Sample from the k most likely tokens (0 = off).")
+    top_k: int = Field(
+        default=0, ge=0, description="Sample from the k most likely tokens (0 = off)."
+    )
     max_new_tokens: int = Field(default=128, ge=1, description="Longest response, in tokens.")
 
 
@@ -156,11 +173,13 @@ class TrainConfig(_Section):
     betas: tuple[_Beta, _Beta] = Field(default=(0.9, 0.98), description="AdamW (beta1, beta2).")
     weight_decay: float = Field(default=0.1, ge=0, description="AdamW decoupled weight decay.")
     epochs: int = Field(
-        default=1, ge=1,
+        default=1,
+        ge=1,
         description="Optimizer passes over each rollout batch (PPO epochs); with 1 the clip is inactive.",
     )
     micro_batch_size: int = Field(
-        default=0, ge=0,
+        default=0,
+        ge=0,
         description="Rollouts per forward/backward pass, gradients accumulated (0 = whole batch).",
     )
     clip_low: float = Field(
@@ -170,7 +189,8 @@ class TrainConfig(_Section):
         default=0.28, ge=0, description="PPO clip above: the ratio is kept <= 1 + clip_high."
     )
     logp_gap_mask: float = Field(
-        default=10.0, gt=0,
+        default=10.0,
+        gt=0,
         description="Threshold c: tokens where |log pi_student - log pi_teacher| >= c get zero loss.",
     )
     max_grad_norm: float = Field(
@@ -186,8 +206,12 @@ class EvalConfig(_Section):
     pass_k: list[Annotated[int, Field(ge=1)]] = Field(
         default=[1], min_length=1, description="k values for the unbiased pass@k estimate (k <= n)."
     )
-    temperature: float = Field(default=1.0, ge=0, description="Eval sampling temperature (0 = greedy).")
-    top_p: float = Field(default=1.0, gt=0, le=1, description="Eval nucleus sampling mass (1 = off).")
+    temperature: float = Field(
+        default=1.0, ge=0, description="Eval sampling temperature (0 = greedy)."
+    )
+    top_p: float = Field(
+        default=1.0, gt=0, le=1, description="Eval nucleus sampling mass (1 = off)."
+    )
     top_k: int = Field(default=0, ge=0, description="Eval top-k sampling (0 = off).")
     max_new_tokens: int | None = Field(
         default=None, ge=1, description="Longest eval response (None = rollout.max_new_tokens)."
@@ -203,7 +227,8 @@ class EvalConfig(_Section):
             raise conflict(
                 f"pass_k={self.pass_k} asks for pass@{max(too_big)}, but n_samples={self.n_samples}: "
                 "pass@k is estimated from n samples per prompt and needs k <= n_samples",
-                "pass_k", "n_samples",
+                "pass_k",
+                "n_samples",
             )
         return self
 
@@ -211,17 +236,21 @@ class EvalConfig(_Section):
 class OutputConfig(_Section):
     root: str = Field(default="runs", min_length=1, description="Folder holding run directories.")
     checkpoint_every: int = Field(
-        default=0, ge=0, description="Save a checkpoint every this many steps (0 = only the final one)."
+        default=0,
+        ge=0,
+        description="Save a checkpoint every this many steps (0 = only the final one).",
     )
     keep_checkpoints: int = Field(
         default=2, ge=1, description="Most recent checkpoints kept on disk; older ones are deleted."
     )
     log_rollouts_every: int = Field(
-        default=1, ge=0,
+        default=1,
+        ge=0,
         description="Write per-rollout records every this many steps (0 = never).",
     )
     advantage_pairs: int = Field(
-        default=4, ge=0,
+        default=4,
+        ge=0,
         description="(correct, incorrect) rollout pairs per rollout-logging step whose per-token "
         "advantages before and after calibration go to pairs.jsonl (the order-consistency heatmap).",
     )
@@ -236,7 +265,9 @@ class TrackingConfig(_Section):
         "The WANDB_MODE environment variable wins.",
     )
     project: str = Field(default="uniopd", min_length=1, description="wandb project.")
-    entity: str | None = Field(default=None, description="wandb entity (team or user); None = your default.")
+    entity: str | None = Field(
+        default=None, description="wandb entity (team or user); None = your default."
+    )
 
 
 class ExperimentConfig(_Section):
@@ -267,8 +298,12 @@ class ExperimentConfig(_Section):
         description="Domain -> verifier name; an unlisted domain uses the verifier named like it.",
     )
     data: DataConfig = Field(description="Where prompts come from.")
-    method: MethodConfig = Field(default_factory=MethodConfig, description="The training objective.")
-    balance: BalanceConfig = Field(default_factory=BalanceConfig, description="Uni-OPD student-side data balancing.")
+    method: MethodConfig = Field(
+        default_factory=MethodConfig, description="The training objective."
+    )
+    balance: BalanceConfig = Field(
+        default_factory=BalanceConfig, description="Uni-OPD student-side data balancing."
+    )
     calibration: CalibrationConfig = Field(
         default_factory=CalibrationConfig, description="Uni-OPD teacher-side margin calibration."
     )
@@ -276,7 +311,9 @@ class ExperimentConfig(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig, description="Optimisation.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Periodic evaluation.")
     output: OutputConfig = Field(default_factory=OutputConfig, description="The run directory.")
-    tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="Mirrors of the run directory.")
+    tracking: TrackingConfig = Field(
+        default_factory=TrackingConfig, description="Mirrors of the run directory."
+    )
 
     @field_validator("name")
     @classmethod
@@ -293,7 +330,8 @@ class ExperimentConfig(_Section):
             raise conflict(
                 f"method '{name}' distils from teachers, but 'teachers' is empty: "
                 "name a teacher for every domain in data",
-                "teachers", "method.name",
+                "teachers",
+                "method.name",
             )
         for part, _, objective in self.method.objectives():
             for why in objective.problems(self):
@@ -309,26 +347,31 @@ class ExperimentConfig(_Section):
                     f"method '{name}' needs {', '.join(sorted(map(str, missing)))} from its teacher, "
                     f"but teachers.{domain} = {ref} gives only "
                     f"{', '.join(sorted(map(str, teacher.provides())))}",
-                    f"teachers.{domain}", "method.name",
+                    f"teachers.{domain}",
+                    "method.name",
                 )
         if self.calibration.enabled() and not self.method.distills():
             which = self.calibration.field_name()
             raise conflict(
                 f"calibration.{which} calibrates a distillation advantage (opd, opsd, exopd), but "
                 f"method '{name}' has none: add one, or switch calibration off",
-                f"calibration.{which}", "method.name",
+                f"calibration.{which}",
+                "method.name",
             )
         online = self.balance.online
         if online.enabled and online.scope == "group" and self.rollout.group_size < 2:
             raise conflict(
                 "online balancing within groups needs rollout.group_size >= 2: a one-rollout group "
                 "always has a single outcome and is never balanced",
-                "balance.online.enabled", "rollout.group_size",
+                "balance.online.enabled",
+                "rollout.group_size",
             )
         return self
 
 
-def describe_fields(model: type[BaseModel] = ExperimentConfig, prefix: str = "") -> list[tuple[str, str, str, str]]:
+def describe_fields(
+    model: type[BaseModel] = ExperimentConfig, prefix: str = ""
+) -> list[tuple[str, str, str, str]]:
     """(dotted name, type, default, help) for every leaf field, in schema order: the table behind
     `uniopd config --fields` and the README."""
     rows = []
@@ -353,7 +396,12 @@ def _is_section(annotation: Any) -> bool:
 
 
 def _bounds(metadata: list) -> str:
-    signs = {annotated_types.Ge: ">=", annotated_types.Gt: ">", annotated_types.Le: "<=", annotated_types.Lt: "<"}
+    signs = {
+        annotated_types.Ge: ">=",
+        annotated_types.Gt: ">",
+        annotated_types.Le: "<=",
+        annotated_types.Lt: "<",
+    }
     parts = []
     for item in metadata:
         sign = signs.get(type(item))
@@ -376,7 +424,18 @@ def _type_name(annotation: Any) -> str:
 
 
 __all__ = [
-    "DataConfig", "MethodConfig", "BalanceConfig", "OfflineBalanceConfig", "OnlineBalanceConfig",
-    "CalibrationConfig", "TrackingConfig", "RolloutConfig", "TrainConfig", "EvalConfig", "OutputConfig",
-    "ExperimentConfig", "conflict", "describe_fields",
+    "DataConfig",
+    "MethodConfig",
+    "BalanceConfig",
+    "OfflineBalanceConfig",
+    "OnlineBalanceConfig",
+    "CalibrationConfig",
+    "TrackingConfig",
+    "RolloutConfig",
+    "TrainConfig",
+    "EvalConfig",
+    "OutputConfig",
+    "ExperimentConfig",
+    "conflict",
+    "describe_fields",
 ]

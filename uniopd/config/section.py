@@ -27,4 +27,6 @@ def build_options(entry, options: dict, name: str):
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         where = ".".join(str(x) for x in err["loc"])
-        raise conflict(f"{name}: {where}: {err['msg']}", f"options.{where}" if where else "options") from None
+        raise conflict(
+            f"{name}: {where}: {err['msg']}", f"options.{where}" if where else "options"
+        ) from None

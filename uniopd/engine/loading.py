@@ -34,20 +34,26 @@ def load_tokenizer(path: str, name: str | None = None):
     try:
         tok = AutoTokenizer.from_pretrained(path)
     except Exception as exc:  # noqa: BLE001 - HF raises many types; the user needs the path
-        raise ModelLoadError(f"{name or path}: could not load the tokenizer from {path}: {exc}") from exc
-    if tok.pad_token_id is None:  # many base checkpoints ship without one; EOS is the usual stand-in
+        raise ModelLoadError(
+            f"{name or path}: could not load the tokenizer from {path}: {exc}"
+        ) from exc
+    if (
+        tok.pad_token_id is None
+    ):  # many base checkpoints ship without one; EOS is the usual stand-in
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
     return tok
 
 
-def load_model(path: str, device: torch.device, dtype: torch.dtype, trainable: bool,
-               name: str | None = None):
+def load_model(
+    path: str, device: torch.device, dtype: torch.dtype, trainable: bool, name: str | None = None
+):
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(f"{name or path}: could not load the checkpoint at {path}: "
-                             f"{type(exc).__name__}: {exc}") from exc
+        raise ModelLoadError(
+            f"{name or path}: could not load the checkpoint at {path}: {type(exc).__name__}: {exc}"
+        ) from exc
     model.to(device)
     model.train(trainable)
     if not trainable:
@@ -63,9 +69,10 @@ def check_same_interface(student_tok, teacher_tok, teacher_ref: str, domain: str
         raise ModelLoadError(
             f"teachers.{domain} ({teacher_ref}): vocabulary differs from the student's "
             f"({len(t)} vs {len(s)} tokens; e.g. {diff}); OPD compares log-probs of the same token "
-            "ids, so teacher and student must share one tokenizer")
+            "ids, so teacher and student must share one tokenizer"
+        )
     if (student_tok.chat_template or "") != (teacher_tok.chat_template or ""):
         raise ModelLoadError(
             f"teachers.{domain} ({teacher_ref}): chat template differs from the student's; the "
-            "teacher would score the response under a prompt format it was not trained on")
-
+            "teacher would score the response under a prompt format it was not trained on"
+        )

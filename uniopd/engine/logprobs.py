@@ -15,14 +15,17 @@ def response_logits(model, batch: SequenceBatch) -> torch.Tensor:
     """
     attn = batch.attention_mask_N_L
     position_ids = (attn.cumsum(-1) - 1).clamp(min=0)
-    logits = model(input_ids=batch.input_ids_N_L, attention_mask=attn, position_ids=position_ids,
-                   use_cache=False).logits
+    logits = model(
+        input_ids=batch.input_ids_N_L,
+        attention_mask=attn,
+        position_ids=position_ids,
+        use_cache=False,
+    ).logits
     # the logit at column j predicts token j + 1: the response starts at prompt_width
-    return logits[:, batch.prompt_width - 1:-1].float()
+    return logits[:, batch.prompt_width - 1 : -1].float()
 
 
-def sampled_logprobs(logits_N_T_V: torch.Tensor, ids_N_T: torch.Tensor,
-                     with_entropy: bool = False):
+def sampled_logprobs(logits_N_T_V: torch.Tensor, ids_N_T: torch.Tensor, with_entropy: bool = False):
     """log p of each sampled token `[N, T]` from logits (and the entropy `[N, T]`, no grad)."""
     logp_N_T_V = torch.log_softmax(logits_N_T_V, dim=-1)
     logp_N_T = logp_N_T_V.gather(-1, ids_N_T.unsqueeze(-1)).squeeze(-1)

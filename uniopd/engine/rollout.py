@@ -6,7 +6,7 @@ token ids, so the swap does not touch the loss.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from transformers import GenerationConfig
@@ -14,8 +14,9 @@ from transformers import GenerationConfig
 from uniopd.engine.sequences import SequenceBatch, pack
 
 
-def generation_config(tokenizer, *, temperature: float, top_p: float, top_k: int,
-                      max_new_tokens: int) -> GenerationConfig:
+def generation_config(
+    tokenizer, *, temperature: float, top_p: float, top_k: int, max_new_tokens: int
+) -> GenerationConfig:
     sample = temperature > 0
     return GenerationConfig(
         do_sample=sample,
@@ -29,26 +30,32 @@ def generation_config(tokenizer, *, temperature: float, top_p: float, top_k: int
 
 
 @torch.no_grad()
-def sample_responses(model, tokenizer, prompt_ids: Sequence[Sequence[int]],
-                     gen: GenerationConfig, max_batch: int = 256) -> list[list[int]]:
+def sample_responses(
+    model,
+    tokenizer,
+    prompt_ids: Sequence[Sequence[int]],
+    gen: GenerationConfig,
+    max_batch: int = 256,
+) -> list[list[int]]:
     """One sampled response per prompt row: token ids up to and including EOS when produced."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     out: list[list[int]] = []
     for start in range(0, len(prompt_ids), max_batch):
-        chunk = prompt_ids[start:start + max_batch]
+        chunk = prompt_ids[start : start + max_batch]
         width = max(len(p) for p in chunk)
         ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
         attn = torch.zeros((len(chunk), width), dtype=torch.long)
         for i, p in enumerate(chunk):
-            ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
-            attn[i, width - len(p):] = 1
-        generated = model.generate(input_ids=ids.to(device), attention_mask=attn.to(device),
-                                   generation_config=gen)
+            ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
+            attn[i, width - len(p) :] = 1
+        generated = model.generate(
+            input_ids=ids.to(device), attention_mask=attn.to(device), generation_config=gen
+        )
         for row in generated[:, width:].tolist():
             if gen.eos_token_id in row:
-                row = row[:row.index(gen.eos_token_id) + 1]
+                row = row[: row.index(gen.eos_token_id) + 1]
             else:  # no EOS: strip the padding generate appends to finished rows of the batch
                 while row and row[-1] == gen.pad_token_id:
                     row.pop()
@@ -57,8 +64,14 @@ def sample_responses(model, tokenizer, prompt_ids: Sequence[Sequence[int]],
     return out
 
 
-def rollout_batch(model, tokenizer, prompt_ids: Sequence[Sequence[int]], group_size: int,
-                  gen: GenerationConfig, max_batch: int = 256) -> SequenceBatch:
+def rollout_batch(
+    model,
+    tokenizer,
+    prompt_ids: Sequence[Sequence[int]],
+    group_size: int,
+    gen: GenerationConfig,
+    max_batch: int = 256,
+) -> SequenceBatch:
     """G samples of each prompt, rows ordered prompt-major: rows i*G .. i*G+G-1 share prompt i."""
     repeated = [p for p in prompt_ids for _ in range(group_size)]
     responses = sample_responses(model, tokenizer, repeated, gen, max_batch)

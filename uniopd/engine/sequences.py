@@ -8,8 +8,8 @@ log-probs line up with exactly the student's response tokens.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -23,30 +23,42 @@ class SequenceBatch:
 
     @property
     def response_ids_N_T(self) -> torch.Tensor:
-        return self.input_ids_N_L[:, self.prompt_width:]
+        return self.input_ids_N_L[:, self.prompt_width :]
 
-    def to(self, device) -> "SequenceBatch":
-        return SequenceBatch(self.input_ids_N_L.to(device), self.attention_mask_N_L.to(device),
-                             self.response_mask_N_T.to(device), self.prompt_width)
+    def to(self, device) -> SequenceBatch:
+        return SequenceBatch(
+            self.input_ids_N_L.to(device),
+            self.attention_mask_N_L.to(device),
+            self.response_mask_N_T.to(device),
+            self.prompt_width,
+        )
 
-    def rows(self, index) -> "SequenceBatch":
-        return SequenceBatch(self.input_ids_N_L[index], self.attention_mask_N_L[index],
-                             self.response_mask_N_T[index], self.prompt_width)
+    def rows(self, index) -> SequenceBatch:
+        return SequenceBatch(
+            self.input_ids_N_L[index],
+            self.attention_mask_N_L[index],
+            self.response_mask_N_T[index],
+            self.prompt_width,
+        )
 
 
 def encode_prompts(tokenizer, prompts: Sequence[str], template: str = "chat") -> list[list[int]]:
     """Token ids of each prompt, through the tokenizer's chat template unless template == 'raw'."""
     if template == "chat":
-        texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}],
-                                               add_generation_prompt=True, tokenize=False)
-                 for p in prompts]
+        texts = [
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False
+            )
+            for p in prompts
+        ]
     else:
         texts = list(prompts)
     return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
 
 
-def pack(prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]],
-         pad_id: int) -> SequenceBatch:
+def pack(
+    prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]], pad_id: int
+) -> SequenceBatch:
     """Lay out pairs of token lists as [left-padded prompt | right-padded response]."""
     width_p = max(len(p) for p in prompt_ids)
     width_t = max(1, max(len(r) for r in response_ids))
@@ -55,16 +67,18 @@ def pack(prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[in
     attn = torch.zeros((n, width_p + width_t), dtype=torch.long)
     resp = torch.zeros((n, width_t), dtype=torch.float32)
     for i, (p, r) in enumerate(zip(prompt_ids, response_ids)):
-        ids[i, width_p - len(p):width_p] = torch.tensor(p, dtype=torch.long)
-        attn[i, width_p - len(p):width_p] = 1
+        ids[i, width_p - len(p) : width_p] = torch.tensor(p, dtype=torch.long)
+        attn[i, width_p - len(p) : width_p] = 1
         if len(r):
-            ids[i, width_p:width_p + len(r)] = torch.tensor(r, dtype=torch.long)
-            attn[i, width_p:width_p + len(r)] = 1
-            resp[i, :len(r)] = 1.0
+            ids[i, width_p : width_p + len(r)] = torch.tensor(r, dtype=torch.long)
+            attn[i, width_p : width_p + len(r)] = 1
+            resp[i, : len(r)] = 1.0
     return SequenceBatch(ids, attn, resp, width_p)
 
 
-def with_prompts(batch: SequenceBatch, prompt_ids: Sequence[Sequence[int]], pad_id: int) -> SequenceBatch:
+def with_prompts(
+    batch: SequenceBatch, prompt_ids: Sequence[Sequence[int]], pad_id: int
+) -> SequenceBatch:
     """The same response columns behind other prompts (one per row): a teacher that sees a
     different prompt (a reference solution in context) scores exactly the student's tokens."""
     n = batch.input_ids_N_L.shape[0]
@@ -72,10 +86,13 @@ def with_prompts(batch: SequenceBatch, prompt_ids: Sequence[Sequence[int]], pad_
     ids = torch.full((n, width_p), pad_id, dtype=torch.long)
     attn = torch.zeros((n, width_p), dtype=torch.long)
     for i, p in enumerate(prompt_ids):
-        ids[i, width_p - len(p):] = torch.tensor(p, dtype=torch.long)
-        attn[i, width_p - len(p):] = 1
+        ids[i, width_p - len(p) :] = torch.tensor(p, dtype=torch.long)
+        attn[i, width_p - len(p) :] = 1
     device = batch.input_ids_N_L.device
     tail = slice(batch.prompt_width, None)
-    return SequenceBatch(torch.cat([ids.to(device), batch.input_ids_N_L[:, tail]], 1),
-                         torch.cat([attn.to(device), batch.attention_mask_N_L[:, tail]], 1),
-                         batch.response_mask_N_T, width_p)
+    return SequenceBatch(
+        torch.cat([ids.to(device), batch.input_ids_N_L[:, tail]], 1),
+        torch.cat([attn.to(device), batch.attention_mask_N_L[:, tail]], 1),
+        batch.response_mask_N_T,
+        width_p,
+    )

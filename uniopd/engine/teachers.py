@@ -11,7 +11,7 @@ the run.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -27,8 +27,12 @@ class UnknownDomainError(KeyError):
 
 
 class TeacherPool:
-    def __init__(self, models_by_ref: dict, refs_by_domain: dict[str, str],
-                 privileged_refs: Sequence[str] = ()):
+    def __init__(
+        self,
+        models_by_ref: dict,
+        refs_by_domain: dict[str, str],
+        privileged_refs: Sequence[str] = (),
+    ):
         """`models_by_ref`: one model per teacher ref; `refs_by_domain`: the routing;
         `privileged_refs`: the refs that score behind the privileged prompt."""
         self.models_by_ref = models_by_ref
@@ -39,11 +43,19 @@ class TeacherPool:
         if domain not in self.refs_by_domain:
             raise UnknownDomainError(
                 f"no teacher for domain {domain!r}; teachers are named for "
-                f"{sorted(self.refs_by_domain)} (add teachers.{domain} to the experiment file)")
+                f"{sorted(self.refs_by_domain)} (add teachers.{domain} to the experiment file)"
+            )
         return self.refs_by_domain[domain]
 
-    def _score(self, batch: SequenceBatch, domains: Sequence[str], micro_batch: int,
-               privileged: SequenceBatch | None, fn: Callable, out: torch.Tensor) -> torch.Tensor:
+    def _score(
+        self,
+        batch: SequenceBatch,
+        domains: Sequence[str],
+        micro_batch: int,
+        privileged: SequenceBatch | None,
+        fn: Callable,
+        out: torch.Tensor,
+    ) -> torch.Tensor:
         """Fill `out` row by row with fn(model, rows of the batch that teacher sees)."""
         by_ref: dict[str, list[int]] = {}
         for i, d in enumerate(domains):
@@ -52,28 +64,50 @@ class TeacherPool:
             model = self.models_by_ref[ref]
             seen = privileged if ref in self.privileged_refs else batch
             if seen is None:
-                raise ValueError(f"teacher {ref} is privileged, but no privileged prompts were built")
+                raise ValueError(
+                    f"teacher {ref} is privileged, but no privileged prompts were built"
+                )
             step = micro_batch or len(rows)
             for start in range(0, len(rows), step):
-                index = torch.tensor(rows[start:start + step], device=out.device)
+                index = torch.tensor(rows[start : start + step], device=out.device)
                 try:
                     out[index] = fn(model, seen.rows(index)).to(out.dtype)
                 except Exception:  # noqa: BLE001 - a failed call masks its rows, the run goes on
-                    log.exception("teacher %s failed on %d rollouts; their tokens are masked",
-                                  ref, len(index))
+                    log.exception(
+                        "teacher %s failed on %d rollouts; their tokens are masked", ref, len(index)
+                    )
         return out
 
     @torch.no_grad()
-    def logprobs(self, batch: SequenceBatch, domains: Sequence[str], micro_batch: int = 0,
-                 privileged: SequenceBatch | None = None) -> torch.Tensor:
+    def logprobs(
+        self,
+        batch: SequenceBatch,
+        domains: Sequence[str],
+        micro_batch: int = 0,
+        privileged: SequenceBatch | None = None,
+    ) -> torch.Tensor:
         """Teacher log-prob of every sampled response token, `[N, T]`."""
-        out = torch.full(batch.response_mask_N_T.shape, float("nan"), device=batch.input_ids_N_L.device)
-        return self._score(batch, domains, micro_batch, privileged,
-                           lambda m, b: sampled_logprobs(response_logits(m, b), b.response_ids_N_T), out)
+        out = torch.full(
+            batch.response_mask_N_T.shape, float("nan"), device=batch.input_ids_N_L.device
+        )
+        return self._score(
+            batch,
+            domains,
+            micro_batch,
+            privileged,
+            lambda m, b: sampled_logprobs(response_logits(m, b), b.response_ids_N_T),
+            out,
+        )
 
     @torch.no_grad()
-    def topk(self, batch: SequenceBatch, domains: Sequence[str], k: int, micro_batch: int = 0,
-             privileged: SequenceBatch | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def topk(
+        self,
+        batch: SequenceBatch,
+        domains: Sequence[str],
+        k: int,
+        micro_batch: int = 0,
+        privileged: SequenceBatch | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The teacher's K most likely tokens at every response position: (log-probs over the
         full vocabulary `[N, T, K]`, token ids `[N, T, K]`)."""
         n, t = batch.response_mask_N_T.shape
@@ -89,8 +123,9 @@ class TeacherPool:
         return packed[..., :k], ids
 
     @torch.no_grad()
-    def logits(self, batch: SequenceBatch, domains: Sequence[str],
-               privileged: SequenceBatch | None = None) -> torch.Tensor:
+    def logits(
+        self, batch: SequenceBatch, domains: Sequence[str], privileged: SequenceBatch | None = None
+    ) -> torch.Tensor:
         """Full teacher logits `[n, T, V]` of one micro-batch: the caller chunks, so the whole
         batch's logits never exist at once."""
         n, t = batch.response_mask_N_T.shape

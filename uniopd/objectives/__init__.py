@@ -13,8 +13,16 @@ from uniopd.objectives.base import TEACHER_NEEDS, Need, NoOptions, Objective, Si
 from uniopd.registry import Registry
 
 OBJECTIVES: Registry[type[Objective]] = Registry(
-    "objective", "uniopd.objectives",
-    builtins=("uniopd.objectives.opd", "uniopd.objectives.grpo", "uniopd.objectives.divergence",
-              "uniopd.objectives.topk", "uniopd.objectives.opsd", "uniopd.objectives.exopd"))
+    "objective",
+    "uniopd.objectives",
+    builtins=(
+        "uniopd.objectives.opd",
+        "uniopd.objectives.grpo",
+        "uniopd.objectives.divergence",
+        "uniopd.objectives.topk",
+        "uniopd.objectives.opsd",
+        "uniopd.objectives.exopd",
+    ),
+)
 
 __all__ = ["OBJECTIVES", "TEACHER_NEEDS", "Need", "NoOptions", "Objective", "Signals"]

@@ -9,23 +9,20 @@ computes only those: no teacher pass for GRPO, no full teacher logits for OPD.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict
 
 
-class Need(str, Enum):
-    TEACHER_LOGP = "teacher_logp"          # the routed teacher's log-prob of each sampled token
-    TEACHER_TOPK = "teacher_topk"          # its top-K log-probs and token ids at each position
-    TEACHER_LOGITS = "teacher_logits"      # its full logits on the response (one micro-batch at a time)
-    PRIVILEGED = "privileged_context"      # the teacher's prompt also holds the reference solution
-    REFERENCE_LOGP = "reference_logp"      # a frozen reference model's log-prob of each sampled token
-    REWARDS = "rewards"                    # the verifier's outcomes
-
-    def __str__(self) -> str:
-        return self.value
+class Need(StrEnum):
+    TEACHER_LOGP = "teacher_logp"  # the routed teacher's log-prob of each sampled token
+    TEACHER_TOPK = "teacher_topk"  # its top-K log-probs and token ids at each position
+    TEACHER_LOGITS = "teacher_logits"  # its full logits on the response (one micro-batch at a time)
+    PRIVILEGED = "privileged_context"  # the teacher's prompt also holds the reference solution
+    REFERENCE_LOGP = "reference_logp"  # a frozen reference model's log-prob of each sampled token
+    REWARDS = "rewards"  # the verifier's outcomes
 
 
 TEACHER_NEEDS = frozenset({Need.TEACHER_LOGP, Need.TEACHER_TOPK, Need.TEACHER_LOGITS})
@@ -39,12 +36,12 @@ class Signals:
     group statistic is the same whichever micro-batch asks. A signal nobody asked for is None.
     """
 
-    rows: torch.Tensor                       # [n] indices into the batch
-    mask_N_T: torch.Tensor                   # [n, T] 1 on response tokens
-    student_logp_N_T: torch.Tensor           # [n, T] log pi_old of the sampled tokens
-    response_ids_N_T: torch.Tensor           # [n, T]
-    rewards_N: torch.Tensor                  # [N] 1 / 0 / NaN (ungraded)
-    group_ids_N: torch.Tensor                # [N]
+    rows: torch.Tensor  # [n] indices into the batch
+    mask_N_T: torch.Tensor  # [n, T] 1 on response tokens
+    student_logp_N_T: torch.Tensor  # [n, T] log pi_old of the sampled tokens
+    response_ids_N_T: torch.Tensor  # [n, T]
+    rewards_N: torch.Tensor  # [N] 1 / 0 / NaN (ungraded)
+    group_ids_N: torch.Tensor  # [N]
     teacher_logp_N_T: torch.Tensor | None = None
     teacher_topk_logp_N_T_K: torch.Tensor | None = None
     teacher_topk_ids_N_T_K: torch.Tensor | None = None
@@ -67,14 +64,14 @@ class NoOptions(BaseModel):
 class Objective:
     """Subclass, set the class attributes, implement `advantages` or `loss`, and register:
 
-        @OBJECTIVES.register("my_objective")
-        class MyObjective(Objective): ...
+    @OBJECTIVES.register("my_objective")
+    class MyObjective(Objective): ...
     """
 
-    label: ClassVar[str] = ""                        # its name in tables and wandb groups
+    label: ClassVar[str] = ""  # its name in tables and wandb groups
     kind: ClassVar[Literal["advantage", "loss"]] = "advantage"
-    distills: ClassVar[bool] = False                 # a distillation return: calibration acts on it
-    Options: ClassVar[type[BaseModel]] = NoOptions   # `method.options.<name>` in the experiment file
+    distills: ClassVar[bool] = False  # a distillation return: calibration acts on it
+    Options: ClassVar[type[BaseModel]] = NoOptions  # `method.options.<name>` in the experiment file
 
     def __init__(self, options: BaseModel | None = None):
         # Any: each subclass reads the fields of its own Options model
@@ -92,7 +89,9 @@ class Objective:
         """(advantages [n, T], loss mask [n, T]) for an advantage objective."""
         raise NotImplementedError(f"{type(self).__name__} is a {self.kind} objective")
 
-    def loss(self, s: Signals, student_logits_N_T_V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss(
+        self, s: Signals, student_logits_N_T_V: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(per-token loss [n, T], loss mask [n, T]) for a loss objective; differentiable."""
         raise NotImplementedError(f"{type(self).__name__} is a {self.kind} objective")
 

@@ -16,9 +16,15 @@ from uniopd.objectives.base import Need, NoOptions, Objective, Signals
 
 
 class JSDOptions(NoOptions):
-    beta: float = Field(default=0.5, ge=0, le=1,
-                        description="Mixture weight: 0 = forward KL(T||S), 1 = reverse KL(S||T).")
-    temperature: float = Field(default=1.0, gt=0, description="Both distributions are softmax(logits / T).")
+    beta: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Mixture weight: 0 = forward KL(T||S), 1 = reverse KL(S||T).",
+    )
+    temperature: float = Field(
+        default=1.0, gt=0, description="Both distributions are softmax(logits / T)."
+    )
 
 
 class _Divergence(Objective):
@@ -32,8 +38,9 @@ class _Divergence(Objective):
         beta = self.options.beta if self.beta is None else self.beta
         teacher = s.need("teacher_logits_N_T_V")
         finite = torch.isfinite(teacher).all(-1)  # a failed teacher call: those rows leave the loss
-        per_token = generalized_jsd(student_logits_N_T_V, torch.nan_to_num(teacher), beta,
-                                    self.options.temperature)
+        per_token = generalized_jsd(
+            student_logits_N_T_V, torch.nan_to_num(teacher), beta, self.options.temperature
+        )
         return per_token, s.mask_N_T * finite.to(s.mask_N_T.dtype)
 
 
@@ -46,7 +53,9 @@ class JSD(_Divergence):
 
 
 class _EndpointOptions(NoOptions):
-    temperature: float = Field(default=1.0, gt=0, description="Both distributions are softmax(logits / T).")
+    temperature: float = Field(
+        default=1.0, gt=0, description="Both distributions are softmax(logits / T)."
+    )
 
 
 @OBJECTIVES.register("forward_kl")

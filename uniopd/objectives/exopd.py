@@ -16,8 +16,10 @@ from uniopd.objectives.base import Need, NoOptions, Objective, Signals
 class ExOPDOptions(NoOptions):
     lam: float = Field(default=1.25, description="Extrapolation lambda (1 = OPD).")
     reference: str = Field(
-        default="self", min_length=1,
-        description="The reference model pi_ref: self = the student's initial weights, or any model ref.")
+        default="self",
+        min_length=1,
+        description="The reference model pi_ref: self = the student's initial weights, or any model ref.",
+    )
 
 
 @OBJECTIVES.register("exopd")
@@ -34,5 +36,7 @@ class ExOPD(Objective):
 
     def advantages(self, s: Signals):
         t, o, m = s.need("teacher_logp_N_T"), s.student_logp_N_T, s.mask_N_T
-        return (exopd_advantages(t, o, s.need("reference_logp_N_T"), m, self.options.lam),
-                opd_loss_mask(t, o, m))
+        return (
+            exopd_advantages(t, o, s.need("reference_logp_N_T"), m, self.options.lam),
+            opd_loss_mask(t, o, m),
+        )

@@ -10,7 +10,9 @@ from uniopd.objectives.base import Need, NoOptions, Objective, Signals
 
 
 class GRPOOptions(NoOptions):
-    eps: float = Field(default=1e-6, gt=0, description="Added to the group reward std before dividing by it.")
+    eps: float = Field(
+        default=1e-6, gt=0, description="Added to the group reward std before dividing by it."
+    )
 
 
 @OBJECTIVES.register("grpo")
@@ -32,6 +34,8 @@ class GRPO(Objective):
 
     def problems(self, cfg):
         if cfg.rollout.group_size < 2:
-            return ["normalises each reward against the other rollouts of its prompt, so "
-                    "rollout.group_size = 1 makes every advantage 0: use group_size >= 2"]
+            return [
+                "normalises each reward against the other rollouts of its prompt, so "
+                "rollout.group_size = 1 makes every advantage 0: use group_size >= 2"
+            ]
         return []

@@ -27,9 +27,14 @@ class OPSD(OPD):
         return super().advantages(s)
 
     def problems(self, cfg):
-        wrong = [f"teachers.{d} = {ref}" for d, ref in sorted(cfg.teachers.items())
-                 if not (parse_teacher(ref).is_self and parse_teacher(ref).privileged)]
+        wrong = [
+            f"teachers.{d} = {ref}"
+            for d, ref in sorted(cfg.teachers.items())
+            if not (parse_teacher(ref).is_self and parse_teacher(ref).privileged)
+        ]
         if wrong:
-            return [f"distils from the student's own weights with the reference solution in its "
-                    f"prompt, but {', '.join(wrong)}: name self+privileged (or self@ema+privileged)"]
+            return [
+                f"distils from the student's own weights with the reference solution in its "
+                f"prompt, but {', '.join(wrong)}: name self+privileged (or self@ema+privileged)"
+            ]
         return []

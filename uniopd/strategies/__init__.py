@@ -15,9 +15,12 @@ from uniopd.registry import Registry
 from uniopd.strategies.base import Calibration, Calibrator, OnlineBalancer
 
 ONLINE_BALANCERS: Registry[type[OnlineBalancer]] = Registry(
-    "online balancer", "uniopd.balancers", builtins="uniopd.strategies.correctness")
+    "online balancer", "uniopd.balancers", builtins="uniopd.strategies.correctness"
+)
 CALIBRATORS: Registry[type[Calibrator]] = Registry(
-    "calibrator", "uniopd.calibrators",
-    builtins=("uniopd.strategies.margin_shift", "uniopd.strategies.margin_mask"))
+    "calibrator",
+    "uniopd.calibrators",
+    builtins=("uniopd.strategies.margin_shift", "uniopd.strategies.margin_mask"),
+)
 
 __all__ = ["CALIBRATORS", "ONLINE_BALANCERS", "Calibration", "Calibrator", "OnlineBalancer"]

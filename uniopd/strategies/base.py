@@ -29,8 +29,9 @@ class OnlineBalancer:
 
     __hash__ = None  # type: ignore[assignment]
 
-    def keep(self, correct_N: torch.Tensor, group_ids_N: torch.Tensor,
-             generator: torch.Generator) -> torch.Tensor:
+    def keep(
+        self, correct_N: torch.Tensor, group_ids_N: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
         """Keep mask [N] bool; `correct_N` holds 1 / 0 / NaN (ungraded)."""
         raise NotImplementedError
 
@@ -38,7 +39,7 @@ class OnlineBalancer:
 @dataclass
 class Calibration:
     advantages_N_T: torch.Tensor
-    dropped_N: torch.Tensor | None = None   # rollouts zeroed (left out of the order metrics)
+    dropped_N: torch.Tensor | None = None  # rollouts zeroed (left out of the order metrics)
     metrics: dict = field(default_factory=dict)
 
 
@@ -60,6 +61,11 @@ class Calibrator:
 
     __hash__ = None  # type: ignore[assignment]
 
-    def calibrate(self, advantages_N_T: torch.Tensor, mask_N_T: torch.Tensor,
-                  correct_N: torch.Tensor, group_ids_N: torch.Tensor) -> Calibration:
+    def calibrate(
+        self,
+        advantages_N_T: torch.Tensor,
+        mask_N_T: torch.Tensor,
+        correct_N: torch.Tensor,
+        group_ids_N: torch.Tensor,
+    ) -> Calibration:
         raise NotImplementedError

@@ -12,5 +12,6 @@ class Correctness(OnlineBalancer):
     """Mask random rollouts of the majority outcome until correct : incorrect is `ratio`."""
 
     def keep(self, correct_N, group_ids_N, generator):
-        return online_balance(correct_N, group_ids_N, self.section.ratio, self.section.scope,
-                              generator=generator)
+        return online_balance(
+            correct_N, group_ids_N, self.section.ratio, self.section.scope, generator=generator
+        )

@@ -13,9 +13,22 @@ class MarginMask(Calibrator):
 
     def calibrate(self, advantages_N_T, mask_N_T, correct_N, group_ids_N):
         c = self.section
-        out, dropped, st = margin_mask(advantages_N_T, mask_N_T, correct_N, group_ids_N, c.delta,
-                                       c.mode, c.scope, c.min_retain_ratio)
-        return Calibration(out, dropped, {
-            "calibration/mixed_units": st.mixed,
-            "calibration/calibrated_frac": st.calibrated / st.mixed if st.mixed else None,
-            "calibration/dropped_rollouts": int(dropped.sum())})
+        out, dropped, st = margin_mask(
+            advantages_N_T,
+            mask_N_T,
+            correct_N,
+            group_ids_N,
+            c.delta,
+            c.mode,
+            c.scope,
+            c.min_retain_ratio,
+        )
+        return Calibration(
+            out,
+            dropped,
+            {
+                "calibration/mixed_units": st.mixed,
+                "calibration/calibrated_frac": st.calibrated / st.mixed if st.mixed else None,
+                "calibration/dropped_rollouts": int(dropped.sum()),
+            },
+        )

@@ -13,9 +13,15 @@ class MarginShift(Calibrator):
 
     def calibrate(self, advantages_N_T, mask_N_T, correct_N, group_ids_N):
         c = self.section
-        out, st = margin_shift(advantages_N_T, mask_N_T, correct_N, group_ids_N, c.delta, c.mode,
-                               c.direction, c.scope)
-        return Calibration(out, None, {
-            "calibration/mixed_units": st.mixed,
-            "calibration/calibrated_frac": st.calibrated / st.mixed if st.mixed else None,
-            "calibration/mean_shift": st.mean_shift})
+        out, st = margin_shift(
+            advantages_N_T, mask_N_T, correct_N, group_ids_N, c.delta, c.mode, c.direction, c.scope
+        )
+        return Calibration(
+            out,
+            None,
+            {
+                "calibration/mixed_units": st.mixed,
+                "calibration/calibrated_frac": st.calibrated / st.mixed if st.mixed else None,
+                "calibration/mean_shift": st.mean_shift,
+            },
+        )

@@ -24,27 +24,38 @@ from pathlib import Path
 
 import optuna
 
-from uniopd.config import load_experiment, save_resolved
+from uniopd.config import load_experiment
 from uniopd.config.load import ConfigError
 from uniopd.sweep.spec import LoadedSweep, _text, load_sweep, objective_value
 
 log = logging.getLogger(__name__)
+
 
 def storage_url(loaded: LoadedSweep, url: str | None) -> str:
     return url or f"sqlite:///{loaded.root / 'study.db'}"
 
 
 def open_storage(url: str, loaded: LoadedSweep) -> optuna.storages.RDBStorage:
-    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    kwargs = (
+        {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    )
     beat = loaded.spec.heartbeat
     try:
         return optuna.storages.RDBStorage(
-            url, engine_kwargs=kwargs, heartbeat_interval=beat.interval, grace_period=beat.grace,
+            url,
+            engine_kwargs=kwargs,
+            heartbeat_interval=beat.interval,
+            grace_period=beat.grace,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=beat.max_retry))
+                max_retry=beat.max_retry
+            ),
+        )
     except Exception as exc:  # noqa: BLE001 - sqlalchemy / driver errors vary by backend
-        raise ConfigError("--storage", "-", f"cannot open storage {url!r}: {type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0]}") from exc
+        raise ConfigError(
+            "--storage",
+            "-",
+            f"cannot open storage {url!r}: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+        ) from exc
 
 
 def make_study(loaded: LoadedSweep, storage, worker_index: int = 0) -> optuna.Study:
@@ -52,16 +63,28 @@ def make_study(loaded: LoadedSweep, storage, worker_index: int = 0) -> optuna.St
     # each worker its own sampler seed: with one seed, parallel workers propose identical trials
     seed = spec.sampler.seed * 1000 + worker_index
     if spec.sampler.kind == "grid":
-        sampler = optuna.samplers.GridSampler({k: p.grid() for k, p in spec.space.items()}, seed=seed)
+        sampler = optuna.samplers.GridSampler(
+            {k: p.grid() for k, p in spec.space.items()}, seed=seed
+        )
     elif spec.sampler.kind == "random":
         sampler = optuna.samplers.RandomSampler(seed=seed)
     else:
         sampler = optuna.samplers.TPESampler(seed=seed)
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=spec.pruner.startup_trials,
-                                          n_warmup_steps=spec.pruner.warmup_evals)
-              if spec.pruner.kind == "median" else optuna.pruners.NopPruner())
-    return optuna.create_study(study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner,
-                               direction=spec.objective.direction, load_if_exists=True)
+    pruner = (
+        optuna.pruners.MedianPruner(
+            n_startup_trials=spec.pruner.startup_trials, n_warmup_steps=spec.pruner.warmup_evals
+        )
+        if spec.pruner.kind == "median"
+        else optuna.pruners.NopPruner()
+    )
+    return optuna.create_study(
+        study_name=spec.name,
+        storage=storage,
+        sampler=sampler,
+        pruner=pruner,
+        direction=spec.objective.direction,
+        load_if_exists=True,
+    )
 
 
 def _suggest(trial: optuna.Trial, name: str, p) -> object:
@@ -82,18 +105,40 @@ def run_trial(loaded: LoadedSweep, trial: optuna.Trial) -> float:
     scores = []
     for i, seed in enumerate(spec.seeds):
         name = f"trial-{trial.number:04d}-s{seed}"
-        cfg = load_experiment(loaded.base_path, [
-            *spec.overrides, *(f"{k}={_text(v)}" for k, v in params.items()),
-            f"seed={seed}", f"name={name}", f"output.root={loaded.root / 'trials'}", "output.progress=false"])
+        cfg = load_experiment(
+            loaded.base_path,
+            [
+                *spec.overrides,
+                *(f"{k}={_text(v)}" for k, v in params.items()),
+                f"seed={seed}",
+                f"name={name}",
+                f"output.root={loaded.root / 'trials'}",
+                "output.progress=false",
+            ],
+        )
         run = create_run(cfg)
-        (run.path / "trial.json").write_text(json.dumps(
-            {"study": spec.name, "trial": trial.number, "params": params, "seed": seed,
-             "retry_of": _frozen(trial).system_attrs.get("failed_trial"),
-             "worker": {"host": socket.gethostname(), "pid": os.getpid()}}, indent=1) + "\n")
+        (run.path / "trial.json").write_text(
+            json.dumps(
+                {
+                    "study": spec.name,
+                    "trial": trial.number,
+                    "params": params,
+                    "seed": seed,
+                    "retry_of": _frozen(trial).system_attrs.get("failed_trial"),
+                    "worker": {"host": socket.gethostname(), "pid": os.getpid()},
+                },
+                indent=1,
+            )
+            + "\n"
+        )
         trial.set_user_attr(f"run_s{seed}", str(run.path))
         try:
             # intermediate values for the pruner come from the first seed
-            report = (lambda step, summary: _report(trial, spec.objective.metric, step, summary)) if i == 0 else None
+            report = (
+                (lambda step, summary: _report(trial, spec.objective.metric, step, summary))
+                if i == 0
+                else None
+            )
             _, final = start_run(cfg, run=run, on_eval=report)
         except optuna.TrialPruned:
             (run.path / "pruned.txt").write_text(f"pruned by {spec.pruner.kind} pruner\n")
@@ -132,15 +177,22 @@ def finished(study: optuna.Study, grid: bool = False) -> tuple[int, int, int]:
     trials = study.get_trials(deepcopy=False)
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
     S = optuna.trial.TrialState
-    ended = [t for t in trials
-             if t.state in (S.COMPLETE, S.PRUNED) or (t.state == S.FAIL and t.number not in retried)]
+    ended = [
+        t
+        for t in trials
+        if t.state in (S.COMPLETE, S.PRUNED) or (t.state == S.FAIL and t.number not in retried)
+    ]
     done = len(ended)
     if grid:
         # cover every point, but never loop past twice the grid: Optuna's GridSampler, racing
         # workers, can keep re-proposing visited points (seen: r = 1.2 never proposed)
         distinct = len({tuple(sorted(t.params.items())) for t in ended})
         done = distinct if len(ended) < 2 * _grid_size(study) else len(ended)
-    return (done, sum(t.state == S.RUNNING for t in trials), sum(t.state == S.WAITING for t in trials))
+    return (
+        done,
+        sum(t.state == S.RUNNING for t in trials),
+        sum(t.state == S.WAITING for t in trials),
+    )
 
 
 def reap_dead_trials(study: optuna.Study, loaded: LoadedSweep) -> None:
@@ -149,13 +201,16 @@ def reap_dead_trials(study: optuna.Study, loaded: LoadedSweep) -> None:
     process no longer exists, and a trial killed before its first heartbeat (no worker recorded
     and older than the grace period), which heartbeats alone would leave RUNNING forever."""
     optuna.storages.fail_stale_trials(study)
-    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=loaded.spec.heartbeat.max_retry)
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(
+        max_retry=loaded.spec.heartbeat.max_retry
+    )
     now, host = time.time(), socket.gethostname()
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         w = t.user_attrs.get("worker")
         age = now - t.datetime_start.timestamp() if t.datetime_start else 0.0
-        dead = (w is None and age > loaded.spec.heartbeat.grace) or \
-            (w is not None and w["host"] == host and not _alive(w["pid"]))
+        dead = (w is None and age > loaded.spec.heartbeat.grace) or (
+            w is not None and w["host"] == host and not _alive(w["pid"])
+        )
         if not dead:
             continue
         try:
@@ -201,8 +256,11 @@ def enqueue_grid(study: optuna.Study, loaded: LoadedSweep) -> None:
     import itertools
 
     S = optuna.trial.TrialState
-    held = {tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False)
-            if t.state in (S.COMPLETE, S.PRUNED, S.RUNNING, S.WAITING)}
+    held = {
+        tuple(sorted(t.params.items()))
+        for t in study.get_trials(deepcopy=False)
+        if t.state in (S.COMPLETE, S.PRUNED, S.RUNNING, S.WAITING)
+    }
     names = list(loaded.spec.space)
     for values in itertools.product(*(loaded.spec.space[n].grid() for n in names)):
         params = dict(zip(names, values))
@@ -224,14 +282,28 @@ def run_sweep(sweep_path: str, workers: int, url: str | None) -> dict:
         enqueue_grid(study, loaded)
     # a re-run after a kill gets fresh worker indices, so it does not replay the dead workers' proposals
     base = len(study.trials)
-    procs = [subprocess.Popen([sys.executable, "-m", "uniopd.sweep.worker", str(sweep_path),
-                               "--storage", resolved, "--index", str(base + i)], env=env)
-             for i in range(workers)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uniopd.sweep.worker",
+                str(sweep_path),
+                "--storage",
+                resolved,
+                "--index",
+                str(base + i),
+            ],
+            env=env,
+        )
+        for i in range(workers)
+    ]
     codes = [p.wait() for p in procs]
     if any(codes):
         log.warning("worker exit codes %s; re-run the command to finish what is missing", codes)
-    summary = write_summary(loaded, make_study(loaded, open_storage(resolved, loaded)), resolved,
-                            time.time() - start)
+    summary = write_summary(
+        loaded, make_study(loaded, open_storage(resolved, loaded)), resolved, time.time() - start
+    )
     return summary
 
 
@@ -240,14 +312,25 @@ def write_summary(loaded: LoadedSweep, study: optuna.Study, url: str, wall_s: fl
     trials = study.get_trials(deepcopy=False)
     counts = {s.name.lower(): sum(t.state == s for t in trials) for s in S}
     complete = [t for t in trials if t.state == S.COMPLETE]
-    retries = {t.number: t.system_attrs["failed_trial"] for t in trials if "failed_trial" in t.system_attrs}
-    summary = {"study": loaded.spec.name, "retried": {str(k): v for k, v in retries.items()}, "storage": _without_password(url),
-               "objective": loaded.spec.objective.model_dump(), "trials": counts,
-               "wall_seconds_this_invocation": round(wall_s, 1)}
+    retries = {
+        t.number: t.system_attrs["failed_trial"] for t in trials if "failed_trial" in t.system_attrs
+    }
+    summary = {
+        "study": loaded.spec.name,
+        "retried": {str(k): v for k, v in retries.items()},
+        "storage": _without_password(url),
+        "objective": loaded.spec.objective.model_dump(),
+        "trials": counts,
+        "wall_seconds_this_invocation": round(wall_s, 1),
+    }
     if complete:
         best = study.best_trial
-        summary["best"] = {"number": best.number, "value": best.value, "params": best.params,
-                           "runs": {k: v for k, v in best.user_attrs.items() if k.startswith("run_")}}
+        summary["best"] = {
+            "number": best.number,
+            "value": best.value,
+            "params": best.params,
+            "runs": {k: v for k, v in best.user_attrs.items() if k.startswith("run_")},
+        }
         if len(complete) >= 2 and len(loaded.spec.space) >= 1:
             try:
                 summary["importances"] = optuna.importance.get_param_importances(study)

@@ -27,7 +27,9 @@ class Param(_Section):
     high: float | None = Field(default=None, description="Upper bound (float / int).")
     log: bool = Field(default=False, description="Sample on a log scale.")
     step: float | None = Field(default=None, description="Grid step (needed by the grid sampler).")
-    choices: list[Any] | None = Field(default=None, description="Values of a categorical parameter.")
+    choices: list[Any] | None = Field(
+        default=None, description="Values of a categorical parameter."
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> Param:
@@ -45,7 +47,11 @@ class Param(_Section):
             raise ValueError("the grid sampler needs 'step' on every numeric parameter")
         n = int(round((self.high - self.low) / self.step)) + 1
         values = [self.low + i * self.step for i in range(n)]
-        return [int(round(v)) for v in values] if self.type == "int" else [round(v, 10) for v in values]
+        return (
+            [int(round(v)) for v in values]
+            if self.type == "int"
+            else [round(v, 10) for v in values]
+        )
 
     def candidates(self) -> list:
         """Values the schema must accept: the ends of the range, or every choice."""
@@ -62,39 +68,68 @@ class Sampler(_Section):
 class Objective(_Section):
     metric: str = Field(
         default="eval.mean.acc",
-        description="eval.<domain|mean>.<acc|avg@N|pass@k> of the final held-out evaluation.")
-    direction: Literal["maximize", "minimize"] = Field(default="maximize", description="Optimisation direction.")
+        description="eval.<domain|mean>.<acc|avg@N|pass@k> of the final held-out evaluation.",
+    )
+    direction: Literal["maximize", "minimize"] = Field(
+        default="maximize", description="Optimisation direction."
+    )
 
 
 class Pruner(_Section):
-    kind: Literal["median", "none"] = Field(default="median", description="Stop trials below the median at an evaluation.")
-    warmup_evals: int = Field(default=1, ge=0, description="Evaluations reported before pruning may start.")
-    startup_trials: int = Field(default=2, ge=0, description="Finished trials needed before pruning.")
+    kind: Literal["median", "none"] = Field(
+        default="median", description="Stop trials below the median at an evaluation."
+    )
+    warmup_evals: int = Field(
+        default=1, ge=0, description="Evaluations reported before pruning may start."
+    )
+    startup_trials: int = Field(
+        default=2, ge=0, description="Finished trials needed before pruning."
+    )
 
 
 class Heartbeat(_Section):
-    interval: int = Field(default=5, ge=1, description="Seconds between a running trial's heartbeats.")
-    grace: int = Field(default=20, ge=1, description="Seconds without a heartbeat before a trial is stale and re-queued.")
-    max_retry: int = Field(default=2, ge=0, description="Times one trial may be re-queued after its worker died.")
+    interval: int = Field(
+        default=5, ge=1, description="Seconds between a running trial's heartbeats."
+    )
+    grace: int = Field(
+        default=20,
+        ge=1,
+        description="Seconds without a heartbeat before a trial is stale and re-queued.",
+    )
+    max_retry: int = Field(
+        default=2, ge=0, description="Times one trial may be re-queued after its worker died."
+    )
 
 
 class SweepSpec(_Section):
-    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$", description="Study name; also the output folder name.")
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9._-]+$", description="Study name; also the output folder name."
+    )
     description: str = Field(default="", description="What the sweep asks.")
-    base: str = Field(description="Experiment file each trial starts from (relative to the sweep file).")
-    overrides: list[str] = Field(default=[], description="Fixed dotted overrides applied to every trial.")
+    base: str = Field(
+        description="Experiment file each trial starts from (relative to the sweep file)."
+    )
+    overrides: list[str] = Field(
+        default=[], description="Fixed dotted overrides applied to every trial."
+    )
     space: dict[str, Param] = Field(min_length=1, description="Dotted config field -> parameter.")
     sampler: Sampler = Field(default_factory=Sampler, description="How trials are proposed.")
     objective: Objective = Field(default_factory=Objective, description="What a trial scores.")
     trials: int | None = Field(
-        default=None, ge=1,
+        default=None,
+        ge=1,
         description="Finished trials wanted (grid: default its size). As with Optuna's MaxTrialsCallback, "
-        "N parallel workers racing for the last slots may finish up to N-1 more.")
-    seeds: list[int] = Field(default=[0], min_length=1, description="Seeds per trial; the score is their mean.")
+        "N parallel workers racing for the last slots may finish up to N-1 more.",
+    )
+    seeds: list[int] = Field(
+        default=[0], min_length=1, description="Seeds per trial; the score is their mean."
+    )
     pruner: Pruner = Field(default_factory=Pruner, description="Early stopping of weak trials.")
     heartbeat: Heartbeat = Field(default_factory=Heartbeat, description="Dead-worker detection.")
-    output: str = Field(default="runs/sweeps",
-                        description="Folder (from the working directory) that holds <name>/: trials, storage, summary.")
+    output: str = Field(
+        default="runs/sweeps",
+        description="Folder (from the working directory) that holds <name>/: trials, storage, summary.",
+    )
 
     def n_trials(self) -> int:
         if self.trials:
@@ -109,7 +144,7 @@ class LoadedSweep(BaseModel):
     spec: SweepSpec
     path: Path
     base_path: Path
-    root: Path           # <output>/<name>
+    root: Path  # <output>/<name>
     domains: list[str]
 
 
@@ -124,7 +159,9 @@ def load_sweep(path: str | Path) -> LoadedSweep:
         spec = SweepSpec.model_validate(raw or {})
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise ConfigError(str(path), ".".join(str(x) for x in err["loc"]) or "-", err["msg"]) from exc
+        raise ConfigError(
+            str(path), ".".join(str(x) for x in err["loc"]) or "-", err["msg"]
+        ) from exc
     base = (path.parent / spec.base).resolve()
     if not base.is_file():
         raise ConfigError(str(path), "base", f"experiment file '{base}' not found")
@@ -134,7 +171,9 @@ def load_sweep(path: str | Path) -> LoadedSweep:
             try:
                 load_experiment(base, [*spec.overrides, f"{field}={_text(value)}"])
             except ConfigError as exc:
-                raise ConfigError(str(path), f"space.{field}", f"value {value!r} is refused: {exc.reason}") from exc
+                raise ConfigError(
+                    str(path), f"space.{field}", f"value {value!r} is refused: {exc.reason}"
+                ) from exc
     if spec.sampler.kind == "grid":
         try:
             [p.grid() for p in spec.space.values()]
@@ -148,18 +187,30 @@ def load_sweep(path: str | Path) -> LoadedSweep:
 
     domains = make_plan(cfg).domains
     _check_metric(path, spec.objective.metric, domains, cfg)
-    return LoadedSweep(spec=spec, path=path, base_path=base,
-                       root=(Path(spec.output) / spec.name).resolve(),  # like output.root: from the cwd
-                       domains=domains)
+    return LoadedSweep(
+        spec=spec,
+        path=path,
+        base_path=base,
+        root=(Path(spec.output) / spec.name).resolve(),  # like output.root: from the cwd
+        domains=domains,
+    )
 
 
 def _check_metric(path: Path, metric: str, domains: list[str], cfg) -> None:
     parts = metric.split(".")
     keys = {"acc", f"avg@{cfg.eval.n_samples}", *(f"pass@{k}" for k in cfg.eval.pass_k)}
-    if len(parts) != 3 or parts[0] != "eval" or parts[1] not in ("mean", *domains) or parts[2] not in keys:
-        raise ConfigError(str(path), "objective.metric",
-                          f"'{metric}' is not a metric the runs log; use eval.<domain>.<key> with domain in "
-                          f"{['mean', *domains]} and key in {sorted(keys)}")
+    if (
+        len(parts) != 3
+        or parts[0] != "eval"
+        or parts[1] not in ("mean", *domains)
+        or parts[2] not in keys
+    ):
+        raise ConfigError(
+            str(path),
+            "objective.metric",
+            f"'{metric}' is not a metric the runs log; use eval.<domain>.<key> with domain in "
+            f"{['mean', *domains]} and key in {sorted(keys)}",
+        )
 
 
 def objective_value(metric: str, summary: dict) -> float:

@@ -12,7 +12,11 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("sweep")
     ap.add_argument("--storage")
-    ap.add_argument("--index", type=int, default=0, help="worker number: gives it its own sampler seed")
+    ap.add_argument(
+        "--index", type=int, default=0, help="worker number: gives it its own sampler seed"
+    )
     args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
     worker(args.sweep, args.storage, args.index)

@@ -43,8 +43,14 @@ def make_problem(rng: random.Random, level: int) -> Problem:
     story.append(f"How many {item} now?")
     prompt = " ".join(story)
     solution = " ".join(work) + f" The answer is \\boxed{{{value}}}."
-    return Problem(id="", domain="math", prompt=prompt, answer=str(value), solution=solution,
-                   meta={"level": level})
+    return Problem(
+        id="",
+        domain="math",
+        prompt=prompt,
+        answer=str(value),
+        solution=solution,
+        meta={"level": level},
+    )
 
 
 def early_stop_solution(problem: Problem) -> str:

@@ -10,14 +10,18 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import replace
-from functools import lru_cache
+from functools import cache
 
 from uniopd.tasks import arith, pyfunc
 from uniopd.tasks.problem import Problem
 
 GENERATORS = {"math": arith, "code": pyfunc}
 # split -> (hash bucket range out of 100, number of problems)
-SPLITS = {"sft": (range(0, 60), 6000), "train": (range(60, 90), 2000), "test": (range(90, 100), 200)}
+SPLITS = {
+    "sft": (range(0, 60), 6000),
+    "train": (range(60, 90), 2000),
+    "test": (range(90, 100), 200),
+}
 SEED = 20260513
 
 
@@ -25,7 +29,7 @@ def _bucket(prompt: str) -> int:
     return int(hashlib.sha256(prompt.encode()).hexdigest()[:8], 16) % 100
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cached(domain: str, split: str) -> tuple[Problem, ...]:
     module = GENERATORS[domain]
     buckets, size = SPLITS[split]

@@ -29,5 +29,5 @@ class Problem:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, row: dict) -> "Problem":
+    def from_dict(cls, row: dict) -> Problem:
         return cls(**row)

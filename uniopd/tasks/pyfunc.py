@@ -53,8 +53,15 @@ def make_problem(rng: random.Random, level: int) -> Problem:
         return x
 
     tests = [{"args": [x], "expected": reference(x)} for x in TEST_INPUTS]
-    return Problem(id="", domain="code", prompt=prompt, tests=tests, entry_point="f",
-                   solution=solution, meta={"level": level})
+    return Problem(
+        id="",
+        domain="code",
+        prompt=prompt,
+        tests=tests,
+        entry_point="f",
+        solution=solution,
+        meta={"level": level},
+    )
 
 
 def early_stop_solution(problem: Problem) -> str:

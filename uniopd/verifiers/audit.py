@@ -9,21 +9,48 @@ dir. It is not a proof against hand-crafted escapes: the supervisor's process-gr
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 # Events refused outright: new processes, signals to others (the supervisor, the caller), and the
 # operations that would make the path check below meaningless (chdir, links).
-_FORBIDDEN_EVENTS = frozenset({
-    "os.system", "os.exec", "os.fork", "os.forkpty", "os.posix_spawn", "os.spawn",
-    "subprocess.Popen", "os.kill", "os.killpg", "signal.pthread_kill",
-    "os.chdir", "os.fchdir", "os.chroot", "os.symlink", "os.link",
-})
+_FORBIDDEN_EVENTS = frozenset(
+    {
+        "os.system",
+        "os.exec",
+        "os.fork",
+        "os.forkpty",
+        "os.posix_spawn",
+        "os.spawn",
+        "subprocess.Popen",
+        "os.kill",
+        "os.killpg",
+        "signal.pthread_kill",
+        "os.chdir",
+        "os.fchdir",
+        "os.chroot",
+        "os.symlink",
+        "os.link",
+    }
+)
 _FORBIDDEN_PREFIXES = ("ctypes.", "socket.")
 # Events allowed only when every path argument lies inside the job's temp dir.
-_PATH_EVENTS = frozenset({
-    "os.remove", "os.rmdir", "os.rename", "os.truncate", "os.chmod", "os.chown", "os.mkdir",
-    "os.utime", "os.chflags", "os.lchflags", "os.setxattr", "os.removexattr", "shutil.rmtree",
-})
+_PATH_EVENTS = frozenset(
+    {
+        "os.remove",
+        "os.rmdir",
+        "os.rename",
+        "os.truncate",
+        "os.chmod",
+        "os.chown",
+        "os.mkdir",
+        "os.utime",
+        "os.chflags",
+        "os.lchflags",
+        "os.setxattr",
+        "os.removexattr",
+        "shutil.rmtree",
+    }
+)
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 

@@ -16,7 +16,7 @@ import functools
 import logging
 import math
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from uniopd.tasks.problem import Problem
 from uniopd.verifiers import VERIFIERS
@@ -24,8 +24,9 @@ from uniopd.verifiers.sandbox import Limits, Sandbox
 
 logger = logging.getLogger(__name__)
 
-_FENCED_PYTHON = re.compile(r"```(?:python3|python|py)[ \t]*\r?\n(.*?)```",
-                            re.DOTALL | re.IGNORECASE)
+_FENCED_PYTHON = re.compile(
+    r"```(?:python3|python|py)[ \t]*\r?\n(.*?)```", re.DOTALL | re.IGNORECASE
+)
 
 
 def extract_code(completion: str) -> str:
@@ -111,11 +112,15 @@ def same_value(out, expected) -> bool:
     reward hack, so a value of any other type is never equal."""
     if type(out) is float or type(expected) is float:
         numbers = (int, float)
-        return (type(out) in numbers and type(expected) in numbers
-                and math.isclose(out, expected, rel_tol=1e-6, abs_tol=1e-9))
+        return (
+            type(out) in numbers
+            and type(expected) in numbers
+            and math.isclose(out, expected, rel_tol=1e-6, abs_tol=1e-9)
+        )
     if type(out) in (list, tuple) and type(expected) in (list, tuple):
         return len(out) == len(expected) and all(same_value(o, e) for o, e in zip(out, expected))
     if type(out) is dict and type(expected) is dict:
-        return (out.keys() == expected.keys()
-                and all(same_value(out[k], expected[k]) for k in expected))
+        return out.keys() == expected.keys() and all(
+            same_value(out[k], expected[k]) for k in expected
+        )
     return type(out) in _PLAIN_TYPES and type(expected) in _PLAIN_TYPES and out == expected

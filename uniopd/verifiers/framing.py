@@ -13,7 +13,7 @@ def send_msg(fd: int, obj) -> None:
     data = pickle.dumps(obj)
     view = memoryview(struct.pack("<Q", len(data)) + data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def recv_msg(fd: int, deadline: float | None = None):

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 from math_verify import LatexExtractionConfig, parse, verify
 

@@ -44,9 +44,10 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NoReturn, Sequence
+from typing import NoReturn
 
 import psutil
 from evalplus.eval import create_tempdir, reliability_guard, swallow_io, time_limit
@@ -151,7 +152,10 @@ class Sandbox:
             env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, path)))
             self._server = subprocess.Popen(
                 [sys.executable, "-c", "from uniopd.verifiers.sandbox import serve; serve()"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, start_new_session=True,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+                start_new_session=True,
             )
             self._server_owner = os.getpid()
         return self._server

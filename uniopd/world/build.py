@@ -47,7 +47,9 @@ def _locked(root: Path):
 
 def _manifest(root: Path) -> dict:
     path = root / "manifest.json"
-    return json.loads(path.read_text()) if path.exists() else {"recipe": active_recipe(), "models": {}}
+    return (
+        json.loads(path.read_text()) if path.exists() else {"recipe": active_recipe(), "models": {}}
+    )
 
 
 def _save_manifest(root: Path, manifest: dict) -> None:
@@ -65,8 +67,9 @@ def _build_one(root: str, name: str, progress) -> dict:
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    record = pipeline.build_model(Path(root), name, active_recipe()["models"][name],
-                                  on_step=lambda: progress.put(name))
+    record = pipeline.build_model(
+        Path(root), name, active_recipe()["models"][name], on_step=lambda: progress.put(name)
+    )
     record["seconds"] = round(time.perf_counter() - t0, 2)
     return record
 
@@ -80,9 +83,18 @@ def _build_models(root: Path, names: list[str], manifest: dict) -> None:
     names = sorted(names, key=lambda n: -recipe[n]["sft_steps"])  # longest first
     context = multiprocessing.get_context("spawn")  # no forked torch state in the workers
     workers = min(len(names), (os.cpu_count() or 1) + 1)
-    log.info("building %s (first use; cached in %s)", ", ".join(f"builtin:{n}" for n in names), root)
-    bars = {n: tqdm(total=recipe[n]["sft_steps"] + recipe[n]["grpo_steps"], position=i,
-                    desc=f"build builtin:{n}", dynamic_ncols=True) for i, n in enumerate(names)}
+    log.info(
+        "building %s (first use; cached in %s)", ", ".join(f"builtin:{n}" for n in names), root
+    )
+    bars = {
+        n: tqdm(
+            total=recipe[n]["sft_steps"] + recipe[n]["grpo_steps"],
+            position=i,
+            desc=f"build builtin:{n}",
+            dynamic_ncols=True,
+        )
+        for i, n in enumerate(names)
+    }
     failure = None
     with context.Manager() as sync, ProcessPoolExecutor(workers, mp_context=context) as pool:
         progress = sync.Queue()

@@ -6,13 +6,13 @@ code path the tiny world exercises is the one a real Qwen or Llama checkpoint go
 
 from __future__ import annotations
 
-from transformers import Qwen2Config, Qwen2ForCausalLM, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase, Qwen2Config, Qwen2ForCausalLM
 
 # name -> (hidden size, layers, attention heads)
 SIZES = {
-    "small": (64, 3, 4),   # the student: one layer fewer
-    "base": (64, 4, 4),    # the domain teachers
-    "large": (96, 4, 4),   # a stronger teacher for the strong-to-weak setting
+    "small": (64, 3, 4),  # the student: one layer fewer
+    "base": (64, 4, 4),  # the domain teachers
+    "large": (96, 4, 4),  # a stronger teacher for the strong-to-weak setting
 }
 
 

@@ -22,8 +22,10 @@ def world_dir() -> Path:
 
 def check_name(name: str) -> None:
     if name not in MODEL_NAMES:
-        raise ValueError(f"unknown built-in model 'builtin:{name}'; known: "
-                         + ", ".join(f"builtin:{n}" for n in MODEL_NAMES))
+        raise ValueError(
+            f"unknown built-in model 'builtin:{name}'; known: "
+            + ", ".join(f"builtin:{n}" for n in MODEL_NAMES)
+        )
 
 
 def model_dir(name: str) -> Path:

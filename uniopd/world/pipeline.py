@@ -37,17 +37,29 @@ def build_model(root: Path, name: str, spec: dict, on_step=None) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
     model = new_model(spec["size"], tokenizer, seed=seed)
     problems = _warm_start_data(spec, seed)
-    losses = supervised_warm_start(model, tokenizer, problems, steps=spec["sft_steps"],
-                                   batch_size=recipe["sft"]["batch_size"], lr=recipe["sft"]["lr"],
-                                   seed=seed, desc=f"{name}: warm start", on_step=on_step)
+    losses = supervised_warm_start(
+        model,
+        tokenizer,
+        problems,
+        steps=spec["sft_steps"],
+        batch_size=recipe["sft"]["batch_size"],
+        lr=recipe["sft"]["lr"],
+        seed=seed,
+        desc=f"{name}: warm start",
+        on_step=on_step,
+    )
     stage = root / f".{name}.sft"
     shutil.rmtree(stage, ignore_errors=True)
     model.save_pretrained(stage)
     tokenizer.save_pretrained(stage)
-    record = {"size": spec["size"], "domains": spec["domains"],
-              "early_stop_rate": spec.get("early_stop_rate", 0.0),
-              "parameters": sum(p.numel() for p in model.parameters()),
-              "sft_steps": spec["sft_steps"], "sft_final_loss": round(losses[-1], 4)}
+    record = {
+        "size": spec["size"],
+        "domains": spec["domains"],
+        "early_stop_rate": spec.get("early_stop_rate", 0.0),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "sft_steps": spec["sft_steps"],
+        "sft_final_loss": round(losses[-1], 4),
+    }
     final = stage
     if spec["grpo_steps"]:
         final, record["grpo"] = _domain_grpo(root, name, stage, spec, on_step)
@@ -72,8 +84,7 @@ def _warm_start_data(spec: dict, seed: int) -> list:
     return out
 
 
-def _domain_grpo(root: Path, name: str, start: Path, spec: dict,
-                 on_step=None) -> tuple[Path, dict]:
+def _domain_grpo(root: Path, name: str, start: Path, spec: dict, on_step=None) -> tuple[Path, dict]:
     """GRPO on the expert's own domain, through the same loop users run (`uniopd run`)."""
     from uniopd.config import ExperimentConfig, save_resolved
     from uniopd.plan import make_plan
@@ -82,25 +93,44 @@ def _domain_grpo(root: Path, name: str, start: Path, spec: dict,
 
     recipe = active_recipe()
     g = recipe["grpo"]
-    cfg = ExperimentConfig.model_validate({
-        "name": f"{name}-grpo",
-        "description": f"domain GRPO that turns the warm-started {name} into an expert",
-        "seed": recipe["seed"],
-        "device": "cpu",
-        "student": str(start),
-        "data": {"train": [f"builtin:{d}/train" for d in spec["domains"]],
-                 "eval": [f"builtin:{d}/test" for d in spec["domains"]]},
-        "method": {"name": "grpo"},
-        "rollout": {"group_size": g["group_size"], "prompts_per_batch": g["prompts_per_batch"],
-                    "max_new_tokens": 64},
-        "train": {"steps": spec["grpo_steps"], "lr": g["lr"], "warmup_steps": 0,
-                  "weight_decay": 0.0},
-        "eval": {"every": 0, "n_samples": 1, "temperature": 0.0,
-                 "max_prompts_per_domain": g["eval_prompts"]},
-        "output": {"root": str(root / "runs"), "log_rollouts_every": 0, "keep_checkpoints": 1,
-                   "progress": on_step is None},
-        "tracking": {"wandb": "disabled"},  # a build step, not an experiment to compare
-    })
+    cfg = ExperimentConfig.model_validate(
+        {
+            "name": f"{name}-grpo",
+            "description": f"domain GRPO that turns the warm-started {name} into an expert",
+            "seed": recipe["seed"],
+            "device": "cpu",
+            "student": str(start),
+            "data": {
+                "train": [f"builtin:{d}/train" for d in spec["domains"]],
+                "eval": [f"builtin:{d}/test" for d in spec["domains"]],
+            },
+            "method": {"name": "grpo"},
+            "rollout": {
+                "group_size": g["group_size"],
+                "prompts_per_batch": g["prompts_per_batch"],
+                "max_new_tokens": 64,
+            },
+            "train": {
+                "steps": spec["grpo_steps"],
+                "lr": g["lr"],
+                "warmup_steps": 0,
+                "weight_decay": 0.0,
+            },
+            "eval": {
+                "every": 0,
+                "n_samples": 1,
+                "temperature": 0.0,
+                "max_prompts_per_domain": g["eval_prompts"],
+            },
+            "output": {
+                "root": str(root / "runs"),
+                "log_rollouts_every": 0,
+                "keep_checkpoints": 1,
+                "progress": on_step is None,
+            },
+            "tracking": {"wandb": "disabled"},  # a build step, not an experiment to compare
+        }
+    )
     run = RunDir.create(cfg.output.root, cfg.name)
     save_resolved(cfg, run.path / "config.yaml")
     trainer = prepare(make_plan(cfg), run)
@@ -108,8 +138,10 @@ def _domain_grpo(root: Path, name: str, start: Path, spec: dict,
         trainer.on_step = lambda step, metrics: on_step()
     after = trainer.train()
     before = json.loads((run.path / "eval.jsonl").read_text().splitlines()[0])
-    accuracy = {d: {"before": before[d]["acc"], "after": after[d]["acc"]}
-                for d in spec["domains"]}
+    accuracy = {d: {"before": before[d]["acc"], "after": after[d]["acc"]} for d in spec["domains"]}
     log.info("%s: domain GRPO greedy accuracy %s", name, accuracy)
-    return run.latest_checkpoint(), {"steps": spec["grpo_steps"], "run": str(run.path),
-                                      "greedy_accuracy": accuracy}
+    return run.latest_checkpoint(), {
+        "steps": spec["grpo_steps"],
+        "run": str(run.path),
+        "greedy_accuracy": accuracy,
+    }

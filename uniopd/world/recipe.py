@@ -18,14 +18,24 @@ DEFAULT = {
         "teacher-math": {"size": "base", "domains": ["math"], "sft_steps": 800, "grpo_steps": 15},
         "teacher-code": {"size": "base", "domains": ["code"], "sft_steps": 800, "grpo_steps": 15},
         # strong-to-weak: a wider math expert (built only when an experiment names it)
-        "teacher-math-large": {"size": "large", "domains": ["math"], "sft_steps": 800, "grpo_steps": 15},
+        "teacher-math-large": {
+            "size": "large",
+            "domains": ["math"],
+            "sft_steps": 800,
+            "grpo_steps": 15,
+        },
         # the student: one layer fewer, and a habit. `early_stop_rate` of its warm-start solutions
         # stop one step early (tasks/arith.early_stop_solution), so it knows the content but often
         # quits too soon: a shared behaviour the experts flag at one token. NOTES.md 2026-11-23
         # says why (random slips were facts OPD could not fix in minutes; the habit is not).
         # 2000 steps: with 1600 its content capped OPD about 10 points under the code expert.
-        "student": {"size": "small", "domains": ["math", "code"], "sft_steps": 2000,
-                    "grpo_steps": 0, "early_stop_rate": 0.4},
+        "student": {
+            "size": "small",
+            "domains": ["math", "code"],
+            "sft_steps": 2000,
+            "grpo_steps": 0,
+            "early_stop_rate": 0.4,
+        },
     },
     "sft": {"batch_size": 32, "lr": 5e-3},
     "grpo": {"group_size": 8, "prompts_per_batch": 16, "lr": 1e-4, "eval_prompts": 100},
@@ -42,5 +52,7 @@ RECIPES = {"default": DEFAULT, "smoke": SMOKE}
 def active_recipe() -> dict:
     name = os.environ.get("UNIOPD_WORLD", "default")
     if name not in RECIPES:
-        raise ValueError(f"UNIOPD_WORLD={name!r}: unknown tiny-world recipe; known: {sorted(RECIPES)}")
+        raise ValueError(
+            f"UNIOPD_WORLD={name!r}: unknown tiny-world recipe; known: {sorted(RECIPES)}"
+        )
     return RECIPES[name]

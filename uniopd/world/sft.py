@@ -6,7 +6,7 @@ The paper's experts start as SFT models before domain RL; the tiny world's do to
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -32,17 +32,28 @@ def warmup_stable_decay(step: int, steps: int, warmup: float = 0.05, decay: floa
     return max(0.0, (steps - step) / max(1, steps - decay_from))
 
 
-def supervised_warm_start(model, tokenizer, problems: Sequence[Problem], *, steps: int,
-                          batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
-                          desc: str = "sft", on_step=None) -> list[float]:
+def supervised_warm_start(
+    model,
+    tokenizer,
+    problems: Sequence[Problem],
+    *,
+    steps: int,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    seed: int = 0,
+    desc: str = "sft",
+    on_step=None,
+) -> list[float]:
     """Train `model` in place for `steps` steps; returns the loss curve.
 
     `on_step()`, when given, is called after every step instead of drawing a progress bar (the
     world builder draws one bar per model for builds running in parallel processes)."""
     rng = random.Random(seed)
     prompt_ids = encode_prompts(tokenizer, [p.prompt for p in problems])
-    response_ids = [tokenizer(p.solution, add_special_tokens=False)["input_ids"]
-                    + [tokenizer.eos_token_id] for p in problems]
+    response_ids = [
+        tokenizer(p.solution, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        for p in problems
+    ]
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_stable_decay(s, steps))
     model.train()
@@ -52,8 +63,9 @@ def supervised_warm_start(model, tokenizer, problems: Sequence[Problem], *, step
         if len(order) < batch_size:
             order += rng.sample(range(len(problems)), len(problems))
         idx, order = order[:batch_size], order[batch_size:]
-        batch = pack([prompt_ids[i] for i in idx], [response_ids[i] for i in idx],
-                     tokenizer.pad_token_id)
+        batch = pack(
+            [prompt_ids[i] for i in idx], [response_ids[i] for i in idx], tokenizer.pad_token_id
+        )
         logp = response_logprobs(model, batch)
         mask = batch.response_mask_N_T
         loss = -(logp * mask).sum() / mask.sum()
