@@ -10,6 +10,7 @@ import torch
 
 from uniopd.calibration import order_metrics
 from uniopd.engine.sequences import SequenceBatch
+from uniopd.scoring import TeacherSignals
 from uniopd.tasks.problem import Problem
 from uniopd.update import UpdateResult
 
@@ -35,7 +36,7 @@ class RolloutBatch:
 class StepRecord:
     step: int
     rollouts: RolloutBatch
-    scored: dict  # the teacher phase's signals (uniopd.scoring)
+    scored: TeacherSignals  # the teacher phase's signals
     update: UpdateResult
     seconds: dict[str, float]  # per phase
     lr: float
@@ -64,7 +65,7 @@ def step_metrics(r: StepRecord, train_domains: list[str], epochs: int, balancing
             float(torch.nan_to_num(rewards[sel], nan=0.0).mean()) if sel.any() else None
         )
     out.update({f"loss/{name}": value for name, value in up.direct_losses.items()})
-    teacher_logp = r.scored.get("teacher_logp")
+    teacher_logp = r.scored.teacher_logp_N_T
     if teacher_logp is not None:
         finite = torch.isfinite(teacher_logp) & (mask > 0)
         gap = float((teacher_logp - up.old_logp_N_T)[finite].mean()) if finite.any() else 0.0
@@ -72,16 +73,13 @@ def step_metrics(r: StepRecord, train_domains: list[str], epochs: int, balancing
     if balancing:
         out["balance/kept"], out["balance/masked"] = int(ro.keep_N.sum()), int((~ro.keep_N).sum())
     adv = up.advantages
-    if (
-        adv.distill_raw_N_T is not None
-    ):  # METHOD 4.3: order consistency before and after calibration
-        r_, g = (
-            rewards.to(adv.distill_raw_N_T.device),
-            ro.group_ids_N.to(adv.distill_raw_N_T.device),
-        )
-        out.update(order_metrics("before", adv.distill_raw_N_T, adv.distill_mask_N_T, r_, g))
+    raw, cal, dmask = adv.distill_raw_N_T, adv.distill_cal_N_T, adv.distill_mask_N_T
+    if raw is not None and cal is not None and dmask is not None:
+        # METHOD 4.3: order consistency of the distillation returns before and after calibration
+        r_, g = rewards.to(raw.device), ro.group_ids_N.to(raw.device)
+        out.update(order_metrics("before", raw, dmask, r_, g))
         if adv.calibration:
-            out.update(order_metrics("after", adv.distill_cal_N_T, adv.distill_mask_N_T, r_, g))
+            out.update(order_metrics("after", cal, dmask, r_, g))
             out.update(adv.calibration)
     seconds = r.seconds
     out.update({f"time/{k}": round(v, 4) for k, v in seconds.items()})
@@ -96,7 +94,7 @@ def step_metrics(r: StepRecord, train_domains: list[str], epochs: int, balancing
 
 def rollout_records(r: StepRecord) -> list[dict]:
     ro, up = r.rollouts, r.update
-    mask, teacher_logp = ro.batch.response_mask_N_T, r.scored.get("teacher_logp")
+    mask, teacher_logp = ro.batch.response_mask_N_T, r.scored.teacher_logp_N_T
     records = []
     for i, p in enumerate(ro.rows):
         t = int(mask[i].sum())

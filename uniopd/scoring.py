@@ -8,6 +8,7 @@ row's reference solution; the student never sees that prompt.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -24,6 +25,19 @@ def privileged_prompt(problem: Problem) -> str:
         f"{problem.prompt}\n\nA reference solution:\n{problem.solution}\n\n"
         "Answer the question above in your own words."
     )
+
+
+@dataclass
+class TeacherSignals:
+    """The teacher phase's output for the whole batch; a signal no objective asked for is None."""
+
+    domains: list[str]
+    privileged: SequenceBatch | None = None  # the batch behind the privileged prompts
+    special_token_ids: tuple[int, ...] = ()
+    teacher_logp_N_T: torch.Tensor | None = None
+    teacher_topk_logp_N_T_K: torch.Tensor | None = None
+    teacher_topk_ids_N_T_K: torch.Tensor | None = None
+    reference_logp_N_T: torch.Tensor | None = None
 
 
 class Scorer:
@@ -53,27 +67,24 @@ class Scorer:
         return with_prompts(batch, ids, self.parts.tokenizer.pad_token_id)
 
     @torch.no_grad()
-    def score(self, batch: SequenceBatch, rows: Sequence[Problem]) -> dict:
-        """Whole-batch signals by name (`teacher_logp` [N, T], `teacher_topk_logp` / `_ids`
-        [N, T, K], `reference_logp` [N, T]), plus what the update needs to ask for full
-        teacher logits per micro-batch."""
+    def score(self, batch: SequenceBatch, rows: Sequence[Problem]) -> TeacherSignals:
+        """What the objectives need from teachers and the reference, for the whole batch (full
+        teacher logits excepted: `teacher_logits` gives those one micro-batch at a time)."""
         pool, mb = self.parts.teachers, self.cfg.train.micro_batch_size
         domains = [p.domain for p in rows]
         privileged = self.privileged_batch(batch, rows)
-        out: dict = {
-            "domains": domains,
-            "privileged": privileged,
-            "special_token_ids": self.special_ids,
-        }
+        out = TeacherSignals(domains, privileged, self.special_ids)
         if Need.TEACHER_LOGP in self.needs:
-            out["teacher_logp"] = pool.logprobs(batch, domains, mb, privileged)
+            assert pool is not None
+            out.teacher_logp_N_T = pool.logprobs(batch, domains, mb, privileged)
         if Need.TEACHER_TOPK in self.needs:
-            out["teacher_topk_logp"], out["teacher_topk_ids"] = pool.topk(
+            assert pool is not None
+            out.teacher_topk_logp_N_T_K, out.teacher_topk_ids_N_T_K = pool.topk(
                 batch, domains, self.topk, mb, privileged
             )
         if Need.REFERENCE_LOGP in self.needs:
             step = mb or len(rows)
-            out["reference_logp"] = torch.cat(
+            out.reference_logp_N_T = torch.cat(
                 [
                     response_logprobs(self.parts.reference, batch.rows(slice(s, s + step)))
                     for s in range(0, len(rows), step)
@@ -81,14 +92,13 @@ class Scorer:
             )
         return out
 
-    def teacher_logits(self, batch: SequenceBatch, scored: dict):
+    def teacher_logits(self, batch: SequenceBatch, scored: TeacherSignals):
         """rows -> full teacher logits [n, T, V] of those rows (one micro-batch)."""
-        domains, privileged = scored["domains"], scored["privileged"]
+        domains, privileged, pool = scored.domains, scored.privileged, self.parts.teachers
 
         def logits(rows: torch.Tensor) -> torch.Tensor:
+            assert pool is not None
             sub_priv = None if privileged is None else privileged.rows(rows)
-            return self.parts.teachers.logits(
-                batch.rows(rows), [domains[i] for i in rows.tolist()], sub_priv
-            )
+            return pool.logits(batch.rows(rows), [domains[i] for i in rows.tolist()], sub_priv)
 
         return logits

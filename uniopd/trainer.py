@@ -14,10 +14,8 @@ set), so nothing here resolves a model reference or samples a difficulty estimat
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -29,6 +27,7 @@ from uniopd.engine.rollout import generation_config, rollout_batch
 from uniopd.engine.sequences import encode_prompts
 from uniopd.engine.teachers import ema_update
 from uniopd.evaluate import evaluate_as_configured
+from uniopd.optim import PhaseTimer, make_optimizer
 from uniopd.parts import Parts
 from uniopd.plan import Plan
 from uniopd.records import RolloutBatch, StepRecord, rollout_records, step_metrics
@@ -40,33 +39,6 @@ from uniopd.update import policy_update
 from uniopd.verifiers import grade_by_domain
 
 log = logging.getLogger(__name__)
-
-
-class PhaseTimer:
-    """Seconds spent per phase of a step, for the per-phase timing line in metrics.jsonl."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, phase: str):
-        start = time.perf_counter()
-        yield
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - start
-
-
-def lr_lambda(warmup: int, total: int, schedule: str):
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if schedule == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-        return 1.0
-
-    return f
 
 
 class Trainer:
@@ -86,16 +58,7 @@ class Trainer:
         self.student, self.tokenizer = parts.student, parts.tokenizer
         self.objectives = cfg.method.objectives()
         self.scorer = Scorer(parts, cfg.method.needs(), cfg)
-        self.optimizer = torch.optim.AdamW(
-            self.student.parameters(),
-            lr=cfg.train.lr,
-            betas=(cfg.train.betas[0], cfg.train.betas[1]),
-            weight_decay=cfg.train.weight_decay,
-        )
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer,
-            lr_lambda(cfg.train.warmup_steps, cfg.train.steps, cfg.train.lr_schedule),
-        )
+        self.optimizer, self.scheduler = make_optimizer(self.student, cfg.train)
         self.sampler = PromptSampler(train_set, seed=cfg.seed)
         self.train_domains = sorted({p.domain for p in plan.train})
         ids = encode_prompts(self.tokenizer, [p.prompt for p in plan.train], cfg.data.template)

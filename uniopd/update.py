@@ -23,6 +23,7 @@ from uniopd.algorithms import ppo_clip_loss, rollout_mean_loss
 from uniopd.engine.logprobs import response_logits, response_logprobs, sampled_logprobs
 from uniopd.engine.sequences import SequenceBatch
 from uniopd.objectives import Need, Signals
+from uniopd.scoring import TeacherSignals
 
 
 @dataclass
@@ -56,12 +57,11 @@ def batch_signals(
     old_logp_N_T: torch.Tensor,
     rewards_N: torch.Tensor,
     group_ids_N: torch.Tensor,
-    scored: dict,
+    scored: TeacherSignals,
 ) -> Signals:
     """The signals of `rows`: everything per row sliced, rewards and groups whole."""
 
-    def take(name):
-        value = scored.get(name)
+    def take(value: torch.Tensor | None) -> torch.Tensor | None:
         return None if value is None else value[rows]
 
     return Signals(
@@ -71,11 +71,11 @@ def batch_signals(
         response_ids_N_T=batch.response_ids_N_T[rows],
         rewards_N=rewards_N,
         group_ids_N=group_ids_N,
-        teacher_logp_N_T=take("teacher_logp"),
-        teacher_topk_logp_N_T_K=take("teacher_topk_logp"),
-        teacher_topk_ids_N_T_K=take("teacher_topk_ids"),
-        reference_logp_N_T=take("reference_logp"),
-        special_token_ids=scored.get("special_token_ids", ()),
+        teacher_logp_N_T=take(scored.teacher_logp_N_T),
+        teacher_topk_logp_N_T_K=take(scored.teacher_topk_logp_N_T_K),
+        teacher_topk_ids_N_T_K=take(scored.teacher_topk_ids_N_T_K),
+        reference_logp_N_T=take(scored.reference_logp_N_T),
+        special_token_ids=scored.special_token_ids,
     )
 
 
@@ -122,7 +122,7 @@ def policy_update(
     optimizer,
     batch: SequenceBatch,
     objectives: list,
-    scored: dict,
+    scored: TeacherSignals,
     rewards_N: torch.Tensor,
     group_ids_N: torch.Tensor,
     keep_N: torch.Tensor,
@@ -131,7 +131,7 @@ def policy_update(
     train_cfg,
     teacher_logits: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> UpdateResult:
-    """`scored`: the teacher-phase signals by name (whole batch); `teacher_logits(rows)`: the full
+    """`scored`: the teacher phase's signals (whole batch); `teacher_logits(rows)`: the full
     teacher logits of a micro-batch, when an objective needs them."""
     N = batch.input_ids_N_L.shape[0]
     mb = train_cfg.micro_batch_size or N
@@ -150,7 +150,7 @@ def policy_update(
     )
     has_advantage = any(o.kind == "advantage" for _, _, o in objectives)
     direct = [(name, coef, o) for name, coef, o in objectives if o.kind == "loss"]
-    teacher_logp = scored.get("teacher_logp")
+    teacher_logp = scored.teacher_logp_N_T
     keep_f = keep_N.to(old_logp.dtype)
 
     totals = {"loss": 0.0, "entropy": 0.0, "clip_frac": 0.0, "gap_masked_frac": 0.0}

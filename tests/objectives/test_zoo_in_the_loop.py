@@ -169,3 +169,22 @@ def test_objective_errors_name_the_file_and_field(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_experiment(path)
     assert str(err.value).startswith(f"{path}: method.options.topk.k: objective topk: k: ")
+
+
+def test_an_ema_teacher_follows_the_student_and_is_checkpointed(make_checkpoint, tmp_path):
+    ref = "self@ema=0.5+privileged"
+    cfg = _config(
+        make_checkpoint(11), None, tmp_path, {"name": "opsd"}, teachers={"math": ref, "code": ref}
+    )
+    trainer = prepare(make_plan(cfg), RunDir.create(cfg.output.root, cfg.name))
+    teacher = trainer.parts.teacher_model(ref)
+    start = [p.detach().clone() for p in teacher.parameters()]
+    trainer.train()
+    student = list(trainer.student.parameters())
+    for t0, t, s in zip(start, teacher.parameters(), student):
+        # after each step: teacher <- 0.5 teacher + 0.5 student, so it moved, but not onto the student
+        assert not torch.equal(t0, t) or torch.equal(t0, s)
+    assert any(not torch.equal(t, s) for t, s in zip(teacher.parameters(), student))
+    state = torch.load(trainer.run_dir.latest_checkpoint() / "trainer_state.pt", weights_only=False)
+    saved = state["ema_teachers"][ref]
+    assert all(torch.equal(saved[k], v) for k, v in teacher.state_dict().items())
