@@ -9,6 +9,8 @@ import pytest
 
 from uniopd.cli import main
 
+pytestmark = pytest.mark.slow  # trains a small study of real runs first
+
 TINY = [
     "train.steps=4",
     "train.warmup_steps=0",

@@ -8,6 +8,8 @@ import yaml
 
 from uniopd.cli import main
 
+pytestmark = pytest.mark.slow  # kills and resumes real training runs
+
 
 def _experiment(tmp_path, student, teacher, **extra):
     cfg = {

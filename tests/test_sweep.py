@@ -9,6 +9,8 @@ from uniopd.cli import main
 from uniopd.config.load import ConfigError
 from uniopd.sweep.spec import load_sweep
 
+pytestmark = pytest.mark.slow  # real sweeps with worker processes and a PostgreSQL cluster
+
 
 def _base(tmp_path, student, teacher):
     cfg = {

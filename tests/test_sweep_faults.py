@@ -8,8 +8,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from test_sweep import _base
+
+pytestmark = pytest.mark.slow  # kills and resumes real sweep workers
 
 
 def _spec(tmp_path, trials=4):
