@@ -7,46 +7,10 @@ the grader itself broke; its constructor takes no required arguments. A data sou
 raises ValueError (or uniopd.data.DataError) for a `rest` it does not know. Each row's `domain`
 routes it to the verifier (and, for distillation, the teacher) named like it.
 
-Worked example, the recipe tests/test_extending_domain.py trains with (docs/extending.md):
-
-import re
-
-from uniopd.domains import register_domain
-from uniopd.tasks.problem import Problem
-
-class ParityVerifier:
-    def grade(self, problems, completions):
-        scores = []
-        for problem, text in zip(problems, completions, strict=True):
-            boxes = re.findall(r"\\boxed\{([^{}]*)\}", text)
-            said = boxes[-1].strip().lower() if boxes else None
-            scores.append(1.0 if said == problem.answer else 0.0)
-        return scores
-
-def parity_problems(split):
-    if split not in ("train", "test"):
-        raise ValueError(f"no split {split!r}; parity has train and test")
-    first = 0 if split == "train" else 100
-    return [
-        Problem(
-            id=f"parity-{n}",
-            domain="parity",
-            answer="odd" if n % 2 else "even",
-            prompt=f"Is {n} even or odd? Answer in \\boxed{{}}.",
-        )
-        for n in range(first, first + 24)
-    ]
-
-register_domain(
-    "parity",
-    verifier=ParityVerifier,
-    source=parity_problems,
-    help="Is n even or odd? Graded on the last \\boxed{} word.",
-)
-
-after which an experiment file may say `data: {train: [parity:train], eval: [parity:test]}` (and
-`teachers: {parity: ...}` for a distillation method). From a package outside uniopd, put these
-lines in a module and name the module in the entry-point group `uniopd.verifiers`; importing it
+A worked example (a `parity` domain in about 25 lines) is in docs/extending.md, the very code
+tests/test_extending_domain.py trains with. After registering, an experiment file may say
+`data: {train: [parity:train], eval: [parity:test]}` (and `teachers: {parity: ...}` for a
+distillation method). From a package outside uniopd, put the registration in a module and name the module in the entry-point group `uniopd.verifiers`; importing it
 registers both the verifier and the source.
 """
 
