@@ -135,6 +135,8 @@ def policy_update(
     teacher logits of a micro-batch, when an objective needs them."""
     N = batch.input_ids_N_L.shape[0]
     mb = train_cfg.micro_batch_size or N
+    if any(Need.TEACHER_LOGITS in o.needs() for _, _, o in objectives):
+        mb = min(mb, train_cfg.logits_micro_batch_size)  # bounds the teacher's [n, T, V] logits
     chunks = [
         torch.arange(s, min(s + mb, N), device=batch.input_ids_N_L.device) for s in range(0, N, mb)
     ]

@@ -71,17 +71,25 @@ def test_each_objective_trains_through_the_loop(
     assert calls, "the teacher was never asked"
 
 
-def test_full_teacher_logits_are_only_ever_held_for_one_micro_batch(make_checkpoint, tmp_path):
+@pytest.mark.parametrize("micro, logits_micro, biggest", [(3, 16, 3), (0, 5, 5)])
+def test_full_teacher_logits_are_only_ever_held_for_one_micro_batch(
+    make_checkpoint, tmp_path, micro, logits_micro, biggest
+):
     cfg = _config(make_checkpoint(11), make_checkpoint(12), tmp_path, {"name": "jsd"}, run="jsd")
+    train = {
+        **cfg.train.model_dump(),
+        "micro_batch_size": micro,
+        "logits_micro_batch_size": logits_micro,
+    }
+    cfg = ExperimentConfig.model_validate({**cfg.model_dump(), "train": train})
     _, calls, _ = _train(cfg)
-    # 8 rollouts per batch in micro-batches of 3; the teacher never sees more rows than that
-    assert max(ids.shape[0] for ids in calls) <= 3 and len(calls) == 2 * 3
+    # 8 rollouts per batch: the teacher never sees more rows than one micro-batch, even when the
+    # update itself would take the whole batch at once (micro_batch_size 0)
+    assert max(ids.shape[0] for ids in calls) == biggest
+    assert len(calls) == 2 * -(-8 // biggest)  # 2 steps, every micro-batch once
     # no sampled-token pass: jsd asks for full logits only, so no whole-batch teacher call
-    metrics = [
-        json.loads(x)
-        for x in (tmp_path / "runs" / "jsd" / "metrics.jsonl").read_text().splitlines()
-    ]
-    assert "teacher_student_logp_gap" not in metrics[0]
+    lines = (tmp_path / "runs" / "jsd" / "metrics.jsonl").read_text().splitlines()
+    assert "teacher_student_logp_gap" not in json.loads(lines[0])
 
 
 def test_grpo_asks_no_teacher_and_loads_none(make_checkpoint, tmp_path):

@@ -182,6 +182,13 @@ class TrainConfig(_Section):
         ge=0,
         description="Rollouts per forward/backward pass, gradients accumulated (0 = whole batch).",
     )
+    logits_micro_batch_size: int = Field(
+        default=16,
+        ge=1,
+        description="Rollouts per forward/backward pass when an objective needs the teacher's full "
+        "logits (rows x T x V floats each): the smaller of this and micro_batch_size, so the "
+        "whole batch's teacher logits never exist at once.",
+    )
     clip_low: float = Field(
         default=0.2, ge=0, lt=1, description="PPO clip below: the ratio is kept >= 1 - clip_low."
     )
