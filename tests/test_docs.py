@@ -54,6 +54,10 @@ def method_sections() -> set[str]:
 def test_no_file_refers_outside_the_repository():
     hits = [str(p.relative_to(ROOT)) for p in repo_files() if OUTSIDE in p.read_bytes()]
     assert not hits, f"these files refer to {OUTSIDE.decode()} (outside the repository): {hits}"
+    # nor to the outside specification by its file name: the method is docs/method.md
+    outside_spec = ("METHOD" + ".md").encode()
+    named = [str(p.relative_to(ROOT)) for p in repo_files() if outside_spec in p.read_bytes()]
+    assert not named, f"these files name the outside specification, not docs/method.md: {named}"
 
 
 def test_method_page_keeps_the_numbering_that_code_cites():

@@ -1,6 +1,6 @@
 """The algorithm core: pure functions over tensors (no models, files or config objects).
 
-This is where the paper lives; every function is tested against METHOD.md's definitions.
+This is where the paper lives; every function is tested against the definitions of docs/method.md.
 Conventions: advantages and masks `[N, T]`; `correct` `[N]` float 1.0 / 0.0 / NaN (ungraded);
 `group_ids` `[N]` int; mode "mean" / "minmax"; direction "correct_up" / "incorrect_down" /
 "both"; scope "group" / "global".

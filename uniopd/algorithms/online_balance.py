@@ -26,7 +26,7 @@ def online_balance(
     whole): want_c = floor(n_w * r), want_w = floor(n_c / r); mask n_c - want_c random correct
     rollouts if that leaves at least one, else n_w - want_w incorrect ones if that leaves at least
     one. The two ends are the paper's extreme cells, read literally: r = 0 masks every correct
-    rollout and r = inf every incorrect one, in mixed units only (METHOD's floor rule alone would
+    rollout and r = inf every incorrect one, in mixed units only (METHOD 3.2's floor rule alone would
     keep them, since it never empties a side).
     """
     if ratio < 0 or math.isnan(ratio):

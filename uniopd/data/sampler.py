@@ -8,7 +8,7 @@ epoch, so no batch holds the same problem twice unless it is larger than the dat
 move depends on the batch, the current epoch's order is part of `state_dict()`.
 
 Problems are sampled by position: an offline-balanced list that repeats a problem on purpose
-(METHOD.md section 3) keeps its repeats.
+(METHOD 3.1) keeps its repeats.
 """
 
 from __future__ import annotations
