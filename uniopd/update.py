@@ -187,7 +187,7 @@ def policy_update(
                     term = rollout_mean_loss(per_token, m * keep_f[c][:, None], N)
                     loss = loss + coef * term
                     if epoch == 0:
-                        direct_losses[name] += float(term)
+                        direct_losses[name] += float(term.detach())
                 s.teacher_logits_N_T_V = None  # free the micro-batch's teacher logits now
             loss.backward()
             w = len(c) / N
