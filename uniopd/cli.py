@@ -24,7 +24,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -118,17 +117,12 @@ def cmd_dashboard(args) -> int:
 
 def cmd_figures(args) -> int:
     from uniopd.analysis.make import make_all, parse_teachers
-    from uniopd.analysis.objective_table import END, START
+    from uniopd.analysis.objective_table import results_page_problem
 
-    if args.results and not (
-        Path(args.results).is_file()
-        and {START, END}
-        <= set(re.findall(r"<!-- objective-table:\w+ -->", Path(args.results).read_text()))
-    ):
-        return _fail(
-            f"--results {args.results}: not a page with a {START} ... {END} block to "
-            "write the objective table into"
-        )
+    # checked before any figure is drawn: a bad page must not cost the whole run of `figures`
+    problem = results_page_problem(Path(args.results)) if args.results else None
+    if problem:
+        return _fail(f"--results {problem}")
 
     manifest = make_all(
         args.runs,
@@ -226,75 +220,19 @@ def cmd_validate(args) -> int:
 
 
 def cmd_fields(args) -> int:
+    from uniopd.catalogue import option_rows
     from uniopd.config import describe_fields
 
-    for name, typ, default, help_text in describe_fields():
+    for name, typ, default, help_text in [*describe_fields(), *option_rows()]:
         print(f"{name:32} {typ:28} default={default:12} {help_text}")
-    # the options of what is registered, where an experiment file sets them
-    from uniopd.objectives import OBJECTIVES
-    from uniopd.strategies import CALIBRATORS, ONLINE_BALANCERS
-
-    for prefix, registry in (
-        ("method.options.{}", OBJECTIVES),
-        ("balance.online.options", ONLINE_BALANCERS),
-        ("calibration.options", CALIBRATORS),
-    ):
-        for entry in registry.entries():
-            for name, typ, default, help_text in describe_fields(entry.obj.Options, ""):
-                dotted = f"{prefix.format(entry.name)}.{name}"
-                where = "" if "{}" in prefix else f"(strategy {entry.name}) "
-                print(f"{dotted:32} {typ:28} default={default:12} {where}{help_text}")
     return 0
-
-
-# registry name -> (module, attribute, where an experiment file uses its names)
-REGISTRIES = {
-    "objectives": ("uniopd.objectives", "OBJECTIVES", "method.name"),
-    "verifiers": ("uniopd.verifiers", "VERIFIERS", "a row's domain, or verifiers.<domain>"),
-    "sources": ("uniopd.data.sources", "SOURCES", "data.train / data.eval: <scheme>:<rest>"),
-    "balancers": ("uniopd.strategies", "ONLINE_BALANCERS", "balance.online.strategy"),
-    "calibrators": ("uniopd.strategies", "CALIBRATORS", "calibration.strategy"),
-}
 
 
 def cmd_list(args) -> int:
-    import importlib
+    from uniopd.catalogue import listing
 
-    names = [args.registry] if args.registry else list(REGISTRIES)
-    if "sources" in names:  # a domain plugin in the verifiers group may also register its source
-        importlib.import_module("uniopd.verifiers").VERIFIERS.names()
-    for i, name in enumerate(names):
-        module, attr, used_as = REGISTRIES[name]
-        registry = getattr(importlib.import_module(module), attr)
-        entries = registry.entries()  # loads plugins: a broken one is a RegistryError (exit 2)
-        if i:
-            print()
-        print(f"{name} ({used_as}; plugins: entry-point group {registry.group})")
-        for e in entries:
-            print(f"  {e.name:14} [{e.origin}]  {' '.join(e.help.split()) or '-'}")
-            for line in _entry_details(name, e.obj):
-                print(f"  {'':14} {line}")
+    print("\n".join(listing(args.registry)))
     return 0
-
-
-def _entry_details(registry: str, obj) -> list[str]:
-    """Kind and needs of an objective; the options (with defaults) of anything that has them."""
-    lines = []
-    options = getattr(obj, "Options", None)
-    if registry == "objectives":
-        try:
-            needs = ", ".join(sorted(str(n) for n in obj(obj.Options()).needs())) or "-"
-        except Exception as exc:  # noqa: BLE001 - a required option: needs depend on it
-            needs = f"(depends on its options: {type(exc).__name__})"
-        lines.append(f"kind: {obj.kind}   needs: {needs}")
-    fields = getattr(options, "model_fields", None) or {}
-    for field_name, info in fields.items():
-        if info.is_required():
-            default = "(required)"
-        else:
-            default = "=" + repr(info.get_default(call_default_factory=True))
-        lines.append(f"option {field_name}{default}  {info.description or ''}".rstrip())
-    return lines
 
 
 def cmd_world(args) -> int:
@@ -312,6 +250,8 @@ def cmd_world(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from uniopd.catalogue import REGISTRIES
+
     parser = argparse.ArgumentParser(prog="uniopd", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -403,7 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="every registered objective, verifier, data source, "
         "balancer and calibrator (built-in and plugins), with help and options",
     )
-    p.add_argument("registry", nargs="?", choices=list(REGISTRIES), help="show only this registry")
+    p.add_argument(
+        "registry",
+        nargs="?",
+        choices=list(REGISTRIES),
+        help="show only this registry",
+    )
     p.set_defaults(fn=cmd_list)
 
     p = sub.add_parser("world", help="the tiny built-in world")

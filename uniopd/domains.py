@@ -10,8 +10,9 @@ routes it to the verifier (and, for distillation, the teacher) named like it.
 A worked example (a `parity` domain in about 25 lines) is in docs/extending.md, the very code
 tests/test_extending_domain.py trains with. After registering, an experiment file may say
 `data: {train: [parity:train], eval: [parity:test]}` (and `teachers: {parity: ...}` for a
-distillation method). From a package outside uniopd, put the registration in a module and name the module in the entry-point group `uniopd.verifiers`; importing it
-registers both the verifier and the source.
+distillation method). From a package outside uniopd, put the registration in a module and name
+the module in the entry-point group `uniopd.verifiers`; importing it registers both the verifier
+and the source.
 """
 
 from __future__ import annotations

@@ -66,11 +66,7 @@ def load_parts(plan: Plan, checkpoint: str | None = None, build=None) -> Parts:
     if cfg.method.needs_teacher():
         parts.teachers = _load_teachers(plan, parts)
     if Need.REFERENCE_LOGP in needs:
-        ref = next(
-            o.options.reference
-            for _, _, o in cfg.method.objectives()
-            if hasattr(o.options, "reference")
-        )
+        ref = next(r for r in (o.reference_model() for _, _, o in cfg.method.objectives()) if r)
         path = student_path if ref == "self" else resolve_model(ref)
         loading.check_same_interface(tokenizer, loading.load_tokenizer(path, ref), ref, "reference")
         parts.reference = loading.load_model(path, device, dtype, trainable=False, name=ref)
@@ -116,6 +112,5 @@ def builtin_refs(plan: Plan) -> list[str]:
     if cfg.method.needs_teacher():
         asked = {p.domain for p in plan.train}
         refs += [parse_teacher(t).model for d, t in sorted(cfg.teachers.items()) if d in asked]
-    for _, _, objective in cfg.method.objectives():
-        refs.append(getattr(objective.options, "reference", "self"))
+    refs += [o.reference_model() or "self" for _, _, o in cfg.method.objectives()]
     return sorted({r for r in refs if r.startswith("builtin:")})

@@ -40,10 +40,18 @@ class Entry(Generic[T]):
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str, group: str, builtins: str | tuple[str, ...] = ()):
+    def __init__(
+        self,
+        kind: str,
+        group: str,
+        builtins: str | tuple[str, ...] = (),
+        companions: tuple[str, ...] = (),
+    ):
         """`kind` names entries in messages ("objective"); `group` is the entry-point group;
-        `builtins` are modules of this package whose import registers the built-in entries."""
-        self.kind, self.group = kind, group
+        `builtins` are modules of this package whose import registers the built-in entries;
+        `companions` are other groups whose plugin modules may register here too (a domain module
+        named in `uniopd.verifiers` also registers its data source)."""
+        self.kind, self.group, self.companions = kind, group, companions
         self._builtins = (builtins,) if isinstance(builtins, str) else builtins
         self._entries: dict[str, Entry[T]] = {}
         self._loaded = False
@@ -91,21 +99,24 @@ class Registry(Generic[T]):
         self._loaded = True  # set first: a plugin module may read this registry while importing
         for module in self._builtins:
             importlib.import_module(module)
-        for ep in entry_points(group=self.group):
-            dist = ep.dist.name if ep.dist is not None else "?"
-            self._origin = dist
-            try:
-                target = ep.load()
-            except Exception as exc:  # noqa: BLE001 - any import failure of a plugin is reported
-                self._loaded = False
-                raise RegistryError(
-                    f"plugin {ep.name!r} ({ep.value}, from {dist}, entry-point group {self.group}) "
-                    f"failed to load: {type(exc).__name__}: {exc}"
-                ) from exc
-            finally:
-                self._origin = "uniopd"
-            if not isinstance(target, types.ModuleType):  # a module registers its own entries
-                self.register(ep.name, target, origin=dist)
+        for group in (self.group, *self.companions):
+            for ep in entry_points(group=group):
+                dist = ep.dist.name if ep.dist is not None else "?"
+                self._origin = dist
+                try:
+                    target = ep.load()
+                except Exception as exc:  # noqa: BLE001 - any import failure of a plugin is reported
+                    self._loaded = False
+                    raise RegistryError(
+                        f"plugin {ep.name!r} ({ep.value}, from {dist}, entry-point group {group}) "
+                        f"failed to load: {type(exc).__name__}: {exc}"
+                    ) from exc
+                finally:
+                    self._origin = "uniopd"
+                # a module registers its own entries; an object is registered under the entry
+                # point's name, in its own group's registry only
+                if group == self.group and not isinstance(target, types.ModuleType):
+                    self.register(ep.name, target, origin=dist)
 
 
 def check_name(registry: Registry, name: str) -> str:

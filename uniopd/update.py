@@ -135,7 +135,8 @@ def policy_update(
     teacher logits of a micro-batch, when an objective needs them."""
     N = batch.input_ids_N_L.shape[0]
     mb = train_cfg.micro_batch_size or N
-    if any(Need.TEACHER_LOGITS in o.needs() for _, _, o in objectives):
+    full_logits = any(Need.TEACHER_LOGITS in o.needs() for _, _, o in objectives)
+    if full_logits:
         mb = min(mb, train_cfg.logits_micro_batch_size)  # bounds the teacher's [n, T, V] logits
     chunks = [
         torch.arange(s, min(s + mb, N), device=batch.input_ids_N_L.device) for s in range(0, N, mb)
@@ -179,7 +180,7 @@ def policy_update(
                 )
             if direct:
                 s = batch_signals(c, batch, old_logp, rewards_N, group_ids_N, scored)
-                if any(Need.TEACHER_LOGITS in o.needs() for _, _, o in direct):
+                if full_logits:
                     assert teacher_logits is not None, "an objective needs full teacher logits"
                     s.teacher_logits_N_T_V = teacher_logits(c)
                 for name, coef, objective in direct:

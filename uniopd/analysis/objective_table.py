@@ -72,11 +72,21 @@ def objective_markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def results_page_problem(path: Path) -> str | None:
+    """Why `path` cannot take the objective table (None when it can)."""
+    if not path.is_file() or not all(m in path.read_text() for m in (START, END)):
+        return (
+            f"{path}: not a page with a {START} ... {END} block to write the objective table into"
+        )
+    return None
+
+
 def write_into(path: Path, table: str) -> None:
     """Replace the block between the objective-table markers of a Markdown page (docs/results.md)."""
+    problem = results_page_problem(path)
+    if problem:
+        raise ValueError(problem)
     text = path.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{path}: no {START} ... {END} block to write the objective table into")
     before, rest = text.split(START, 1)
     after = rest.split(END, 1)[1]
     path.write_text(f"{before}{START}\n{table}{END}{after}")

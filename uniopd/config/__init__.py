@@ -1,6 +1,7 @@
 """Declarative experiment files: the typed schema (schema.py) and YAML loading with `base:`
 inheritance, dotted overrides and one-line errors (load.py)."""
 
+from uniopd.config.fields import describe_fields
 from uniopd.config.load import ConfigError, load_experiment, resolved_dict, save_resolved
 from uniopd.config.schema import (
     DataConfig,
@@ -10,7 +11,6 @@ from uniopd.config.schema import (
     OutputConfig,
     RolloutConfig,
     TrainConfig,
-    describe_fields,
 )
 
 __all__ = [

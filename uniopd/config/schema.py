@@ -3,29 +3,27 @@
 An experiment file (experiments/*.yaml) is validated against `ExperimentConfig`; `load.py` reads
 the YAML, resolves `base:` inheritance and command-line overrides, and turns validation errors into
 one-line messages. Add a new section by writing one more `_Section` subclass and one field on
-`ExperimentConfig`; `describe_fields()` and the tests pick it up by walking the schema.
+`ExperimentConfig`; `describe_fields()` (fields.py) and the tests pick it up by walking the
+schema. The `method` section lives in method.py, the Uni-OPD sections in recipe.py.
 """
 
 from __future__ import annotations
 
-import types
-import typing
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import annotated_types
-from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from uniopd.config.method import MethodConfig
 from uniopd.config.recipe import (
     BalanceConfig,
     CalibrationConfig,
     OfflineBalanceConfig,
     OnlineBalanceConfig,
 )
-from uniopd.config.section import _Section, build_options, conflict
-from uniopd.objectives import OBJECTIVES, TEACHER_NEEDS
+from uniopd.config.section import _Section, conflict
+from uniopd.objectives import TEACHER_NEEDS
 from uniopd.refs import parse_teacher
-from uniopd.registry import check_name
 
 
 class DataConfig(_Section):
@@ -48,105 +46,6 @@ class DataConfig(_Section):
         default="chat",
         description="chat = wrap the prompt in the tokenizer's chat template; raw = feed it as is.",
     )
-
-
-class MethodConfig(_Section):
-    name: str = Field(
-        default="opd",
-        min_length=1,
-        description="The objective: a registered name (`uniopd list`: opd, grpo, jsd, forward_kl, "
-        "reverse_kl, topk, opsd, exopd, or a plugin's), or several joined by '+' (opd+grpo), "
-        "whose advantages and losses are summed with `coefs`.",
-    )
-    coefs: dict[str, Annotated[float, Field(ge=0)]] = Field(
-        default={}, description="Weight of each objective in `name` (default 1; 0 switches it off)."
-    )
-    options: dict[str, dict[str, Any]] = Field(
-        default={},
-        description="Each objective's own options, e.g. {jsd: {beta: 0.5}}; `uniopd list` shows them.",
-    )
-    _built: list = PrivateAttr(default_factory=list)
-
-    def parts(self) -> list[str]:
-        return [p.strip() for p in self.name.split("+")]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _legacy_keys(cls, data: Any) -> Any:
-        """Run directories and files written before objectives were registered say opd_coef,
-        grpo_coef and grpo_eps; they read as coefs.opd, coefs.grpo and options.grpo.eps."""
-        if not isinstance(data, dict) or not {"opd_coef", "grpo_coef", "grpo_eps"} & set(data):
-            return data
-        data = dict(data)
-        parts = [p.strip() for p in str(data.get("name", "opd")).split("+")]
-        coefs, options = dict(data.get("coefs") or {}), dict(data.get("options") or {})
-        for key, part in (("opd_coef", "opd"), ("grpo_coef", "grpo")):
-            if key in data:
-                value = data.pop(key)
-                if part in parts:
-                    coefs.setdefault(part, value)
-        if "grpo_eps" in data:
-            eps = data.pop("grpo_eps")
-            if "grpo" in parts:
-                options.setdefault("grpo", {}).setdefault("eps", eps)
-        data["coefs"], data["options"] = coefs, options
-        return data
-
-    @field_validator("name")
-    @classmethod
-    def _registered(cls, name: str) -> str:
-        for part in name.split("+"):
-            check_name(OBJECTIVES, part.strip())
-        return name
-
-    @model_validator(mode="after")
-    def _build(self) -> MethodConfig:
-        parts = self.parts()
-        if len(set(parts)) != len(parts):
-            raise conflict(f"'{self.name}' names an objective twice", "name")
-        for field, keys in (("coefs", self.coefs), ("options", self.options)):
-            stray = [k for k in keys if k not in parts]
-            if stray:
-                raise conflict(
-                    f"{field} names {stray}, which '{self.name}' does not use; its "
-                    f"objectives are {parts}",
-                    f"{field}.{stray[0]}",
-                    "name",
-                )
-        built = []
-        for part in parts:
-            cls = OBJECTIVES.get(part)
-            try:
-                options = build_options(cls, self.options.get(part, {}), f"objective {part}")
-            except PydanticCustomError as exc:  # name the option under this objective's key
-                ctx = exc.context or {}
-                fields = [f.replace("options", f"options.{part}", 1) for f in ctx["fields"]]
-                raise conflict(ctx["reason"], *fields) from None
-            if self.coefs.get(part, 1.0) > 0:
-                built.append((part, self.coefs.get(part, 1.0), cls(options)))
-        if not built:
-            raise conflict(
-                f"method '{self.name}' with every coefficient 0 has no loss term left to "
-                "train on: make a coefficient positive",
-                "coefs",
-                "name",
-            )
-        self._built = built
-        return self
-
-    def objectives(self) -> list:
-        """(name, coefficient, Objective) of every term with a positive weight, in `name` order."""
-        return list(self._built)
-
-    def needs(self) -> frozenset:
-        return frozenset().union(*(obj.needs() for _, _, obj in self._built))
-
-    def needs_teacher(self) -> bool:
-        return bool(self.needs() & TEACHER_NEEDS)
-
-    def distills(self) -> bool:
-        """Some advantage term is a distillation return (what margin calibration acts on)."""
-        return any(obj.distills and obj.kind == "advantage" for _, _, obj in self._built)
 
 
 class RolloutConfig(_Section):
@@ -376,60 +275,6 @@ class ExperimentConfig(_Section):
         return self
 
 
-def describe_fields(
-    model: type[BaseModel] = ExperimentConfig, prefix: str = ""
-) -> list[tuple[str, str, str, str]]:
-    """(dotted name, type, default, help) for every leaf field, in schema order: the table behind
-    `uniopd config --fields` and the README."""
-    rows = []
-    for name, info in model.model_fields.items():
-        dotted = prefix + name
-        if info.annotation is not None and _is_section(info.annotation):
-            rows += describe_fields(info.annotation, dotted + ".")  # type: ignore[arg-type]
-            continue
-        if info.is_required():
-            default = "required"
-        else:
-            default = info.get_default(call_default_factory=True)
-            default = repr(list(default) if isinstance(default, tuple) else default)
-        bounds = _bounds(info.metadata)
-        kind = _type_name(info.annotation) + (f" ({bounds})" if bounds else "")
-        rows.append((dotted, kind, default, info.description or ""))
-    return rows
-
-
-def _is_section(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
-
-
-def _bounds(metadata: list) -> str:
-    signs = {
-        annotated_types.Ge: ">=",
-        annotated_types.Gt: ">",
-        annotated_types.Le: "<=",
-        annotated_types.Lt: "<",
-    }
-    parts = []
-    for item in metadata:
-        sign = signs.get(type(item))
-        if sign:
-            parts.append(f"{sign} {getattr(item, type(item).__name__.lower())}")
-    return ", ".join(parts)
-
-
-def _type_name(annotation: Any) -> str:
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin is Annotated:
-        return _type_name(args[0])
-    if origin is Literal:
-        return " | ".join(repr(a) for a in args)
-    if origin in (typing.Union, types.UnionType):
-        return " | ".join("None" if a is type(None) else _type_name(a) for a in args)
-    if origin is not None:
-        return f"{origin.__name__}[{', '.join(_type_name(a) for a in args)}]"
-    return getattr(annotation, "__name__", str(annotation))
-
-
 __all__ = [
     "DataConfig",
     "MethodConfig",
@@ -444,5 +289,4 @@ __all__ = [
     "OutputConfig",
     "ExperimentConfig",
     "conflict",
-    "describe_fields",
 ]

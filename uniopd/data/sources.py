@@ -30,7 +30,11 @@ FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
 FILE_FORM = "a path ending in .jsonl, .json or .parquet"
 
 Loader = Callable[[str], list[Problem]]
-SOURCES: Registry[Loader] = Registry("data source", "uniopd.sources")
+# a domain plugin may be named only in the `uniopd.verifiers` group (register_domain registers
+# its data source too), so that group's modules load before a scheme is called unknown
+SOURCES: Registry[Loader] = Registry(
+    "data source", "uniopd.sources", companions=("uniopd.verifiers",)
+)
 
 
 class DataError(ValueError):
@@ -39,7 +43,6 @@ class DataError(ValueError):
 
 def accepted_forms() -> str:
     """Every spec form, for messages: each registered scheme's, then files."""
-    _load_domain_plugins()
     forms = [getattr(e.obj, "spec_form", None) or f"{e.name}:<...>" for e in SOURCES.entries()]
     return ", ".join(forms) + f", or {FILE_FORM}"
 
@@ -64,8 +67,6 @@ def _dispatch(spec: str, base_dir: str | Path | None) -> list[Problem]:
         )
     scheme, colon, rest = spec.partition(":")
     is_file = spec.lower().endswith(FILE_SUFFIXES)
-    if scheme not in SOURCES and not is_file:
-        _load_domain_plugins()
     if scheme in SOURCES:
         return _call(SOURCES.get(scheme), scheme, rest, spec)
     if is_file:
@@ -80,14 +81,6 @@ def _dispatch(spec: str, base_dir: str | Path | None) -> list[Problem]:
         f"unknown data source {spec!r}: {why}; accepted forms: {accepted_forms()} "
         "(`uniopd list sources` shows every registered one)"
     )
-
-
-def _load_domain_plugins() -> None:
-    """A domain plugin module may be named only in the `uniopd.verifiers` group and still register
-    its data source (register_domain): load that group before calling a scheme unknown."""
-    from uniopd.verifiers import VERIFIERS
-
-    VERIFIERS.names()
 
 
 def _call(loader: Loader, scheme: str, rest: str, spec: str) -> list[Problem]:

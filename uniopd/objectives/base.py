@@ -85,6 +85,10 @@ class Objective:
     def needs(self) -> frozenset[Need]:
         return frozenset()
 
+    def reference_model(self) -> str | None:
+        """The model ref whose log-probs `REFERENCE_LOGP` asks for ("self": the initial student)."""
+        return None
+
     def advantages(self, s: Signals) -> tuple[torch.Tensor, torch.Tensor]:
         """(advantages [n, T], loss mask [n, T]) for an advantage objective."""
         raise NotImplementedError(f"{type(self).__name__} is a {self.kind} objective")

@@ -34,6 +34,9 @@ class ExOPD(Objective):
     def needs(self):
         return frozenset({Need.TEACHER_LOGP, Need.REFERENCE_LOGP})
 
+    def reference_model(self) -> str:
+        return self.options.reference
+
     def advantages(self, s: Signals):
         t, o, m = s.need("teacher_logp_N_T"), s.student_logp_N_T, s.mask_N_T
         return (
