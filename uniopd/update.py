@@ -189,7 +189,7 @@ def policy_update(
                     loss = loss + coef * term
                     if epoch == 0:
                         direct_losses[name] += float(term.detach())
-                s.teacher_logits_N_T_V = None  # free the micro-batch's teacher logits now
+                s.teacher_logits_N_T_V = None  # gone with this micro-batch once its backward ran
             loss.backward()
             w = len(c) / N
             # the clip only acts from the second epoch on (rho == 1 in the first): average all
