@@ -27,6 +27,8 @@ def read_wandb_log(path):
         if kind == 0 and length == 0:
             pos += room
             continue
+        if pos + 7 + length > len(data):
+            break  # a chunk the writer has not finished yet
         chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
         if kind == 1:
             chunks.append(chunk)
@@ -46,9 +48,14 @@ def read_closed_wandb_log(path, timeout=120.0):
     """Records of a run's transaction log once wandb-core has closed it. `run.finish()` only
     *informs* the service that the run is done; the service flushes and closes the file on its own
     time, so on a loaded machine the file can still be empty when finish returns (CI saw that)."""
+    from google.protobuf.message import DecodeError
+
     deadline = time.monotonic() + timeout
     while True:
-        records = read_wandb_log(path)
+        try:
+            records = read_wandb_log(path)
+        except DecodeError:
+            records = []  # read mid-write (CI saw that): the service is still appending
         if any(r.WhichOneof("record_type") == "exit" for r in records):
             return records
         if time.monotonic() > deadline:
