@@ -66,7 +66,7 @@ def estimate_pass_counts(
     key = hashlib.sha256(
         json.dumps(
             {
-                "student": model_fingerprint(cfg.student),
+                "student": model_fingerprint(cfg.student.model),
                 "settings": settings,
                 "prompts": [(p.id, p.domain, p.prompt) for p in problems],
             },
@@ -103,7 +103,8 @@ def estimate_pass_counts(
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(
         path,
-        json.dumps({"settings": settings, "student": cfg.student, "pass_counts": counts}) + "\n",
+        json.dumps({"settings": settings, "student": cfg.student.model, "pass_counts": counts})
+        + "\n",
     )
     return counts
 

@@ -40,7 +40,7 @@ def lr_lambda(warmup: int, total: int, schedule: str):
 def make_optimizer(model: torch.nn.Module, train_cfg):
     """(AdamW, LambdaLR) as the experiment's `train` section says."""
     optimizer = torch.optim.AdamW(
-        model.parameters(),
+        [p for p in model.parameters() if p.requires_grad],  # a LoRA student: the adapter only
         lr=train_cfg.lr,
         betas=(train_cfg.betas[0], train_cfg.betas[1]),
         weight_decay=train_cfg.weight_decay,

@@ -117,7 +117,7 @@ class _Collector:
                 "delta": cfg.calibration.delta,
                 "steps": cfg.train.steps,
                 "description": cfg.description,
-                "student": cfg.student,
+                "student": cfg.student.model,
                 "teachers": json.dumps(cfg.teachers, sort_keys=True),
                 "setting": setting_label(
                     cfg, {d for r in e for d, v in r.items() if isinstance(v, dict)}

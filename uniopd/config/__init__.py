@@ -7,9 +7,11 @@ from uniopd.config.schema import (
     DataConfig,
     EvalConfig,
     ExperimentConfig,
+    LoraConfig,
     MethodConfig,
     OutputConfig,
     RolloutConfig,
+    StudentConfig,
     TrainConfig,
 )
 
@@ -20,6 +22,8 @@ __all__ = [
     "save_resolved",
     "describe_fields",
     "ExperimentConfig",
+    "StudentConfig",
+    "LoraConfig",
     "DataConfig",
     "MethodConfig",
     "RolloutConfig",

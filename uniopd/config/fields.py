@@ -11,6 +11,7 @@ import annotated_types
 from pydantic import BaseModel
 
 from uniopd.config.schema import ExperimentConfig
+from uniopd.config.section import section_type
 
 
 def describe_fields(
@@ -21,8 +22,9 @@ def describe_fields(
     rows = []
     for name, info in model.model_fields.items():
         dotted = prefix + name
-        if info.annotation is not None and _is_section(info.annotation):
-            rows += describe_fields(info.annotation, dotted + ".")  # type: ignore[arg-type]
+        section = section_type(info.annotation)
+        if section is not None and isinstance(info.annotation, type):  # always present
+            rows += describe_fields(section, dotted + ".")
             continue
         if info.is_required():
             default = "required"
@@ -32,11 +34,10 @@ def describe_fields(
         bounds = _bounds(info.metadata)
         kind = _type_name(info.annotation) + (f" ({bounds})" if bounds else "")
         rows.append((dotted, kind, default, info.description or ""))
+        # an optional section (student.lora): its own row, None by default, then its fields
+        if section is not None:
+            rows += describe_fields(section, dotted + ".")
     return rows
-
-
-def _is_section(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 def _bounds(metadata: list) -> str:

@@ -4,8 +4,10 @@
 
 Layers, lowest first: the `base:` chain (a top-level `base: other.yaml`, relative to the file that
 names it), the file itself, then the dotted overrides in order. Mappings merge key by key;
-everything else (lists, scalars) is replaced whole. Every leaf remembers which layer set it, so a
-validation error names the file or override to fix, not just the field.
+everything else (lists, scalars) is replaced whole, except a section's shorthand string
+(`student: x` is `student: {model: x}`), which merges as the mapping it stands for. Every leaf
+remembers which layer set it, so a validation error names the file or override to fix, not just
+the field.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from uniopd.config.schema import ExperimentConfig
+from uniopd.config.section import section_type
 
 
 class Problem(NamedTuple):
@@ -166,6 +169,7 @@ def _parse_override(text: str) -> dict:
 def _merge(dst: dict, src: dict, prov: Provenance, prefix: Key, source: str, rank: int) -> None:
     for key, value in src.items():
         here = (*prefix, key)
+        value = _spell_out(dst, key, value, prov, here)
         if isinstance(value, dict) and isinstance(dst.get(key), dict):
             _merge(dst[key], value, prov, here, source, rank)
             continue
@@ -173,6 +177,22 @@ def _merge(dst: dict, src: dict, prov: Provenance, prefix: Key, source: str, ran
             del prov[stale]
         dst[key] = copy.deepcopy(value)
         _record(value, prov, here, source, rank)
+
+
+def _spell_out(dst: dict, key: Any, value: Any, prov: Provenance, here: Key) -> Any:
+    """A section with a SHORTHAND field reads a string as {SHORTHAND: string} (`student: x` is
+    `student: {model: x}`). Where a string meets a mapping, both are spelled out so they merge key
+    by key: `student.lora.r=8` over `student: x` keeps x, `student=y` keeps student.lora."""
+    short = getattr(_section_at(here), "SHORTHAND", None)
+    if short is None:
+        return value
+    if isinstance(dst.get(key), str) and isinstance(value, dict):
+        dst[key] = {short: dst[key]}
+        if here in prov:
+            prov[(*here, short)] = prov.pop(here)
+    if isinstance(value, str) and isinstance(dst.get(key), dict):
+        return {short: value}
+    return value
 
 
 def _record(value: Any, prov: Provenance, here: Key, source: str, rank: int) -> None:
@@ -234,11 +254,10 @@ def _section_at(loc: Key) -> type[BaseModel] | None:
     model: type[BaseModel] = ExperimentConfig
     for part in loc:
         info = model.model_fields.get(part) if isinstance(part, str) else None
-        if info is None or not (
-            isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
-        ):
+        section = section_type(info.annotation) if info is not None else None
+        if section is None:
             return None
-        model = info.annotation
+        model = section
     return model
 
 

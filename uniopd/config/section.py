@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import types
+import typing
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import PydanticCustomError
 
@@ -12,6 +16,17 @@ class _Section(BaseModel):
     # (e.g. a ratio where inf means "drop all") opts in with Field(allow_inf_nan=True).
     # Numbers are accepted as text so that `name: 2024` or `name=1` on the command line just work.
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, coerce_numbers_to_str=True)
+
+
+def section_type(annotation: Any) -> type[BaseModel] | None:
+    """The section class of a field annotated `Section` or `Section | None` (an optional section,
+    such as `student.lora`, which is off until set), else None: a leaf."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        sections = [a for a in typing.get_args(annotation) if a is not type(None)]
+        annotation = sections[0] if len(sections) == 1 else None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
 
 
 def conflict(reason: str, *fields: str) -> PydanticCustomError:
