@@ -2,12 +2,16 @@
 
     uniopd sweep sweeps/margin_delta.yaml --workers 2
     uniopd sweep sweeps/margin_delta.yaml --workers 2 --storage postgresql://user@host/db   # many machines
+    uniopd sweep sweeps/margin_delta.yaml --gpus 0,1,2,3          # 4 workers, one GPU each
+    uniopd sweep sweeps/margin_delta.yaml --gpus 0,1,2,3 --gpus-per-run 2   # 2 workers, 2 GPUs each
 
 Storage defaults to SQLite beside the trials (<output>/<name>/study.db). Workers beat a
 heartbeat; a trial whose worker died (SIGKILL, a lost machine) goes stale after the grace period
 and is re-queued once with the same parameters, so the sweep still finishes every trial and none
 is counted twice. Re-running the same command after the whole sweep was killed loads the study
 and runs only what is missing. Each trial is an ordinary run directory under <name>/trials/.
+With --gpus, each worker process sees only its own GPU set (CUDA_VISIBLE_DEVICES), recorded in
+the trial's `worker` attribute and trial.json.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import optuna
 
 from uniopd.config import load_experiment
 from uniopd.config.load import ConfigError
+from uniopd.placement import worker_env
 from uniopd.sweep.spec import LoadedSweep, _text, load_sweep, objective_value
 
 log = logging.getLogger(__name__)
@@ -62,6 +67,7 @@ def make_study(loaded: LoadedSweep, storage, worker_index: int = 0) -> optuna.St
     spec = loaded.spec
     # each worker its own sampler seed: with one seed, parallel workers propose identical trials
     seed = spec.sampler.seed * 1000 + worker_index
+    sampler: optuna.samplers.BaseSampler
     if spec.sampler.kind == "grid":
         sampler = optuna.samplers.GridSampler(
             {k: p.grid() for k, p in spec.space.items()}, seed=seed
@@ -100,7 +106,7 @@ def run_trial(loaded: LoadedSweep, trial: optuna.Trial) -> float:
     from uniopd.launch import create_run, start_run
 
     spec = loaded.spec
-    trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
+    trial.set_user_attr("worker", _whoami())
     params = {name: _suggest(trial, name, p) for name, p in spec.space.items()}
     scores = []
     for i, seed in enumerate(spec.seeds):
@@ -125,7 +131,7 @@ def run_trial(loaded: LoadedSweep, trial: optuna.Trial) -> float:
                     "params": params,
                     "seed": seed,
                     "retry_of": _frozen(trial).system_attrs.get("failed_trial"),
-                    "worker": {"host": socket.gethostname(), "pid": os.getpid()},
+                    "worker": _whoami(),
                 },
                 indent=1,
             )
@@ -148,6 +154,15 @@ def run_trial(loaded: LoadedSweep, trial: optuna.Trial) -> float:
             raise
         scores.append(objective_value(spec.objective.metric, final))
     return sum(scores) / len(scores)
+
+
+def _whoami() -> dict:
+    """This worker, as a trial records it: the GPUs are what --gpus pinned it to (None: all)."""
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
 
 
 def _frozen(trial: optuna.Trial) -> optuna.trial.FrozenTrial:
@@ -239,6 +254,12 @@ def worker(sweep_path: str, url: str | None, index: int = 0) -> None:
     loaded = load_sweep(sweep_path)
     study = make_study(loaded, open_storage(storage_url(loaded, url), loaded), worker_index=index)
     wanted = loaded.spec.n_trials()
+    log.info(
+        "worker %d (pid %d): CUDA_VISIBLE_DEVICES=%s",
+        index,
+        os.getpid(),
+        os.environ.get("CUDA_VISIBLE_DEVICES"),
+    )
     while True:
         reap_dead_trials(study, loaded)  # a dead worker's trial is re-queued as WAITING here
         done, running, waiting = finished(study, grid=loaded.spec.sampler.kind == "grid")
@@ -268,15 +289,18 @@ def enqueue_grid(study: optuna.Study, loaded: LoadedSweep) -> None:
             study.enqueue_trial(params, skip_if_exists=False)
 
 
-def run_sweep(sweep_path: str, workers: int, url: str | None) -> dict:
+def run_sweep(
+    sweep_path: str, workers: int, url: str | None, gpus: list[list[str]] | None = None
+) -> dict:
+    """`workers` worker processes on this machine; with `gpus` (from uniopd.placement), one per
+    GPU set, each pinned to its set."""
+    if gpus is not None and len(gpus) != workers:
+        raise ValueError(f"{workers} workers for {len(gpus)} GPU sets: give one worker per set")
     loaded = load_sweep(sweep_path)  # every input check before any trial
     loaded.root.mkdir(parents=True, exist_ok=True)
     resolved = storage_url(loaded, url)
     make_study(loaded, open_storage(resolved, loaded))  # created once, before the workers start
     start = time.time()
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-    if workers > 1:
-        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     study = make_study(loaded, open_storage(resolved, loaded))
     if loaded.spec.sampler.kind == "grid":
         enqueue_grid(study, loaded)
@@ -294,7 +318,7 @@ def run_sweep(sweep_path: str, workers: int, url: str | None) -> dict:
                 "--index",
                 str(base + i),
             ],
-            env=env,
+            env=worker_env(gpus[i] if gpus else None, workers),
         )
         for i in range(workers)
     ]
