@@ -9,6 +9,7 @@
     uniopd dashboard sweeps/margin_delta.yaml                   optuna-dashboard on 127.0.0.1
     uniopd figures runs/study --out paper_figures               the paper's figures and tables from runs
     uniopd report runs/study --out report.html                  a self-contained HTML dashboard
+    uniopd merge runs/<name>/checkpoints/step_N --out merged    a LoRA adapter merged into its base
     uniopd validate experiments/*.yaml                          check files, no compute
     uniopd fields                                               every experiment field with its help
     uniopd list [objectives|verifiers|sources|balancers|calibrators]   every registered name
@@ -42,27 +43,51 @@ def _load(path: str, overrides: list[str]):
 
 
 def cmd_run(args) -> int:
-    from uniopd.launch import create_run, start_run
+    from uniopd.launch import create_run, process_world, start_run
     from uniopd.plan import make_plan
 
+    if args.nproc < 1:
+        return _fail(f"run: --nproc {args.nproc}: needs at least one process")
     if args.resume:
-        return _resume(
-            Path(args.resume),
-            [args.experiment, *args.overrides] if args.experiment else args.overrides,
-        )
+        extra = [args.experiment, *args.overrides] if args.experiment else args.overrides
+        return _resume(Path(args.resume), extra, args.nproc)
     if not args.experiment:
         return _fail("run: name an experiment file, or --resume runs/<name>")
     cfg = _load(args.experiment, args.overrides)
-    plan = make_plan(cfg)  # all input checks happen here, before the run directory exists
+    if args.into:  # a process started by --nproc: the first process made the run directory
+        return _train_into(Path(args.into), cfg)
+    processes = args.nproc if args.nproc > 1 else None
+    plan = make_plan(cfg, processes)  # every input check, before the run directory exists
+    dist = process_world(cfg) if processes is None else None
+    if dist is not None and dist.active:  # started by accelerate launch: one run directory
+        run_path = dist.broadcast_object(str(create_run(cfg).path) if dist.is_main else None)
+        return _train_into(Path(run_path), cfg, plan, dist)
     run = create_run(cfg)
     print(f"uniopd: run directory {run.path}", file=sys.stderr)
+    if processes:
+        from uniopd.multiprocess import relaunch
+
+        print(f"uniopd: {processes} processes", file=sys.stderr)
+        return relaunch(processes, ["run", str(run.path / "config.yaml"), "--into", str(run.path)])
     _, final = start_run(cfg, plan=plan, run=run)
     _print_eval(final)
     return 0
 
 
-def _resume(path: Path, extra: list[str]) -> int:
-    from uniopd.launch import resume_trainer
+def _train_into(path: Path, cfg, plan=None, dist=None) -> int:
+    from uniopd.launch import process_world, start_run
+    from uniopd.run_dir import RunDir
+
+    dist = dist or process_world(cfg)
+    _, final = start_run(cfg, plan=plan, run=RunDir(path), dist=dist)
+    if dist.is_main:
+        _print_eval(final)
+    return 0
+
+
+def _resume(path: Path, extra: list[str], nproc: int = 1) -> int:
+    from uniopd.launch import process_world, resume_trainer
+    from uniopd.plan import check_processes
 
     if extra:
         return _fail(
@@ -76,28 +101,72 @@ def _resume(path: Path, extra: list[str]) -> int:
     if marker.exists() and marker.read_text().strip() == f"step_{cfg.train.steps:06d}":
         print(f"uniopd: {path} already finished all {cfg.train.steps} steps", file=sys.stderr)
         return 0
+    if nproc > 1:
+        from uniopd.multiprocess import relaunch
+
+        check_processes(cfg, nproc)
+        return relaunch(nproc, ["run", "--resume", str(path)])
+    dist = process_world(cfg)
     try:
-        trainer = resume_trainer(path, cfg)
+        trainer = resume_trainer(path, cfg, dist)
     except FileNotFoundError as exc:
         return _fail(str(exc))
-    print(f"uniopd: resuming {path} at step {trainer.step}", file=sys.stderr)
-    _print_eval(trainer.train())
+    if dist.is_main:
+        print(f"uniopd: resuming {path} at step {trainer.step}", file=sys.stderr)
+    final = trainer.train()
+    if dist.is_main:
+        _print_eval(final)
     return 0
 
 
 def cmd_group(args) -> int:
     from uniopd.group import run_group
+    from uniopd.placement import from_flags
 
-    run_group(args.targets, args.seeds, args.overrides)
+    try:
+        gpus = from_flags(args.gpus, args.gpus_per_run)
+    except ValueError as exc:
+        return _fail(f"group: {exc}")
+    failed = [r for r in run_group(args.targets, args.seeds, args.overrides, gpus) if "failed" in r]
+    if failed:
+        names = ", ".join(f"{r['name']} (exit {r['failed']})" for r in failed)
+        print(f"uniopd: group: {len(failed)} run(s) failed: {names}", file=sys.stderr)
+        return 1
     return 0
 
 
 def cmd_sweep(args) -> int:
+    from uniopd.placement import from_flags
     from uniopd.sweep import run_sweep
 
-    summary = run_sweep(args.sweep, args.workers, args.storage)
+    try:
+        gpus = from_flags(args.gpus, args.gpus_per_run)
+    except ValueError as exc:
+        return _fail(f"sweep: {exc}")
+    workers = args.workers if args.workers is not None else len(gpus) if gpus else 1
+    if gpus and workers != len(gpus):
+        return _fail(
+            f"sweep: --workers {workers} but --gpus {args.gpus} makes {len(gpus)} GPU sets; "
+            "with --gpus there is one worker per set (leave out --workers)"
+        )
+    summary = run_sweep(args.sweep, workers, args.storage, gpus)
     print(json.dumps(summary, indent=1, default=str))
     return 0
+
+
+def _add_gpu_flags(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--gpus",
+        metavar="IDS",
+        help=f"GPU ids, e.g. 0,1,2,3: one {what} per GPU set at a time, each worker process "
+        "seeing only its set (CUDA_VISIBLE_DEVICES)",
+    )
+    p.add_argument(
+        "--gpus-per-run",
+        type=int,
+        metavar="K",
+        help="GPUs in each set (default 1): --gpus 0,1,2,3 --gpus-per-run 2 makes sets 0,1 and 2,3",
+    )
 
 
 def cmd_dashboard(args) -> int:
@@ -167,6 +236,7 @@ def _print_eval(summary: dict) -> None:
 def cmd_eval(args) -> int:
     from uniopd.config import load_experiment
     from uniopd.engine import loading
+    from uniopd.engine.precision import Precision
     from uniopd.evaluate import evaluate_as_configured
     from uniopd.launch import build_models
     from uniopd.plan import make_plan
@@ -180,28 +250,51 @@ def cmd_eval(args) -> int:
         ckpt = RunDir(target).latest_checkpoint()
         if ckpt is None:
             return _fail(f"{target}: no checkpoint in this run directory")
-        cfg = load_experiment(target / "config.yaml", [f"student={ckpt}", *args.overrides])
+        # a LoRA run's checkpoint is its adapter, which loads as a model on its own: transformers
+        # reads the base it names (adapter_config.json) and puts the adapter on it
+        fixed = [f"student.model={ckpt}", "student.lora=null"]
+        cfg = load_experiment(target / "config.yaml", [*fixed, *args.overrides])
     else:
         cfg = _load(args.target, args.overrides)
     plan = make_plan(cfg)
     if not plan.eval:
         return _fail(f"{args.target}: data.eval: no held-out sources to evaluate on")
     device = loading.pick_device(cfg.device)
-    build_models([cfg.student])
-    path = resolve_model(cfg.student)
-    tok = loading.load_tokenizer(path, cfg.student)
+    build_models([cfg.student.model])
+    path = resolve_model(cfg.student.model)
+    tok = loading.load_tokenizer(path, cfg.student.model)
     model = loading.load_model(
-        path, device, loading.pick_dtype(cfg.dtype, device), False, cfg.student
+        path,
+        device,
+        Precision(cfg.precision, device).teacher_dtype,  # inference only: no master copy
+        False,
+        cfg.student.model,
+        cfg.attn_implementation,
     )
     summary, samples = evaluate_as_configured(
         model, tok, plan.eval, {d: get_verifier(n) for d, n in plan.verifier_for.items()}, cfg
     )
-    print(f"model: {cfg.student}")
+    print(f"model: {cfg.student.model}")
     _print_eval(summary)
     if args.out:
         Path(args.out).write_text(
-            json.dumps({"model": cfg.student, "summary": summary, "samples": samples}, indent=1)
+            json.dumps(
+                {"model": cfg.student.model, "summary": summary, "samples": samples}, indent=1
+            )
         )
+    return 0
+
+
+def cmd_merge(args) -> int:
+    from uniopd.engine.lora import merge_adapter
+    from uniopd.refs import resolve_model
+
+    try:
+        base = resolve_model(args.base) if args.base else None
+    except ValueError as exc:  # an unknown builtin:<name>
+        return _fail(f"merge --base: {exc}")
+    out = merge_adapter(args.checkpoint, args.out, base)
+    print(f"uniopd: {args.checkpoint} merged into a plain checkpoint at {out}", file=sys.stderr)
     return 0
 
 
@@ -262,6 +355,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", metavar="RUN_DIR", help="continue runs/<name> from its newest usable checkpoint"
     )
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=3e-4 seed=2")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="data-parallel processes (one per GPU), started with accelerate's launcher",
+    )
+    p.add_argument("--into", help=argparse.SUPPRESS)  # set by --nproc for the processes it starts
     p.set_defaults(fn=cmd_run)
 
     p = sub.add_parser("eval", help="held-out evaluation of an experiment's student or a run")
@@ -271,6 +371,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*")
     p.add_argument("--out", help="write the summary and every sample to this JSON file")
     p.set_defaults(fn=cmd_eval)
+
+    p = sub.add_parser("merge", help="fold a LoRA run's adapter into a plain HF checkpoint")
+    p.add_argument("checkpoint", help="a LoRA checkpoint, runs/<name>/checkpoints/step_XXXXXX")
+    p.add_argument("--out", required=True, help="folder for the merged model and tokenizer")
+    p.add_argument(
+        "--base",
+        help="the base model (a path or builtin:<name>); default: the one the adapter names",
+    )
+    p.set_defaults(fn=cmd_merge)
 
     p = sub.add_parser("group", help="run several experiment files over several seeds")
     p.add_argument("targets", nargs="+", help="experiment files, or folders of them")
@@ -284,18 +393,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         help="dotted override applied to every run, e.g. --set train.steps=30",
     )
+    _add_gpu_flags(p, "run")
     p.set_defaults(fn=cmd_group)
 
     p = sub.add_parser(
         "sweep", help="an Optuna sweep over experiment fields, with parallel workers"
     )
     p.add_argument("sweep", help="sweeps/<name>.yaml")
-    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes on this machine (default 1; with --gpus, one per GPU set)",
+    )
     p.add_argument(
         "--storage",
         help="study storage URL (default: SQLite beside the trials); "
         "postgresql://... lets workers on several machines join one study",
     )
+    _add_gpu_flags(p, "worker")
     p.set_defaults(fn=cmd_sweep)
 
     p = sub.add_parser("dashboard", help="optuna-dashboard on a sweep's storage, on 127.0.0.1")

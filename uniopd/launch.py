@@ -13,6 +13,8 @@ import logging
 from pathlib import Path
 
 from uniopd.config import ExperimentConfig, save_resolved
+from uniopd.engine.distributed import Dist
+from uniopd.engine.loading import pick_device
 from uniopd.plan import Plan, make_plan
 from uniopd.run_dir import RunDir
 from uniopd.runner import prepare
@@ -36,6 +38,11 @@ def create_run(cfg: ExperimentConfig) -> RunDir:
     return run
 
 
+def process_world(cfg: ExperimentConfig) -> Dist:
+    """This process among the run's data-parallel processes (alone when not launched)."""
+    return Dist.from_env(cpu=pick_device(cfg.device).type == "cpu")
+
+
 def start_run(
     cfg: ExperimentConfig,
     *,
@@ -43,16 +50,17 @@ def start_run(
     run: RunDir | None = None,
     on_eval=None,
     on_step=None,
+    dist: Dist | None = None,
 ) -> tuple[RunDir, dict]:
     """Train `cfg` into a new run directory (or `run`, made by `create_run`); (run, final eval).
     `plan`, when the caller checked the config already, saves reading the data twice."""
     plan = plan or make_plan(cfg)  # all input checks happen here, before the run directory exists
     run = run or create_run(cfg)
-    trainer = prepare(plan, run, build=build_models)
+    trainer = prepare(plan, run, build=build_models, dist=dist)
     trainer.on_eval, trainer.on_step = on_eval, on_step
     return run, trainer.train()
 
 
-def resume_trainer(path: Path, cfg: ExperimentConfig) -> Trainer:
+def resume_trainer(path: Path, cfg: ExperimentConfig, dist: Dist | None = None) -> Trainer:
     """The trainer of run directory `path`, at its newest usable checkpoint."""
-    return prepare(make_plan(cfg), RunDir(path), resume=True, build=build_models)
+    return prepare(make_plan(cfg), RunDir(path), resume=True, build=build_models, dist=dist)

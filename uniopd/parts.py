@@ -7,58 +7,85 @@ initial weights), above the engine, which only ever sees paths.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from uniopd.engine import loading
+from uniopd.engine.distributed import Dist
+from uniopd.engine.lora import apply_lora, load_adapter
+from uniopd.engine.precision import Precision, vanishing_lr
 from uniopd.engine.teachers import TeacherPool
 from uniopd.objectives import Need
 from uniopd.plan import Plan
 from uniopd.refs import parse_teacher, resolve_model
 from uniopd.verifiers import get_verifier
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Parts:
     device: torch.device
-    dtype: torch.dtype
+    precision: Precision
     tokenizer: Any
     student: torch.nn.Module
     verifiers: dict
     teachers: TeacherPool | None = None
     reference: torch.nn.Module | None = None  # ExOPD's pi_ref
     ema_teachers: dict[str, float] = field(default_factory=dict)  # teacher ref -> EMA decay
+    dist: Dist = field(default_factory=Dist)  # this process among the data-parallel ones
 
     def teacher_model(self, ref: str) -> torch.nn.Module:
         assert self.teachers is not None, "this run loads no teacher"
         return self.teachers.models_by_ref[ref]
 
 
-def load_parts(plan: Plan, checkpoint: str | None = None, build=None) -> Parts:
+def load_parts(
+    plan: Plan, checkpoint: str | Path | None = None, build=None, dist: Dist | None = None
+) -> Parts:
     """`checkpoint` (a resumed run's) replaces the student's starting weights; `self` teachers
-    and references still start from `cfg.student`, the initial weights.
+    and references still start from `cfg.student.model`, the initial weights.
 
     `build(refs)`, when given, builds missing `builtin:` models: all side by side when the
     student is one of them, else after the student loaded, so a broken checkpoint of the user's
     own fails in seconds instead of after minutes of building teachers."""
     cfg = plan.cfg
-    if build is not None and cfg.student.startswith("builtin:"):
+    if build is not None and cfg.student.model.startswith("builtin:"):
         build(builtin_refs(plan))
-    device = loading.pick_device(cfg.device)
-    dtype = loading.pick_dtype(cfg.dtype, device)
-    student_path = resolve_model(cfg.student)
-    tokenizer = loading.load_tokenizer(student_path, cfg.student)
+    dist = dist or Dist()
+    device = dist.device(loading.pick_device(cfg.device))
+    precision = Precision(cfg.precision, device)
+    dtype = precision.student_dtype
+    student_path = resolve_model(cfg.student.model)
+    tokenizer = loading.load_tokenizer(student_path, cfg.student.model)
+    lora = cfg.student.lora  # a LoRA run's checkpoint holds the adapter, not the base weights
     student = loading.load_model(
-        str(checkpoint or student_path), device, dtype, trainable=True, name=cfg.student
-    )
-    parts = Parts(
+        str(checkpoint if checkpoint and lora is None else student_path),
         device,
         dtype,
+        trainable=True,
+        name=cfg.student.model,
+        attn_implementation=cfg.attn_implementation,
+    )
+    if lora is not None:
+        student = _with_lora(student, lora, checkpoint, cfg.student.model)
+    if cfg.train.gradient_checkpointing:
+        student.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
+    if precision.mode == "bf16-pure":
+        warn_vanishing_updates(student, cfg.train.lr)
+    parts = Parts(
+        device,
+        precision,
         tokenizer,
         student,
         {d: get_verifier(name) for d, name in plan.verifier_for.items()},
+        dist=dist,
     )
     if build is not None:
         build(builtin_refs(plan))
@@ -69,7 +96,14 @@ def load_parts(plan: Plan, checkpoint: str | None = None, build=None) -> Parts:
         ref = next(r for r in (o.reference_model() for _, _, o in cfg.method.objectives()) if r)
         path = student_path if ref == "self" else resolve_model(ref)
         loading.check_same_interface(tokenizer, loading.load_tokenizer(path, ref), ref, "reference")
-        parts.reference = loading.load_model(path, device, dtype, trainable=False, name=ref)
+        parts.reference = loading.load_model(
+            path,
+            device,
+            precision.teacher_dtype,
+            trainable=False,
+            name=ref,
+            attn_implementation=cfg.attn_implementation,
+        )
     return parts
 
 
@@ -87,7 +121,7 @@ def _load_teachers(plan: Plan, parts: Parts) -> TeacherPool:
             privileged.append(text)
         if text in models:
             continue
-        path = resolve_model(cfg.student if ref.is_self else ref.model)
+        path = resolve_model(cfg.student.model if ref.is_self else ref.model)
         if ref.is_server:
             raise loading.ModelLoadError(
                 f"teachers.{domain} ({text}): teachers served over HTTP are not supported by this "
@@ -97,18 +131,59 @@ def _load_teachers(plan: Plan, parts: Parts) -> TeacherPool:
             loading.check_same_interface(
                 parts.tokenizer, loading.load_tokenizer(path, text), text, domain
             )
+        # an EMA teacher follows the student's weights: it keeps their precision
+        dtype = parts.precision.student_dtype if ref.ema_decay else parts.precision.teacher_dtype
         models[text] = loading.load_model(
-            path, parts.device, parts.dtype, trainable=False, name=text
+            path,
+            teacher_device(cfg.teacher_device, domain, parts.device),
+            dtype,
+            trainable=False,
+            name=text,
+            attn_implementation=cfg.attn_implementation,
         )
         if ref.ema_decay is not None:
             parts.ema_teachers[text] = ref.ema_decay
     return TeacherPool(models, routing, privileged)
 
 
+def _with_lora(student: torch.nn.Module, lora, checkpoint, name: str) -> torch.nn.Module:
+    """The base student wrapped in its LoRA adapter: a resumed run's, from the checkpoint, or a
+    fresh one; only the adapter trains (uniopd.engine.lora)."""
+    if checkpoint is not None:
+        return load_adapter(student, checkpoint, name)
+    return apply_lora(student, lora.r, lora.alpha, lora.dropout, lora.target_modules, name)
+
+
+def teacher_device(
+    setting: str | dict[str, str] | None, domain: str, student: torch.device
+) -> torch.device:
+    """`teacher_device` for one domain's teacher: one device for all, per domain, or the
+    student's (checked before any model loads by uniopd.plan)."""
+    name = setting.get(domain) if isinstance(setting, dict) else setting
+    return torch.device(name) if name else student
+
+
+def warn_vanishing_updates(student: torch.nn.Module, lr: float) -> None:
+    median, smallest = vanishing_lr(student)
+    level = logging.WARNING if lr < smallest else logging.INFO
+    log.log(
+        level,
+        "precision bf16-pure: a bf16 weight of the student's median size %.3g keeps only changes "
+        "of at least %.2g, and Adam moves weights by about lr per step: at lr %.2g %s; "
+        "bf16-mixed keeps float32 master weights",
+        median,
+        smallest,
+        lr,
+        "most updates round away"
+        if lr < smallest
+        else f"updates below lr {smallest:.2g} would round away",
+    )
+
+
 def builtin_refs(plan: Plan) -> list[str]:
     """The `builtin:` models this run loads (student, routed teachers, reference)."""
     cfg = plan.cfg
-    refs = [cfg.student]
+    refs = [cfg.student.model]
     if cfg.method.needs_teacher():
         asked = {p.domain for p in plan.train}
         refs += [parse_teacher(t).model for d, t in sorted(cfg.teachers.items()) if d in asked]

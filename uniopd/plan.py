@@ -7,8 +7,10 @@ is bad input, reported with exit code 2 before compute starts.
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from uniopd.config import ExperimentConfig
 from uniopd.data import load_source
@@ -46,7 +48,8 @@ def _load(sources: list[str], limit, sources_of: dict) -> list[Problem]:
     return problems
 
 
-def make_plan(cfg: ExperimentConfig) -> Plan:
+def make_plan(cfg: ExperimentConfig, processes: int | None = None) -> Plan:
+    """`processes`: the data-parallel processes the run will have (default: the launcher's)."""
     sources_of: dict[str, list[str]] = defaultdict(list)
     train = _load(cfg.data.train, cfg.data.limit, sources_of)
     evaluation = _load(cfg.data.eval, None, sources_of)  # eval.max_prompts_per_domain caps these
@@ -85,6 +88,9 @@ def make_plan(cfg: ExperimentConfig) -> Plan:
         if d not in verifier_for:
             log.warning("teachers.%s names a domain no data row has; it will never be asked", d)
     _check_privileged(cfg, train, sources_of)
+    _check_lora(cfg)
+    check_processes(cfg, processes if processes is not None else world_size())
+    check_devices(cfg)
     return Plan(
         cfg=cfg,
         train=train,
@@ -108,3 +114,84 @@ def _check_privileged(cfg: ExperimentConfig, train: list[Problem], sources_of: d
                 f"solution, but {len(bare)} {domain} training rows have none (e.g. {bare[0].id} from "
                 f"{', '.join(sources_of[domain])}); give the rows a 'solution' field"
             )
+
+
+def _check_lora(cfg: ExperimentConfig) -> None:
+    """Every LoRA target module names a layer of the student, read from its config alone (the
+    module tree is built on the meta device: no weights, seconds even for a large model)."""
+    lora, ref = cfg.student.lora, cfg.student.model
+    if lora is None:
+        return
+    from uniopd.engine.lora import LoraError, check_lora_targets
+
+    if ref.startswith("builtin:"):
+        from uniopd.world.models import planned_config
+        from uniopd.world.paths import is_built, model_dir
+
+        name = ref.removeprefix("builtin:")
+        try:  # an unbuilt model is checked against the config it will be built with
+            source = str(model_dir(name)) if is_built(name) else planned_config(name)
+        except ValueError as exc:
+            raise PlanError(f"student.model: {exc}") from None
+    elif Path(ref).is_dir():
+        source = ref
+    else:  # a hub id: its config may need the network; the loaded model is checked instead
+        return
+    try:
+        check_lora_targets(source, lora.target_modules, ref)
+    except LoraError as exc:
+        raise PlanError(f"student.lora.target_modules: {exc}") from None
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def check_processes(cfg: ExperimentConfig, processes: int) -> None:
+    """Each process takes whole groups of an equal share of the B prompts."""
+    b = cfg.rollout.prompts_per_batch
+    if processes < 1:
+        raise PlanError(f"--nproc {processes}: needs at least one process")
+    if processes > b:
+        raise PlanError(
+            f"--nproc {processes}: rollout.prompts_per_batch is {b}, so at most {b} processes get "
+            "a group each (a group never spans processes)"
+        )
+    if b % processes:
+        raise PlanError(
+            f"rollout.prompts_per_batch = {b} does not divide among {processes} processes: each "
+            f"process takes an equal share of whole groups (use a multiple of {processes})"
+        )
+
+
+def check_devices(cfg: ExperimentConfig) -> None:
+    """Precision, attention kernel and teacher placement, against this machine."""
+    import torch
+
+    from uniopd.engine.loading import ModelLoadError, check_attn_implementation, pick_device
+    from uniopd.engine.precision import PrecisionError, resolve_mode
+
+    try:
+        device = pick_device(cfg.device)
+        resolve_mode(cfg.precision, device)
+        check_attn_implementation(cfg.attn_implementation)
+    except (ModelLoadError, PrecisionError) as exc:
+        raise PlanError(str(exc)) from None
+    placement = cfg.teacher_device
+    named = placement.items() if isinstance(placement, dict) else [("*", placement)]
+    for domain, name in named:
+        if name is None:
+            continue
+        where = "teacher_device" + ("" if domain == "*" else f".{domain}")
+        if domain != "*" and domain not in cfg.teachers:
+            raise PlanError(f"{where}: no teacher is named for domain {domain!r}")
+        try:
+            dev = torch.device(name)
+        except RuntimeError:
+            raise PlanError(f"{where}: {name!r} is not a device (cpu, cuda, cuda:1, ...)") from None
+        if dev.type == "cuda" and (
+            not torch.cuda.is_available()
+            or (dev.index is not None and dev.index >= torch.cuda.device_count())
+        ):
+            seen = torch.cuda.device_count()
+            raise PlanError(f"{where}: {name} asked for, but torch sees {seen} CUDA device(s)")

@@ -9,7 +9,7 @@
       rollouts/step_XXXXXX.jsonl  per-rollout records (completion, reward, per-token log-probs)
       pairs.jsonl          sampled (correct, incorrect) pairs: per-token OPD advantages before / after calibration
       difficulty/          offline balancing: difficulty table and before / after histograms
-      checkpoints/step_XXXXXX/    HF model + tokenizer + trainer_state.pt
+      checkpoints/step_XXXXXX/    HF model (a LoRA run: its adapter) + tokenizer + trainer_state.pt
 
 Every file is appended line by line or written to a temporary name and renamed, so a killed run
 leaves complete lines and complete checkpoints behind, never half of one.
@@ -97,6 +97,7 @@ class RunDir:
             if device.type == "cuda"
             else platform.processor() or platform.machine(),
             "cpu_threads": torch.get_num_threads(),
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),  # `--gpus` pinning
             **(extra or {}),
         }
         atomic_write_text(self.path / "meta.json", json.dumps(meta, indent=2) + "\n")
@@ -164,7 +165,10 @@ class RunDir:
         ckpts = sorted((self.path / "checkpoints").glob("step_*"), reverse=True)
         for ckpt in ckpts:
             try:
-                json.loads((ckpt / "config.json").read_text())
+                # a LoRA run's checkpoint holds its adapter: adapter_config.json, no config.json
+                adapter = (ckpt / "adapter_config.json").exists()
+                config = ckpt / ("adapter_config.json" if adapter else "config.json")
+                json.loads(config.read_text())
                 weights = sorted(ckpt.glob("*.safetensors"))
                 if not weights:
                     raise FileNotFoundError("no *.safetensors weights")

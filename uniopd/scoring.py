@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from uniopd.engine.batching import micro_batches
 from uniopd.engine.logprobs import response_logprobs
 from uniopd.engine.sequences import SequenceBatch, encode_prompts, with_prompts
 from uniopd.objectives import Need
@@ -71,25 +72,26 @@ class Scorer:
         """What the objectives need from teachers and the reference, for the whole batch (full
         teacher logits excepted: `teacher_logits` gives those one micro-batch at a time)."""
         pool, mb = self.parts.teachers, self.cfg.train.micro_batch_size
+        budget = self.cfg.train.max_tokens_per_micro_batch
+        chunk = self.cfg.train.logprob_chunk_tokens
         domains = [p.domain for p in rows]
         privileged = self.privileged_batch(batch, rows)
         out = TeacherSignals(domains, privileged, self.special_ids)
         if Need.TEACHER_LOGP in self.needs:
             assert pool is not None
-            out.teacher_logp_N_T = pool.logprobs(batch, domains, mb, privileged)
+            out.teacher_logp_N_T = pool.logprobs(batch, domains, mb, privileged, chunk, budget)
         if Need.TEACHER_TOPK in self.needs:
             assert pool is not None
             out.teacher_topk_logp_N_T_K, out.teacher_topk_ids_N_T_K = pool.topk(
-                batch, domains, self.topk, mb, privileged
+                batch, domains, self.topk, mb, privileged, chunk, budget
             )
         if Need.REFERENCE_LOGP in self.needs:
-            step = mb or len(rows)
-            out.reference_logp_N_T = torch.cat(
-                [
-                    response_logprobs(self.parts.reference, batch.rows(slice(s, s + step)))
-                    for s in range(0, len(rows), step)
-                ]
-            )
+            ref = torch.zeros(batch.response_mask_N_T.shape, device=batch.input_ids_N_L.device)
+            for c in micro_batches(batch, mb, budget):
+                piece = batch.rows(c).trimmed()
+                got = response_logprobs(self.parts.reference, piece, chunk_tokens=chunk)
+                ref[c, : got.shape[1]] = got
+            out.reference_logp_N_T = ref
         return out
 
     def teacher_logits(self, batch: SequenceBatch, scored: TeacherSignals):

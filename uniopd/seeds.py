@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 PAIRS_OFFSET = 7  # the logged advantage pairs draw from their own stream, not the rollouts'
+RANK_OFFSET = 100_003  # data-parallel process r samples its rollouts from stream r * RANK_OFFSET
 
 
 def step_seed(seed: int, step: int, offset: int = 0) -> int:

@@ -33,7 +33,8 @@ from uniopd.plan import Plan
 from uniopd.records import RolloutBatch, StepRecord, rollout_records, step_metrics
 from uniopd.run_dir import RunDir
 from uniopd.scoring import Scorer
-from uniopd.seeds import step_seed
+from uniopd.seeds import RANK_OFFSET, step_seed
+from uniopd.sharding import balance_globally, gather_record
 from uniopd.tracking import make_tracker
 from uniopd.update import policy_update
 from uniopd.verifiers import grade_by_domain
@@ -56,6 +57,8 @@ class Trainer:
         cfg = self.cfg = plan.cfg
         self.plan, self.run_dir, self.parts = plan, run_dir, parts
         self.student, self.tokenizer = parts.student, parts.tokenizer
+        self.dist, self.precision = parts.dist, parts.precision
+        self.writes = self.dist.is_main  # one process writes the run directory
         self.objectives = cfg.method.objectives()
         self.scorer = Scorer(parts, cfg.method.needs(), cfg)
         self.optimizer, self.scheduler = make_optimizer(self.student, cfg.train)
@@ -77,10 +80,11 @@ class Trainer:
         self.on_step = None  # optional hook(step, metrics), e.g. the world builder's progress
         if state is not None:
             self._load_state(state)
-            run_dir.rewind_logs(self.step)
-            run_dir.note_resume(self.step, checkpoint)
+            if self.writes:
+                run_dir.rewind_logs(self.step)
+                run_dir.note_resume(self.step, checkpoint)
             log.info("resumed %s at step %d from %s", run_dir.path, self.step, checkpoint)
-        else:
+        elif self.writes:
             run_dir.write_meta(
                 parts.device,
                 {
@@ -88,9 +92,12 @@ class Trainer:
                     "n_train_items": len(train_set),
                     "n_eval_prompts": len(plan.eval),
                     "student_params": sum(p.numel() for p in self.student.parameters()),
+                    "precision": self.precision.mode,
+                    "processes": self.dist.world,
                 },
             )
-        run_dir.mirror = make_tracker(cfg, run_dir)
+        if self.writes:
+            run_dir.mirror = make_tracker(cfg, run_dir)
 
     # ------------------------------------------------------------------ the loop
     def train(self) -> dict:
@@ -100,17 +107,18 @@ class Trainer:
             total=cfg.train.steps,
             initial=self.step,
             desc=f"{cfg.method.name} {cfg.name}",
-            disable=not cfg.output.progress,
+            disable=not cfg.output.progress or not self.writes,
             dynamic_ncols=True,
         )
         while self.step < cfg.train.steps:
             self.step += 1
-            record = self.train_step()
+            record = gather_record(self.train_step(), self.tokenizer.pad_token_id, self.dist)
             metrics = step_metrics(
                 record, self.train_domains, cfg.train.epochs, cfg.balance.online.enabled
             )
-            self.run_dir.log_metrics(metrics)
-            self._log_samples(record)
+            if self.writes:
+                self.run_dir.log_metrics(metrics)
+                self._log_samples(record)
             bar.update(1)
             bar.set_postfix(loss=f"{metrics['loss']:.3f}", reward=f"{metrics['reward']:.2f}")
             if self.on_step is not None:
@@ -134,7 +142,7 @@ class Trainer:
     def train_step(self) -> StepRecord:
         cfg, timer = self.cfg, PhaseTimer(self.parts.device)
         rollouts = self._rollouts(timer)
-        with timer("teacher"):
+        with timer("teacher"), self.precision.autocast():
             scored = self.scorer.score(rollouts.batch, rollouts.rows)
         correct = rollouts.rewards_N.float().clone()
         if cfg.balance.online.enabled and not cfg.balance.online.in_margin_stats:
@@ -154,6 +162,8 @@ class Trainer:
                 correct.to(dev),
                 cfg.train,
                 self.scorer.teacher_logits(rollouts.batch, scored),
+                precision=self.precision,
+                dist=self.dist,
             )
             self.scheduler.step()
             for ref, decay in self.parts.ema_teachers.items():
@@ -174,13 +184,14 @@ class Trainer:
 
     def _rollouts(self, timer: PhaseTimer) -> RolloutBatch:
         """B prompts, G samples each, graded and (when asked) balanced; seeded per step so a
-        resumed run samples and masks the same rollouts as an uninterrupted one."""
-        cfg, tok, G = self.cfg, self.tokenizer, self.cfg.rollout.group_size
+        resumed run samples and masks the same rollouts as an uninterrupted one. With several
+        processes, each samples whole groups of its share of the B prompts."""
+        cfg, tok, G, dist = self.cfg, self.tokenizer, self.cfg.rollout.group_size, self.dist
         assert tok is not None
-        problems = self.sampler.next_batch(cfg.rollout.prompts_per_batch)
+        problems = dist.shard(self.sampler.next_batch(cfg.rollout.prompts_per_batch))
         rows = [p for p in problems for _ in range(G)]
-        with timer("rollout"):
-            torch.manual_seed(step_seed(cfg.seed, self.step))
+        with timer("rollout"), self.precision.autocast():
+            torch.manual_seed(step_seed(cfg.seed, self.step, dist.rank * RANK_OFFSET))
             batch = rollout_batch(
                 self.student, tok, [self.prompt_ids[p.id] for p in problems], G, self.gen
             ).to(self.parts.device)
@@ -194,12 +205,15 @@ class Trainer:
                     for s in grade_by_domain(self.parts.verifiers, rows, texts)
                 ]
             )
-        group_ids = torch.arange(len(problems)).repeat_interleave(G)
+        # group ids are global: process r holds groups r * B/P .. (r + 1) * B/P - 1
+        first = dist.rank * len(problems)
+        group_ids = torch.arange(first, first + len(problems)).repeat_interleave(G)
         keep = torch.ones(len(rows), dtype=torch.bool)
         if cfg.balance.online.enabled:
             with timer("balance"):
                 g = torch.Generator().manual_seed(step_seed(cfg.seed, self.step))
-                keep = cfg.balance.online.balancer().keep(rewards, group_ids, g)
+                balancer = cfg.balance.online.balancer()
+                keep = balance_globally(balancer, rewards, group_ids, g, dist)
         return RolloutBatch(problems, rows, batch, texts, rewards, group_ids, keep)
 
     def _log_samples(self, r: StepRecord) -> None:
@@ -231,22 +245,29 @@ class Trainer:
 
     # ------------------------------------------------------------------ eval and checkpoints
     def evaluate(self) -> dict:
+        """Held-out evaluation, by the first process (the others wait for it)."""
+        if not self.writes:
+            self.dist.barrier()
+            return {}
         t0 = time.perf_counter()
-        summary, samples = evaluate_as_configured(
-            self.student, self.tokenizer, self.plan.eval, self.parts.verifiers, self.cfg
-        )
+        with self.precision.autocast():
+            summary, samples = evaluate_as_configured(
+                self.student, self.tokenizer, self.plan.eval, self.parts.verifiers, self.cfg
+            )
         summary["seconds"] = round(time.perf_counter() - t0, 3)
         self.run_dir.log_eval(self.step, summary, samples)
         accs = " ".join(f"{d}={v['acc']:.3f}" for d, v in summary.items() if isinstance(v, dict))
         log.info("eval step %d: %s", self.step, accs)
         if self.on_eval is not None:
             self.on_eval(self.step, summary)
+        self.dist.barrier()
         return summary
 
     def _load_state(self, state: dict) -> None:
         self.step = state["step"]
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        self.precision.load_state_dict(state.get("precision", {}))
         self.sampler.load_state_dict(state["sampler"])
         for ref, weights in state.get("ema_teachers", {}).items():
             self.parts.teacher_model(ref).load_state_dict(weights)
@@ -255,7 +276,12 @@ class Trainer:
         np.random.set_state(state["rng"]["numpy"])
 
     def checkpoint(self):
+        """Written by the first process; every process holds the same weights and state."""
+        if not self.writes:
+            self.dist.barrier()
+            return None
         state = {
+            "precision": self.precision.state_dict(),
             "step": self.step,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -269,6 +295,8 @@ class Trainer:
                 "numpy": np.random.get_state(),
             },
         }
-        return self.run_dir.save_checkpoint(
+        path = self.run_dir.save_checkpoint(
             self.step, self.student, self.tokenizer, state, keep=self.cfg.output.keep_checkpoints
         )
+        self.dist.barrier()
+        return path

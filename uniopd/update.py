@@ -8,7 +8,10 @@
    accumulate, one optimizer step per epoch.
 
 The teacher's full logits, when an objective needs them, are computed per micro-batch inside
-step 3 and dropped after it, so they never exist for the whole batch at once.
+step 3 and dropped after it, so they never exist for the whole batch at once. Micro-batches go by
+rows or by a token budget (uniopd.engine.batching); forward passes run under the run's precision
+(uniopd.engine.precision); with several processes, gradients are summed across them before the
+step (uniopd.engine.distributed), which makes the step the one-process step on the whole batch.
 """
 
 from __future__ import annotations
@@ -20,10 +23,14 @@ from dataclasses import dataclass, field
 import torch
 
 from uniopd.algorithms import ppo_clip_loss, rollout_mean_loss
+from uniopd.engine.batching import micro_batches
+from uniopd.engine.distributed import Dist
 from uniopd.engine.logprobs import response_logits, response_logprobs, sampled_logprobs
+from uniopd.engine.precision import Precision
 from uniopd.engine.sequences import SequenceBatch
 from uniopd.objectives import Need, Signals
 from uniopd.scoring import TeacherSignals
+from uniopd.strategies.base import Calibration
 
 
 @dataclass
@@ -117,6 +124,28 @@ def compute_advantages(
     return out
 
 
+def calibrate_globally(calibrator, dist: Dist):
+    """The calibrator seeing every process's rollouts (global-scope statistics are global); each
+    process keeps its own rows. Group-scope statistics come out the same either way."""
+    if calibrator is None or not dist.active:
+        return calibrator
+
+    class Global:
+        def calibrate(self, advantages_N_T, mask_N_T, correct_N, group_ids_N) -> Calibration:
+            n, t = advantages_N_T.shape
+            mine = slice(dist.rank * n, (dist.rank + 1) * n)
+            cal = calibrator.calibrate(
+                dist.gather_rows(advantages_N_T),
+                dist.gather_rows(mask_N_T),
+                dist.gather_rows(correct_N),
+                dist.gather_rows(group_ids_N),
+            )
+            dropped = None if cal.dropped_N is None else cal.dropped_N[mine]
+            return Calibration(cal.advantages_N_T[mine, :t], dropped, cal.metrics)
+
+    return Global()
+
+
 def policy_update(
     student,
     optimizer,
@@ -130,53 +159,82 @@ def policy_update(
     calibration_correct_N: torch.Tensor,
     train_cfg,
     teacher_logits: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    *,
+    precision: Precision | None = None,
+    dist: Dist | None = None,
 ) -> UpdateResult:
     """`scored`: the teacher phase's signals (whole batch); `teacher_logits(rows)`: the full
-    teacher logits of a micro-batch, when an objective needs them."""
+    teacher logits of a micro-batch, when an objective needs them. With several processes
+    (`dist`), `batch` is this process's share of whole groups and `group_ids_N` are global."""
+    dist = dist or Dist()
+    device = batch.input_ids_N_L.device
+    precision = precision or Precision("fp32", device)
     N = batch.input_ids_N_L.shape[0]
-    mb = train_cfg.micro_batch_size or N
+    n_global = N * dist.world  # the loss denominator: every rollout of the step, masked included
+    rows_cap = train_cfg.micro_batch_size
     full_logits = any(Need.TEACHER_LOGITS in o.needs() for _, _, o in objectives)
-    if full_logits:
-        mb = min(mb, train_cfg.logits_micro_batch_size)  # bounds the teacher's [n, T, V] logits
-    chunks = [
-        torch.arange(s, min(s + mb, N), device=batch.input_ids_N_L.device) for s in range(0, N, mb)
-    ]
-    with torch.no_grad():
-        old_logp = torch.cat([response_logprobs(student, batch.rows(c)) for c in chunks])
-    everything = torch.arange(N, device=old_logp.device)
+    if full_logits:  # bounds the teacher's [n, T, V] logits
+        rows_cap = min(rows_cap or N, train_cfg.logits_micro_batch_size)
+    direct = [(name, coef, o) for name, coef, o in objectives if o.kind == "loss"]
+    chunk = train_cfg.logprob_chunk_tokens
+    # direct losses read the student's full logits and the signals at full width; the advantage
+    # path needs only the sampled tokens' log-probs, over each micro-batch's own columns
+    chunks = micro_batches(batch, rows_cap, train_cfg.max_tokens_per_micro_batch)
+
+    def rows(c: torch.Tensor) -> SequenceBatch:
+        return batch.rows(c) if direct else batch.rows(c).trimmed()
+
+    old_logp = torch.zeros(batch.response_mask_N_T.shape, device=device)
+    with torch.no_grad(), precision.autocast():
+        for c in chunks:
+            sub = rows(c)
+            old_logp[c, : sub.response_mask_N_T.shape[1]] = response_logprobs(
+                student, sub, chunk_tokens=chunk
+            )
+    everything = torch.arange(N, device=device)
     adv = compute_advantages(
         objectives,
         batch_signals(everything, batch, old_logp, rewards_N, group_ids_N, scored),
         keep_N,
-        calibrator,
+        calibrate_globally(calibrator, dist),
         calibration_correct_N,
     )
     has_advantage = any(o.kind == "advantage" for _, _, o in objectives)
-    direct = [(name, coef, o) for name, coef, o in objectives if o.kind == "loss"]
     teacher_logp = scored.teacher_logp_N_T
     keep_f = keep_N.to(old_logp.dtype)
+    params = [p for p in student.parameters() if p.requires_grad]
 
     totals = {"loss": 0.0, "entropy": 0.0, "clip_frac": 0.0, "gap_masked_frac": 0.0}
     direct_losses = {name: 0.0 for name, _, _ in direct}
     grad_norm = 0.0
     for epoch in range(train_cfg.epochs):
         for c in chunks:
-            sub = batch.rows(c)
-            logits = response_logits(student, sub)
-            logp, entropy = sampled_logprobs(logits, sub.response_ids_N_T, with_entropy=True)
+            sub = rows(c)
+            w = sub.response_mask_N_T.shape[1]
+            with precision.autocast():
+                if direct:
+                    logits = response_logits(student, sub)
+                    logp, entropy = sampled_logprobs(
+                        logits, sub.response_ids_N_T, with_entropy=True
+                    )
+                else:
+                    logits = None
+                    logp, entropy = response_logprobs(
+                        student, sub, with_entropy=True, chunk_tokens=chunk
+                    )
             loss = torch.zeros((), device=logp.device)
             st = {"clip_frac": 0.0, "gap_masked_frac": 0.0}
             if has_advantage:
                 loss, st = ppo_clip_loss(
                     logp,
-                    old_logp[c],
-                    adv.values_N_T[c],
-                    adv.mask_N_T[c],
+                    old_logp[c, :w],
+                    adv.values_N_T[c, :w],
+                    adv.mask_N_T[c, :w],
                     clip_low=train_cfg.clip_low,
                     clip_high=train_cfg.clip_high,
-                    teacher_logp=None if teacher_logp is None else teacher_logp[c],
+                    teacher_logp=None if teacher_logp is None else teacher_logp[c, :w],
                     gap_threshold=train_cfg.logp_gap_mask,
-                    num_rollouts=N,
+                    num_rollouts=n_global,
                 )
             if direct:
                 s = batch_signals(c, batch, old_logp, rewards_N, group_ids_N, scored)
@@ -185,26 +243,28 @@ def policy_update(
                     s.teacher_logits_N_T_V = teacher_logits(c)
                 for name, coef, objective in direct:
                     per_token, m = objective.loss(s, logits)
-                    term = rollout_mean_loss(per_token, m * keep_f[c][:, None], N)
+                    term = rollout_mean_loss(per_token, m * keep_f[c][:, None], n_global)
                     loss = loss + coef * term
                     if epoch == 0:
                         direct_losses[name] += float(term.detach())
                 s.teacher_logits_N_T_V = None  # gone with this micro-batch once its backward ran
-            loss.backward()
-            w = len(c) / N
+            precision.backward(loss)
+            share = len(c) / n_global
             # the clip only acts from the second epoch on (rho == 1 in the first): average all
-            totals["clip_frac"] += st["clip_frac"] * w / train_cfg.epochs
+            totals["clip_frac"] += st["clip_frac"] * share / train_cfg.epochs
             if epoch == 0:
                 totals["loss"] += loss.item()
                 totals["entropy"] += float((entropy * sub.response_mask_N_T).sum())
-                totals["gap_masked_frac"] += st["gap_masked_frac"] * w
+                totals["gap_masked_frac"] += st["gap_masked_frac"] * share
+        dist.sum_grads(params)  # still scaled (fp16): every process then skips or steps alike
+        precision.unscale(optimizer)
         if train_cfg.max_grad_norm > 0:
-            grad_norm = float(
-                torch.nn.utils.clip_grad_norm_(student.parameters(), train_cfg.max_grad_norm)
-            )
-        optimizer.step()
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, train_cfg.max_grad_norm))
+        precision.step(optimizer)
         optimizer.zero_grad(set_to_none=True)
-    n_tok = float(batch.response_mask_N_T.sum().clamp(min=1))
+    totals = {k: dist.sum(v) for k, v in totals.items()}
+    direct_losses = {k: dist.sum(v) for k, v in direct_losses.items()}
+    n_tok = max(dist.sum(float(batch.response_mask_N_T.sum())), 1.0)
     return UpdateResult(
         totals["loss"],
         totals["entropy"] / n_tok,

@@ -22,6 +22,7 @@ from uniopd.config.recipe import (
     OnlineBalanceConfig,
 )
 from uniopd.config.section import _Section, conflict
+from uniopd.config.student import LoraConfig, StudentConfig
 from uniopd.objectives import TEACHER_NEEDS
 from uniopd.refs import parse_teacher
 
@@ -87,6 +88,24 @@ class TrainConfig(_Section):
         description="Rollouts per forward/backward pass when an objective needs the teacher's full "
         "logits (rows x T x V floats each): the smaller of this and micro_batch_size, so the "
         "whole batch's teacher logits never exist at once.",
+    )
+    max_tokens_per_micro_batch: int = Field(
+        default=0,
+        ge=0,
+        description="Token budget of a micro-batch (0 = off): rows sorted by length are packed so "
+        "that rows x (longest prompt + longest response) stays within it, each micro-batch "
+        "trimmed to its own width; micro_batch_size, when set, still caps the rows.",
+    )
+    logprob_chunk_tokens: int = Field(
+        default=512,
+        ge=1,
+        description="Response tokens per chunk of the output head and log-softmax: log-probs "
+        "never build the whole float32 [rows, T, vocab] matrix (recomputed in backward).",
+    )
+    gradient_checkpointing: bool = Field(
+        default=False,
+        description="Recompute the student's layer activations in the backward pass instead of "
+        "keeping them: less memory for long responses, about a third more update compute.",
     )
     clip_low: float = Field(
         default=0.2, ge=0, lt=1, description="PPO clip below: the ratio is kept >= 1 - clip_low."
@@ -186,18 +205,33 @@ class ExperimentConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="auto = cuda when available, else cpu."
     )
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        default="auto", description="Model dtype; auto = bfloat16 on CUDA, float32 on CPU."
+    precision: Literal["auto", "fp32", "bf16-mixed", "fp16-mixed", "bf16-pure"] = Field(
+        default="auto",
+        description="fp32; bf16-mixed / fp16-mixed = float32 master weights and Adam state with "
+        "half-precision forward passes (autocast) and half-precision teachers; bf16-pure = "
+        "weights and Adam state in bfloat16, where small updates round away (a warning names "
+        "the lr). auto = bf16-mixed on CUDA, fp32 on CPU.",
     )
-    student: str = Field(
-        min_length=1,
-        description="Student model: an HF checkpoint directory, a hub id, or builtin:<name>.",
+    attn_implementation: Literal["sdpa", "flash_attention_2", "eager"] = Field(
+        default="sdpa",
+        description="Attention kernel of every model loaded (transformers' attn_implementation); "
+        "flash_attention_2 needs the flash-attn package and a GPU.",
+    )
+    student: StudentConfig = Field(
+        description="The trained model: `student: <model>` (a checkpoint directory, hub id or "
+        "builtin:<name>), or {model, lora} to train a LoRA adapter on it. On the command line "
+        "`student=<model>` sets the model and keeps the rest of the section.",
     )
     teachers: dict[str, Annotated[str, Field(min_length=1)]] = Field(
         default={},
         description="Domain -> teacher: a model (same forms as student); self = the student's "
         "initial weights, self@ema[=decay] its moving average; a +privileged suffix shows the "
         "teacher each row's reference solution (OPSD).",
+    )
+    teacher_device: str | dict[str, str] | None = Field(
+        default=None,
+        description="Where teachers sit: one device for all (cuda:1) or domain -> device; None = "
+        "the student's device. Scores come back to the student's device.",
     )
     verifiers: dict[str, Annotated[str, Field(min_length=1)]] = Field(
         default={},
@@ -220,6 +254,18 @@ class ExperimentConfig(_Section):
     tracking: TrackingConfig = Field(
         default_factory=TrackingConfig, description="Mirrors of the run directory."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_dtype(cls, data):
+        # `dtype` (the model dtype, before precision existed): old run directories still load
+        if isinstance(data, dict) and "dtype" in data:
+            data = dict(data)
+            legacy = {"float32": "fp32", "bfloat16": "bf16-pure", "float16": "fp16-mixed"}
+            old = data.pop("dtype")
+            if old in legacy and "precision" not in data:
+                data["precision"] = legacy[old]
+        return data
 
     @field_validator("name")
     @classmethod
@@ -247,6 +293,15 @@ class ExperimentConfig(_Section):
                 teacher = parse_teacher(ref)
             except ValueError as exc:
                 raise conflict(str(exc), f"teachers.{domain}") from None
+            if teacher.ema_decay is not None and self.student.lora is not None:
+                # the average is taken parameter by parameter over the full weights, which a LoRA
+                # student does not change: the teacher would silently stay the initial model
+                raise conflict(
+                    f"teachers.{domain} = {ref} averages the student's full weights, but "
+                    "student.lora trains only an adapter: use `self`, or drop student.lora",
+                    f"teachers.{domain}",
+                    "student.lora",
+                )
             missing = self.method.needs() & TEACHER_NEEDS - teacher.provides()
             if missing and self.method.needs_teacher():
                 raise conflict(
@@ -277,6 +332,8 @@ class ExperimentConfig(_Section):
 
 __all__ = [
     "DataConfig",
+    "LoraConfig",
+    "StudentConfig",
     "MethodConfig",
     "BalanceConfig",
     "OfflineBalanceConfig",

@@ -24,10 +24,16 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def pick_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return getattr(torch, name)
+def check_attn_implementation(name: str) -> None:
+    """flash_attention_2 needs its package (and a GPU): say so before any model loads."""
+    if name == "flash_attention_2":
+        import importlib.util
+
+        if importlib.util.find_spec("flash_attn") is None:
+            raise ModelLoadError(
+                "attn_implementation: flash_attention_2 needs the flash-attn package, which is "
+                "not installed (pip install flash-attn); use sdpa"
+            )
 
 
 def load_tokenizer(path: str, name: str | None = None):
@@ -46,10 +52,17 @@ def load_tokenizer(path: str, name: str | None = None):
 
 
 def load_model(
-    path: str, device: torch.device, dtype: torch.dtype, trainable: bool, name: str | None = None
+    path: str,
+    device: torch.device,
+    dtype: torch.dtype,
+    trainable: bool,
+    name: str | None = None,
+    attn_implementation: str = "sdpa",
 ):
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=dtype, attn_implementation=attn_implementation
+        )
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(
             f"{name or path}: could not load the checkpoint at {path}: {type(exc).__name__}: {exc}"
@@ -76,3 +89,13 @@ def check_same_interface(student_tok, teacher_tok, teacher_ref: str, domain: str
             f"teachers.{domain} ({teacher_ref}): chat template differs from the student's; the "
             "teacher would score the response under a prompt format it was not trained on"
         )
+
+
+def enable_activation_checkpointing(model) -> None:
+    """Recompute layer activations in the backward pass (transformers renamed the switch in 5.x;
+    the stock GPU image may have either name)."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)

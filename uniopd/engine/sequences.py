@@ -41,6 +41,25 @@ class SequenceBatch:
             self.prompt_width,
         )
 
+    @property
+    def lengths_N(self) -> torch.Tensor:
+        """Real tokens per row, prompt and response."""
+        return self.attention_mask_N_L.sum(-1)
+
+    def trimmed(self) -> SequenceBatch:
+        """The same rows without the padding columns every row has (a micro-batch of short rows
+        out of a batch with long ones): the response keeps its first `width` columns."""
+        p = self.prompt_width
+        prompt = int(self.attention_mask_N_L[:, :p].sum(-1).max()) if p else 0
+        width = max(1, int(self.response_mask_N_T.sum(-1).max()))
+        cols = slice(p - prompt, p + width)
+        return SequenceBatch(
+            self.input_ids_N_L[:, cols],
+            self.attention_mask_N_L[:, cols],
+            self.response_mask_N_T[:, :width],
+            prompt,
+        )
+
 
 def encode_prompts(tokenizer, prompts: Sequence[str], template: str = "chat") -> list[list[int]]:
     """Token ids of each prompt, through the tokenizer's chat template unless template == 'raw'."""

@@ -5,7 +5,9 @@ own tokens, in any of three forms an objective may ask for: the sampled token's 
 top-K log-probs and ids, or the full logits (one micro-batch at a time). A privileged teacher
 scores the same tokens behind a prompt that also holds the reference solution. If a teacher call
 fails, its rows come back NaN, which the objectives turn into loss mask 0 instead of stopping
-the run.
+the run. Rows go in micro-batches of rows or of a token budget, each trimmed to its own width, and
+log-probs are computed in chunks of tokens (uniopd.engine.logprobs); a teacher may sit on another
+device than the student.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from uniopd.engine.logprobs import response_logits, sampled_logprobs
+from uniopd.engine.batching import micro_batches
+from uniopd.engine.logprobs import CHUNK_TOKENS, response_logits, response_logprobs, response_topk
 from uniopd.engine.sequences import SequenceBatch
 
 log = logging.getLogger(__name__)
@@ -55,24 +58,34 @@ class TeacherPool:
         privileged: SequenceBatch | None,
         fn: Callable,
         out: torch.Tensor,
+        max_tokens: int = 0,
+        trim: bool = True,
     ) -> torch.Tensor:
-        """Fill `out` row by row with fn(model, rows of the batch that teacher sees)."""
+        """Fill `out` row by row with fn(model, rows of the batch that teacher sees), in
+        micro-batches of rows or of a token budget; `trim` drops each micro-batch's padding
+        columns (its result fills the first columns of `out`)."""
         by_ref: dict[str, list[int]] = {}
         for i, d in enumerate(domains):
             by_ref.setdefault(self.ref_for(d), []).append(i)
         for ref, rows in by_ref.items():
             model = self.models_by_ref[ref]
+            # a teacher may sit on another device than the student: its rows go there and back
+            where = next(model.parameters()).device
             seen = privileged if ref in self.privileged_refs else batch
             if seen is None:
                 raise ValueError(
                     f"teacher {ref} is privileged, but no privileged prompts were built"
                 )
-            step = micro_batch or len(rows)
-            for start in range(0, len(rows), step):
-                index = torch.tensor(rows[start : start + step], device=out.device)
+            mine = torch.tensor(rows, device=out.device)
+            routed = seen.rows(mine)
+            for c in micro_batches(routed, micro_batch, max_tokens):
+                index = mine[c]
+                piece = routed.rows(c).trimmed() if trim else routed.rows(c)
                 try:
-                    out[index] = fn(model, seen.rows(index)).to(out.dtype)
+                    got = fn(model, piece.to(where)).to(out)
+                    out[index, : got.shape[1]] = got
                 except Exception:  # noqa: BLE001 - a failed call masks its rows, the run goes on
+                    out[index] = float("nan")
                     log.exception(
                         "teacher %s failed on %d rollouts; their tokens are masked", ref, len(index)
                     )
@@ -85,18 +98,19 @@ class TeacherPool:
         domains: Sequence[str],
         micro_batch: int = 0,
         privileged: SequenceBatch | None = None,
+        chunk_tokens: int = CHUNK_TOKENS,
+        max_tokens: int = 0,
     ) -> torch.Tensor:
-        """Teacher log-prob of every sampled response token, `[N, T]`."""
-        out = torch.full(
-            batch.response_mask_N_T.shape, float("nan"), device=batch.input_ids_N_L.device
-        )
+        """Teacher log-prob of every sampled response token, `[N, T]` (0 on padding)."""
+        out = torch.zeros(batch.response_mask_N_T.shape, device=batch.input_ids_N_L.device)
         return self._score(
             batch,
             domains,
             micro_batch,
             privileged,
-            lambda m, b: sampled_logprobs(response_logits(m, b), b.response_ids_N_T),
+            lambda m, b: response_logprobs(m, b, chunk_tokens=chunk_tokens),
             out,
+            max_tokens,
         )
 
     @torch.no_grad()
@@ -107,18 +121,20 @@ class TeacherPool:
         k: int,
         micro_batch: int = 0,
         privileged: SequenceBatch | None = None,
+        chunk_tokens: int = CHUNK_TOKENS,
+        max_tokens: int = 0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The teacher's K most likely tokens at every response position: (log-probs over the
         full vocabulary `[N, T, K]`, token ids `[N, T, K]`)."""
         n, t = batch.response_mask_N_T.shape
         device = batch.input_ids_N_L.device
-        packed = torch.full((n, t, 2 * k), float("nan"), device=device)
+        packed = torch.zeros((n, t, 2 * k), device=device)
 
         def top(model, b):
-            logp, ids = torch.log_softmax(response_logits(model, b), -1).topk(k, dim=-1)
+            logp, ids = response_topk(model, b, k, chunk_tokens)
             return torch.cat([logp, ids.float()], -1)  # one tensor, so a failure NaNs both
 
-        self._score(batch, domains, micro_batch, privileged, top, packed)
+        self._score(batch, domains, micro_batch, privileged, top, packed, max_tokens)
         ids = torch.nan_to_num(packed[..., k:], nan=0.0).long()
         return packed[..., :k], ids
 
@@ -130,12 +146,12 @@ class TeacherPool:
         batch's logits never exist at once."""
         n, t = batch.response_mask_N_T.shape
         vocab = {m.config.vocab_size for m in self.models_by_ref.values()}
-        out = torch.full((n, t, max(vocab)), float("nan"), device=batch.input_ids_N_L.device)
-        return self._score(batch, domains, 0, privileged, response_logits, out)
+        out = torch.zeros((n, t, max(vocab)), device=batch.input_ids_N_L.device)
+        return self._score(batch, domains, 0, privileged, response_logits, out, trim=False)
 
 
 @torch.no_grad()
 def ema_update(target, source, decay: float) -> None:
     """target <- decay * target + (1 - decay) * source, parameter by parameter."""
     for t, s in zip(target.parameters(), source.parameters()):
-        t.lerp_(s.detach().to(t.dtype), 1.0 - decay)
+        t.lerp_(s.detach().to(t), 1.0 - decay)

@@ -1,0 +1,7 @@
+"""`python -m uniopd ...` is the `uniopd` command (what `accelerate launch -m uniopd run ...` runs)."""
+
+import sys
+
+from uniopd.cli import main
+
+sys.exit(main())

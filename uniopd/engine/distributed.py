@@ -1,0 +1,129 @@
+"""This process's place among the data-parallel processes of a run, and the collectives the loop
+needs. One process (no launcher) is the world of size 1, where every collective is the identity.
+
+Processes are started by accelerate's launcher (`uniopd run --nproc N`, or `accelerate launch -m
+uniopd run ...`) and joined through accelerate's `PartialState`: NCCL on GPUs, gloo on CPUs.
+
+Gradients are summed, not averaged: every process's loss is already divided by the global
+rollout count (METHOD 2's denominator), so the sum over processes is the one-process gradient.
+They are summed once per optimizer step, after all micro-batches, in one flat buffer.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+
+def launched() -> bool:
+    """Whether a launcher started this process as one of several."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+class Dist:
+    def __init__(self, rank: int = 0, world: int = 1, local_rank: int = 0):
+        self.rank, self.world, self.local_rank = rank, world, local_rank
+
+    @classmethod
+    def from_env(cls, cpu: bool, timeout_s: float = 600.0) -> Dist:
+        """The world the launcher set up (size 1 when not launched). `timeout_s` bounds how long a
+        collective waits for a peer before the process fails instead of hanging."""
+        if not launched():
+            return cls()
+        from accelerate import PartialState
+        from accelerate.utils import InitProcessGroupKwargs
+
+        kwargs = InitProcessGroupKwargs(timeout=timedelta(seconds=timeout_s)).to_kwargs()
+        state = PartialState(cpu=cpu, **kwargs)
+        return cls(state.process_index, state.num_processes, state.local_process_index)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    def device(self, base: torch.device) -> torch.device:
+        """Each process its own GPU (the launcher's local rank); CPU is shared."""
+        if base.type == "cuda" and self.active:
+            return torch.device("cuda", self.local_rank)
+        return base
+
+    def shard(self, items: list) -> list:
+        """This process's contiguous share of `items` (the length divides by the world)."""
+        if not self.active:
+            return items
+        n = len(items) // self.world
+        return items[self.rank * n : (self.rank + 1) * n]
+
+    # ---------------------------------------------------------------- collectives
+    def sum_grads(self, params) -> None:
+        if not self.active:
+            return
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1).float() for g in grads])
+        dist.all_reduce(flat)
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def sum(self, value: float) -> float:
+        if not self.active:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self._comm_device())
+        dist.all_reduce(t)
+        return float(t)
+
+    def max(self, value: float) -> float:
+        if not self.active:
+            return value
+        t = torch.tensor([value], dtype=torch.float64, device=self._comm_device())
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return float(t)
+
+    def gather_rows(self, t: torch.Tensor, pad_value: float = 0.0, left: bool = False):
+        """Every process's rows of `t`, in rank order; dims after the first are padded to the
+        widest process's (on the left for left-padded prompts)."""
+        if not self.active:
+            return t
+        from accelerate.utils import gather, pad_across_processes
+
+        device, dtype = t.device, t.dtype
+        moved = t.to(self._comm_device(), torch.uint8 if dtype == torch.bool else dtype)
+        for d in range(1, t.dim()):
+            moved = pad_across_processes(moved, dim=d, pad_index=pad_value, pad_first=left)
+        return gather(moved.contiguous()).to(device, dtype)
+
+    def gather_objects(self, items: list) -> list:
+        if not self.active:
+            return items
+        out: list = [None] * self.world
+        dist.all_gather_object(out, items)
+        return [x for part in out for x in part]
+
+    def broadcast_object(self, obj):
+        """rank 0's `obj` on every process."""
+        if not self.active:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def barrier(self) -> None:
+        if self.active:
+            dist.barrier()
+
+    def _comm_device(self) -> torch.device:
+        return (
+            torch.device("cuda", torch.cuda.current_device())
+            if dist.get_backend() == "nccl"
+            else torch.device("cpu")
+        )
