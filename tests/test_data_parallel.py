@@ -33,15 +33,16 @@ def _one_step(nproc, student, teacher, method, out):
     return torch.load(out)
 
 
-@pytest.mark.parametrize("method", ["opd", "uniopd"])
+@pytest.mark.parametrize("method", ["opd", "uniopd", "uniopd-fsdp"])
 def test_two_processes_make_the_one_process_step(tmp_path, make_checkpoint, method):
+    """-fsdp: the student's weights, gradients and Adam state sharded over the 2 processes."""
     student, teacher = make_checkpoint(11), make_checkpoint(12)
     start = {k: v.clone() for k, v in _state(student).items()}
-    one = _one_step(1, student, teacher, method, tmp_path / "one.pt")
+    one = _one_step(1, student, teacher, method.removesuffix("-fsdp"), tmp_path / "one.pt")
     two = _one_step(2, student, teacher, method, tmp_path / "two.pt")
     # the same statistics, from the whole batch: loss, kept rollouts, calibration
     assert two["metrics"] == pytest.approx(one["metrics"], rel=1e-5, abs=1e-7)
-    if method == "uniopd":
+    if method.startswith("uniopd"):
         assert one["metrics"]["kept"] < 16 and one["metrics"]["calibration/mixed_units"] > 0
     moved = _norm({k: one["weights"][k] - start[k] for k in start})
     off = _norm({k: two["weights"][k] - one["weights"][k] for k in start})
@@ -156,3 +157,41 @@ def _status(pid):
         return Path(f"/proc/{pid}/status").read_bytes().lower()
     except OSError:
         return b"zombie"
+
+
+def test_sharded_student_run_saves_plain_hf_checkpoints_and_resumes(tmp_path, make_checkpoint):
+    """train.fsdp: the student sharded over 2 processes; its checkpoints load as plain HF models,
+    and a run resumed from one ends where the uninterrupted run did."""
+    import shutil
+
+    from transformers import AutoModelForCausalLM
+
+    exp = _experiment(tmp_path, make_checkpoint(11), make_checkpoint(12))
+    cfg = yaml.safe_load(exp.read_text())
+    cfg["train"] = {**cfg["train"], "steps": 4, "fsdp": True}
+    cfg["eval"]["every"] = 2
+    exp.write_text(yaml.safe_dump(cfg))
+    cli = [sys.executable, "-m", "uniopd.cli", "run", str(exp), "--nproc", "2"]
+    whole = subprocess.run(cli, env=ENV, capture_output=True, text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    ref = tmp_path / "runs" / "dp"
+    final = ref / "checkpoints" / "step_000004"
+    config = json.loads((final / "config.json").read_text())
+    assert config["architectures"] == ["Qwen2ForCausalLM"]  # not the sharded class's name
+    model = AutoModelForCausalLM.from_pretrained(final)
+    assert sum(p.numel() for p in model.parameters()) == json.loads(
+        (ref / "meta.json").read_text()
+    )["student_params"]
+
+    crashed = tmp_path / "runs" / "crashed"
+    shutil.copytree(ref, crashed)
+    shutil.rmtree(crashed / "checkpoints" / "step_000004")
+    (crashed / "checkpoints" / "latest").write_text("step_000002\n")
+    resume = [sys.executable, "-m", "uniopd.cli", "run", "--resume", str(crashed), "--nproc", "2"]
+    done = subprocess.run(resume, env=ENV, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    a, b = _lines(ref / "metrics.jsonl"), _lines(crashed / "metrics.jsonl")
+    assert [m["step"] for m in b] == [1, 2, 3, 4]
+    assert [m["loss"] for m in a] == pytest.approx([m["loss"] for m in b], rel=1e-6)
+    wa, wb = _state(final), _state(crashed / "checkpoints" / "step_000004")
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)

@@ -87,7 +87,7 @@ def _train_into(path: Path, cfg, plan=None, dist=None) -> int:
 
 def _resume(path: Path, extra: list[str], nproc: int = 1) -> int:
     from uniopd.launch import process_world, resume_trainer
-    from uniopd.plan import check_processes
+    from uniopd.plan import make_plan
 
     if extra:
         return _fail(
@@ -104,7 +104,7 @@ def _resume(path: Path, extra: list[str], nproc: int = 1) -> int:
     if nproc > 1:
         from uniopd.multiprocess import relaunch
 
-        check_processes(cfg, nproc)
+        make_plan(cfg, nproc)  # every input check of a fresh start, before any process starts
         return relaunch(nproc, ["run", "--resume", str(path)])
     dist = process_world(cfg)
     try:

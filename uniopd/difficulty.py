@@ -50,9 +50,11 @@ def model_fingerprint(ref: str) -> str:
 
 
 def estimate_pass_counts(
-    model, tokenizer, problems: list[Problem], verifiers: dict, cfg
+    model, tokenizer, problems: list[Problem], verifiers: dict, cfg, write: bool = True
 ) -> list[int]:
-    """Pass count of the initial student on each problem, from the cache or by sampling."""
+    """Pass count of the initial student on each problem, from the cache or by sampling.
+    `write=False`: a process that samples in lock-step with the writing one (a sharded student)
+    leaves the cache to it."""
     off = cfg.balance.offline
     settings = {
         "n": off.n_samples,
@@ -100,6 +102,8 @@ def estimate_pass_counts(
         int(sum((s["reward"] or 0) > 0 for s in samples[i * n : (i + 1) * n]))
         for i in range(len(problems))
     ]
+    if not write:
+        return counts
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(
         path,
@@ -117,6 +121,7 @@ def offline_balance(
     cfg,
     run_dir: RunDir,
     resume: bool = False,
+    write: bool = True,
 ) -> list[Problem]:
     """The training set after offline balancing (the input itself when the mode is none).
 
@@ -129,7 +134,7 @@ def offline_balance(
     if resume:
         by_id = {p.id: p for p in problems}
         return [by_id[i] for i in json.loads(items.read_text())]
-    counts = estimate_pass_counts(model, tokenizer, problems, verifiers, cfg)
+    counts = estimate_pass_counts(model, tokenizer, problems, verifiers, cfg, write)
     copies: Counter = Counter()
     out: list[Problem] = []
     for domain in sorted({p.domain for p in problems}):  # METHOD 3.1: each domain separately
@@ -157,6 +162,8 @@ def offline_balance(
         for j in picked:
             copies[idx[j]] += 1
             out.append(problems[idx[j]])
+    if not write:
+        return out
     _record(run_dir, problems, counts, copies, off.n_samples)
     atomic_write_text(items, json.dumps([p.id for p in out]) + "\n")
     log.info(

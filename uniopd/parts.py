@@ -16,6 +16,7 @@ import torch
 
 from uniopd.engine import loading
 from uniopd.engine.distributed import Dist
+from uniopd.engine.fsdp import shard_model
 from uniopd.engine.lora import apply_lora, load_adapter
 from uniopd.engine.precision import Precision, vanishing_lr
 from uniopd.engine.teachers import TeacherPool
@@ -74,9 +75,9 @@ def load_parts(
     if lora is not None:
         student = _with_lora(student, lora, checkpoint, cfg.student.model)
     if cfg.train.gradient_checkpointing:
-        student.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs={"use_reentrant": False}
-        )
+        loading.enable_activation_checkpointing(student)
+    if cfg.train.fsdp:
+        student = shard_model(student, device, dist.world)
     if precision.mode == "bf16-pure":
         warn_vanishing_updates(student, cfg.train.lr)
     parts = Parts(

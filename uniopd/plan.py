@@ -89,7 +89,9 @@ def make_plan(cfg: ExperimentConfig, processes: int | None = None) -> Plan:
             log.warning("teachers.%s names a domain no data row has; it will never be asked", d)
     _check_privileged(cfg, train, sources_of)
     _check_lora(cfg)
-    check_processes(cfg, processes if processes is not None else world_size())
+    processes = processes if processes is not None else world_size()
+    check_processes(cfg, processes)
+    check_sharding(cfg, processes)
     check_devices(cfg)
     return Plan(
         cfg=cfg,
@@ -164,6 +166,27 @@ def check_processes(cfg: ExperimentConfig, processes: int) -> None:
         )
 
 
+def check_sharding(cfg: ExperimentConfig, processes: int) -> None:
+    if not cfg.train.fsdp:
+        return
+    if processes < 2:
+        raise PlanError(
+            "train.fsdp shards the student over data-parallel processes: run with --nproc 2 or "
+            "more (or accelerate launch), or set train.fsdp=false"
+        )
+    if cfg.student.lora is not None:
+        raise PlanError(
+            "train.fsdp with student.lora is not supported: an adapter is small, "
+            "use one or the other"
+        )
+    ema = [d for d, t in cfg.teachers.items() if parse_teacher(t).ema_decay is not None]
+    if ema:
+        raise PlanError(
+            f"train.fsdp with an EMA teacher (teachers.{ema[0]}) is not supported: the moving "
+            "average would need the student's full weights on every process"
+        )
+
+
 def check_devices(cfg: ExperimentConfig) -> None:
     """Precision, attention kernel and teacher placement, against this machine."""
     import torch
@@ -188,7 +211,9 @@ def check_devices(cfg: ExperimentConfig) -> None:
         try:
             dev = torch.device(name)
         except RuntimeError:
-            raise PlanError(f"{where}: {name!r} is not a device (cpu, cuda, cuda:1, ...)") from None
+            dev = None
+        if dev is None or dev.type not in ("cpu", "cuda"):  # what the student may sit on too
+            raise PlanError(f"{where}: {name!r} is not a device (cpu, cuda, cuda:1, ...)")
         if dev.type == "cuda" and (
             not torch.cuda.is_available()
             or (dev.index is not None and dev.index >= torch.cuda.device_count())

@@ -55,6 +55,13 @@ def _git_commit() -> dict:
         return {"commit": None, "dirty": None}
 
 
+def _plain_architecture(config: Path) -> None:
+    """A sharded model's class is FSDP<Name>: record <Name>, so the folder loads as plain HF."""
+    data = json.loads(config.read_text())
+    data["architectures"] = [a.removeprefix("FSDP") for a in data.get("architectures") or []]
+    atomic_write_text(config, json.dumps(data, indent=2) + "\n")
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
@@ -135,13 +142,20 @@ class RunDir:
     def _write_lines(self, path: Path, records: list[dict]) -> None:
         atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
 
-    def save_checkpoint(self, step: int, model, tokenizer, trainer_state: dict, keep: int) -> Path:
-        """HF weights + tokenizer + optimizer/scheduler/RNG/sampler state, written then renamed."""
+    def save_checkpoint(
+        self, step: int, model, tokenizer, trainer_state: dict, keep: int, weights=None
+    ) -> Path:
+        """HF weights + tokenizer + optimizer/scheduler/RNG/sampler state, written then renamed.
+        `weights`: the whole state dict when `model` holds only a shard of it (FSDP)."""
         ckpts = self.path / "checkpoints"
         final = ckpts / f"step_{step:06d}"
         tmp = ckpts / f".step_{step:06d}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
+        if weights is None:
+            model.save_pretrained(tmp)
+        else:
+            model.save_pretrained(tmp, state_dict=weights)
+            _plain_architecture(tmp / "config.json")
         tokenizer.save_pretrained(tmp)
         torch.save(trainer_state, tmp / "trainer_state.pt")
         shutil.rmtree(final, ignore_errors=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from uniopd.difficulty import offline_balance
 from uniopd.engine.distributed import Dist
+from uniopd.engine.fsdp import is_sharded
 from uniopd.parts import load_parts
 from uniopd.plan import Plan
 from uniopd.run_dir import RunDir
@@ -36,7 +37,9 @@ def prepare(
 
     parts = load_parts(plan, checkpoint, build=build_once if build else None, dist=dist)
     train_set = None
-    if dist.is_main:
+    # a sharded student samples only in lock-step with every process: they all estimate
+    lockstep = is_sharded(parts.student)
+    if dist.is_main or lockstep:
         with parts.precision.autocast():
             train_set = offline_balance(
                 parts.student,
@@ -46,6 +49,7 @@ def prepare(
                 cfg,
                 run_dir,
                 resume=resume,
+                write=dist.is_main,
             )
     train_set = dist.broadcast_object(train_set)
     return Trainer(plan, run_dir, parts, train_set, state, checkpoint)

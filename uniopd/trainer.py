@@ -23,6 +23,12 @@ from tqdm.auto import tqdm
 
 from uniopd.calibration import advantage_pairs
 from uniopd.data import PromptSampler
+from uniopd.engine.fsdp import (
+    full_optimizer_state,
+    full_state_dict,
+    is_sharded,
+    load_optimizer_state,
+)
 from uniopd.engine.rollout import generation_config, rollout_batch
 from uniopd.engine.sequences import encode_prompts
 from uniopd.engine.teachers import ema_update
@@ -59,6 +65,7 @@ class Trainer:
         self.student, self.tokenizer = parts.student, parts.tokenizer
         self.dist, self.precision = parts.dist, parts.precision
         self.writes = self.dist.is_main  # one process writes the run directory
+        self.sharded = is_sharded(self.student)  # then every process runs every forward
         self.objectives = cfg.method.objectives()
         self.scorer = Scorer(parts, cfg.method.needs(), cfg)
         self.optimizer, self.scheduler = make_optimizer(self.student, cfg.train)
@@ -245,8 +252,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ eval and checkpoints
     def evaluate(self) -> dict:
-        """Held-out evaluation, by the first process (the others wait for it)."""
+        """Held-out evaluation, by the first process (the others wait for it; with a sharded
+        student they evaluate alongside, in lock-step, and only the first one logs)."""
+        if not self.writes and not self.sharded:
+            self.dist.barrier()
+            return {}
         if not self.writes:
+            with self.precision.autocast():
+                evaluate_as_configured(
+                    self.student, self.tokenizer, self.plan.eval, self.parts.verifiers, self.cfg
+                )
             self.dist.barrier()
             return {}
         t0 = time.perf_counter()
@@ -265,7 +280,10 @@ class Trainer:
 
     def _load_state(self, state: dict) -> None:
         self.step = state["step"]
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.sharded:
+            load_optimizer_state(self.student, self.optimizer, state["optimizer"])
+        else:
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.precision.load_state_dict(state.get("precision", {}))
         self.sampler.load_state_dict(state["sampler"])
@@ -276,14 +294,19 @@ class Trainer:
         np.random.set_state(state["rng"]["numpy"])
 
     def checkpoint(self):
-        """Written by the first process; every process holds the same weights and state."""
+        """Written by the first process; every process holds the same weights and state (a
+        sharded student's whole weights and optimizer state are gathered first: all call it)."""
+        weights, optimizer = None, self.optimizer.state_dict()
+        if self.sharded:
+            weights = full_state_dict(self.student)
+            optimizer = full_optimizer_state(self.student, self.optimizer)
         if not self.writes:
             self.dist.barrier()
             return None
         state = {
             "precision": self.precision.state_dict(),
             "step": self.step,
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": optimizer,
             "scheduler": self.scheduler.state_dict(),
             "sampler": self.sampler.state_dict(),
             "ema_teachers": {
@@ -296,7 +319,12 @@ class Trainer:
             },
         }
         path = self.run_dir.save_checkpoint(
-            self.step, self.student, self.tokenizer, state, keep=self.cfg.output.keep_checkpoints
+            self.step,
+            self.student,
+            self.tokenizer,
+            state,
+            keep=self.cfg.output.keep_checkpoints,
+            weights=weights,
         )
         self.dist.barrier()
         return path

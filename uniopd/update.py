@@ -25,6 +25,7 @@ import torch
 from uniopd.algorithms import ppo_clip_loss, rollout_mean_loss
 from uniopd.engine.batching import micro_batches
 from uniopd.engine.distributed import Dist
+from uniopd.engine.fsdp import gradient_scale, is_sharded, local_value
 from uniopd.engine.logprobs import response_logits, response_logprobs, sampled_logprobs
 from uniopd.engine.precision import Precision
 from uniopd.engine.sequences import SequenceBatch
@@ -180,6 +181,12 @@ def policy_update(
     # direct losses read the student's full logits and the signals at full width; the advantage
     # path needs only the sampled tokens' log-probs, over each micro-batch's own columns
     chunks = micro_batches(batch, rows_cap, train_cfg.max_tokens_per_micro_batch)
+    sharded = is_sharded(student)
+    scale = gradient_scale(student, dist.world)
+    real = len(chunks)
+    if sharded:  # every forward is a collective: the same number on every process, the extra
+        # ones repeat the last micro-batch with weight 0
+        chunks += [chunks[-1]] * (int(dist.max(len(chunks))) - len(chunks))
 
     def rows(c: torch.Tensor) -> SequenceBatch:
         return batch.rows(c) if direct else batch.rows(c).trimmed()
@@ -190,7 +197,7 @@ def policy_update(
             sub = rows(c)
             old_logp[c, : sub.response_mask_N_T.shape[1]] = response_logprobs(
                 student, sub, chunk_tokens=chunk
-            )
+            )  # a repeated micro-batch writes the same values again
     everything = torch.arange(N, device=device)
     adv = compute_advantages(
         objectives,
@@ -202,13 +209,13 @@ def policy_update(
     has_advantage = any(o.kind == "advantage" for _, _, o in objectives)
     teacher_logp = scored.teacher_logp_N_T
     keep_f = keep_N.to(old_logp.dtype)
-    params = [p for p in student.parameters() if p.requires_grad]
 
     totals = {"loss": 0.0, "entropy": 0.0, "clip_frac": 0.0, "gap_masked_frac": 0.0}
     direct_losses = {name: 0.0 for name, _, _ in direct}
     grad_norm = 0.0
     for epoch in range(train_cfg.epochs):
-        for c in chunks:
+        for k, c in enumerate(chunks):
+            padding = k >= real  # lock-step padding of a sharded student: no gradient, no totals
             sub = rows(c)
             w = sub.response_mask_N_T.shape[1]
             with precision.autocast():
@@ -245,10 +252,13 @@ def policy_update(
                     per_token, m = objective.loss(s, logits)
                     term = rollout_mean_loss(per_token, m * keep_f[c][:, None], n_global)
                     loss = loss + coef * term
-                    if epoch == 0:
+                    if epoch == 0 and not padding:
                         direct_losses[name] += float(term.detach())
                 s.teacher_logits_N_T_V = None  # gone with this micro-batch once its backward ran
-            precision.backward(loss)
+            if padding:
+                precision.backward(loss * 0.0)
+                continue
+            precision.backward(loss * scale)
             share = len(c) / n_global
             # the clip only acts from the second epoch on (rho == 1 in the first): average all
             totals["clip_frac"] += st["clip_frac"] * share / train_cfg.epochs
@@ -256,10 +266,15 @@ def policy_update(
                 totals["loss"] += loss.item()
                 totals["entropy"] += float((entropy * sub.response_mask_N_T).sum())
                 totals["gap_masked_frac"] += st["gap_masked_frac"] * share
-        dist.sum_grads(params)  # still scaled (fp16): every process then skips or steps alike
+        # read now, not before the passes: a sharded student swaps its registered parameters
+        # between sharded and whole ones around forward and backward
+        params = [p for p in student.parameters() if p.requires_grad]
+        if not sharded:  # (a sharded student's gradients were reduced in its backward)
+            dist.sum_grads(params)  # still scaled (fp16): every process then skips or steps alike
         precision.unscale(optimizer)
         if train_cfg.max_grad_norm > 0:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, train_cfg.max_grad_norm))
+            norm = torch.nn.utils.clip_grad_norm_(params, train_cfg.max_grad_norm)
+            grad_norm = float(local_value(norm))  # (a sharded student's norm is a DTensor)
         precision.step(optimizer)
         optimizer.zero_grad(set_to_none=True)
     totals = {k: dist.sum(v) for k, v in totals.items()}

@@ -1,6 +1,7 @@
 """One policy update on a fixed rollout batch, in however many processes launched this script.
 
     python tests/dp/one_step.py STUDENT TEACHER METHOD OUT               # one process, B prompts
+    (METHOD: opd | uniopd, with -fsdp: the student sharded over the processes)
     accelerate launch --multi_gpu --num_processes 2 tests/dp/one_step.py ...  # 2 x B/2 prompts
 
 Every process builds the same B x G batch (seeded), keeps its share of whole groups, and runs the
@@ -18,6 +19,7 @@ import torch
 from uniopd.config import ExperimentConfig
 from uniopd.engine import loading
 from uniopd.engine.distributed import Dist
+from uniopd.engine.fsdp import full_state_dict, is_sharded, shard_model
 from uniopd.engine.precision import Precision
 from uniopd.engine.sequences import pack
 from uniopd.engine.teachers import TeacherPool
@@ -31,7 +33,7 @@ B, G = 4, 4  # prompts, rollouts per prompt
 
 def config(student: str, teacher: str, method: str) -> ExperimentConfig:
     recipe: dict = {}
-    if method == "uniopd":  # the whole recipe, statistics over the whole batch
+    if method.startswith("uniopd"):  # the whole recipe, statistics over the whole batch
         recipe = {
             "balance": {"online": {"enabled": True, "scope": "global"}},
             "calibration": {"margin_shift": True, "scope": "global", "delta": 0.4},
@@ -70,6 +72,8 @@ def main(student_path: str, teacher_path: str, method: str, out: str) -> None:
     cpu = torch.device("cpu")
     tok = loading.load_tokenizer(student_path)
     student = loading.load_model(student_path, cpu, torch.float32, trainable=True)
+    if method.endswith("-fsdp"):  # each process holds half of the student
+        student = shard_model(student, cpu, dist.world)
     teacher = loading.load_model(teacher_path, cpu, torch.float32, trainable=False)
     prompts, responses, correct = fixed_batch(student.config.vocab_size)
     mine = dist.shard(list(range(B)))  # this process's groups
@@ -101,10 +105,11 @@ def main(student_path: str, teacher_path: str, method: str, out: str) -> None:
         dist=dist,
     )
     kept = dist.sum(float(keep.sum()))
+    weights = full_state_dict(student) if is_sharded(student) else student.state_dict()
     if dist.is_main:
         metrics = {"loss": result.loss, "grad_norm": result.grad_norm, "kept": kept}
         metrics.update(result.advantages.calibration)
-        torch.save({"weights": student.state_dict(), "metrics": metrics}, out)
+        torch.save({"weights": weights, "metrics": metrics}, out)
 
 
 if __name__ == "__main__":

@@ -102,6 +102,12 @@ class TrainConfig(_Section):
         description="Response tokens per chunk of the output head and log-softmax: log-probs "
         "never build the whole float32 [rows, T, vocab] matrix (recomputed in backward).",
     )
+    fsdp: bool = Field(
+        default=False,
+        description="Shard the student's weights, gradients and Adam state over the data-parallel "
+        "processes (FSDP2), for students that do not fit one device; needs --nproc >= 2. "
+        "Checkpoints stay plain HF folders.",
+    )
     gradient_checkpointing: bool = Field(
         default=False,
         description="Recompute the student's layer activations in the backward pass instead of "

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 from transformers import GenerationConfig
 
+from uniopd.engine.fsdp import is_sharded
 from uniopd.engine.sequences import SequenceBatch, pack
 
 
@@ -51,7 +52,11 @@ def sample_responses(
             ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
             attn[i, width - len(p) :] = 1
         generated = model.generate(
-            input_ids=ids.to(device), attention_mask=attn.to(device), generation_config=gen
+            input_ids=ids.to(device),
+            attention_mask=attn.to(device),
+            generation_config=gen,
+            # a sharded model's every forward is a collective: all processes step until all end
+            synced_gpus=is_sharded(model),
         )
         for row in generated[:, width:].tolist():
             if gen.eos_token_id in row:
