@@ -179,9 +179,10 @@ def test_sharded_student_run_saves_plain_hf_checkpoints_and_resumes(tmp_path, ma
     config = json.loads((final / "config.json").read_text())
     assert config["architectures"] == ["Qwen2ForCausalLM"]  # not the sharded class's name
     model = AutoModelForCausalLM.from_pretrained(final)
-    assert sum(p.numel() for p in model.parameters()) == json.loads(
-        (ref / "meta.json").read_text()
-    )["student_params"]
+    assert (
+        sum(p.numel() for p in model.parameters())
+        == json.loads((ref / "meta.json").read_text())["student_params"]
+    )
 
     crashed = tmp_path / "runs" / "crashed"
     shutil.copytree(ref, crashed)
