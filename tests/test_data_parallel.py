@@ -196,3 +196,21 @@ def test_sharded_student_run_saves_plain_hf_checkpoints_and_resumes(tmp_path, ma
     assert [m["loss"] for m in a] == pytest.approx([m["loss"] for m in b], rel=1e-6)
     wa, wb = _state(final), _state(crashed / "checkpoints" / "step_000004")
     assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+
+
+def test_accelerate_launch_of_uniopd_run_makes_one_run_directory(tmp_path, make_checkpoint):
+    """`accelerate launch --num_processes 2 -m uniopd run FILE`, without --nproc: the first process
+    makes the run directory and the other trains into the same one."""
+    exp = _experiment(tmp_path, make_checkpoint(11), make_checkpoint(12))
+    cfg = yaml.safe_load(exp.read_text())
+    cfg["train"]["steps"] = 2
+    cfg["output"]["checkpoint_every"] = 0
+    exp.write_text(yaml.safe_dump(cfg))
+    done = subprocess.run(
+        launch_command(2, ["run", str(exp)]), env=ENV, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert runs == ["dp"]
+    assert json.loads((tmp_path / "runs" / "dp" / "meta.json").read_text())["processes"] == 2
+    assert [m["step"] for m in _lines(tmp_path / "runs" / "dp" / "metrics.jsonl")] == [1, 2]

@@ -80,6 +80,7 @@ def _train_into(path: Path, cfg, plan=None, dist=None) -> int:
 
     dist = dist or process_world(cfg)
     _, final = start_run(cfg, plan=plan, run=RunDir(path), dist=dist)
+    dist.close()
     if dist.is_main:
         _print_eval(final)
     return 0
@@ -114,6 +115,7 @@ def _resume(path: Path, extra: list[str], nproc: int = 1) -> int:
     if dist.is_main:
         print(f"uniopd: resuming {path} at step {trainer.step}", file=sys.stderr)
     final = trainer.train()
+    dist.close()
     if dist.is_main:
         _print_eval(final)
     return 0

@@ -110,6 +110,7 @@ def main(student_path: str, teacher_path: str, method: str, out: str) -> None:
         metrics = {"loss": result.loss, "grad_norm": result.grad_norm, "kept": kept}
         metrics.update(result.advantages.calibration)
         torch.save({"weights": weights, "metrics": metrics}, out)
+    dist.close()
 
 
 if __name__ == "__main__":

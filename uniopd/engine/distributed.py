@@ -28,9 +28,11 @@ class Dist:
         self.rank, self.world, self.local_rank = rank, world, local_rank
 
     @classmethod
-    def from_env(cls, cpu: bool, timeout_s: float = 600.0) -> Dist:
+    def from_env(cls, cpu: bool, timeout_s: float = 7200.0) -> Dist:
         """The world the launcher set up (size 1 when not launched). `timeout_s` bounds how long a
-        collective waits for a peer before the process fails instead of hanging."""
+        collective waits for a live but stuck peer before the process fails instead of hanging;
+        long, because the others wait in one while the first process evaluates (a dead peer is
+        the launcher's business: it stops the others within seconds)."""
         if not launched():
             return cls()
         from accelerate import PartialState
@@ -120,6 +122,13 @@ class Dist:
     def barrier(self) -> None:
         if self.active:
             dist.barrier()
+
+    def close(self) -> None:
+        """Leave the process group together: a process that exits while a peer still talks to it
+        can bring the peer down (gloo aborts on a connection closed mid-use)."""
+        if self.active and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
 
     def _comm_device(self) -> torch.device:
         return (
