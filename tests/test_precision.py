@@ -5,15 +5,14 @@ import logging
 
 import pytest
 import torch
+from opd_step import opd_config, opd_update
 
-from uniopd.config import ExperimentConfig
 from uniopd.engine import loading
 from uniopd.engine.precision import Precision, PrecisionError, resolve_mode, vanishing_lr
 from uniopd.engine.sequences import pack
 from uniopd.engine.teachers import TeacherPool
 from uniopd.optim import make_optimizer
 from uniopd.scoring import TeacherSignals
-from uniopd.update import policy_update
 
 STEPS = 20
 
@@ -25,15 +24,7 @@ def _train(student_path, teacher_path, mode):
     tok = loading.load_tokenizer(str(student_path))
     student = loading.load_model(str(student_path), cpu, precision.student_dtype, True)
     teacher = loading.load_model(str(teacher_path), cpu, precision.teacher_dtype, False)
-    cfg = ExperimentConfig.model_validate(
-        {
-            "name": "p",
-            "student": str(student_path),
-            "teachers": {"math": str(teacher_path)},
-            "data": {"train": ["builtin:math/train"]},
-            "train": {"lr": 1e-6, "warmup_steps": 0},
-        }
-    )
+    cfg = opd_config(student_path, teacher_path, lr=1e-6)
     g = torch.Generator().manual_seed(0)
     vocab = student.config.vocab_size
     prompts = [torch.randint(5, vocab, (6,), generator=g).tolist() for _ in range(8)]
@@ -46,20 +37,7 @@ def _train(student_path, teacher_path, mode):
     start = [p.detach().clone() for p in student.parameters()]
     losses = []
     for _ in range(STEPS):
-        result = policy_update(
-            student,
-            optimizer,
-            batch,
-            cfg.method.objectives(),
-            scored,
-            torch.zeros(8),
-            torch.arange(8) // 4,
-            torch.ones(8, dtype=torch.bool),
-            None,
-            torch.zeros(8),
-            cfg.train,
-            precision=precision,
-        )
+        result = opd_update(student, optimizer, batch, scored, cfg, precision)
         losses.append(result.loss)
     changed = sum(int((p.detach() != s).sum()) for p, s in zip(student.parameters(), start))
     total = sum(s.numel() for s in start)

@@ -257,18 +257,14 @@ class Trainer:
         if not self.writes and not self.sharded:
             self.dist.barrier()
             return {}
-        if not self.writes:
-            with self.precision.autocast():
-                evaluate_as_configured(
-                    self.student, self.tokenizer, self.plan.eval, self.parts.verifiers, self.cfg
-                )
-            self.dist.barrier()
-            return {}
         t0 = time.perf_counter()
         with self.precision.autocast():
             summary, samples = evaluate_as_configured(
                 self.student, self.tokenizer, self.plan.eval, self.parts.verifiers, self.cfg
             )
+        if not self.writes:  # a sharded student's other processes: in lock-step, not logged
+            self.dist.barrier()
+            return {}
         summary["seconds"] = round(time.perf_counter() - t0, 3)
         self.run_dir.log_eval(self.step, summary, samples)
         accs = " ".join(f"{d}={v['acc']:.3f}" for d, v in summary.items() if isinstance(v, dict))

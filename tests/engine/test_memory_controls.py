@@ -5,8 +5,8 @@ kernel change nothing but memory."""
 
 import pytest
 import torch
+from opd_step import opd_config, opd_update
 
-from uniopd.config import ExperimentConfig
 from uniopd.engine import loading
 from uniopd.engine.batching import micro_batches
 from uniopd.engine.logprobs import (
@@ -21,7 +21,6 @@ from uniopd.engine.sequences import pack
 from uniopd.engine.teachers import TeacherPool
 from uniopd.optim import make_optimizer
 from uniopd.scoring import TeacherSignals
-from uniopd.update import policy_update
 
 CPU = torch.device("cpu")
 
@@ -99,43 +98,18 @@ def test_trimmed_micro_batch_scores_like_the_padded_one(model_and_tok):
 def _update(student_path, teacher_path, tokens_budget=0, checkpointing=False, attn="sdpa"):
     student = loading.load_model(student_path, CPU, torch.float32, True, attn_implementation=attn)
     if checkpointing:
-        student.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs={"use_reentrant": False}
-        )
+        loading.enable_activation_checkpointing(student)
     teacher = loading.load_model(teacher_path, CPU, torch.float32, False)
     tok = loading.load_tokenizer(student_path)
-    cfg = ExperimentConfig.model_validate(
-        {
-            "name": "m",
-            "student": student_path,
-            "teachers": {"math": teacher_path},
-            "data": {"train": ["builtin:math/train"]},
-            "train": {
-                "lr": 1e-3,
-                "warmup_steps": 0,
-                "epochs": 2,
-                "max_tokens_per_micro_batch": tokens_budget,
-            },
-        }
+    cfg = opd_config(
+        student_path, teacher_path, lr=1e-3, epochs=2, max_tokens_per_micro_batch=tokens_budget
     )
     batch = _batch(tok, student.config.vocab_size, n=8)
     pool = TeacherPool({"t": teacher}, {"math": "t"})
     domains = ["math"] * 8
     scored = TeacherSignals(domains, teacher_logp_N_T=pool.logprobs(batch, domains, 0, None, 4, 30))
     optimizer, _ = make_optimizer(student, cfg.train)
-    result = policy_update(
-        student,
-        optimizer,
-        batch,
-        cfg.method.objectives(),
-        scored,
-        torch.zeros(8),
-        torch.arange(8) // 4,
-        torch.ones(8, dtype=torch.bool),
-        None,
-        torch.zeros(8),
-        cfg.train,
-    )
+    result = opd_update(student, optimizer, batch, scored, cfg)
     return result.loss, torch.cat([p.detach().flatten() for p in student.parameters()])
 
 

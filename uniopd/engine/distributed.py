@@ -78,17 +78,16 @@ class Dist:
             offset += g.numel()
 
     def sum(self, value: float) -> float:
-        if not self.active:
-            return value
-        t = torch.tensor([value], dtype=torch.float64, device=self._comm_device())
-        dist.all_reduce(t)
-        return float(t)
+        return self._reduce(value, dist.ReduceOp.SUM)
 
     def max(self, value: float) -> float:
+        return self._reduce(value, dist.ReduceOp.MAX)
+
+    def _reduce(self, value: float, op) -> float:
         if not self.active:
             return value
         t = torch.tensor([value], dtype=torch.float64, device=self._comm_device())
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        dist.all_reduce(t, op=op)
         return float(t)
 
     def gather_rows(self, t: torch.Tensor, pad_value: float = 0.0, left: bool = False):
