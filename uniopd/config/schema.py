@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from uniopd.config.data import DataConfig
 from uniopd.config.method import MethodConfig
 from uniopd.config.recipe import (
     BalanceConfig,
@@ -25,28 +26,6 @@ from uniopd.config.section import _Section, conflict
 from uniopd.config.student import LoraConfig, StudentConfig
 from uniopd.objectives import TEACHER_NEEDS
 from uniopd.refs import parse_teacher
-
-
-class DataConfig(_Section):
-    train: list[Annotated[str, Field(min_length=1)]] = Field(
-        min_length=1,
-        description="Training prompt sources: builtin:<domain>/<split>, a .jsonl/.parquet path, "
-        "'humaneval', 'champ', or <scheme>:<rest> of a registered source (`uniopd list sources`). "
-        "Each row carries its domain, which routes it to a teacher.",
-    )
-    eval: list[Annotated[str, Field(min_length=1)]] = Field(
-        default=[], description="Held-out sources evaluated before, during and after training."
-    )
-    limit: int | None = Field(
-        default=None,
-        ge=1,
-        description="Cap on training prompts read from each train source (None = all); a small "
-        "pool makes prompts recur. Held-out sets are capped by eval.max_prompts_per_domain.",
-    )
-    template: Literal["chat", "raw"] = Field(
-        default="chat",
-        description="chat = wrap the prompt in the tokenizer's chat template; raw = feed it as is.",
-    )
 
 
 class RolloutConfig(_Section):

@@ -14,6 +14,7 @@ class Problem:
     code rows carry `tests` and `entry_point` (graded by running the tests in a sandbox).
     `tests` is either a list of {"args": [...], "expected": value} cases, or Python source that
     defines `check(candidate)` (the HumanEval convention) or plain asserts on `entry_point`.
+    A row given as a chat keeps it in `messages`, which the model sees instead of `prompt`.
     """
 
     id: str
@@ -24,6 +25,9 @@ class Problem:
     entry_point: str | None = None
     solution: str | None = None  # a reference response, used by supervised warm starts only
     meta: dict = field(default_factory=dict)  # e.g. {"level": 3} for synthetic difficulty
+    # the prompt as a chat (a list of {"role", "content"}) when the data gives one; `prompt` is
+    # then its last user turn, the question that logs, templates and difficulty keys use
+    messages: list | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
