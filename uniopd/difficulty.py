@@ -1,11 +1,14 @@
 """Offline difficulty-aware balancing at the start of a run (METHOD 3.1): estimate, cache, balance, record.
 
 The initial student samples n responses per training prompt; its pass count is the prompt's
-difficulty. Estimates are cached under $UNIOPD_HOME/difficulty by (student weights, prompts,
-sampling settings, seed), so a sweep over balance ratios samples once. The run directory gets
-the difficulty table and the before / after histograms the paper plots:
+difficulty. A row with a precomputed pass rate (a `pass_rate` column, kept in `Problem.meta`)
+is not sampled: its pass count is round(pass_rate * n). Estimates are cached under
+$UNIOPD_HOME/difficulty by (student weights, prompts, sampling settings, seed), so a sweep over
+balance ratios samples once. The run directory gets the difficulty table and the before / after
+histograms the paper plots:
 
-    runs/<name>/difficulty/table.csv        prompt_id, domain, level, pass_count, n_samples, p, copies
+    runs/<name>/difficulty/table.csv        prompt_id, domain, level, pass_count, n_samples, p, copies,
+                                            pass_count_from ("sampled" or "column")
     runs/<name>/difficulty/histograms.json  per domain: prompts per pass count before, copies after
 """
 
@@ -15,6 +18,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +26,7 @@ import torch
 
 from uniopd.algorithms import difficulty_balance
 from uniopd.data import DataError
+from uniopd.engine.prompts import PromptFormat
 from uniopd.evaluate import evaluate
 from uniopd.home import uniopd_home
 from uniopd.refs import resolve_model
@@ -49,12 +54,36 @@ def model_fingerprint(ref: str) -> str:
     return f"{path.resolve()}|" + "|".join(parts)
 
 
+def given_pass_rate(problem: Problem) -> float | None:
+    """The row's precomputed pass rate (uniopd/data/rows.py checked it is in [0, 1]), if any."""
+    return problem.meta.get("pass_rate")
+
+
 def estimate_pass_counts(
     model, tokenizer, problems: list[Problem], verifiers: dict, cfg, write: bool = True
 ) -> list[int]:
-    """Pass count of the initial student on each problem, from the cache or by sampling.
-    `write=False`: a process that samples in lock-step with the writing one (a sharded student)
-    leaves the cache to it."""
+    """Pass count of the initial student on each problem: from the row's pass rate when it has
+    one, else from the cache or by sampling. `write=False`: a process that samples in lock-step
+    with the writing one (a sharded student) leaves the cache to it."""
+    n = cfg.balance.offline.n_samples
+    counts: list[int | None] = [
+        None if (rate := given_pass_rate(p)) is None else round(rate * n) for p in problems
+    ]
+    todo = [i for i, c in enumerate(counts) if c is None]
+    if todo:
+        sampled = _sampled_pass_counts(
+            model, tokenizer, [problems[i] for i in todo], verifiers, cfg, write
+        )
+        for i, c in zip(todo, sampled, strict=True):
+            counts[i] = c
+    if len(todo) < len(problems):
+        log.info("difficulty: %d prompts' pass rates come from the data", len(problems) - len(todo))
+    return counts  # type: ignore[return-value]  # every slot is filled
+
+
+def _sampled_pass_counts(
+    model, tokenizer, problems: list[Problem], verifiers: dict, cfg, write: bool
+) -> list[int]:
     off = cfg.balance.offline
     settings = {
         "n": off.n_samples,
@@ -65,12 +94,18 @@ def estimate_pass_counts(
         "template": cfg.data.template,
         "seed": cfg.seed,
     }
+    fmt = PromptFormat.of(cfg.data)
+    if fmt != PromptFormat(template=cfg.data.template):  # keys of plain prompts stay as they were
+        settings["prompt_format"] = asdict(fmt)
     key = hashlib.sha256(
         json.dumps(
             {
                 "student": model_fingerprint(cfg.student.model),
                 "settings": settings,
-                "prompts": [(p.id, p.domain, p.prompt) for p in problems],
+                "prompts": [
+                    (p.id, p.domain, p.prompt, *([p.messages] if p.messages else []))
+                    for p in problems
+                ],
             },
             sort_keys=True,
         ).encode()
@@ -93,7 +128,7 @@ def estimate_pass_counts(
         top_p=off.top_p,
         top_k=off.top_k,
         max_new_tokens=cfg.rollout.max_new_tokens,
-        template=cfg.data.template,
+        prompt_format=fmt,
         seed=cfg.seed,
         progress=cfg.output.progress,
     )
@@ -182,8 +217,14 @@ def _record(run_dir: RunDir, problems, counts, copies, n) -> None:
             "level": [p.meta.get("level") for p in problems],
             "pass_count": counts,
             "n_samples": n,
-            "p": [c / n for c in counts],
+            "p": [
+                c / n if given_pass_rate(p) is None else given_pass_rate(p)
+                for p, c in zip(problems, counts)
+            ],
             "copies": [copies[i] for i in range(len(problems))],
+            "pass_count_from": [
+                "sampled" if given_pass_rate(p) is None else "column" for p in problems
+            ],
         }
     )
     atomic_write_text(folder / "table.csv", table.to_csv(index=False))

