@@ -6,8 +6,8 @@ models built from Qwen3-0.6B- and Qwen3-1.7B-shaped configs.
     python benchmarks/gpu_step.py --new-tokens 2048 --steps 3 --max-tokens-per-micro-batch 65536
     python benchmarks/gpu_step.py --tiny                           # a CPU smoke run of the same code
 
-Each step is the trainer's: rollouts with HF generate (no EOS cut: a random model rarely emits
-one, so every row is full length), the teacher's sampled-token log-probs, and the policy update
+Each step is the trainer's: rollouts through a rollout engine (`--engine`, default hf; no stop
+token, so every row is full length), the teacher's sampled-token log-probs, and the policy update
 (OPD advantages, PPO-clip, AdamW) under `--precision` with token-budget micro-batches. The first
 step warms up and is not counted. MFU = 6 x student params x tokens trained / update seconds /
 the GPU's peak dense bf16 FLOP/s (`--peak-tflops`, default 989 for H100/H200 SXM); the update
@@ -29,7 +29,8 @@ from uniopd.config.method import MethodConfig
 from uniopd.config.schema import TrainConfig
 from uniopd.engine.loading import enable_activation_checkpointing
 from uniopd.engine.precision import Precision
-from uniopd.engine.rollout import generation_config, rollout_batch
+from uniopd.engine.rollout import ENGINES, EngineOptions, make_engine, rollout_batch
+from uniopd.engine.sampling import SamplingSettings
 from uniopd.engine.teachers import TeacherPool
 from uniopd.optim import PhaseTimer, make_optimizer
 from uniopd.scoring import TeacherSignals
@@ -60,6 +61,7 @@ def build(shape: str, vocab: int, seed: int, dtype, device, attn: str):
     torch.manual_seed(seed)
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attn)
+    model.generation_config.eos_token_id = None  # no stop token: rows run to the stated length
     return model
 
 
@@ -75,7 +77,8 @@ def main() -> None:
     p.add_argument("--precision", default="auto")
     p.add_argument("--attn", default="sdpa")
     p.add_argument("--max-tokens-per-micro-batch", type=int, default=65536)
-    p.add_argument("--rollout-batch", type=int, default=256, help="rows per generate call")
+    p.add_argument("--rollout-batch", type=int, default=256, help="rows per generate call (hf)")
+    p.add_argument("--engine", default="hf", choices=ENGINES.names(), help="rollout engine")
     p.add_argument("--gradient-checkpointing", action="store_true")
     p.add_argument("--peak-tflops", type=float, default=989.0)
     p.add_argument("--tiny", action="store_true", help="tiny shapes and sizes (CPU smoke run)")
@@ -105,9 +108,9 @@ def main() -> None:
     tok = SimpleNamespace(
         eos_token_id=EOS if not a.tiny else 1, pad_token_id=PAD if not a.tiny else 0
     )
-    gen = generation_config(tok, temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=a.new_tokens)
-    gen.eos_token_id = None  # every row runs to max_new_tokens: the stated length, measured
-    gen.min_new_tokens = a.new_tokens
+    # no stop token: every row runs to max_new_tokens, the stated length, measured
+    sampling = SamplingSettings(a.new_tokens, (), tok.pad_token_id)
+    engine = make_engine(a.engine, student, tok, EngineOptions(max_batch_rows=a.rollout_batch))
     pool = TeacherPool({"teacher": teacher}, {"math": "teacher"})
     g = torch.Generator().manual_seed(0)
     prompts = [
@@ -121,8 +124,9 @@ def main() -> None:
     for step in range(a.steps):
         timer = PhaseTimer(device)
         with timer("rollout"), precision.autocast():
-            batch = rollout_batch(student, tok, prompts, a.group_size, gen, a.rollout_batch)
+            batch, _ = rollout_batch(engine, prompts, a.group_size, sampling)
             batch = batch.to(device)
+        engine.sleep()
         domains = ["math"] * n
         with timer("teacher"), precision.autocast():
             logp = pool.logprobs(batch, domains, 0, None, max_tokens=a.max_tokens_per_micro_batch)
@@ -143,6 +147,8 @@ def main() -> None:
                 train,
                 precision=precision,
             )
+            engine.update_weights(student)
+        engine.wake()
         response = float(batch.response_mask_N_T.sum())
         cells = float(batch.attention_mask_N_L.sum())  # real tokens, prompt + response
         s = timer.seconds
@@ -165,6 +171,7 @@ def main() -> None:
     summary = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
+        "engine": a.engine,
         "student": a.student,
         "student_params": n_params,
         "teacher": a.teacher,

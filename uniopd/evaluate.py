@@ -10,8 +10,9 @@ import torch
 from evalplus.eval import estimate_pass_at_k
 from tqdm.auto import tqdm
 
-from uniopd.engine.rollout import generation_config, sample_responses
-from uniopd.engine.sequences import encode_prompts
+from uniopd.engine.prompts import PromptFormat, encode_problems
+from uniopd.engine.rollout import RolloutEngine, make_engine
+from uniopd.engine.sampling import resolve_sampling
 from uniopd.tasks.problem import Problem
 from uniopd.verifiers import grade_by_domain
 
@@ -28,20 +29,32 @@ def evaluate(
     top_p: float,
     top_k: int,
     max_new_tokens: int,
-    template: str = "chat",
+    prompt_format: PromptFormat | None = None,
     seed: int = 0,
     progress: bool = False,
+    stop_token_ids: Sequence[int] = (),
+    engine: RolloutEngine | None = None,
 ) -> tuple[dict, list[dict]]:
-    """Sample `n_samples` responses per problem and grade them.
+    """Sample `n_samples` responses per problem, asked as `prompt_format` says (default: the
+    question alone in the chat template), and grade them, through `engine` (a run's rollout
+    engine; default: the `hf` engine on `model`). Stop tokens: the tokenizer's EOS, the model's
+    generation config eos_token_id(s) and `stop_token_ids`.
 
     Returns ({domain: {"acc": avg@N, "avg@N": .., "pass@k": .., "n_prompts": ..}}, samples).
     Ungraded responses (None) count as wrong in the accuracy, and are counted separately.
     """
-    gen = generation_config(
-        tokenizer, temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens
+    sampling = resolve_sampling(
+        tokenizer,
+        model,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        stop_token_ids=stop_token_ids,
     )
+    engine = engine or make_engine("hf", model, tokenizer)
     n = n_samples if temperature > 0 else 1  # greedy decoding gives one answer per prompt
-    prompt_ids = encode_prompts(tokenizer, [p.prompt for p in problems], template)
+    prompt_ids = encode_problems(tokenizer, problems, prompt_format or PromptFormat())
     # a fixed seed per evaluation: the same checkpoint always gets the same score
     cpu_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
@@ -51,7 +64,7 @@ def evaluate(
     for start in tqdm(
         range(0, len(repeated), chunk), desc="eval", leave=False, disable=not progress
     ):
-        responses += sample_responses(model, tokenizer, repeated[start : start + chunk], gen)
+        responses += engine.generate(repeated[start : start + chunk], sampling).responses
     torch.random.set_rng_state(cpu_state)
     texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
     rows = [p for p in problems for _ in range(n)]
@@ -90,8 +103,11 @@ def evaluate(
     return summary, samples
 
 
-def evaluate_as_configured(model, tokenizer, problems, verifiers, cfg) -> tuple[dict, list[dict]]:
-    """`evaluate` with the sampling settings of an experiment's `eval` section."""
+def evaluate_as_configured(
+    model, tokenizer, problems, verifiers, cfg, engine: RolloutEngine | None = None
+) -> tuple[dict, list[dict]]:
+    """`evaluate` with the sampling settings of an experiment's `eval` section (stop tokens: the
+    rollout's), through `engine` when given."""
     return evaluate(
         model,
         tokenizer,
@@ -103,7 +119,9 @@ def evaluate_as_configured(model, tokenizer, problems, verifiers, cfg) -> tuple[
         top_p=cfg.eval.top_p,
         top_k=cfg.eval.top_k,
         max_new_tokens=cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens,
-        template=cfg.data.template,
+        prompt_format=PromptFormat.of(cfg.data),
         seed=cfg.seed,
         progress=cfg.output.progress,
+        stop_token_ids=cfg.rollout.stop_token_ids,
+        engine=engine,
     )

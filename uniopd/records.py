@@ -26,6 +26,7 @@ class RolloutBatch:
     rewards_N: torch.Tensor  # 1 / 0 / NaN (ungraded)
     group_ids_N: torch.Tensor
     keep_N: torch.Tensor  # online balancing's keep mask
+    engine_logp_N_T: torch.Tensor | None = None  # the rollout engine's log-probs of the tokens
 
     @property
     def domains(self) -> list[str]:
@@ -70,6 +71,11 @@ def step_metrics(r: StepRecord, train_domains: list[str], epochs: int, balancing
         finite = torch.isfinite(teacher_logp) & (mask > 0)
         gap = float((teacher_logp - up.old_logp_N_T)[finite].mean()) if finite.any() else 0.0
         out["teacher_student_logp_gap"], out["reverse_kl"] = gap, -gap
+    failed = teacher_failed_N(r.scored, mask)
+    if failed is not None:  # rollouts the teacher phase left without scores (NaN: loss mask 0)
+        out["teacher/failed_rollouts"] = int(failed.sum())
+        out["teacher/failed_frac"] = float(failed.float().mean())
+    out.update(logp_mismatch(ro.engine_logp_N_T, up.old_logp_N_T, mask))
     if balancing:
         out["balance/kept"], out["balance/masked"] = int(ro.keep_N.sum()), int((~ro.keep_N).sum())
     adv = up.advantages
@@ -90,6 +96,34 @@ def step_metrics(r: StepRecord, train_domains: list[str], epochs: int, balancing
     if "teacher" in seconds:
         out["tokens_per_s/teacher"] = cells / max(seconds["teacher"], 1e-9)
     return out
+
+
+def teacher_failed_N(scored: TeacherSignals, mask_N_T: torch.Tensor) -> torch.Tensor | None:
+    """Which rollouts got no teacher scores `[N]` (a failed teacher call, in-process or served,
+    NaNs its rows), or None when no teacher signal was asked for."""
+    signals = [scored.teacher_logp_N_T, scored.teacher_topk_logp_N_T_K]
+    failed = None
+    for s in (s for s in signals if s is not None):
+        nan_N_T = torch.isnan(s) if s.dim() == 2 else torch.isnan(s).any(-1)
+        rows = (nan_N_T & (mask_N_T.to(s.device) > 0)).any(-1).cpu()
+        failed = rows if failed is None else failed | rows
+    return failed
+
+
+def logp_mismatch(engine_logp_N_T, old_logp_N_T, mask_N_T) -> dict:
+    """|engine log p - trainer log p| over response tokens (verl's rollout/trainer probability
+    gap): sampler and trainer disagree when kernels, batch shapes or precision differ, which makes
+    the samples slightly off-policy. None when the engine gives no log-probs."""
+    if engine_logp_N_T is None:
+        return {"rollout/logp_mismatch_mean": None, "rollout/logp_mismatch_max": None}
+    where = mask_N_T > 0
+    gap = (engine_logp_N_T.to(old_logp_N_T.device) - old_logp_N_T).abs()[where]
+    if not gap.numel():
+        return {"rollout/logp_mismatch_mean": 0.0, "rollout/logp_mismatch_max": 0.0}
+    return {
+        "rollout/logp_mismatch_mean": float(gap.mean()),
+        "rollout/logp_mismatch_max": float(gap.max()),
+    }
 
 
 def rollout_records(r: StepRecord) -> list[dict]:

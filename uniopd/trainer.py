@@ -29,8 +29,9 @@ from uniopd.engine.fsdp import (
     is_sharded,
     load_optimizer_state,
 )
-from uniopd.engine.rollout import generation_config, rollout_batch
-from uniopd.engine.sequences import encode_prompts
+from uniopd.engine.prompts import encode_problems
+from uniopd.engine.rollout import EngineOptions, make_engine, rollout_batch
+from uniopd.engine.sampling import resolve_sampling
 from uniopd.engine.teachers import ema_update
 from uniopd.evaluate import evaluate_as_configured
 from uniopd.optim import PhaseTimer, make_optimizer
@@ -71,14 +72,29 @@ class Trainer:
         self.optimizer, self.scheduler = make_optimizer(self.student, cfg.train)
         self.sampler = PromptSampler(train_set, seed=cfg.seed)
         self.train_domains = sorted({p.domain for p in plan.train})
-        ids = encode_prompts(self.tokenizer, [p.prompt for p in plan.train], cfg.data.template)
+        ids = encode_problems(self.tokenizer, plan.train, parts.prompt_format)
         self.prompt_ids = {p.id: i for p, i in zip(plan.train, ids)}
-        self.gen = generation_config(
+        ro = cfg.rollout
+        self.sampling = resolve_sampling(
             self.tokenizer,
-            temperature=cfg.rollout.temperature,
-            top_p=cfg.rollout.top_p,
-            top_k=cfg.rollout.top_k,
-            max_new_tokens=cfg.rollout.max_new_tokens,
+            self.student,
+            max_new_tokens=ro.max_new_tokens,
+            temperature=ro.temperature,
+            top_p=ro.top_p,
+            top_k=ro.top_k,
+            stop_token_ids=ro.stop_token_ids,
+        )
+        log.info("rollout engine %s, sampling %s", ro.engine, self.sampling.as_dict())
+        self.engine = make_engine(
+            ro.engine,
+            self.student,
+            self.tokenizer,
+            EngineOptions(
+                max_batch_rows=ro.max_batch_rows,
+                max_batch_tokens=ro.max_batch_tokens,
+                gpu_memory_utilization=ro.gpu_memory_utilization,
+                seed=cfg.seed,
+            ),
         )
         self.step = 0
         self.on_eval = (
@@ -101,6 +117,8 @@ class Trainer:
                     "student_params": sum(p.numel() for p in self.student.parameters()),
                     "precision": self.precision.mode,
                     "processes": self.dist.world,
+                    "rollout_engine": ro.engine,
+                    "rollout_sampling": self.sampling.as_dict(),
                 },
             )
         if self.writes:
@@ -149,6 +167,7 @@ class Trainer:
     def train_step(self) -> StepRecord:
         cfg, timer = self.cfg, PhaseTimer(self.parts.device)
         rollouts = self._rollouts(timer)
+        self.engine.sleep()  # (a vLLM engine frees its memory for the teachers and the update)
         with timer("teacher"), self.precision.autocast():
             scored = self.scorer.score(rollouts.batch, rollouts.rows)
         correct = rollouts.rewards_N.float().clone()
@@ -175,6 +194,7 @@ class Trainer:
             self.scheduler.step()
             for ref, decay in self.parts.ema_teachers.items():
                 ema_update(self.parts.teacher_model(ref), self.student, decay)
+            self.engine.update_weights(self.student)  # the next rollouts sample the new policy
         if self.parts.teachers is None and self.parts.reference is None:
             timer.seconds.pop("teacher")  # no teacher phase for this method (GRPO)
         if result.advantages.calibration:  # part of the update, reported on its own
@@ -199,9 +219,11 @@ class Trainer:
         rows = [p for p in problems for _ in range(G)]
         with timer("rollout"), self.precision.autocast():
             torch.manual_seed(step_seed(cfg.seed, self.step, dist.rank * RANK_OFFSET))
-            batch = rollout_batch(
-                self.student, tok, [self.prompt_ids[p.id] for p in problems], G, self.gen
-            ).to(self.parts.device)
+            self.engine.wake()
+            batch, engine_logp = rollout_batch(
+                self.engine, [self.prompt_ids[p.id] for p in problems], G, self.sampling
+            )
+            batch = batch.to(self.parts.device)
         texts = tok.batch_decode(
             batch.response_ids_N_T * batch.response_mask_N_T.long(), skip_special_tokens=True
         )
@@ -221,7 +243,7 @@ class Trainer:
                 g = torch.Generator().manual_seed(step_seed(cfg.seed, self.step))
                 balancer = cfg.balance.online.balancer()
                 keep = balance_globally(balancer, rewards, group_ids, g, dist)
-        return RolloutBatch(problems, rows, batch, texts, rewards, group_ids, keep)
+        return RolloutBatch(problems, rows, batch, texts, rewards, group_ids, keep, engine_logp)
 
     def _log_samples(self, r: StepRecord) -> None:
         every = self.cfg.output.log_rollouts_every
@@ -258,9 +280,15 @@ class Trainer:
             self.dist.barrier()
             return {}
         t0 = time.perf_counter()
+        self.engine.wake()
         with self.precision.autocast():
             summary, samples = evaluate_as_configured(
-                self.student, self.tokenizer, self.plan.eval, self.parts.verifiers, self.cfg
+                self.student,
+                self.tokenizer,
+                self.plan.eval,
+                self.parts.verifiers,
+                self.cfg,
+                self.engine,
             )
         if not self.writes:  # a sharded student's other processes: in lock-step, not logged
             self.dist.barrier()
