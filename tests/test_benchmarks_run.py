@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
@@ -39,3 +41,34 @@ def test_logprob_memory_benchmark_reports_both_variants():
         "64",
     )
     assert "naive " in out and "chunked " in out and out.count("naive / chunked peak memory") == 2
+
+
+@pytest.mark.slow  # three training loops end to end (TRL's among them) on the tiny world
+def test_vs_trl_benchmark_runs_all_three_loops_interleaved(tmp_path):
+    out = _run(BENCH / "vs_trl.py", "--tiny", "--json", tmp_path / "v.json")
+    figures = json.loads((tmp_path / "v.json").read_text())
+    systems = figures["systems"]
+    assert set(systems) == {"uniopd", "trl-dist", "trl-gkd"}
+    for r in systems.values():
+        assert r["samples_per_s"] > 0 and len(r["step_seconds"]) == 1
+        assert r["generated_rows_per_step"] == 4  # 2 prompts x 2 samples, sampled in the step
+        assert r["sampling_processors"] == ["(none)"]  # temperature 1, top-p 1, no top-k
+    assert set(figures["summary"]["ratios"]) == {"uniopd/trl-dist", "uniopd/trl-gkd"}
+    notes = figures["summary"]["notes"]
+    assert sum(n.endswith("prompt token ids == uniopd's: True") for n in notes) == 2
+    assert "ratio uniopd/trl-dist" in out and "summary " in out
+
+
+def test_teacher_server_benchmark_scores_through_a_real_server(tmp_path):
+    out = _run(BENCH / "teacher_server.py", "--tiny", "--json", tmp_path / "t.json")
+    figures = json.loads((tmp_path / "t.json").read_text())
+    assert figures["failed_rows"] == 0 and figures["max_abs_diff"] < 1e-4
+    assert figures["served"]["rows_per_s"] > 0 and figures["in_process"]["rows_per_s"] > 0
+    assert "served / in-process throughput" in out
+
+
+def test_rollout_speed_benchmark_times_hf_and_hf_paged(tmp_path):
+    out = _run(BENCH / "rollout_speed.py", "--tiny", "--json", tmp_path / "r.json")
+    figures = json.loads((tmp_path / "r.json").read_text())
+    assert set(figures["tokens_per_s"]) == {"hf", "hf-paged"} and figures["rollouts"] == 4
+    assert "summary " in out

@@ -10,10 +10,11 @@
     uniopd figures runs/study --out paper_figures               the paper's figures and tables from runs
     uniopd report runs/study --out report.html                  a self-contained HTML dashboard
     uniopd merge runs/<name>/checkpoints/step_N --out merged    a LoRA adapter merged into its base
-    uniopd validate experiments/*.yaml                          check files, no compute
+    uniopd validate experiments/*.yaml [--no-models]            check files, no compute
     uniopd fields                                               every experiment field with its help
     uniopd list [objectives|verifiers|sources|balancers|calibrators]   every registered name
     uniopd world build [--force] | uniopd world info            the tiny built-in world
+    uniopd serve-teacher MODEL --port P                         a teacher's log-probs over HTTP
 
 Bad input (a malformed experiment file, an unknown domain, a missing teacher, a broken checkpoint)
 exits with code 2 and one message naming the file, the field and the reason.
@@ -28,6 +29,7 @@ import os
 import sys
 from pathlib import Path
 
+from uniopd import serve_command
 from uniopd.run_command import cmd_run
 from uniopd.terminal import fail as _fail
 from uniopd.terminal import load as _load
@@ -206,15 +208,19 @@ def cmd_merge(args) -> int:
 
 def cmd_validate(args) -> int:
     from uniopd.group import expand
-    from uniopd.plan import make_plan
+    from uniopd.plan import check_checkpoints, make_plan
 
     for path in expand(args.experiments):
         if path.name.startswith("_"):  # a partial base is only complete through a file naming it
             print(f"--  {path}  (partial base, checked through the files that inherit it)")
             continue
         cfg = _load(str(path), args.overrides)
-        make_plan(cfg)
-        print(f"ok  {path}  ({cfg.method.name}, {cfg.train.steps} steps)")
+        make_plan(cfg, args.nproc, models=not args.no_models)
+        notes = [] if args.no_models else check_checkpoints(cfg)
+        checked = "schema, data" if args.no_models else "schema, data, tokenizers"
+        print(f"ok  {path}  ({cfg.method.name}, {cfg.train.steps} steps; {checked})")
+        for note in notes:
+            print(f"    note: {note}")
     return 0
 
 
@@ -354,6 +360,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check experiment files and their data, no compute")
     p.add_argument("experiments", nargs="+", help="experiment files, or folders of them")
     p.add_argument("--set", dest="overrides", action="append", default=[])
+    p.add_argument(
+        "--no-models",
+        action="store_true",
+        help="open no checkpoint: schema, cross-field rules and data only (for a machine without "
+        "the models); by default the tokenizers are read too (vocabulary, chat templates)",
+    )
+    p.add_argument(
+        "--nproc", type=int, default=1, help="the processes the run will have (default 1)"
+    )
     p.set_defaults(fn=cmd_validate)
 
     p = sub.add_parser("fields", help="list every experiment-file field with its help")
@@ -371,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="show only this registry",
     )
     p.set_defaults(fn=cmd_list)
+
+    serve_command.add_parser(sub)
 
     p = sub.add_parser("world", help="the tiny built-in world")
     p.add_argument("action", choices=["build", "info"])

@@ -15,6 +15,7 @@ from pathlib import Path
 from uniopd.config import ExperimentConfig, save_resolved
 from uniopd.engine.distributed import Dist
 from uniopd.engine.loading import pick_device
+from uniopd.parts import connect_served_teachers
 from uniopd.plan import Plan, make_plan
 from uniopd.run_dir import RunDir
 from uniopd.runner import prepare
@@ -32,7 +33,11 @@ def build_models(refs) -> None:
         build_missing(names)
 
 
-def create_run(cfg: ExperimentConfig) -> RunDir:
+def create_run(cfg: ExperimentConfig, plan: Plan | None = None) -> RunDir:
+    """The run directory with the resolved config; with the `plan`, first a word with every
+    served teacher, so that one that is down stops the run before a directory exists."""
+    if plan is not None:
+        connect_served_teachers(plan)
     run = RunDir.create(cfg.output.root, cfg.name)
     save_resolved(cfg, run.path / "config.yaml")
     return run
@@ -55,7 +60,7 @@ def start_run(
     """Train `cfg` into a new run directory (or `run`, made by `create_run`); (run, final eval).
     `plan`, when the caller checked the config already, saves reading the data twice."""
     plan = plan or make_plan(cfg)  # all input checks happen here, before the run directory exists
-    run = run or create_run(cfg)
+    run = run or create_run(cfg, plan)
     trainer = prepare(plan, run, build=build_models, dist=dist)
     trainer.on_eval, trainer.on_step = on_eval, on_step
     return run, trainer.train()

@@ -19,6 +19,8 @@ from uniopd.engine.distributed import Dist
 from uniopd.engine.fsdp import shard_model
 from uniopd.engine.lora import apply_lora, load_adapter
 from uniopd.engine.precision import Precision, vanishing_lr
+from uniopd.engine.prompts import PromptFormat
+from uniopd.engine.teacher_client import ServedTeacher, TeacherServerError
 from uniopd.engine.teachers import TeacherPool
 from uniopd.objectives import Need
 from uniopd.plan import Plan
@@ -39,6 +41,10 @@ class Parts:
     reference: torch.nn.Module | None = None  # ExOPD's pi_ref
     ema_teachers: dict[str, float] = field(default_factory=dict)  # teacher ref -> EMA decay
     dist: Dist = field(default_factory=Dist)  # this process among the data-parallel ones
+    prompt_format: PromptFormat = field(default_factory=PromptFormat)
+    # teacher ref -> its tokenizer, for teachers whose chat template differs from the student's
+    # (bridged, checked at start): they read the prompts rendered in their own template
+    teacher_tokenizers: dict[str, Any] = field(default_factory=dict)
 
     def teacher_model(self, ref: str) -> torch.nn.Module:
         assert self.teachers is not None, "this run loads no teacher"
@@ -55,6 +61,7 @@ def load_parts(
     student is one of them, else after the student loaded, so a broken checkpoint of the user's
     own fails in seconds instead of after minutes of building teachers."""
     cfg = plan.cfg
+    served = connect_served_teachers(plan)  # a server that is down stops the run in seconds
     if build is not None and cfg.student.model.startswith("builtin:"):
         build(builtin_refs(plan))
     dist = dist or Dist()
@@ -87,12 +94,13 @@ def load_parts(
         student,
         {d: get_verifier(name) for d, name in plan.verifier_for.items()},
         dist=dist,
+        prompt_format=PromptFormat.of(cfg.data),
     )
     if build is not None:
         build(builtin_refs(plan))
     needs = cfg.method.needs()
     if cfg.method.needs_teacher():
-        parts.teachers = _load_teachers(plan, parts)
+        parts.teachers = _load_teachers(plan, parts, served)
     if Need.REFERENCE_LOGP in needs:
         ref = next(r for r in (o.reference_model() for _, _, o in cfg.method.objectives()) if r)
         path = student_path if ref == "self" else resolve_model(ref)
@@ -108,7 +116,7 @@ def load_parts(
     return parts
 
 
-def _load_teachers(plan: Plan, parts: Parts) -> TeacherPool:
+def _load_teachers(plan: Plan, parts: Parts, served: dict[str, ServedTeacher]) -> TeacherPool:
     cfg = plan.cfg
     asked = {p.domain for p in plan.train}  # a teacher no prompt routes to is not loaded
     models: dict = {}
@@ -122,16 +130,15 @@ def _load_teachers(plan: Plan, parts: Parts) -> TeacherPool:
             privileged.append(text)
         if text in models:
             continue
+        tokenizer_at = cfg.teacher_tokenizers.get(domain)
+        if ref.is_server:  # connected (its model listed) at the start of load_parts
+            models[text] = served[text]
+            if tokenizer_at:  # else it is taken to share the student's tokenizer
+                _check_teacher_tokenizer(parts, tokenizer_at, text, domain)
+            continue
         path = resolve_model(cfg.student.model if ref.is_self else ref.model)
-        if ref.is_server:
-            raise loading.ModelLoadError(
-                f"teachers.{domain} ({text}): teachers served over HTTP are not supported by this "
-                "version; name a checkpoint directory"
-            )
         if not ref.is_self:
-            loading.check_same_interface(
-                parts.tokenizer, loading.load_tokenizer(path, text), text, domain
-            )
+            _check_teacher_tokenizer(parts, tokenizer_at or path, text, domain)
         # an EMA teacher follows the student's weights: it keeps their precision
         dtype = parts.precision.student_dtype if ref.ema_decay else parts.precision.teacher_dtype
         models[text] = loading.load_model(
@@ -145,6 +152,38 @@ def _load_teachers(plan: Plan, parts: Parts) -> TeacherPool:
         if ref.ema_decay is not None:
             parts.ema_teachers[text] = ref.ema_decay
     return TeacherPool(models, routing, privileged)
+
+
+def _check_teacher_tokenizer(parts: Parts, path: str, ref: str, domain: str) -> None:
+    """Same vocabulary as the student's, and the same chat template or one that can be bridged:
+    then the teacher reads the prompts rendered in its own template."""
+    teacher_tok = loading.load_tokenizer(path, ref)
+    if loading.check_same_interface(parts.tokenizer, teacher_tok, ref, domain, parts.prompt_format):
+        parts.teacher_tokenizers[ref] = teacher_tok
+
+
+def connect_served_teachers(plan: Plan) -> dict[str, ServedTeacher]:
+    """Teacher ref -> client, for the routed teachers served over HTTP, each server asked for
+    its model (GET /v1/models); one that does not answer is an error naming its URL."""
+    cfg = plan.cfg
+    if not cfg.method.needs_teacher():
+        return {}
+    asked = {p.domain for p in plan.train}
+    settings = cfg.teacher_server.model_dump()
+    connect_timeout = settings.pop("connect_timeout_s")
+    served: dict[str, ServedTeacher] = {}
+    for domain, text in sorted(cfg.teachers.items()):
+        ref = parse_teacher(text)
+        if domain not in asked or not ref.is_server or text in served:
+            continue
+        client = ServedTeacher(ref.model, **settings)
+        try:
+            name = client.connect(connect_timeout)
+        except TeacherServerError as exc:
+            raise loading.ModelLoadError(f"teachers.{domain}: {exc}") from exc
+        log.info("teachers.%s: %s serves %s", domain, ref.model, name)
+        served[text] = client
+    return served
 
 
 def _with_lora(student: torch.nn.Module, lora, checkpoint, name: str) -> torch.nn.Module:

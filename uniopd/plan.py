@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from uniopd.config import ExperimentConfig
+from uniopd.config.data import SourceConfig
 from uniopd.data import load_source
 from uniopd.refs import parse_teacher
 from uniopd.tasks.problem import Problem
@@ -38,18 +39,25 @@ class Plan:
         return sorted(self.verifier_for)
 
 
-def _load(sources: list[str], limit, sources_of: dict) -> list[Problem]:
+def _load(sources: list[str | SourceConfig], limit, sources_of: dict) -> list[Problem]:
+    """Every source's problems; a source is a spec string or a mapping (SourceConfig)."""
     problems = []
-    for spec in sources:
-        rows = load_source(spec, limit=limit)
+    for entry in sources:
+        if isinstance(entry, SourceConfig):
+            rows = load_source(entry.source, **entry.load_args(), limit=limit)
+            label = entry.label
+        else:
+            rows, label = load_source(entry, limit=limit), entry
         for domain in {p.domain for p in rows}:
-            sources_of[domain].append(spec)
+            sources_of[domain].append(label)
         problems += rows
     return problems
 
 
-def make_plan(cfg: ExperimentConfig, processes: int | None = None) -> Plan:
-    """`processes`: the data-parallel processes the run will have (default: the launcher's)."""
+def make_plan(cfg: ExperimentConfig, processes: int | None = None, *, models: bool = True) -> Plan:
+    """`processes`: the data-parallel processes the run will have (default: the launcher's).
+    `models=False` opens no checkpoint (the LoRA targets are read from the student's config
+    otherwise): what `uniopd validate --no-models` checks on a machine without the models."""
     sources_of: dict[str, list[str]] = defaultdict(list)
     train = _load(cfg.data.train, cfg.data.limit, sources_of)
     evaluation = _load(cfg.data.eval, None, sources_of)  # eval.max_prompts_per_domain caps these
@@ -88,11 +96,13 @@ def make_plan(cfg: ExperimentConfig, processes: int | None = None) -> Plan:
         if d not in verifier_for:
             log.warning("teachers.%s names a domain no data row has; it will never be asked", d)
     _check_privileged(cfg, train, sources_of)
-    _check_lora(cfg)
+    if models:
+        _check_lora(cfg)
     processes = processes if processes is not None else world_size()
     check_processes(cfg, processes)
     check_sharding(cfg, processes)
     check_devices(cfg)
+    check_engine(cfg)
     return Plan(
         cfg=cfg,
         train=train,
@@ -100,6 +110,16 @@ def make_plan(cfg: ExperimentConfig, processes: int | None = None) -> Plan:
         verifier_for=verifier_for,
         sources_of=dict(sources_of),
     )
+
+
+def check_engine(cfg: ExperimentConfig) -> None:
+    """`rollout.engine` is registered, installed and can sample this student."""
+    from uniopd.engine.rollout import engine_problems
+
+    name = cfg.rollout.engine
+    problems = engine_problems(name, sharded=cfg.train.fsdp, lora=cfg.student.lora is not None)
+    if problems:
+        raise PlanError(f"rollout.engine = {name}: " + "; ".join(problems))
 
 
 def _check_privileged(cfg: ExperimentConfig, train: list[Problem], sources_of: dict) -> None:
@@ -220,3 +240,50 @@ def check_devices(cfg: ExperimentConfig) -> None:
         ):
             seen = torch.cuda.device_count()
             raise PlanError(f"{where}: {name} asked for, but torch sees {seen} CUDA device(s)")
+
+
+def check_checkpoints(cfg: ExperimentConfig) -> list[str]:
+    """The student's, teachers' and reference's tokenizers, read without any weights: each loads,
+    every teacher shares the student's vocabulary, and a teacher's chat template equals the
+    student's or can be bridged (uniopd.engine.prompts). What `uniopd validate` adds to the plan;
+    returns a note for each model it could not check here (an unbuilt builtin:, a served one)."""
+    from uniopd.engine.loading import ModelLoadError, check_same_interface, load_tokenizer
+    from uniopd.engine.prompts import PromptFormat
+    from uniopd.refs import resolve_model
+
+    notes: list[str] = []
+
+    def tokenizer(ref: str, where: str):
+        if ref.startswith("builtin:"):
+            from uniopd.world.paths import is_built
+
+            if not is_built(ref.removeprefix("builtin:")):
+                notes.append(f"{where}: {ref} is not built yet (uniopd world build); not checked")
+                return None
+        try:
+            return load_tokenizer(resolve_model(ref), ref)
+        except ModelLoadError as exc:
+            raise PlanError(f"{where}: {exc}") from None
+
+    student = tokenizer(cfg.student.model, "student.model")
+    if student is None:
+        return notes
+    fmt = PromptFormat.of(cfg.data)
+    teachers = cfg.teachers if cfg.method.needs_teacher() else {}
+    for domain, text in sorted(teachers.items()):
+        ref = parse_teacher(text)
+        if ref.is_self:
+            continue
+        source = cfg.teacher_tokenizers.get(domain)
+        if ref.is_server:
+            notes.append(f"teachers.{domain}: {ref.model} is served; it is asked at run start")
+            if source is None:
+                continue
+        where = f"teacher_tokenizers.{domain}" if source else f"teachers.{domain}"
+        teacher = tokenizer(source or ref.model, where)
+        if teacher is not None:
+            try:
+                check_same_interface(student, teacher, text, domain, fmt)
+            except ModelLoadError as exc:
+                raise PlanError(str(exc)) from None
+    return notes

@@ -30,9 +30,9 @@ def cmd_run(args) -> int:
     plan = make_plan(cfg, processes)  # every input check, before the run directory exists
     dist = process_world(cfg) if processes is None else None
     if dist is not None and dist.active:  # started by accelerate launch: one run directory
-        run_path = dist.broadcast_object(str(create_run(cfg).path) if dist.is_main else None)
+        run_path = dist.broadcast_object(str(create_run(cfg, plan).path) if dist.is_main else None)
         return _train_into(Path(run_path), cfg, plan, dist)
-    run = create_run(cfg)
+    run = create_run(cfg, plan)
     print(f"uniopd: run directory {run.path}", file=sys.stderr)
     if processes:
         from uniopd.multiprocess import relaunch

@@ -9,14 +9,20 @@ Model building is not a stage here: `build`, when given, builds missing `builtin
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
+
 from uniopd.difficulty import offline_balance
 from uniopd.engine.distributed import Dist
 from uniopd.engine.fsdp import is_sharded
+from uniopd.engine.prompts import within_prompt_budget
 from uniopd.parts import load_parts
-from uniopd.plan import Plan
+from uniopd.plan import Plan, PlanError
 from uniopd.run_dir import RunDir
 from uniopd.seeds import seed_everything
 from uniopd.trainer import Trainer
+
+log = logging.getLogger(__name__)
 
 
 def prepare(
@@ -36,6 +42,7 @@ def prepare(
         dist.barrier()
 
     parts = load_parts(plan, checkpoint, build=build_once if build else None, dist=dist)
+    plan = drop_long_prompts(plan, parts)
     train_set = None
     # a sharded student samples only in lock-step with every process: they all estimate
     lockstep = is_sharded(parts.student)
@@ -53,3 +60,25 @@ def prepare(
             )
     train_set = dist.broadcast_object(train_set)
     return Trainer(plan, run_dir, parts, train_set, state, checkpoint)
+
+
+def drop_long_prompts(plan: Plan, parts) -> Plan:
+    """The plan without the training prompts over `data.max_prompt_tokens` (as the student sees
+    them): known only once the tokenizer is loaded, so here rather than in the plan."""
+    budget = plan.cfg.data.max_prompt_tokens
+    if budget is None:
+        return plan
+    kept = within_prompt_budget(parts.tokenizer, plan.train, parts.prompt_format, budget)
+    if not kept:
+        raise PlanError(
+            f"data.max_prompt_tokens = {budget}: every one of the {len(plan.train)} training "
+            "prompts is longer, rendered in the student's chat template"
+        )
+    if len(kept) < len(plan.train):
+        log.warning(
+            "data.max_prompt_tokens = %d: dropped %d of %d training prompts as longer",
+            budget,
+            len(plan.train) - len(kept),
+            len(plan.train),
+        )
+    return replace(plan, train=kept)

@@ -2,19 +2,22 @@
 model, and nothing else (no teacher pass for GRPO, no top-K for OPD).
 
 A privileged teacher (OPSD) scores the student's very tokens behind a prompt that also holds the
-row's reference solution; the student never sees that prompt.
+row's reference solution; the student never sees that prompt. A teacher whose chat template
+differs from the student's (bridged at start, uniopd.engine.prompts) scores them behind the same
+messages rendered in its own template (METHOD 5).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from uniopd.engine.batching import micro_batches
 from uniopd.engine.logprobs import response_logprobs
-from uniopd.engine.sequences import SequenceBatch, encode_prompts, with_prompts
+from uniopd.engine.prompts import encode_problems
+from uniopd.engine.sequences import SequenceBatch, with_prompts
 from uniopd.objectives import Need
 from uniopd.parts import Parts
 from uniopd.tasks.problem import Problem
@@ -33,7 +36,9 @@ class TeacherSignals:
     """The teacher phase's output for the whole batch; a signal no objective asked for is None."""
 
     domains: list[str]
-    privileged: SequenceBatch | None = None  # the batch behind the privileged prompts
+    # teacher ref -> the batch behind that teacher's own prompts (privileged, or rendered in its
+    # own chat template); a teacher not listed reads the student's batch
+    own_prompts: dict[str, SequenceBatch] = field(default_factory=dict)
     special_token_ids: tuple[int, ...] = ()
     teacher_logp_N_T: torch.Tensor | None = None
     teacher_topk_logp_N_T_K: torch.Tensor | None = None
@@ -52,20 +57,36 @@ class Scorer:
             ),
             default=0,
         )
-        pool = parts.teachers
-        self.privileged = bool(pool and pool.privileged_refs)
         tok = parts.tokenizer
         self.special_ids = tuple(tok.all_special_ids) if tok is not None else ()
 
-    def privileged_batch(
+    def own_prompts(
         self, batch: SequenceBatch, rows: Sequence[Problem]
-    ) -> SequenceBatch | None:
-        if not self.privileged:
-            return None
-        ids = encode_prompts(
-            self.parts.tokenizer, [privileged_prompt(p) for p in rows], self.cfg.data.template
-        )
-        return with_prompts(batch, ids, self.parts.tokenizer.pad_token_id)
+    ) -> dict[str, SequenceBatch]:
+        """The student's response tokens behind each teacher's own prompts, for the teachers
+        that have them: a privileged teacher's (the reference solution in context) and a teacher
+        whose chat template differs from the student's (the same messages in its template)."""
+        pool, parts = self.parts.teachers, self.parts
+        if pool is None:
+            return {}
+        out = {}
+        for ref in pool.models_by_ref:
+            privileged = ref in pool.privileged_refs
+            tok = parts.teacher_tokenizers.get(ref)
+            if not privileged and tok is None:
+                continue
+            tok = tok or parts.tokenizer
+            # encode each problem once, not once per rollout of its group
+            unique = list({p.id: p for p in rows}.values())
+            questions = [privileged_prompt(p) for p in unique] if privileged else None
+            ids = dict(
+                zip(
+                    [p.id for p in unique],
+                    encode_problems(tok, unique, parts.prompt_format, questions),
+                )
+            )
+            out[ref] = with_prompts(batch, [ids[p.id] for p in rows], parts.tokenizer.pad_token_id)
+        return out
 
     @torch.no_grad()
     def score(self, batch: SequenceBatch, rows: Sequence[Problem]) -> TeacherSignals:
@@ -75,15 +96,15 @@ class Scorer:
         budget = self.cfg.train.max_tokens_per_micro_batch
         chunk = self.cfg.train.logprob_chunk_tokens
         domains = [p.domain for p in rows]
-        privileged = self.privileged_batch(batch, rows)
-        out = TeacherSignals(domains, privileged, self.special_ids)
+        own = self.own_prompts(batch, rows)
+        out = TeacherSignals(domains, own, self.special_ids)
         if Need.TEACHER_LOGP in self.needs:
             assert pool is not None
-            out.teacher_logp_N_T = pool.logprobs(batch, domains, mb, privileged, chunk, budget)
+            out.teacher_logp_N_T = pool.logprobs(batch, domains, mb, own, chunk, budget)
         if Need.TEACHER_TOPK in self.needs:
             assert pool is not None
             out.teacher_topk_logp_N_T_K, out.teacher_topk_ids_N_T_K = pool.topk(
-                batch, domains, self.topk, mb, privileged, chunk, budget
+                batch, domains, self.topk, mb, own, chunk, budget
             )
         if Need.REFERENCE_LOGP in self.needs:
             ref = torch.zeros(batch.response_mask_N_T.shape, device=batch.input_ids_N_L.device)
@@ -96,11 +117,11 @@ class Scorer:
 
     def teacher_logits(self, batch: SequenceBatch, scored: TeacherSignals):
         """rows -> full teacher logits [n, T, V] of those rows (one micro-batch)."""
-        domains, privileged, pool = scored.domains, scored.privileged, self.parts.teachers
+        domains, own, pool = scored.domains, scored.own_prompts, self.parts.teachers
 
         def logits(rows: torch.Tensor) -> torch.Tensor:
             assert pool is not None
-            sub_priv = None if privileged is None else privileged.rows(rows)
-            return pool.logits(batch.rows(rows), [domains[i] for i in rows.tolist()], sub_priv)
+            sub_own = {ref: b.rows(rows) for ref, b in own.items()}
+            return pool.logits(batch.rows(rows), [domains[i] for i in rows.tolist()], sub_own)
 
         return logits

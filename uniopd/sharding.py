@@ -60,10 +60,11 @@ def gather_record(r: StepRecord, pad_id: int, dist: Dist) -> StepRecord:
         dist.gather_rows(ro.rewards_N),
         dist.gather_rows(ro.group_ids_N),
         dist.gather_rows(ro.keep_N),
+        rows(ro.engine_logp_N_T),
     )
     scored = TeacherSignals(
         dist.gather_objects(sc.domains),
-        None,  # the privileged prompts are the teachers' business, not the logs'
+        {},  # the teachers' own prompts are the teachers' business, not the logs'
         sc.special_token_ids,
         rows(sc.teacher_logp_N_T),
         rows(sc.teacher_topk_logp_N_T_K),

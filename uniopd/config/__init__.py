@@ -14,6 +14,7 @@ from uniopd.config.schema import (
     StudentConfig,
     TrainConfig,
 )
+from uniopd.config.serving import TeacherServerConfig
 
 __all__ = [
     "ConfigError",
@@ -30,4 +31,5 @@ __all__ = [
     "TrainConfig",
     "EvalConfig",
     "OutputConfig",
+    "TeacherServerConfig",
 ]

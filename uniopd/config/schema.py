@@ -23,6 +23,7 @@ from uniopd.config.recipe import (
     OnlineBalanceConfig,
 )
 from uniopd.config.section import _Section, conflict
+from uniopd.config.serving import TeacherServerConfig
 from uniopd.config.student import LoraConfig, StudentConfig
 from uniopd.objectives import TEACHER_NEEDS
 from uniopd.refs import parse_teacher
@@ -31,12 +32,56 @@ from uniopd.refs import parse_teacher
 class RolloutConfig(_Section):
     group_size: int = Field(default=8, ge=1, description="Rollouts sampled per prompt (G).")
     prompts_per_batch: int = Field(default=16, ge=1, description="Prompts per rollout batch (B).")
-    temperature: float = Field(default=1.0, gt=0, description="Sampling temperature.")
-    top_p: float = Field(default=1.0, gt=0, le=1, description="Nucleus sampling mass (1 = off).")
-    top_k: int = Field(
-        default=0, ge=0, description="Sample from the k most likely tokens (0 = off)."
+    temperature: float | None = Field(
+        default=None,
+        gt=0,
+        description="Sampling temperature (None = the student checkpoint's generation_config.json "
+        "value, else 1).",
+    )
+    top_p: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Nucleus sampling mass, 1 = off (None = the checkpoint's "
+        "generation_config.json value, else 1).",
+    )
+    top_k: int | None = Field(
+        default=None,
+        ge=0,
+        description="Sample from the k most likely tokens, 0 = off (None = the checkpoint's "
+        "generation_config.json value, else 0). Always passed to the engine explicitly: no "
+        "library default (transformers' 50) applies.",
     )
     max_new_tokens: int = Field(default=128, ge=1, description="Longest response, in tokens.")
+    stop_token_ids: list[Annotated[int, Field(ge=0)]] = Field(
+        default=[],
+        description="Extra tokens that end a response (kept in it), besides the tokenizer's EOS "
+        "and the eos_token_id(s) of the checkpoint's generation_config.json.",
+    )
+    engine: str = Field(
+        default="hf",
+        min_length=1,
+        description="Rollout engine: hf (HF generate on padded batches, default; any device, "
+        "FSDP too), hf-paged (transformers continuous batching over a paged KV cache, bounded by "
+        "max_batch_tokens), vllm (colocated vLLM with sleep mode, GPU only: pip install "
+        "'uniopd[gpu]'), or a plugin's (`uniopd.engines` entry points).",
+    )
+    max_batch_rows: int = Field(
+        default=256, ge=1, description="hf: rollouts per generate call (padded batch)."
+    )
+    max_batch_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="hf-paged: tokens per forward of the continuous batch (None = transformers' "
+        "choice from free GPU memory).",
+    )
+    gpu_memory_utilization: float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        description="vllm: share of the GPU for its weights and KV cache; the rest stays for "
+        "training (the engine sleeps while the teachers and the update run).",
+    )
 
 
 _Beta = Annotated[float, Field(ge=0, lt=1)]
@@ -218,6 +263,17 @@ class ExperimentConfig(_Section):
         description="Where teachers sit: one device for all (cuda:1) or domain -> device; None = "
         "the student's device. Scores come back to the student's device.",
     )
+    teacher_tokenizers: dict[str, Annotated[str, Field(min_length=1)]] = Field(
+        default={},
+        description="Domain -> where that teacher's tokenizer (vocabulary and chat template) is "
+        "read from, when not its model folder: a served teacher's. Checked against the student's "
+        "at start; a served teacher without one is taken to share the student's tokenizer.",
+    )
+    teacher_server: TeacherServerConfig = Field(
+        default_factory=TeacherServerConfig,
+        description="How teachers served over HTTP (teachers.<domain>: http://host:port/v1) are "
+        "called: timeouts, retries, requests in flight.",
+    )
     verifiers: dict[str, Annotated[str, Field(min_length=1)]] = Field(
         default={},
         description="Domain -> verifier name; an unlisted domain uses the verifier named like it.",
@@ -304,6 +360,13 @@ class ExperimentConfig(_Section):
                 f"calibration.{which}",
                 "method.name",
             )
+        for domain in self.teacher_tokenizers:
+            if domain not in self.teachers:
+                raise conflict(
+                    f"teacher_tokenizers.{domain}: no teacher is named for domain {domain!r}",
+                    f"teacher_tokenizers.{domain}",
+                    "teachers",
+                )
         online = self.balance.online
         if online.enabled and online.scope == "group" and self.rollout.group_size < 2:
             raise conflict(

@@ -1,15 +1,17 @@
 """Loading students and teachers from HF causal-LM checkpoints (references such as `builtin:` are
 resolved to paths above the engine, in uniopd.refs; `name` is what messages call the model).
 
-A checkpoint that cannot be loaded, or a teacher that does not share the student's vocabulary and
-chat template, stops the run at start-up with a message naming the model: a teacher scoring other
-token ids would give silently wrong advantages.
+A checkpoint that cannot be loaded, or a teacher that does not share the student's vocabulary (or
+whose chat template differs in a way that cannot be bridged), stops the run at start-up with a
+message naming the model: a teacher scoring other token ids would give silently wrong advantages.
 """
 
 from __future__ import annotations
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from uniopd.engine.prompts import PromptFormat, TemplateBridgeError, check_bridge
 
 
 class ModelLoadError(RuntimeError):
@@ -74,8 +76,13 @@ def load_model(
     return model
 
 
-def check_same_interface(student_tok, teacher_tok, teacher_ref: str, domain: str) -> None:
-    """Teacher and student must share the vocabulary and the chat template (METHOD 5)."""
+def check_same_interface(
+    student_tok, teacher_tok, teacher_ref: str, domain: str, fmt: PromptFormat | None = None
+) -> bool:
+    """Teacher and student must share the vocabulary (METHOD 5). The chat template may differ when
+    `fmt` is given and the difference can be bridged (uniopd.engine.prompts.check_bridge): then
+    the result is True, and the teacher reads prompts rendered in its own template. Without
+    `fmt` (a reference model) the templates must be the same."""
     if student_tok.get_vocab() != teacher_tok.get_vocab():
         s, t = student_tok.get_vocab(), teacher_tok.get_vocab()
         diff = sorted(set(s.items()) ^ set(t.items()))[:3]
@@ -84,11 +91,19 @@ def check_same_interface(student_tok, teacher_tok, teacher_ref: str, domain: str
             f"({len(t)} vs {len(s)} tokens; e.g. {diff}); OPD compares log-probs of the same token "
             "ids, so teacher and student must share one tokenizer"
         )
-    if (student_tok.chat_template or "") != (teacher_tok.chat_template or ""):
+    if fmt is None:
+        if (student_tok.chat_template or "") != (teacher_tok.chat_template or ""):
+            raise ModelLoadError(
+                f"teachers.{domain} ({teacher_ref}): chat template differs from the student's; "
+                "the teacher would score the response under a prompt format it was not trained on"
+            )
+        return False
+    try:
+        return check_bridge(student_tok, teacher_tok, fmt, f"teachers.{domain} ({teacher_ref})")
+    except TemplateBridgeError as exc:
         raise ModelLoadError(
-            f"teachers.{domain} ({teacher_ref}): chat template differs from the student's; the "
-            "teacher would score the response under a prompt format it was not trained on"
-        )
+            f"{exc}; the chat template differs from the student's and cannot be bridged"
+        ) from exc
 
 
 def enable_activation_checkpointing(model) -> None:

@@ -2,8 +2,10 @@
 
 One model is loaded once however many domains name it. Scoring is a prefill over the student's
 own tokens, in any of three forms an objective may ask for: the sampled token's log-prob, the
-top-K log-probs and ids, or the full logits (one micro-batch at a time). A privileged teacher
-scores the same tokens behind a prompt that also holds the reference solution. If a teacher call
+top-K log-probs and ids, or the full logits (one micro-batch at a time). A teacher may see its own
+prompts in front of the student's response tokens (`own_prompts`, built by the caller): the prompt
+rendered in the teacher's own chat template, or, for a privileged teacher, a prompt that also holds
+the reference solution. If a teacher call
 fails, its rows come back NaN, which the objectives turn into loss mask 0 instead of stopping
 the run. Rows go in micro-batches of rows or of a token budget, each trimmed to its own width, and
 log-probs are computed in chunks of tokens (uniopd.engine.logprobs); a teacher may sit on another
@@ -20,6 +22,7 @@ import torch
 from uniopd.engine.batching import micro_batches
 from uniopd.engine.logprobs import CHUNK_TOKENS, response_logits, response_logprobs, response_topk
 from uniopd.engine.sequences import SequenceBatch
+from uniopd.engine.teacher_client import ServedTeacher
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,7 @@ class TeacherPool:
         batch: SequenceBatch,
         domains: Sequence[str],
         micro_batch: int,
-        privileged: SequenceBatch | None,
+        own_prompts: dict[str, SequenceBatch] | None,
         fn: Callable,
         out: torch.Tensor,
         max_tokens: int = 0,
@@ -69,20 +72,25 @@ class TeacherPool:
             by_ref.setdefault(self.ref_for(d), []).append(i)
         for ref, rows in by_ref.items():
             model = self.models_by_ref[ref]
-            # a teacher may sit on another device than the student: its rows go there and back
-            where = next(model.parameters()).device
-            seen = privileged if ref in self.privileged_refs else batch
-            if seen is None:
+            # a teacher may sit on another device than the student: its rows go there and back;
+            # a served teacher (log-probs only, checked by the schema) takes its rows in one call
+            # and splits them into concurrent requests itself
+            served = isinstance(model, ServedTeacher)
+            where = out.device if served else next(model.parameters()).device
+            seen = (own_prompts or {}).get(ref, batch)
+            if ref in self.privileged_refs and seen is batch:
                 raise ValueError(
                     f"teacher {ref} is privileged, but no privileged prompts were built"
                 )
             mine = torch.tensor(rows, device=out.device)
             routed = seen.rows(mine)
-            for c in micro_batches(routed, micro_batch, max_tokens):
+            whole = [torch.arange(len(rows), device=out.device)]
+            for c in whole if served else micro_batches(routed, micro_batch, max_tokens):
                 index = mine[c]
                 piece = routed.rows(c).trimmed() if trim else routed.rows(c)
                 try:
-                    got = fn(model, piece.to(where)).to(out)
+                    got = model.logprobs(piece) if served else fn(model, piece.to(where))
+                    got = got.to(out)
                     out[index, : got.shape[1]] = got
                 except Exception:  # noqa: BLE001 - a failed call masks its rows, the run goes on
                     out[index] = float("nan")
@@ -97,7 +105,7 @@ class TeacherPool:
         batch: SequenceBatch,
         domains: Sequence[str],
         micro_batch: int = 0,
-        privileged: SequenceBatch | None = None,
+        own_prompts: dict[str, SequenceBatch] | None = None,
         chunk_tokens: int = CHUNK_TOKENS,
         max_tokens: int = 0,
     ) -> torch.Tensor:
@@ -107,7 +115,7 @@ class TeacherPool:
             batch,
             domains,
             micro_batch,
-            privileged,
+            own_prompts,
             lambda m, b: response_logprobs(m, b, chunk_tokens=chunk_tokens),
             out,
             max_tokens,
@@ -120,7 +128,7 @@ class TeacherPool:
         domains: Sequence[str],
         k: int,
         micro_batch: int = 0,
-        privileged: SequenceBatch | None = None,
+        own_prompts: dict[str, SequenceBatch] | None = None,
         chunk_tokens: int = CHUNK_TOKENS,
         max_tokens: int = 0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,20 +142,23 @@ class TeacherPool:
             logp, ids = response_topk(model, b, k, chunk_tokens)
             return torch.cat([logp, ids.float()], -1)  # one tensor, so a failure NaNs both
 
-        self._score(batch, domains, micro_batch, privileged, top, packed, max_tokens)
+        self._score(batch, domains, micro_batch, own_prompts, top, packed, max_tokens)
         ids = torch.nan_to_num(packed[..., k:], nan=0.0).long()
         return packed[..., :k], ids
 
     @torch.no_grad()
     def logits(
-        self, batch: SequenceBatch, domains: Sequence[str], privileged: SequenceBatch | None = None
+        self,
+        batch: SequenceBatch,
+        domains: Sequence[str],
+        own_prompts: dict[str, SequenceBatch] | None = None,
     ) -> torch.Tensor:
         """Full teacher logits `[n, T, V]` of one micro-batch: the caller chunks, so the whole
         batch's logits never exist at once."""
         n, t = batch.response_mask_N_T.shape
         vocab = {m.config.vocab_size for m in self.models_by_ref.values()}
         out = torch.zeros((n, t, max(vocab)), device=batch.input_ids_N_L.device)
-        return self._score(batch, domains, 0, privileged, response_logits, out, trim=False)
+        return self._score(batch, domains, 0, own_prompts, response_logits, out, trim=False)
 
 
 @torch.no_grad()
