@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -82,12 +83,17 @@ def start_server(model: str, threads: int, extra: list[str]) -> tuple[subprocess
     raise SystemExit(f"serve-teacher did not come up: {' '.join(cmd)}")
 
 
-def timed(fn, repeats: int) -> tuple[float, torch.Tensor]:
-    out = fn()  # warm-up
-    start = time.perf_counter()
+def interleaved(fns: dict, repeats: int) -> tuple[dict[str, float], dict]:
+    """Median seconds of each fn, the fns alternating (A, B, A, B, ...) after one warm-up call
+    each, so that a change in the machine's load falls on both alike; and each one's output."""
+    outs = {name: fn() for name, fn in fns.items()}
+    seconds: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        out = fn()
-    return (time.perf_counter() - start) / repeats, out
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            outs[name] = fn()
+            seconds[name].append(time.perf_counter() - start)
+    return {name: statistics.median(v) for name, v in seconds.items()}, outs
 
 
 def counters(url: str) -> dict[str, int]:
@@ -102,7 +108,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=128)
     ap.add_argument("--prompt-tokens", type=int, default=64, help="longest prompt")
     ap.add_argument("--response-tokens", type=int, default=128, help="longest response")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5, help="timed passes of each, alternating")
     ap.add_argument("--rows-per-request", type=int, default=8)
     ap.add_argument("--max-concurrency", type=int, default=4)
     ap.add_argument("--max-batch-tokens", type=int, default=16384)
@@ -127,7 +133,6 @@ def main() -> None:
         domains = ["d"] * args.rows
         tokens = int(batch.attention_mask_N_L.sum())
         pool = TeacherPool({"t": model}, {"d": "t"})
-        local_s, want = timed(lambda: pool.logprobs(batch, domains, args.micro_batch), args.repeats)
         server_flags = ["--max-batch-tokens", str(args.max_batch_tokens)]
         proc, url = start_server(model_path, threads, server_flags)
         try:
@@ -138,8 +143,16 @@ def main() -> None:
             )
             client.connect()
             before = counters(url)
-            served_s, got = timed(lambda: client.logprobs(batch), args.repeats)
+            median, outs = interleaved(
+                {
+                    "in_process": lambda: pool.logprobs(batch, domains, args.micro_batch),
+                    "served": lambda: client.logprobs(batch),
+                },
+                args.repeats,
+            )
             after = counters(url)
+            local_s, served_s = median["in_process"], median["served"]
+            want, got = outs["in_process"], outs["served"]
         finally:
             proc.terminate()
             proc.wait(10)
@@ -159,7 +172,7 @@ def main() -> None:
     }
     print(
         f"teacher scoring, {figures['model']}, {args.rows} rows, {tokens} tokens, "
-        f"{threads} torch threads (preliminary: a shared, busy CPU)"
+        f"{threads} torch threads, median of {args.repeats} alternating passes"
     )
     for name in ("in_process", "served"):
         f = figures[name]

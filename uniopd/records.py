@@ -75,7 +75,8 @@ def step_metrics(r: StepRecord, train_domains: list[str], epochs: int, balancing
     if failed is not None:  # rollouts the teacher phase left without scores (NaN: loss mask 0)
         out["teacher/failed_rollouts"] = int(failed.sum())
         out["teacher/failed_frac"] = float(failed.float().mean())
-    out.update(logp_mismatch(ro.engine_logp_N_T, up.old_logp_N_T, mask))
+    trainer_logp = up.old_logp_N_T if up.trainer_logp_N_T is None else up.trainer_logp_N_T
+    out.update(logp_mismatch(ro.engine_logp_N_T, trainer_logp, mask))
     if balancing:
         out["balance/kept"], out["balance/masked"] = int(ro.keep_N.sum()), int((~ro.keep_N).sum())
     adv = up.advantages

@@ -90,6 +90,7 @@ def gather_record(r: StepRecord, pad_id: int, dist: Dist) -> StepRecord:
         dist.gather_rows(up.old_logp_N_T),
         advantages,
         up.direct_losses,
+        None if up.trainer_logp_N_T is None else dist.gather_rows(up.trainer_logp_N_T),
     )
     seconds = {k: dist.max(v) for k, v in sorted(r.seconds.items())}  # the slowest process's
     return StepRecord(r.step, rollouts, scored, update, seconds, r.lr)

@@ -97,6 +97,7 @@ class Trainer:
             ),
         )
         self.step = 0
+        self._warned_old_logp = False
         self.on_eval = (
             None  # optional hook(step, summary), e.g. a sweep's pruner; may raise to stop
         )
@@ -190,6 +191,7 @@ class Trainer:
                 self.scorer.teacher_logits(rollouts.batch, scored),
                 precision=self.precision,
                 dist=self.dist,
+                rollout_logp_N_T=rollouts.engine_logp_N_T,
             )
             self.scheduler.step()
             for ref, decay in self.parts.ema_teachers.items():
@@ -243,6 +245,13 @@ class Trainer:
                 g = torch.Generator().manual_seed(step_seed(cfg.seed, self.step))
                 balancer = cfg.balance.online.balancer()
                 keep = balance_globally(balancer, rewards, group_ids, g, dist)
+        if engine_logp is None and cfg.train.old_logp == "rollout" and not self._warned_old_logp:
+            self._warned_old_logp = True
+            log.warning(
+                "train.old_logp = rollout, but rollout.engine %s gives no log-probs for these "
+                "sampling settings: pi_old comes from the trainer's forward pass instead",
+                cfg.rollout.engine,
+            )
         return RolloutBatch(problems, rows, batch, texts, rewards, group_ids, keep, engine_logp)
 
     def _log_samples(self, r: StepRecord) -> None:

@@ -57,6 +57,9 @@ class UpdateResult:
     old_logp_N_T: torch.Tensor
     advantages: Advantages
     direct_losses: dict[str, float] = field(default_factory=dict)  # per loss objective, first epoch
+    # the trainer's own log-probs of the sampled tokens (first epoch, before any step), when
+    # pi_old came from the rollout engine (train.old_logp: rollout); else old_logp_N_T is them
+    trainer_logp_N_T: torch.Tensor | None = None
 
 
 def batch_signals(
@@ -163,10 +166,13 @@ def policy_update(
     *,
     precision: Precision | None = None,
     dist: Dist | None = None,
+    rollout_logp_N_T: torch.Tensor | None = None,
 ) -> UpdateResult:
     """`scored`: the teacher phase's signals (whole batch); `teacher_logits(rows)`: the full
     teacher logits of a micro-batch, when an objective needs them. With several processes
-    (`dist`), `batch` is this process's share of whole groups and `group_ids_N` are global."""
+    (`dist`), `batch` is this process's share of whole groups and `group_ids_N` are global.
+    `rollout_logp_N_T`: the rollout engine's log-probs of the sampled tokens, which are pi_old
+    when `train_cfg.old_logp` is "rollout" (one student forward pass fewer per step)."""
     dist = dist or Dist()
     device = batch.input_ids_N_L.device
     precision = precision or Precision("fp32", device)
@@ -191,13 +197,22 @@ def policy_update(
     def rows(c: torch.Tensor) -> SequenceBatch:
         return batch.rows(c) if direct else batch.rows(c).trimmed()
 
-    old_logp = torch.zeros(batch.response_mask_N_T.shape, device=device)
-    with torch.no_grad(), precision.autocast():
-        for c in chunks:
-            sub = rows(c)
-            old_logp[c, : sub.response_mask_N_T.shape[1]] = response_logprobs(
-                student, sub, chunk_tokens=chunk
-            )  # a repeated micro-batch writes the same values again
+    from_rollout = getattr(train_cfg, "old_logp", "trainer") == "rollout"
+    trainer_logp = None
+    if from_rollout and rollout_logp_N_T is not None:
+        # the sampler's own log-probs: off from the trainer's by the rollout/trainer mismatch
+        # (logged), which the PPO ratio then sees from the first epoch on
+        old_logp = rollout_logp_N_T.to(device=device, dtype=torch.float32)
+        old_logp = old_logp * batch.response_mask_N_T
+        trainer_logp = torch.zeros_like(old_logp)  # filled by the first epoch's forward passes
+    else:
+        old_logp = torch.zeros(batch.response_mask_N_T.shape, device=device)
+        with torch.no_grad(), precision.autocast():
+            for c in chunks:
+                sub = rows(c)
+                old_logp[c, : sub.response_mask_N_T.shape[1]] = response_logprobs(
+                    student, sub, chunk_tokens=chunk
+                )  # a repeated micro-batch writes the same values again
     everything = torch.arange(N, device=device)
     adv = compute_advantages(
         objectives,
@@ -229,6 +244,8 @@ def policy_update(
                     logp, entropy = response_logprobs(
                         student, sub, with_entropy=True, chunk_tokens=chunk
                     )
+            if trainer_logp is not None and epoch == 0:
+                trainer_logp[c, :w] = logp.detach().float()
             loss = torch.zeros((), device=logp.device)
             st = {"clip_frac": 0.0, "gap_masked_frac": 0.0}
             if has_advantage:
@@ -260,7 +277,8 @@ def policy_update(
                 continue
             precision.backward(loss * scale)
             share = len(c) / n_global
-            # the clip only acts from the second epoch on (rho == 1 in the first): average all
+            # the clip acts from the second epoch on (rho == 1 in the first, unless pi_old is
+            # the rollout engine's): average over all
             totals["clip_frac"] += st["clip_frac"] * share / train_cfg.epochs
             if epoch == 0:
                 totals["loss"] += loss.item()
@@ -289,4 +307,5 @@ def policy_update(
         old_logp,
         adv,
         direct_losses,
+        trainer_logp,
     )

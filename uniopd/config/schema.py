@@ -137,6 +137,14 @@ class TrainConfig(_Section):
         description="Recompute the student's layer activations in the backward pass instead of "
         "keeping them: less memory for long responses, about a third more update compute.",
     )
+    old_logp: Literal["trainer", "rollout"] = Field(
+        default="trainer",
+        description="Where pi_old (the PPO ratio's denominator, and OPD's student log-prob) comes "
+        "from: trainer = a no-grad forward pass of the student before the update (exact); "
+        "rollout = the rollout engine's log-probs of the sampled tokens, one forward pass fewer "
+        "per step, off by the rollout/trainer mismatch (rollout/logp_mismatch_*, still logged "
+        "from the first epoch's pass). An engine that gives no log-probs falls back to trainer.",
+    )
     clip_low: float = Field(
         default=0.2, ge=0, lt=1, description="PPO clip below: the ratio is kept >= 1 - clip_low."
     )

@@ -6,7 +6,7 @@ here); written against vLLM's documented API:
   logprobs_mode="raw_logprobs")`, with `VLLM_ENABLE_V1_MULTIPROCESSING=0` so the engine lives in
   this process (TRL's colocate mode does the same) and its model can take weights directly;
 - `SamplingParams(n=1, temperature, top_p, top_k (-1 = off), max_tokens, stop_token_ids,
-  logprobs=0, seed)`: logprobs=0 returns the sampled token's log-prob, raw (before temperature
+  logprobs=0, seed)`, one seed per row: logprobs=0 returns the sampled token's log-prob, raw (before temperature
   and truncation) with `logprobs_mode="raw_logprobs"`;
 - after each policy update the student's state dict goes to vLLM's model `load_weights`;
 - `llm.sleep(level=1)` (weights to CPU, KV cache dropped) while the teachers and the update run,
@@ -84,7 +84,10 @@ class VLLMEngine(RolloutEngine):
 
         self.wake()
         greedy = sampling.greedy
-        params = SamplingParams(
+        # one seed per row: the G rows of a group hold the same prompt, and one seed for all
+        # would sample them all alike
+        first = int(torch.randint(0, 2**31 - 1 - len(prompt_ids), ()))
+        settings = dict(
             n=1,
             temperature=0.0 if greedy else sampling.temperature,
             top_p=1.0 if greedy else sampling.top_p,
@@ -95,9 +98,9 @@ class VLLMEngine(RolloutEngine):
             stop_token_ids=list(sampling.stop_token_ids),
             ignore_eos=not sampling.stop_token_ids,  # stop tokens are ours alone
             logprobs=0,
-            seed=int(torch.randint(0, 2**31 - 1, ())),
             skip_special_tokens=False,
         )
+        params = [SamplingParams(**settings, seed=first + i) for i in range(len(prompt_ids))]
         prompts = [{"prompt_token_ids": list(p)} for p in prompt_ids]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         responses, logprobs = [], []
