@@ -20,32 +20,17 @@ import time
 from types import SimpleNamespace
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config
+from gpu_step import build  # the same random Qwen3 shapes as the step benchmark
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from uniopd.engine.rollout import ENGINES, EngineOptions, make_engine, rollout_batch
 from uniopd.engine.sampling import SamplingSettings, resolve_sampling
 
-QWEN3 = {"qwen3-0.6b": (1024, 3072, 28, 16, 8, 151_936), "tiny": (64, 128, 2, 4, 2, 1000)}
-
 
 def random_model(shape: str, device, dtype):
-    hidden, inter, layers, heads, kv, vocab = QWEN3[shape]
-    config = Qwen3Config(
-        vocab_size=vocab,
-        hidden_size=hidden,
-        intermediate_size=inter,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=kv,
-        head_dim=128 if shape != "tiny" else 16,
-        tie_word_embeddings=True,
-        max_position_embeddings=40960,
-    )
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
-    model.generation_config.eos_token_id = None  # rows run to the stated length
-    return model.eval(), vocab
+    """A random Qwen3-shaped model (gpu_step.py's builder) and its vocabulary size."""
+    vocab = 151_936 if shape != "tiny" else 1000
+    return build(shape, vocab, 0, dtype, device, "sdpa").eval(), vocab
 
 
 def world_setup(a, device):
