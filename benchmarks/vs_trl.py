@@ -7,7 +7,7 @@
     python benchmarks/vs_trl.py --reps 10 --json vs_trl.json
     python benchmarks/vs_trl.py --tiny                   # a seconds-long smoke run of the same code
 
-Three systems train the tiny world's student (`builtin:student`) against its math expert
+Three systems train the tiny world's student (`builtin:student`; `--student`) against its math expert
 (`builtin:teacher-math`) on the world's math training prompts, each in its own copy of the models,
 fp32 on the CPU (or `--device cuda`):
 
@@ -225,8 +225,8 @@ def uniopd_system(a, root: Path, baton: Baton):
         "seed": a.seed,
         "device": a.device,
         "precision": "fp32",
-        "student": "builtin:student",
-        "teachers": {"math": "builtin:teacher-math"},
+        "student": a.student,
+        "teachers": {"math": a.teacher},
         "data": {"train": ["builtin:math/train"], "eval": []},
         "method": {"name": a.method},
         "rollout": rollout,
@@ -294,13 +294,33 @@ def uniopd_system(a, root: Path, baton: Baton):
     return trainer.train, probe, phases, batches, prompt_ids, notes
 
 
-def load_pair(device: str, attn: str):
+def tiny_pair(root: Path) -> tuple[str, str]:
+    """Two random 2-layer checkpoints with the tiny world's kind of tokenizer, trained here: the
+    smoke run needs no built world."""
+    from transformers import AutoTokenizer
+
+    from uniopd.world import models
+    from uniopd.world.tokenizer import train_tokenizer
+
+    train_tokenizer(root / "tokenizer", vocab_size=512)
+    tok = AutoTokenizer.from_pretrained(root / "tokenizer")
+    models.SIZES.setdefault("bench32x2", (32, 2, 4))
+    paths = []
+    for name, seed in (("student", 1), ("teacher", 2)):
+        models.build_model("bench32x2", tok, seed=seed).save_pretrained(root / name)
+        tok.save_pretrained(root / name)
+        paths.append(str(root / name))
+    return paths[0], paths[1]
+
+
+def load_pair(a):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from uniopd.refs import resolve_model
 
-    student_path = resolve_model("builtin:student")
-    teacher_path = resolve_model("builtin:teacher-math")
+    device, attn = a.device, a.attn
+    student_path = resolve_model(a.student)
+    teacher_path = resolve_model(a.teacher)
     kw = {"dtype": torch.float32, "attn_implementation": attn}
     student = AutoModelForCausalLM.from_pretrained(student_path, **kw).to(device)
     teacher = AutoModelForCausalLM.from_pretrained(teacher_path, **kw).to(device)
@@ -360,7 +380,7 @@ def trl_dist_system(a, out: Path, baton: Baton, rows: list[dict]):
     from datasets import Dataset
     from trl import DistillationConfig, DistillationTrainer
 
-    student, teacher, tok = load_pair(a.device, a.attn)
+    student, teacher, tok = load_pair(a)
     probe = GenProbe(student, [tok.eos_token_id], tok.pad_token_id)
     args = DistillationConfig(
         **trl_common(a, out),
@@ -387,7 +407,7 @@ def trl_gkd_system(a, out: Path, baton: Baton, rows: list[dict]):
     from datasets import Dataset
     from trl.experimental.gkd import GKDConfig, GKDTrainer
 
-    student, teacher, tok = load_pair(a.device, a.attn)
+    student, teacher, tok = load_pair(a)
     eos = student.generation_config.eos_token_id
     probe = GenProbe(student, [eos] if isinstance(eos, int) else eos, tok.pad_token_id)
     args = GKDConfig(
@@ -442,7 +462,11 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--attn", default="sdpa", help="the TRL models' attn_implementation")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's)")
-    p.add_argument("--tiny", action="store_true", help="a seconds-long smoke run")
+    p.add_argument("--student", default="builtin:student", help="the student (any model ref)")
+    p.add_argument("--teacher", default="builtin:teacher-math", help="the teacher (any model ref)")
+    p.add_argument(
+        "--tiny", action="store_true", help="a seconds-long smoke run on random 2-layer models"
+    )
     p.add_argument("--json", help="also write the figures to this file")
     a = p.parse_args(argv)
     if a.tiny:
@@ -468,6 +492,8 @@ def main(argv=None) -> None:
     tmp = tempfile.TemporaryDirectory()
     root = Path(tmp.name)
     notes: list[str] = []
+    if a.tiny:
+        a.student, a.teacher = tiny_pair(root / "models")
 
     # uniopd first: its sampler decides which prompts each step holds, for everyone
     run_uniopd, uprobe, phases, batches, uids, unotes = uniopd_system(a, root / "uniopd", baton)

@@ -33,6 +33,7 @@ def study(tmp_path_factory, coin):
     import os
 
     root = tmp_path_factory.mktemp("study")
+    before = os.environ.get("UNIOPD_HOME")
     os.environ["UNIOPD_HOME"] = str(root / "home")
     base = [
         f"student={coin['student']}",
@@ -75,6 +76,11 @@ def study(tmp_path_factory, coin):
     shutil.copytree(root / "runs" / "t-opd-s0", killed)
     lines = (killed / "metrics.jsonl").read_text().splitlines()[:2]
     (killed / "metrics.jsonl").write_text("\n".join(lines) + '\n{"step": 3, "lo')
+    # the module's other tests and the rest of the session see the home they had
+    if before is None:
+        os.environ.pop("UNIOPD_HOME")
+    else:
+        os.environ["UNIOPD_HOME"] = before
     return root
 
 

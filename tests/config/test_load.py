@@ -350,3 +350,15 @@ def test_resolved_dict_is_plain_json(write):
     plain = resolved_dict(cfg)
     assert json.loads(json.dumps(plain)) == plain
     assert plain["train"]["betas"] == [0.9, 0.98] and plain["rollout"]["group_size"] == 8
+
+
+def test_a_bad_source_mapping_is_named_by_its_field_path(write):
+    path = write(
+        "x.yaml",
+        GOOD.replace(
+            "data: {train: [builtin:math/train]}",
+            "data: {train: [builtin:math/train, {source: x.jsonl, columns: {answr: final}}]}",
+        ),
+    )
+    err = fails(path)
+    assert err.field == "data.train[1].columns.answr" and "'answer'" in err.reason

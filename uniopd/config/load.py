@@ -206,8 +206,13 @@ def _record(value: Any, prov: Provenance, here: Key, source: str, rank: int) -> 
 # --- explaining validation errors --------------------------------------------------------------
 
 
+# what pydantic puts into a location besides field names: the tags of a tagged union (a data
+# source is a plain spec or a mapping) and the marker of a bad dict key
+_NOT_FIELDS = {"spec", "mapping", "[key]"}
+
+
 def _explain(err: dict, prov: Provenance, top: str) -> Problem:
-    loc = tuple(err["loc"])
+    loc = tuple(part for part in err["loc"] if part not in _NOT_FIELDS)
     kind = err["type"]
     if kind == "missing":
         info = _field_info(loc)
