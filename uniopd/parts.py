@@ -133,6 +133,7 @@ def _load_teachers(plan: Plan, parts: Parts, served: dict[str, ServedTeacher]) -
         tokenizer_at = cfg.teacher_tokenizers.get(domain)
         if ref.is_server:  # connected (its model listed) at the start of load_parts
             models[text] = served[text]
+            _check_served_vocabulary(served[text], parts.student, text, domain)
             if tokenizer_at:  # else it is taken to share the student's tokenizer
                 _check_teacher_tokenizer(parts, tokenizer_at, text, domain)
             continue
@@ -152,6 +153,19 @@ def _load_teachers(plan: Plan, parts: Parts, served: dict[str, ServedTeacher]) -
         if ref.ema_decay is not None:
             parts.ema_teachers[text] = ref.ema_decay
     return TeacherPool(models, routing, privileged)
+
+
+def _check_served_vocabulary(client: ServedTeacher, student, ref: str, domain: str) -> None:
+    """A served model that scores another number of token ids than the student's output head
+    has is another vocabulary: refused before any rollout (a server that does not say is taken
+    at its word, or checked through teacher_tokenizers)."""
+    rows = int(student.get_output_embeddings().weight.shape[0])
+    if client.vocab_size is not None and client.vocab_size != rows:
+        raise loading.ModelLoadError(
+            f"teachers.{domain} ({ref}): the served model scores {client.vocab_size} token ids, "
+            f"the student's output head has {rows}; OPD compares log-probs of the same token "
+            "ids, so teacher and student must share one vocabulary"
+        )
 
 
 def _check_teacher_tokenizer(parts: Parts, path: str, ref: str, domain: str) -> None:

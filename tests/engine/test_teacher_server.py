@@ -221,8 +221,13 @@ class _Misbehaving(BaseHTTPRequestHandler):
         choices.reverse()  # out of order: the client matches them by index
         self._reply(json.dumps({"object": "text_completion", "choices": choices}).encode())
 
+    vocab_size = None  # as vLLM's model list: no vocabulary size
+
     def do_GET(self):  # noqa: N802
-        self._reply(json.dumps({"object": "list", "data": [{"id": "stand-in"}]}).encode())
+        model = {"id": "stand-in"}
+        if self.vocab_size is not None:
+            model["vocab_size"] = self.vocab_size
+        self._reply(json.dumps({"object": "list", "data": [model]}).encode())
 
     def _reply(self, data: bytes):
         self.send_response(200)
@@ -292,3 +297,21 @@ def test_an_unreachable_server_is_retried_then_masked():
     got = client.logprobs(batch)
     assert time.monotonic() - start < 5
     assert torch.isnan(got).all() and client.failed_rows == 3 and client.retried == 4
+
+
+def test_a_served_model_with_another_vocabulary_is_refused_at_start(make_checkpoint, tmp_path):
+    from uniopd.parts import load_parts
+    from uniopd.plan import make_plan
+
+    _Misbehaving.vocab_size = 999  # the tiny checkpoints score 512 token ids
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Misbehaving)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+        cfg = _experiment(tmp_path, make_checkpoint(11), url, steps=1)
+        with pytest.raises(loading.ModelLoadError, match=r"teachers\.math .*scores 999 token ids"):
+            load_parts(make_plan(cfg))
+    finally:
+        _Misbehaving.vocab_size = None
+        httpd.shutdown()
+        httpd.server_close()

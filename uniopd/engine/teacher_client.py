@@ -66,6 +66,7 @@ class ServedTeacher:
         self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
         self.max_concurrency, self.rows_per_request = max_concurrency, rows_per_request
         self.max_tokens = max_tokens
+        self.vocab_size: int | None = None  # the served model's, when its server says it
         self.failed_rows = 0  # rollouts left without scores, over the whole run
         self.retried = 0  # requests sent again
         self._lock = threading.Lock()
@@ -87,6 +88,11 @@ class ServedTeacher:
             raise TeacherServerError(f"teacher server {self.url}: it lists no model")
         if self.model is None:
             self.model = str(names[0])
+        # uniopd's own server says how many token ids its model scores (vLLM's and SGLang's
+        # lists do not): the caller checks it against the student's
+        served: dict = next((m for m in listed["data"] if m["id"] == self.model), {})
+        size = served.get("vocab_size")
+        self.vocab_size = int(size) if isinstance(size, int) else None
         return self.model
 
     @torch.no_grad()
