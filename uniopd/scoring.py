@@ -59,6 +59,9 @@ class Scorer:
         )
         tok = parts.tokenizer
         self.special_ids = tuple(tok.all_special_ids) if tok is not None else ()
+        # (teacher ref, problem id) -> the teacher's own prompt ids: a problem recurs across
+        # steps, and its prompt is the same each time
+        self._own_ids: dict[tuple[str, str], list[int]] = {}
 
     def own_prompts(
         self, batch: SequenceBatch, rows: Sequence[Problem]
@@ -76,16 +79,14 @@ class Scorer:
             if not privileged and tok is None:
                 continue
             tok = tok or parts.tokenizer
-            # encode each problem once, not once per rollout of its group
-            unique = list({p.id: p for p in rows}.values())
-            questions = [privileged_prompt(p) for p in unique] if privileged else None
-            ids = dict(
-                zip(
-                    [p.id for p in unique],
-                    encode_problems(tok, unique, parts.prompt_format, questions),
-                )
-            )
-            out[ref] = with_prompts(batch, [ids[p.id] for p in rows], parts.tokenizer.pad_token_id)
+            # encode each problem once, not once per rollout of its group or per step
+            new = [p for p in {p.id: p for p in rows}.values() if (ref, p.id) not in self._own_ids]
+            if new:
+                questions = [privileged_prompt(p) for p in new] if privileged else None
+                encoded = encode_problems(tok, new, parts.prompt_format, questions)
+                self._own_ids.update(((ref, p.id), ids) for p, ids in zip(new, encoded))
+            prompts = [self._own_ids[ref, p.id] for p in rows]
+            out[ref] = with_prompts(batch, prompts, parts.tokenizer.pad_token_id)
         return out
 
     @torch.no_grad()

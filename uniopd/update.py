@@ -197,7 +197,7 @@ def policy_update(
     def rows(c: torch.Tensor) -> SequenceBatch:
         return batch.rows(c) if direct else batch.rows(c).trimmed()
 
-    from_rollout = getattr(train_cfg, "old_logp", "trainer") == "rollout"
+    from_rollout = train_cfg.old_logp == "rollout"
     trainer_logp = None
     if from_rollout and rollout_logp_N_T is not None:
         # the sampler's own log-probs: off from the trainer's by the rollout/trainer mismatch

@@ -22,8 +22,9 @@ from uniopd.engine.sampling import SamplingSettings
 
 
 def generation_config(s: SamplingSettings) -> GenerationConfig:
-    """Every value `generate` samples with, set explicitly: an unset one would be filled from the
-    checkpoint's generation_config.json or transformers' defaults (top_k = 50)."""
+    """Every value `generate` (and `generate_batch`, hf-paged) samples with, set explicitly: an
+    unset one would be filled from the checkpoint's generation_config.json or transformers'
+    defaults (top_k = 50)."""
     sample = not s.greedy
     return GenerationConfig(
         do_sample=sample,
@@ -57,13 +58,14 @@ class _SampledLogprobs(StoppingCriteria):
     def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
         assert self.last is not None and self.lse is not None
         token = input_ids[:, -1:]
-        self.steps.append((self.last.gather(1, token).squeeze(1).float() - self.lse).cpu())
+        # kept on the device: a copy to the host every decoding step would stall a GPU
+        self.steps.append(self.last.gather(1, token).squeeze(1).float() - self.lse)
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
 
     def close(self) -> torch.Tensor:
         self.handle.remove()
         self.last = self.lse = None
-        return torch.stack(self.steps, 1) if self.steps else torch.zeros((0, 0))
+        return torch.stack(self.steps, 1).cpu() if self.steps else torch.zeros((0, 0))
 
 
 @ENGINES.register("hf")

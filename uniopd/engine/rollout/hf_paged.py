@@ -17,9 +17,9 @@ import dataclasses
 from collections.abc import Sequence
 
 import torch
-from transformers import GenerationConfig
 
 from uniopd.engine.rollout.base import ENGINES, Generated, RolloutEngine, cut_at_stop
+from uniopd.engine.rollout.hf import generation_config
 from uniopd.engine.sampling import SamplingSettings
 
 CPU_BATCH_TOKENS = 256  # tokens per forward on a CPU when rollout.max_batch_tokens is unset
@@ -58,17 +58,7 @@ class HFPagedEngine(RolloutEngine):
     ) -> Generated:
         if not prompt_ids:
             return Generated([], [])
-        sample = not sampling.greedy
-        gen = GenerationConfig(
-            do_sample=sample,
-            temperature=sampling.temperature if sample else None,
-            top_p=sampling.top_p if sample else None,
-            top_k=sampling.top_k if sample else None,
-            max_new_tokens=sampling.max_new_tokens,
-            eos_token_id=list(sampling.stop_token_ids) or None,
-            pad_token_id=sampling.pad_token_id,
-            repetition_penalty=1.0,
-        )
+        gen = generation_config(sampling)
         seed = int(torch.randint(0, 2**31 - 1, ()))
         model = self.model
         device = next(model.parameters()).device
