@@ -54,18 +54,18 @@ def test_one_outcome_groups_are_untouched_and_nan_counts_as_incorrect():
     assert int(keep[8:11].sum()) == 1 and keep[11]
 
 
-def test_extreme_ratios_drop_one_side_of_mixed_groups_only():
-    correct = torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0, 1.0])
-    groups = torch.tensor([0, 0, 0, 0, 1, 1])
-    assert online_balance(correct, groups, 0.0).tolist() == [False, False, True, True, True, True]
-    assert online_balance(correct, groups, float("inf")).tolist() == [
-        True,
-        True,
-        False,
-        False,
-        True,
-        True,
-    ]
+def test_extreme_ratios_drop_one_side_of_every_group_one_outcome_groups_included():
+    # as released: the r = 0 / inf check comes before the one-outcome skip, so the all-correct
+    # group 1 loses every rollout at r = 0 and the all-wrong group 2 every rollout at r = inf
+    correct = torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, float("nan")])
+    groups = torch.tensor([0, 0, 0, 0, 1, 1, 2, 2])
+    at_zero = online_balance(correct, groups, 0.0).tolist()
+    assert at_zero == [False, False, True, True, False, False, True, True]
+    at_inf = online_balance(correct, groups, float("inf")).tolist()
+    assert at_inf == [True, True, False, False, True, True, False, False]
+    for scope in ("group", "global"):
+        assert online_balance(correct, groups, 0.0, scope).tolist() == at_zero
+        assert online_balance(correct, groups, float("inf"), scope).tolist() == at_inf
 
 
 def test_global_scope_balances_the_whole_batch():

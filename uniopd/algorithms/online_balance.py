@@ -22,12 +22,12 @@ def online_balance(
 ) -> torch.Tensor:
     """Keep mask `[N]` (bool). `correct` holds 1.0 / 0.0 / NaN; NaN (ungraded) counts as incorrect.
 
-    For a unit with n_c correct and n_w incorrect rollouts (both > 0; one-outcome units are kept
-    whole): want_c = floor(n_w * r), want_w = floor(n_c / r); mask n_c - want_c random correct
-    rollouts if that leaves at least one, else n_w - want_w incorrect ones if that leaves at least
-    one. The two ends are the paper's extreme cells, read literally: r = 0 masks every correct
-    rollout and r = inf every incorrect one, in mixed units only (METHOD 3.2's floor rule alone would
-    keep them, since it never empties a side).
+    The two ends come first, as released: r = 0 masks every correct rollout and r = inf every
+    incorrect one, in every unit, all-correct and all-wrong ones included (the floor rule alone
+    would keep them, since it never empties a side). Otherwise, for a unit with n_c correct and
+    n_w incorrect rollouts (both > 0; one-outcome units are kept whole): want_c = floor(n_w * r),
+    want_w = floor(n_c / r); mask n_c - want_c random correct rollouts if that leaves at least
+    one, else n_w - want_w incorrect ones if that leaves at least one.
     """
     if ratio < 0 or math.isnan(ratio):
         raise ValueError(f"ratio must be >= 0 (inf allowed), got {ratio}")
@@ -38,13 +38,13 @@ def online_balance(
         idx = (units == u).nonzero().flatten()
         c_idx, w_idx = idx[is_correct[idx]], idx[~is_correct[idx]]
         n_c, n_w = len(c_idx), len(w_idx)
-        if n_c == 0 or n_w == 0:
-            continue
-        if ratio == 0:
+        if ratio == 0:  # before the one-outcome skip (METHOD 3.2)
             keep[c_idx] = False
             continue
         if math.isinf(ratio):
             keep[w_idx] = False
+            continue
+        if n_c == 0 or n_w == 0:
             continue
         want_c, want_w = math.floor(n_w * ratio), math.floor(n_c / ratio)
         if n_c > want_c >= 1:

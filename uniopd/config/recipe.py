@@ -85,8 +85,9 @@ class OnlineBalanceConfig(_Section):
         default=1.0,
         ge=0,
         allow_inf_nan=True,
-        description="Target correct : incorrect ratio r; 0 masks every correct rollout of a mixed "
-        "group, inf (.inf in YAML) every incorrect one (the correct-only cell).",
+        description="Target correct : incorrect ratio r; 0 masks every correct rollout, inf (.inf "
+        "in YAML) every incorrect one (the correct-only cell), in every group, one-outcome "
+        "groups included (as released).",
     )
     scope: Scope = Field(
         default="group", description="Balance within each prompt group, or over the whole batch."
