@@ -47,7 +47,7 @@ def test_full_uni_opd_logs_why_it_helps(coin, tmp_path, monkeypatch):
         },
         calibration={"margin_shift": True, "mode": "minmax", "delta": 0.2},
     )
-    mixed_steps = [m for m in metrics if m["order/pairs"] > 0]
+    mixed_steps = [m for m in metrics if m["order/pairs_before"] > 0]
     assert mixed_steps, "the coin task should give mixed groups"
     for m in metrics:
         assert m["balance/kept"] + m["balance/masked"] == 32

@@ -4,10 +4,15 @@ The calibrations themselves are strategies (uniopd/strategies); the maths is in 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from uniopd.algorithms import distillation_returns, order_consistency
 from uniopd.seeds import PAIRS_OFFSET, step_seed
+
+if TYPE_CHECKING:
+    from uniopd.update import Advantages
 
 
 def order_metrics(
@@ -16,13 +21,41 @@ def order_metrics(
     mask: torch.Tensor,
     rewards: torch.Tensor,
     group_ids: torch.Tensor,
+    scored: torch.Tensor | None = None,
 ) -> dict:
-    oc = order_consistency(distillation_returns(opd_adv, mask), rewards.float(), group_ids)
+    """METHOD 4.3 for one side of calibration (`tag`: before / after). Only the rollouts in
+    `scored` [N] bool (default: all) are compared: the caller leaves out those with no return to
+    compare (no finite teacher score, an empty response, dropped by the greedy mask), since a
+    zeroed advantage is not a return of 0."""
+    correct = rewards.float()
+    if scored is not None:
+        correct = correct.masked_fill(~scored.to(correct.device), float("nan"))
+    oc = order_consistency(distillation_returns(opd_adv, mask), correct, group_ids)
     return {
         f"order/consistency_{tag}": oc.fraction,
+        f"order/group_consistency_{tag}": oc.group_fraction,
         f"order/mean_gap_{tag}": oc.mean_gap,
-        "order/pairs": oc.pairs,
+        f"order/pairs_{tag}": oc.pairs,
     }
+
+
+def order_report(adv: Advantages, rewards_N: torch.Tensor, group_ids_N: torch.Tensor) -> dict:
+    """METHOD 4.3: order consistency of the distillation returns before and after calibration,
+    and the calibration's own figures; {} for a method without a distillation advantage.
+
+    Only rollouts with a return to compare are scored (`adv.scored_N`); after calibration also
+    without those the greedy mask dropped: a zeroed advantage is not a return of 0."""
+    raw, cal, dmask = adv.distill_raw_N_T, adv.distill_cal_N_T, adv.distill_mask_N_T
+    if raw is None or cal is None or dmask is None:
+        return {}
+    r, g = rewards_N.to(raw.device), group_ids_N.to(raw.device)
+    scored = adv.scored_N if adv.scored_N is not None else dmask.sum(-1) > 0
+    out = order_metrics("before", raw, dmask, r, g, scored)
+    if adv.calibration:
+        kept = scored if adv.dropped_N is None else scored & ~adv.dropped_N.to(scored.device)
+        out.update(order_metrics("after", cal, dmask, r, g, kept))
+        out.update(adv.calibration)
+    return out
 
 
 def advantage_pairs(
@@ -38,7 +71,8 @@ def advantage_pairs(
     rows: list,
     seed: int,
 ) -> list[dict]:
-    """Up to k (correct, incorrect) pairs, one per mixed group, drawn at random (seeded per step)."""
+    """Up to k (correct, incorrect) pairs, one per mixed group, drawn at random (seeded per step).
+    `rewards` NaN: the rollout is in no pair (the caller's rows with no return to compare)."""
     g = torch.Generator().manual_seed(step_seed(seed, step, PAIRS_OFFSET))
     groups = group_ids.unique()
     records = []

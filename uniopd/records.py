@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from uniopd.calibration import order_metrics
+from uniopd.calibration import order_report
 from uniopd.engine.sequences import SequenceBatch
 from uniopd.scoring import TeacherSignals
 from uniopd.tasks.problem import Problem
@@ -79,15 +79,7 @@ def step_metrics(r: StepRecord, train_domains: list[str], epochs: int, balancing
     out.update(logp_mismatch(ro.engine_logp_N_T, trainer_logp, mask))
     if balancing:
         out["balance/kept"], out["balance/masked"] = int(ro.keep_N.sum()), int((~ro.keep_N).sum())
-    adv = up.advantages
-    raw, cal, dmask = adv.distill_raw_N_T, adv.distill_cal_N_T, adv.distill_mask_N_T
-    if raw is not None and cal is not None and dmask is not None:
-        # METHOD 4.3: order consistency of the distillation returns before and after calibration
-        r_, g = rewards.to(raw.device), ro.group_ids_N.to(raw.device)
-        out.update(order_metrics("before", raw, dmask, r_, g))
-        if adv.calibration:
-            out.update(order_metrics("after", cal, dmask, r_, g))
-            out.update(adv.calibration)
+    out.update(order_report(up.advantages, rewards, ro.group_ids_N))
     seconds = r.seconds
     out.update({f"time/{k}": round(v, 4) for k, v in seconds.items()})
     out["time/step"] = round(sum(seconds.values()), 4)

@@ -265,11 +265,14 @@ class Trainer:
             and adv.distill_cal_N_T is not None
             and self.cfg.output.advantage_pairs
         ):
+            rewards = ro.rewards_N  # rollouts with no return to compare are in no pair
+            if adv.scored_N is not None:
+                rewards = rewards.masked_fill(~adv.scored_N.cpu(), float("nan"))
             self.run_dir.log_pairs(
                 advantage_pairs(
                     self.step,
                     self.cfg.output.advantage_pairs,
-                    ro.rewards_N,
+                    rewards,
                     ro.group_ids_N,
                     ro.batch.response_mask_N_T.cpu(),
                     adv.distill_raw_N_T.cpu(),

@@ -45,6 +45,10 @@ class Advantages:
     distill_mask_N_T: torch.Tensor | None = None
     calibration: dict = field(default_factory=dict)
     calibrate_seconds: float = 0.0
+    # METHOD 4.3: the rollouts with a return to compare (a finite teacher score on at least one
+    # response token); the others are out of the margin statistics and the order metrics
+    scored_N: torch.Tensor | None = None
+    dropped_N: torch.Tensor | None = None  # rollouts the greedy margin mask zeroed
 
 
 @dataclass
@@ -114,13 +118,20 @@ def compute_advantages(
     if distill is not None:
         out.distill_raw_N_T = out.distill_cal_N_T = distill
         out.distill_mask_N_T = distill_mask
+        # an empty response or one the teacher left without a finite score has no return: its
+        # zeroed advantages would enter the margin statistics as a return of 0 (METHOD 4.3)
+        out.scored_N = distill_mask.sum(-1) > 0
         if calibrator is not None:
             start = time.perf_counter()
             cal = calibrator.calibrate(
-                distill, distill_mask, calibration_correct_N, signals.group_ids_N
+                distill,
+                distill_mask,
+                calibration_correct_N.masked_fill(~out.scored_N, float("nan")),
+                signals.group_ids_N,
             )
             out.calibrate_seconds = time.perf_counter() - start
             out.distill_cal_N_T, out.calibration = cal.advantages_N_T, cal.metrics
+            out.dropped_N = cal.dropped_N
         out.values_N_T = out.values_N_T + out.distill_cal_N_T
     # balanced-out rollouts: loss mask 0, slot in N kept
     out.mask_N_T = loss_mask * keep_N.to(mask.dtype)[:, None]

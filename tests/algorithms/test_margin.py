@@ -136,6 +136,22 @@ def test_order_consistency_counts_pairs_within_groups_only():
     assert order_consistency(returns, torch.ones(5), groups).fraction is None
 
 
+def test_group_level_order_compares_worst_correct_with_best_incorrect():
+    # group 0: correct {0.3, 0.0}, incorrect {0.1, -0.2}: pairs 3 of 4 ordered, but the worst
+    # correct (0.0) is below the best incorrect (0.1), so the group is not ordered; group 1:
+    # correct {0.5}, incorrect {0.5, -1}: a tie counts as ordered; group 2 has one outcome only
+    returns = torch.tensor([0.3, 0.0, 0.1, -0.2, 0.5, 0.5, -1.0, 9.0, 9.0])
+    correct = torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0])
+    groups = torch.tensor([0, 0, 0, 0, 1, 1, 1, 2, 2])
+    oc = order_consistency(returns, correct, groups)
+    assert (oc.pairs, oc.fraction) == (6, pytest.approx(5 / 6))
+    assert (oc.groups, oc.group_fraction) == (2, 0.5)
+    # a rollout left out (NaN) is in no pair and no group end: without the 0.0 rollout,
+    # group 0's worst correct is 0.3 and the group is ordered
+    correct[1] = NAN
+    assert order_consistency(returns, correct, groups).group_fraction == 1.0
+
+
 def test_margin_mask_drops_the_rollouts_that_break_the_order():
     # correct {0.0, -0.5, 0.1}, incorrect {-0.2, 0.3}: mean gap (-0.133) - (0.05) < 0.1
     returns = [0.0, -0.5, 0.1, -0.2, 0.3]
