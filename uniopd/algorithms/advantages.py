@@ -31,23 +31,22 @@ def opd_loss_mask(
 
 
 def grpo_advantages(
-    rewards: torch.Tensor, group_ids: torch.Tensor, eps: float = 1e-6
+    rewards: torch.Tensor, group_ids: torch.Tensor, eps: float = 1e-6, unbiased: bool = True
 ) -> torch.Tensor:
     """METHOD 5: (R_i - mean_group R) / (std_group R + eps), one value per rollout `[N]`.
 
     Ungraded rollouts (NaN reward) count as 0 reward, the same convention as online balancing
-    treating None as incorrect. std is the population std of the group, so a group where every
-    rollout scores the same gives exactly 0.
+    treating None as incorrect. std is the unbiased (n - 1) std of the group, as released;
+    `unbiased=False` gives the population std (advantages larger by sqrt(G / (G - 1))). A group
+    where every rollout scores the same (a one-rollout group included) gives exactly 0.
     """
     r = torch.nan_to_num(rewards.float(), nan=0.0)
     _, inverse = torch.unique(group_ids, return_inverse=True)
     n_groups = int(inverse.max()) + 1 if len(inverse) else 0
     count = torch.zeros(n_groups, dtype=r.dtype).index_add_(0, inverse, torch.ones_like(r))
     mean = torch.zeros(n_groups, dtype=r.dtype).index_add_(0, inverse, r) / count
-    var = (
-        torch.zeros(n_groups, dtype=r.dtype).index_add_(0, inverse, (r - mean[inverse]) ** 2)
-        / count
-    )
+    squares = torch.zeros(n_groups, dtype=r.dtype).index_add_(0, inverse, (r - mean[inverse]) ** 2)
+    var = squares / ((count - 1).clamp(min=1) if unbiased else count)
     std = var.sqrt()[inverse]
     centred = r - mean[inverse]
     # a group with one outcome carries no signal: 0 exactly, even with eps = 0

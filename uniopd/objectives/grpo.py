@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from uniopd.algorithms import grpo_advantages
@@ -12,6 +14,11 @@ from uniopd.objectives.base import Need, NoOptions, Objective, Signals
 class GRPOOptions(NoOptions):
     eps: float = Field(
         default=1e-6, gt=0, description="Added to the group reward std before dividing by it."
+    )
+    std: Literal["unbiased", "population"] = Field(
+        default="unbiased",
+        description="The group reward std: unbiased (divide by G - 1, as released) or population "
+        "(divide by G; uniopd's default until 2026-11-29, advantages larger by sqrt(G / (G - 1))).",
     )
 
 
@@ -29,7 +36,9 @@ class GRPO(Objective):
     def advantages(self, s: Signals):
         # groups are normalised over the whole batch, then sliced to the rows being updated: a
         # micro-batch that splits a group must not see a different group mean
-        per_rollout = grpo_advantages(s.rewards_N, s.group_ids_N, self.options.eps)[s.rows]
+        unbiased = self.options.std == "unbiased"
+        per_rollout = grpo_advantages(s.rewards_N, s.group_ids_N, self.options.eps, unbiased)
+        per_rollout = per_rollout[s.rows]
         return per_rollout[:, None] * s.mask_N_T, s.mask_N_T
 
     def problems(self, cfg):
