@@ -89,7 +89,8 @@ def _sampled_pass_counts(
         "n": off.n_samples,
         "temperature": off.temperature,
         "top_p": off.top_p,
-        "top_k": off.top_k,
+        # "off", not 0: estimates cached before 2026-11-29 under top_k 0 were sampled at top-k 50
+        "top_k": off.top_k or "off",
         "max_new_tokens": cfg.rollout.max_new_tokens,
         "template": cfg.data.template,
         "seed": cfg.seed,
