@@ -69,3 +69,16 @@ def test_every_partial_base_is_inherited():
     assert not orphans, (
         f"partial bases (names starting with '_') that no experiment inherits: {orphans}"
     )
+
+
+REGIME_FILES = [p for p in FULL if p.parent.name == "ablations" or "study" in p.parts]
+
+
+@pytest.mark.parametrize("path", REGIME_FILES, ids=_id)
+def test_ablation_and_study_files_state_their_regime(path):
+    # The released regime is one optimizer step per rollout batch; the tiny world's ablations ran
+    # 4 PPO epochs. A file of either study says which, in its own text, not through its base.
+    raw = yaml.safe_load(path.read_text())
+    assert "epochs" in (raw.get("train") or {}), f"{_id(path)}: set train.epochs (the regime)"
+    opening = [line for line in path.read_text().splitlines() if line.startswith("#")]
+    assert any("Regime:" in line for line in opening), f"{_id(path)}: say the regime up top"
