@@ -13,7 +13,7 @@
     uniopd validate experiments/*.yaml [--no-models]            check files, no compute
     uniopd fields                                               every experiment field with its help
     uniopd list [objectives|verifiers|sources|balancers|calibrators]   every registered name
-    uniopd world build [--force] | uniopd world info            the tiny built-in world
+    uniopd world build | info [--from FILE] [--teacher-flaw F] [--deficit K]   the tiny world
     uniopd serve-teacher MODEL --port P                         a teacher's log-probs over HTTP
 
 Bad input (a malformed experiment file, an unknown domain, a missing teacher, a broken checkpoint)
@@ -29,7 +29,7 @@ import os
 import sys
 from pathlib import Path
 
-from uniopd import serve_command, validate_command
+from uniopd import serve_command, validate_command, world_command
 from uniopd.run_command import cmd_run
 from uniopd.terminal import fail as _fail
 from uniopd.terminal import load as _load
@@ -222,20 +222,6 @@ def cmd_list(args) -> int:
     return 0
 
 
-def cmd_world(args) -> int:
-    from uniopd.world.build import build_world
-    from uniopd.world.paths import world_dir
-
-    if args.action == "build":
-        manifest = build_world(force=args.force)
-    else:
-        path = world_dir() / "manifest.json"
-        manifest = json.loads(path.read_text()) if path.exists() else {"built": False}
-    print(f"world: {world_dir()}")
-    print(json.dumps(manifest.get("models", manifest), indent=2))
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     from uniopd.catalogue import REGISTRIES
 
@@ -359,10 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve_command.add_parser(sub)
 
-    p = sub.add_parser("world", help="the tiny built-in world")
-    p.add_argument("action", choices=["build", "info"])
-    p.add_argument("--force", action="store_true", help="rebuild from scratch")
-    p.set_defaults(fn=cmd_world)
+    world_command.add_parser(sub)
     return parser
 
 

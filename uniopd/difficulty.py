@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from uniopd.algorithms import difficulty_balance
+from uniopd.algorithms import difficulty_balance, difficulty_skew
 from uniopd.data import DataError
 from uniopd.engine.prompts import PromptFormat
 from uniopd.evaluate import evaluate
@@ -159,23 +159,28 @@ def offline_balance(
     resume: bool = False,
     write: bool = True,
 ) -> list[Problem]:
-    """The training set after offline balancing (the input itself when the mode is none).
+    """The training set after the world's difficulty skew (when set) and offline balancing (the
+    input itself when neither is on).
 
-    The balanced list is saved as difficulty/items.json; a resumed run reads it back rather than
+    The list is saved as difficulty/items.json; a resumed run reads it back rather than
     re-estimating, because its `model` is no longer the initial student."""
-    off = cfg.balance.offline
-    if off.mode == "none":
+    off, skew = cfg.balance.offline, cfg.world.difficulty_skew
+    if off.mode == "none" and skew is None:
         return list(problems)
     items = run_dir.path / "difficulty" / "items.json"
     if resume:
         by_id = {p.id: p for p in problems}
         return [by_id[i] for i in json.loads(items.read_text())]
     counts = estimate_pass_counts(model, tokenizer, problems, verifiers, cfg, write)
+    listed = set(range(len(problems)))
     copies: Counter = Counter()
     out: list[Problem] = []
     for domain in sorted({p.domain for p in problems}):  # METHOD 3.1: each domain separately
         idx = [i for i, p in enumerate(problems) if p.domain == domain]
         g = torch.Generator().manual_seed(cfg.seed)
+        if skew is not None:
+            idx = _skewed(idx, counts, off.n_samples, cfg, domain, g)
+            listed -= {i for i, p in enumerate(problems) if p.domain == domain} - set(idx)
         picked = difficulty_balance(
             [counts[i] for i in idx],
             off.n_samples,
@@ -200,15 +205,33 @@ def offline_balance(
             out.append(problems[idx[j]])
     if not write:
         return out
-    _record(run_dir, problems, counts, copies, off.n_samples)
+    _record(run_dir, problems, counts, copies, off.n_samples, listed)
     atomic_write_text(items, json.dumps([p.id for p in out]) + "\n")
     log.info(
-        "difficulty: %s over %d prompts -> %d training items", off.mode, len(problems), len(out)
+        "difficulty: %s%s over %d prompts -> %d training items",
+        "" if skew is None else f"skew {skew:g}, then ",
+        off.mode,
+        len(problems),
+        len(out),
     )
     return out
 
 
-def _record(run_dir: RunDir, problems, counts, copies, n) -> None:
+def _skewed(idx: list[int], counts, n: int, cfg, domain: str, g) -> list[int]:
+    """The prompts of one domain kept by world.difficulty_skew (indices into the problems)."""
+    world = cfg.world
+    try:
+        chosen = difficulty_skew(
+            [counts[i] for i in idx], n, world.difficulty_skew, world.difficulty_skew_size, g
+        )
+    except ValueError as exc:
+        raise DataError(
+            f"world.difficulty_skew = {world.difficulty_skew:g} ({domain}): {exc}"
+        ) from None
+    return [idx[j] for j in chosen]
+
+
+def _record(run_dir: RunDir, problems, counts, copies, n, listed: set[int]) -> None:
     folder = run_dir.path / "difficulty"
     folder.mkdir(exist_ok=True)
     table = pd.DataFrame(
@@ -223,6 +246,7 @@ def _record(run_dir: RunDir, problems, counts, copies, n) -> None:
                 for p, c in zip(problems, counts)
             ],
             "copies": [copies[i] for i in range(len(problems))],
+            "in_list": [i in listed for i in range(len(problems))],  # kept by difficulty_skew
             "pass_count_from": [
                 "sampled" if given_pass_rate(p) is None else "column" for p in problems
             ],
@@ -231,11 +255,14 @@ def _record(run_dir: RunDir, problems, counts, copies, n) -> None:
     atomic_write_text(folder / "table.csv", table.to_csv(index=False))
     hist = {}
     for domain, rows in table.groupby("domain"):
-        before = rows.groupby("pass_count").size().reindex(range(n + 1), fill_value=0)
+        natural = rows.groupby("pass_count").size().reindex(range(n + 1), fill_value=0)
+        listed_rows = rows[rows.in_list]
+        before = listed_rows.groupby("pass_count").size().reindex(range(n + 1), fill_value=0)
         after = rows.groupby("pass_count")["copies"].sum().reindex(range(n + 1), fill_value=0)
         hist[domain] = {
             "pass_count": list(range(n + 1)),
-            "before": before.tolist(),
-            "after": after.tolist(),
+            "natural": natural.tolist(),  # every prompt of the data (before any skew)
+            "before": before.tolist(),  # the training list (after the skew, if any)
+            "after": after.tolist(),  # ... after offline balancing
         }
     atomic_write_text(folder / "histograms.json", json.dumps(hist, indent=1) + "\n")

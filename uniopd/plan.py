@@ -57,7 +57,10 @@ def _load(sources: list[str | SourceConfig], limit, sources_of: dict) -> list[Pr
 def make_plan(cfg: ExperimentConfig, processes: int | None = None, *, models: bool = True) -> Plan:
     """`processes`: the data-parallel processes the run will have (default: the launcher's).
     `models=False` opens no checkpoint (the LoRA targets are read from the student's config
-    otherwise): what `uniopd validate --no-models` checks on a machine without the models."""
+    otherwise): what `uniopd validate --no-models` checks on a machine without the models.
+    `builtin:` models resolve in the experiment's world from here on (in this process and those
+    it starts)."""
+    cfg.world.select()
     sources_of: dict[str, list[str]] = defaultdict(list)
     train = _load(cfg.data.train, cfg.data.limit, sources_of)
     evaluation = _load(cfg.data.eval, None, sources_of)  # eval.max_prompts_per_domain caps these

@@ -32,6 +32,7 @@ def prepare(
     processes (`dist`), the first builds missing models and balances the training set while the
     others wait, and they all get its result."""
     cfg = plan.cfg
+    cfg.world.select()  # `builtin:` models from this run's world (a group plans several first)
     dist = dist or Dist()
     seed_everything(cfg.seed)
     checkpoint, state = run_dir.resumable_checkpoint() if resume else (None, None)

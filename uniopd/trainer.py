@@ -45,6 +45,7 @@ from uniopd.sharding import balance_globally, gather_record
 from uniopd.tracking import make_tracker
 from uniopd.update import policy_update
 from uniopd.verifiers import grade_by_domain
+from uniopd.world.paths import world_record
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ class Trainer:
                     "processes": self.dist.world,
                     "rollout_engine": ro.engine,
                     "rollout_sampling": self.sampling.as_dict(),
+                    "world": world_record(cfg),
                 },
             )
         if self.writes:

@@ -13,6 +13,7 @@ from uniopd.algorithms.advantages import (
     opd_loss_mask,
 )
 from uniopd.algorithms.difficulty_balance import difficulty_balance, difficulty_bins
+from uniopd.algorithms.difficulty_skew import difficulty_skew
 from uniopd.algorithms.divergence import generalized_jsd
 from uniopd.algorithms.extrapolation import exopd_advantages
 from uniopd.algorithms.margin import MarginStats, margin_mask, margin_shift
@@ -30,6 +31,7 @@ __all__ = [
     "OrderConsistency",
     "difficulty_balance",
     "difficulty_bins",
+    "difficulty_skew",
     "distillation_returns",
     "exopd_advantages",
     "first_occurrence_special_mask",

@@ -123,6 +123,12 @@ class _Collector:
                     cfg, {d for r in e for d, v in r.items() if isinstance(v, dict)}
                 ),
                 "sweep": sweep,
+                "epochs": cfg.train.epochs,  # the regime: 1 = one optimizer step per batch
+                # the tiny world's dials (docs/world.md)
+                "world_version": cfg.world.version,
+                "teacher_flaw": cfg.world.teacher_flaw,
+                "deficit": cfg.world.deficit,
+                "difficulty_skew": cfg.world.difficulty_skew,
             }
         )
         run = self.infos[-1]["run"]

@@ -26,6 +26,7 @@ from uniopd.config.rollout import RolloutConfig
 from uniopd.config.section import _Section, conflict
 from uniopd.config.serving import TeacherServerConfig
 from uniopd.config.student import LoraConfig, StudentConfig
+from uniopd.config.world import WorldConfig
 from uniopd.objectives import TEACHER_NEEDS
 from uniopd.refs import parse_teacher
 
@@ -248,6 +249,11 @@ class ExperimentConfig(_Section):
     tracking: TrackingConfig = Field(
         default_factory=TrackingConfig, description="Mirrors of the run directory."
     )
+    world: WorldConfig = Field(
+        default_factory=WorldConfig,
+        description="The tiny world builtin: models come from, and its dials (teacher order "
+        "consistency, student deficit, difficulty skew of the training list).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -320,6 +326,16 @@ class ExperimentConfig(_Section):
                     f"teacher_tokenizers.{domain}",
                     "teachers",
                 )
+        models = [self.student.model, *self.teachers.values()]
+        if not self.world.dials().is_default() and not any(
+            m.startswith("builtin:") for m in models
+        ):
+            raise conflict(
+                "world.teacher_flaw and world.deficit change the tiny world's built-in models, "
+                "but this experiment names none (student and teachers are not builtin:)",
+                "world.teacher_flaw" if self.world.teacher_flaw else "world.deficit",
+                "student",
+            )
         online = self.balance.online
         if online.enabled and online.scope == "group" and self.rollout.group_size < 2:
             raise conflict(

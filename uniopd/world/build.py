@@ -8,8 +8,9 @@ short warm start on both domains, so it starts well below the experts with room 
     uniopd world build --force    # rebuild from scratch
     uniopd world info             # where it is and what each model scores
 
-Everything lands in $UNIOPD_HOME (default ~/.cache/uniopd) under a directory named by a hash of the
-recipe (world/recipe.py), so changing the recipe builds a new world instead of mixing old and new models.
+Everything lands in $UNIOPD_HOME (default ~/.cache/uniopd), each model in a folder named by a hash
+of its recipe (world/paths.py), so changing the recipe builds new models instead of mixing old and
+new ones, and worlds that differ in one dial share the models it does not touch.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from uniopd.world.paths import MODEL_NAMES, check_name, world_dir
+from uniopd.world.paths import MODEL_NAMES, check_name, model_dir, model_key, world_dir
 from uniopd.world.recipe import active_recipe
 
 log = logging.getLogger(__name__)
@@ -46,10 +47,12 @@ def _locked(root: Path):
 
 
 def _manifest(root: Path) -> dict:
+    """What was built in this world folder: its shared settings and a record per model folder."""
     path = root / "manifest.json"
-    return (
-        json.loads(path.read_text()) if path.exists() else {"recipe": active_recipe(), "models": {}}
-    )
+    manifest = json.loads(path.read_text()) if path.exists() else {}
+    if "recipe" in manifest or "models" not in manifest:  # a world made before per-model folders
+        manifest = {"models": {}}
+    return manifest
 
 
 def _save_manifest(root: Path, manifest: dict) -> None:
@@ -58,7 +61,7 @@ def _save_manifest(root: Path, manifest: dict) -> None:
     os.replace(tmp, root / "manifest.json")
 
 
-def _build_one(root: str, name: str, progress) -> dict:
+def _build_one(root: str, name: str, recipe: dict, progress) -> dict:
     """One model, in a worker process with one torch thread: the floating-point result then does
     not depend on how many cores the machine has or how many models build beside it."""
     import torch
@@ -67,9 +70,7 @@ def _build_one(root: str, name: str, progress) -> dict:
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    record = pipeline.build_model(
-        Path(root), name, active_recipe()["models"][name], on_step=lambda: progress.put(name)
-    )
+    record = pipeline.build_model(Path(root), name, recipe, on_step=lambda: progress.put(name))
     record["seconds"] = round(time.perf_counter() - t0, 2)
     return record
 
@@ -79,7 +80,8 @@ def _build_models(root: Path, names: list[str], manifest: dict) -> None:
     are cores (on 2 cores the three models of a first run share both cores to the end, instead of
     one core idling while the longest build finishes), with one progress bar per model. Each model
     enters the manifest as soon as it is done, so a failure keeps the models already built."""
-    recipe = active_recipe()["models"]
+    full = active_recipe()
+    recipe = full["models"]
     names = sorted(names, key=lambda n: -recipe[n]["sft_steps"])  # longest first
     context = multiprocessing.get_context("spawn")  # no forked torch state in the workers
     workers = min(len(names), (os.cpu_count() or 1) + 1)
@@ -98,7 +100,7 @@ def _build_models(root: Path, names: list[str], manifest: dict) -> None:
     failure = None
     with context.Manager() as sync, ProcessPoolExecutor(workers, mp_context=context) as pool:
         progress = sync.Queue()
-        pending = {pool.submit(_build_one, str(root), n, progress): n for n in names}
+        pending = {pool.submit(_build_one, str(root), n, full, progress): n for n in names}
         while pending:
             done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
             while not progress.empty():
@@ -106,13 +108,13 @@ def _build_models(root: Path, names: list[str], manifest: dict) -> None:
             for future in done:
                 name = pending.pop(future)
                 try:
-                    manifest["models"][name] = future.result()
+                    record = manifest["models"][model_key(name, full)] = future.result()
                 except Exception as error:  # keep the other builds going; report after
                     failure = failure or (name, error)
                     continue
                 _save_manifest(root, manifest)
                 bars[name].close()
-                log.info("built builtin:%s in %.0f s", name, manifest["models"][name]["seconds"])
+                log.info("built builtin:%s in %.0f s", name, record["seconds"])
     for bar in bars.values():
         bar.close()
     if failure:
@@ -123,29 +125,39 @@ def build_missing(names) -> None:
     """Build those of the named built-in models that are not built yet, side by side."""
     for name in names:
         check_name(name)
-    missing = sorted({n for n in names if not (world_dir() / n / "config.json").exists()})
+    missing = sorted({n for n in names if not (model_dir(n) / "config.json").exists()})
     if missing:
         build_world(missing)
 
 
 def build_world(names=None, force: bool = False) -> dict:
-    """Build the named models (default: all) and what they depend on; returns the manifest."""
-    from uniopd.world import pipeline
+    """Build the named models (default: all) of the active world and what they depend on;
+    returns the manifest. `force` rebuilds them (and the tokenizer) from scratch; models of other
+    worlds in the same folder are left alone."""
+    from uniopd.world import pipeline, prebuilt
 
     root = world_dir()
     with _locked(root):
-        if force:
-            for entry in root.iterdir():
-                if entry.name != ".lock":
-                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         manifest = _manifest(root)
         wanted = list(names or MODEL_NAMES)
-        if not (root / "tokenizer" / "tokenizer.json").exists():
+        if force:
+            for name in wanted:
+                shutil.rmtree(model_dir(name), ignore_errors=True)
+                manifest["models"].pop(model_key(name), None)
+            shutil.rmtree(root / "tokenizer", ignore_errors=True)
+        missing = [n for n in wanted if not (model_dir(n) / "config.json").exists()]
+        if not force:  # the default world's models come with the package
+            for name in list(missing):
+                record = prebuilt.install(name)
+                if record is not None:
+                    manifest["models"][model_key(name)] = record
+                    _save_manifest(root, manifest)
+                    missing.remove(name)
+        if missing and not (root / "tokenizer" / "tokenizer.json").exists():
             t0 = time.perf_counter()
             pipeline.build_tokenizer(root)
             manifest["tokenizer_seconds"] = round(time.perf_counter() - t0, 2)
             _save_manifest(root, manifest)
-        missing = [n for n in wanted if not (root / n / "config.json").exists()]
         if missing:
             _build_models(root, missing, manifest)
         return manifest

@@ -13,6 +13,7 @@ from transformers import AutoTokenizer
 
 from uniopd.tasks.builtin import GENERATORS, builtin_problems
 from uniopd.world.models import build_model as new_model
+from uniopd.world.paths import model_key
 from uniopd.world.recipe import active_recipe
 from uniopd.world.sft import supervised_warm_start
 from uniopd.world.tokenizer import train_tokenizer
@@ -20,19 +21,52 @@ from uniopd.world.tokenizer import train_tokenizer
 log = logging.getLogger(__name__)
 
 
-def build_tokenizer(root: Path) -> None:
+def build_tokenizer(root: Path, recipe: dict | None = None) -> None:
+    recipe = recipe or active_recipe()
     tmp = root / ".tokenizer.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    train_tokenizer(tmp, vocab_size=active_recipe()["tokenizer"]["vocab_size"])
+    train_tokenizer(tmp, vocab_size=recipe["tokenizer"]["vocab_size"])
     shutil.rmtree(root / "tokenizer", ignore_errors=True)
     tmp.rename(root / "tokenizer")
 
 
-def build_model(root: Path, name: str, spec: dict, on_step=None) -> dict:
-    """SFT on the spec's domains, then GRPO on them if asked; written atomically to root/name.
+# The warm start's first steps, recorded with every model: a rebuild on another machine can be
+# checked against them in seconds (tests/test_prebuilt_world.py) instead of the build's minutes.
+CURVE_HEAD_STEPS = 40
+
+
+def warm_start_curve(name: str, recipe: dict, tokenizer, steps: int = CURVE_HEAD_STEPS):
+    """The first `steps` losses of model `name`'s warm start under `recipe`, rebuilt from scratch
+    (one torch thread, as the builder runs it)."""
+    import torch
+
+    spec, seed = recipe["models"][name], recipe["seed"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = new_model(spec["size"], tokenizer, seed=seed)
+        return supervised_warm_start(
+            model,
+            tokenizer,
+            _warm_start_data(spec, seed),
+            steps=spec["sft_steps"],
+            batch_size=recipe["sft"]["batch_size"],
+            lr=recipe["sft"]["lr"],
+            seed=seed,
+            on_step=lambda: None,
+            stop_after=steps,
+        )
+    finally:
+        torch.set_num_threads(threads)
+
+
+def build_model(root: Path, name: str, recipe: dict | None = None, on_step=None) -> dict:
+    """SFT on the spec's domains, then GRPO on them if asked; written atomically to the model's
+    folder (world/paths.model_key).
 
     `on_step()`, when given, is called after every SFT and GRPO step (progress reporting)."""
-    recipe = active_recipe()
+    recipe = recipe or active_recipe()
+    spec, key = recipe["models"][name], model_key(name, recipe)
     seed = recipe["seed"]
     tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
     model = new_model(spec["size"], tokenizer, seed=seed)
@@ -48,22 +82,25 @@ def build_model(root: Path, name: str, spec: dict, on_step=None) -> dict:
         desc=f"{name}: warm start",
         on_step=on_step,
     )
-    stage = root / f".{name}.sft"
+    stage = root / f".{key}.sft"
     shutil.rmtree(stage, ignore_errors=True)
     model.save_pretrained(stage)
     tokenizer.save_pretrained(stage)
     record = {
+        "name": name,
+        "spec": spec,
         "size": spec["size"],
         "domains": spec["domains"],
         "early_stop_rate": spec.get("early_stop_rate", 0.0),
         "parameters": sum(p.numel() for p in model.parameters()),
         "sft_steps": spec["sft_steps"],
         "sft_final_loss": round(losses[-1], 4),
+        "sft_loss_head": [round(x, 6) for x in losses[:CURVE_HEAD_STEPS]],
     }
     final = stage
     if spec["grpo_steps"]:
-        final, record["grpo"] = _domain_grpo(root, name, stage, spec, on_step)
-    out = root / name
+        final, record["grpo"] = _domain_grpo(root, key, stage, spec, recipe, on_step)
+    out = root / key
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(final, out, ignore=shutil.ignore_patterns("trainer_state.pt"))
     shutil.rmtree(stage, ignore_errors=True)
@@ -72,26 +109,31 @@ def build_model(root: Path, name: str, spec: dict, on_step=None) -> dict:
 
 def _warm_start_data(spec: dict, seed: int) -> list:
     """The SFT set; an `early_stop_rate` share of solutions stops one step early (the student's
-    habit, see tasks/arith.early_stop_solution)."""
+    habit, see tasks/arith.early_stop_solution); problems that use a `held_out` phrase of their
+    domain are left out (the student's missing skill, world/recipe.py)."""
     rng = random.Random(seed)
+    held_out = spec.get("held_out", {})
     out = []
     for domain in spec["domains"]:
         module = GENERATORS[domain]
         for p in builtin_problems(domain, "sft"):
+            if any(phrase in p.prompt for phrase in held_out.get(domain, ())):
+                continue
             if rng.random() < spec.get("early_stop_rate", 0.0):
                 p = replace(p, solution=module.early_stop_solution(p))
             out.append(p)
     return out
 
 
-def _domain_grpo(root: Path, name: str, start: Path, spec: dict, on_step=None) -> tuple[Path, dict]:
+def _domain_grpo(
+    root: Path, name: str, start: Path, spec: dict, recipe: dict, on_step=None
+) -> tuple[Path, dict]:
     """GRPO on the expert's own domain, through the same loop users run (`uniopd run`)."""
     from uniopd.config import ExperimentConfig, save_resolved
     from uniopd.plan import make_plan
     from uniopd.run_dir import RunDir
     from uniopd.runner import prepare
 
-    recipe = active_recipe()
     g = recipe["grpo"]
     cfg = ExperimentConfig.model_validate(
         {
@@ -104,7 +146,7 @@ def _domain_grpo(root: Path, name: str, start: Path, spec: dict, on_step=None) -
                 "train": [f"builtin:{d}/train" for d in spec["domains"]],
                 "eval": [f"builtin:{d}/test" for d in spec["domains"]],
             },
-            "method": {"name": "grpo"},
+            "method": {"name": "grpo", "options": {"grpo": {"std": g["std"]}}},
             "rollout": {
                 "group_size": g["group_size"],
                 "prompts_per_batch": g["prompts_per_batch"],

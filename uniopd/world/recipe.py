@@ -1,61 +1,198 @@
-"""The recipe of the tiny world: sizes and training budgets of every built-in model.
+"""The recipe of the tiny world: sizes and training budgets of every built-in model, by version, and
+the dials that set the conditions Uni-OPD's claims depend on.
 
 `default` is tuned so the whole world builds in a few minutes on a 2-core CPU, the experts are
 strong on their domain, and the student starts far enough below them for distillation to have
 work to do. `smoke` runs every stage of the same pipeline in seconds (meaningless models), for tests;
-select it with UNIOPD_WORLD=smoke. Each recipe builds into its own directory.
+select it with UNIOPD_WORLD=smoke.
+
+The dials (an experiment's `world` section, uniopd/config/world.py) change the recipe:
+
+- `teacher_flaw`: the share of the experts' warm-start solutions that stop one step early, the
+  student's own kind of error. An expert that has seen it rates the student's early stops (its
+  wrong outcomes) as likely, so its token scores disagree with the outcomes: order consistency
+  before calibration falls as the dial rises, while its greedy answers stay right.
+- `deficit`: what the student lacks. `habit` (today's): a share of its warm start stops one step
+  early, a behaviour an outcome reward also removes. `skill`: its warm start never shows some
+  operations (a few code operations, two math phrases), so it rarely or never solves the prompts
+  that use them: their groups are all wrong and give an outcome reward nothing, while the
+  teacher's tokens still teach.
+- `difficulty_skew` acts on the training list at run start, not on any model (uniopd/skew.py).
+
+Each model is cached under a key of its own spec and the shared settings (world/paths.py), so a
+dial rebuilds only the models it changes.
 """
 
-import copy
-import os
+from __future__ import annotations
 
-DEFAULT = {
-    # 4: v3's recipe, built through the chunked log-prob arithmetic (issue 11), whose rounding
-    # differs from v3's full-vocabulary log-softmax: the weights are not v3's bit for bit, so the
-    # world gets its own cache folder instead of sharing v3's name
-    "version": 4,
-    "seed": 0,
-    "tokenizer": {"vocab_size": 512},
-    "models": {
-        # name: size (see models.SIZES), SFT domains and steps, then GRPO steps on those domains
-        "teacher-math": {"size": "base", "domains": ["math"], "sft_steps": 800, "grpo_steps": 15},
-        "teacher-code": {"size": "base", "domains": ["code"], "sft_steps": 800, "grpo_steps": 15},
-        # strong-to-weak: a wider math expert (built only when an experiment names it)
-        "teacher-math-large": {
-            "size": "large",
-            "domains": ["math"],
-            "sft_steps": 800,
-            "grpo_steps": 15,
-        },
-        # the student: one layer fewer, and a habit. `early_stop_rate` of its warm-start solutions
-        # stop one step early (tasks/arith.early_stop_solution), so it knows the content but often
-        # quits too soon: a shared behaviour the experts flag at one token. NOTES.md 2026-11-23
-        # says why (random slips were facts OPD could not fix in minutes; the habit is not).
-        # 2000 steps: with 1600 its content capped OPD about 10 points under the code expert.
-        "student": {
-            "size": "small",
-            "domains": ["math", "code"],
-            "sft_steps": 2000,
-            "grpo_steps": 0,
-            "early_stop_rate": 0.4,
-        },
-    },
-    "sft": {"batch_size": 32, "lr": 5e-3},
-    "grpo": {"group_size": 8, "prompts_per_batch": 16, "lr": 1e-4, "eval_prompts": 100},
+import copy
+import json
+import os
+from dataclasses import asdict, dataclass
+
+CURRENT_VERSION = 5
+# v1-v3 are not built by this code any more: v3's weights came from a log-prob path that no longer
+# exists (NOTES.md 2026-11-28), so "v3" could only be a mislabelled v4
+BUILDABLE_VERSIONS = (4, 5)
+DEFICITS = ("habit", "skill")
+TEACHER_FLAW_MAX = 0.9  # a teacher that always stops early would never have learnt the last step
+HABIT_EARLY_STOP_RATE = 0.4
+
+# deficit: skill. What the student's warm start never shows; every other phrase of the domain
+# still teaches its arithmetic or code, so the gap is these mappings, not facts in general.
+HELD_OUT = {
+    "math": ["sells", "finds"],
+    "code": ["squares it", "negates it", "takes its absolute value", "caps it at nine"],
 }
 
-SMOKE = copy.deepcopy(DEFAULT)
-for _spec in SMOKE["models"].values():
-    _spec["sft_steps"], _spec["grpo_steps"] = 3, min(_spec["grpo_steps"], 1)
-SMOKE["grpo"].update(group_size=2, prompts_per_batch=2, eval_prompts=4)
+EXPERTS = ("teacher-math", "teacher-code", "teacher-math-large")
 
-RECIPES = {"default": DEFAULT, "smoke": SMOKE}
+
+@dataclass(frozen=True)
+class Dials:
+    """The built dials of a world (difficulty_skew is applied at run start, see the module doc)."""
+
+    teacher_flaw: float = 0.0
+    deficit: str = "habit"
+
+    def is_default(self) -> bool:
+        return self == Dials()
+
+
+def _v4() -> dict:
+    return {
+        # 4: v3's recipe, built through the chunked log-prob arithmetic (issue 11), whose rounding
+        # differs from v3's full-vocabulary log-softmax
+        "version": 4,
+        "seed": 0,
+        "tokenizer": {"vocab_size": 512},
+        "models": {
+            # name: size (see models.SIZES), SFT domains and steps, then GRPO steps on those domains
+            "teacher-math": {
+                "size": "base",
+                "domains": ["math"],
+                "sft_steps": 800,
+                "grpo_steps": 15,
+            },
+            "teacher-code": {
+                "size": "base",
+                "domains": ["code"],
+                "sft_steps": 800,
+                "grpo_steps": 15,
+            },
+            # strong-to-weak: a wider math expert (built only when an experiment names it)
+            "teacher-math-large": {
+                "size": "large",
+                "domains": ["math"],
+                "sft_steps": 800,
+                "grpo_steps": 15,
+            },
+            # the student: one layer fewer, and a habit. `early_stop_rate` of its warm-start
+            # solutions stop one step early (tasks/arith.early_stop_solution), so it knows the
+            # content but often quits too soon: a shared behaviour the experts flag at one token.
+            # NOTES.md 2026-11-23 says why (random slips were facts OPD could not fix in minutes;
+            # the habit is not). 2000 steps: with 1600 its content capped OPD about 10 points
+            # under the code expert.
+            "student": {
+                "size": "small",
+                "domains": ["math", "code"],
+                "sft_steps": 2000,
+                "grpo_steps": 0,
+                "early_stop_rate": HABIT_EARLY_STOP_RATE,
+            },
+        },
+        "sft": {"batch_size": 32, "lr": 5e-3},
+        # the experts' domain GRPO normalised by the population std (uniopd's GRPO before v5)
+        "grpo": {
+            "group_size": 8,
+            "prompts_per_batch": 16,
+            "lr": 1e-4,
+            "eval_prompts": 100,
+            "std": "population",
+        },
+    }
+
+
+def _v5(dials: Dials) -> dict:
+    """v4's sizes and budgets; the experts' GRPO with the released (unbiased) std; the dials."""
+    recipe = _v4()
+    recipe["version"] = 5
+    recipe["grpo"]["std"] = "unbiased"
+    models = recipe["models"]
+    if dials.teacher_flaw:
+        for name in EXPERTS:
+            models[name]["early_stop_rate"] = dials.teacher_flaw
+    if dials.deficit == "skill":
+        models["student"]["early_stop_rate"] = 0.0
+        models["student"]["held_out"] = copy.deepcopy(HELD_OUT)
+    return recipe
+
+
+def _smoke(recipe: dict) -> dict:
+    """Every stage of the same pipeline in seconds (meaningless models), for tests."""
+    recipe = copy.deepcopy(recipe)
+    for spec in recipe["models"].values():
+        spec["sft_steps"], spec["grpo_steps"] = 3, min(spec["grpo_steps"], 1)
+    recipe["grpo"].update(group_size=2, prompts_per_batch=2, eval_prompts=4)
+    return recipe
+
+
+def check_dials(version: int, dials: Dials) -> None:
+    """ValueError naming the setting when this code cannot build the combination."""
+    if version not in BUILDABLE_VERSIONS:
+        raise ValueError(
+            f"world.version: {version} is not built by this code any more; buildable versions: "
+            f"{', '.join(map(str, BUILDABLE_VERSIONS))} (current {CURRENT_VERSION})"
+        )
+    if not 0.0 <= dials.teacher_flaw <= TEACHER_FLAW_MAX:
+        raise ValueError(
+            f"world.teacher_flaw: {dials.teacher_flaw} is outside [0, {TEACHER_FLAW_MAX}]"
+        )
+    if dials.deficit not in DEFICITS:
+        raise ValueError(f"world.deficit: {dials.deficit!r}; known: {', '.join(DEFICITS)}")
+    if version < 5 and not dials.is_default():
+        raise ValueError(
+            f"world.version: {version} has no dials (they came with version 5); "
+            f"teacher_flaw {dials.teacher_flaw} / deficit {dials.deficit!r} need version 5"
+        )
+
+
+def make_recipe(version: int = CURRENT_VERSION, dials: Dials = Dials(), base: str = "default"):
+    check_dials(version, dials)
+    recipe = _v4() if version == 4 else _v5(dials)
+    if base == "smoke":
+        return _smoke(recipe)
+    if base != "default":
+        raise ValueError(f"UNIOPD_WORLD={base!r}: unknown tiny-world recipe; known: default, smoke")
+    return recipe
+
+
+DEFAULT = make_recipe()
+SMOKE = make_recipe(base="smoke")
+
+# The world a process resolves `builtin:` models in. Kept in the environment, so that the
+# processes a run starts (world builders, data-parallel ranks, sweep workers) resolve the same one.
+_ENV = "UNIOPD_WORLD_DIALS"
+
+
+def select_world(version: int = CURRENT_VERSION, dials: Dials = Dials()) -> None:
+    """Make `builtin:` references of this process and its children resolve in this world."""
+    check_dials(version, dials)
+    if version == CURRENT_VERSION and dials.is_default():
+        os.environ.pop(_ENV, None)
+    else:
+        os.environ[_ENV] = json.dumps({"version": version, **asdict(dials)}, sort_keys=True)
+
+
+def selected_world() -> tuple[int, Dials]:
+    raw = os.environ.get(_ENV)
+    if not raw:
+        return CURRENT_VERSION, Dials()
+    spec = json.loads(raw)
+    version = spec.pop("version")
+    return version, Dials(**spec)
 
 
 def active_recipe() -> dict:
-    name = os.environ.get("UNIOPD_WORLD", "default")
-    if name not in RECIPES:
-        raise ValueError(
-            f"UNIOPD_WORLD={name!r}: unknown tiny-world recipe; known: {sorted(RECIPES)}"
-        )
-    return RECIPES[name]
+    version, dials = selected_world()
+    return make_recipe(version, dials, os.environ.get("UNIOPD_WORLD", "default"))

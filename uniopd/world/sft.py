@@ -43,11 +43,14 @@ def supervised_warm_start(
     seed: int = 0,
     desc: str = "sft",
     on_step=None,
+    stop_after: int | None = None,
 ) -> list[float]:
     """Train `model` in place for `steps` steps; returns the loss curve.
 
     `on_step()`, when given, is called after every step instead of drawing a progress bar (the
-    world builder draws one bar per model for builds running in parallel processes)."""
+    world builder draws one bar per model for builds running in parallel processes).
+    `stop_after`: only the first steps of that run, same schedule (a rebuild's check against the
+    recorded curve of a shipped model)."""
     rng = random.Random(seed)
     prompt_ids = encode_prompts(tokenizer, [p.prompt for p in problems])
     response_ids = [
@@ -59,7 +62,8 @@ def supervised_warm_start(
     model.train()
     losses = []
     order: list[int] = []
-    for _ in tqdm(range(steps), desc=desc, leave=False, disable=on_step is not None):
+    run = steps if stop_after is None else min(steps, stop_after)
+    for _ in tqdm(range(run), desc=desc, leave=False, disable=on_step is not None):
         if len(order) < batch_size:
             order += rng.sample(range(len(problems)), len(problems))
         idx, order = order[:batch_size], order[batch_size:]

@@ -1,0 +1,93 @@
+"""`uniopd world build | info`: the tiny built-in world of the default recipe, of an experiment's
+`world` section (`--from FILE`), or of dials given here.
+
+    uniopd world build                                  # what is missing of the default world
+    uniopd world build --teacher-flaw 0.3 --deficit skill
+    uniopd world build --from experiments/study/order/uniopd_f0.3.yaml
+    uniopd world info  --teacher-flaw 0.3               # where each model is, what it scored
+"""
+
+from __future__ import annotations
+
+import json
+
+from uniopd.terminal import load as _load
+
+
+def _world(args):
+    """The world section the command acts on (--from's, with the dials given here on top), or
+    the message saying which setting is wrong."""
+    from pydantic import ValidationError
+
+    from uniopd.config.world import WorldConfig
+
+    base = _load(args.source, []).world.model_dump() if args.source else {}
+    given = {
+        "version": args.world_version,
+        "teacher_flaw": args.teacher_flaw,
+        "deficit": args.deficit,
+    }
+    base.update({k: v for k, v in given.items() if v is not None})
+    try:
+        return WorldConfig.model_validate(base)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        fields = (err.get("ctx") or {}).get("fields") or [".".join(map(str, err["loc"]))]
+        return f"world.{fields[0]}: {err['msg']}"
+
+
+def cmd_world(args) -> int:
+    from uniopd.terminal import fail
+    from uniopd.world.build import build_world
+    from uniopd.world.paths import MODEL_NAMES, model_dir, model_key, world_dir
+    from uniopd.world.recipe import CURRENT_VERSION, active_recipe
+
+    world = _world(args)
+    if isinstance(world, str):
+        return fail(world)
+    world.select()
+    names = args.models or list(MODEL_NAMES)
+    if args.action == "ship" and not args.models:  # what is built of the default world
+        names = [n for n in MODEL_NAMES if (model_dir(n) / "config.json").exists()]
+    if args.action == "build":
+        manifest = build_world(names, force=args.force)
+    elif args.action == "ship":  # maintainers: the built default world into the package
+        from uniopd.world.prebuilt import ship
+
+        if not world.dials().is_default() or world.version != CURRENT_VERSION:
+            return fail("uniopd world ship: only the default world of the current version ships")
+        path = world_dir() / "manifest.json"
+        shipped = ship(names, json.loads(path.read_text()))
+        print(json.dumps({k: v["quality"] for k, v in shipped["models"].items()}, indent=2))
+        return 0
+    else:
+        path = world_dir() / "manifest.json"
+        manifest = json.loads(path.read_text()) if path.exists() else {"models": {}}
+    recipe = active_recipe()
+    print(f"world: version {recipe['version']}, {world.dials()}; folder {world_dir()}")
+    models = manifest.get("models", {})
+    out = {
+        n: {"path": str(model_dir(n)), **models.get(model_key(n), {"built": False})} for n in names
+    }
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def add_parser(sub) -> None:
+    from uniopd.world.recipe import DEFICITS
+
+    p = sub.add_parser("world", help="the tiny built-in world: build it, or say what is built")
+    p.add_argument(
+        "action",
+        choices=["build", "info", "ship"],
+        help="build what is missing (the default world's models are copied from the package); "
+        "info: where each model is and its figures; ship: (maintainers) copy the built default "
+        "world into the package",
+    )
+    p.add_argument("--force", action="store_true", help="rebuild the models from scratch")
+    p.add_argument("--from", dest="source", help="an experiment file whose world section to use")
+    p.add_argument("--version", dest="world_version", type=int, help="the recipe version")
+    p.add_argument("--teacher-flaw", type=float, help="world.teacher_flaw (0 to 0.9)")
+    p.add_argument("--deficit", choices=DEFICITS, help="world.deficit")
+    p.add_argument("--models", nargs="+", help="only these built-in models (default: all of them)")
+    p.set_defaults(fn=cmd_world)
