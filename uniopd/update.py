@@ -115,7 +115,7 @@ def compute_advantages(
         else:
             other = other + coef * a
     out = Advantages(other, loss_mask)
-    if distill is not None:
+    if distill is not None and distill_mask is not None:  # (set together)
         out.distill_raw_N_T = out.distill_cal_N_T = distill
         out.distill_mask_N_T = distill_mask
         # an empty response or one the teacher left without a finite score has no return: its

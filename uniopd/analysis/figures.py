@@ -21,6 +21,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from uniopd.analysis.runs import Runs, teacher_accuracy  # noqa: E402
+from uniopd.analysis.study_figures import fig_dial_effects, fig_gain_vs_order  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="paper")
 ORDER = ["OPD", "Uni-OPD", "GRPO"]
@@ -340,4 +341,6 @@ FIGURES = [
     fig_order_over_training,
     fig_convergence,
     fig_dynamics,
+    fig_dial_effects,
+    fig_gain_vs_order,
 ]

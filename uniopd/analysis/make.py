@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from uniopd.analysis.claims import claims_markdown, claims_rows
 from uniopd.analysis.figures import FIGURES, fig_sweeps
 from uniopd.analysis.objective_table import objective_markdown, objective_rows, write_into
 from uniopd.analysis.runs import load_runs, without_sweeps
@@ -98,6 +99,10 @@ def make_all(
                 ),
             },
         ]
+        study = sorted(table_runs.info[table_runs.info.experiment.str.startswith("study-")].run)
+        if study:  # the pre-registered study's claims, read by its rules
+            (out / "claims.md").write_text(claims_markdown(claims_rows(table_runs, teachers)))
+            manifest["tables"].append({"name": "claims", "files": ["claims.md"], "runs": study})
     sweep_dirs = [p.parent for root in sweep_roots for p in Path(root).rglob("summary.json")]
     for fig in fig_sweeps(sweep_dirs, out):
         manifest["figures"].append(

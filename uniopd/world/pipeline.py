@@ -25,7 +25,12 @@ def build_tokenizer(root: Path, recipe: dict | None = None) -> None:
     recipe = recipe or active_recipe()
     tmp = root / ".tokenizer.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    train_tokenizer(tmp, vocab_size=recipe["tokenizer"]["vocab_size"])
+    settings = recipe["tokenizer"]
+    train_tokenizer(
+        tmp,
+        vocab_size=settings["vocab_size"],
+        pretokenizer=settings.get("pretokenizer", "bytelevel-digits"),
+    )
     shutil.rmtree(root / "tokenizer", ignore_errors=True)
     tmp.rename(root / "tokenizer")
 

@@ -118,6 +118,8 @@ def _v5(dials: Dials) -> dict:
     recipe = _v4()
     recipe["version"] = 5
     recipe["grpo"]["std"] = "unbiased"
+    # the tokenizer splits text as the Qwen2Tokenizer every run loads it as (world/tokenizer.py)
+    recipe["tokenizer"]["pretokenizer"] = "qwen2"
     models = recipe["models"]
     if dials.teacher_flaw:
         for name in EXPERTS:
