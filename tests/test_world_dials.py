@@ -39,7 +39,8 @@ def test_dials_change_only_the_models_they_name():
 def test_version_4_is_still_its_own_recipe():
     v4, v5 = make_recipe(4), make_recipe(5)
     assert (v4["grpo"]["std"], v5["grpo"]["std"]) == ("population", "unbiased")
-    assert v4["models"] == v5["models"]  # v5's default dials are v4's settings
+    assert v4["models"]["student"] == v5["models"]["student"]  # v5's default dials are v4's
+    assert (v4["tokenizer"], v5["tokenizer"]["pretokenizer"]) == ({"vocab_size": 512}, "qwen2")
     assert paths.world_dir(v4) != paths.world_dir(v5)
 
 
