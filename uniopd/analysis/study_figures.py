@@ -56,8 +56,12 @@ def _by_flaw(df: pd.DataFrame, cols: list[str]) -> dict:
 
 
 def _dial_order(runs: Runs) -> pd.DataFrame:
-    """(a) Per run taught by world teachers: its teacher_flaw and measured order consistency."""
-    info = runs.info[_world_taught(runs)] if len(runs.info) else runs.info
+    """(a) Per run taught by world teachers, the other dials at their defaults (a skewed list or
+    another student changes the order too): its teacher_flaw and measured order consistency."""
+    info = runs.info
+    if len(info):
+        alone = (info.deficit == "habit") & info.difficulty_skew.isna()
+        info = info[_world_taught(runs) & alone]
     df = pd.DataFrame(
         {
             "run": info.run.values,
