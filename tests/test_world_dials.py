@@ -155,3 +155,14 @@ def test_difficulty_skew_sets_the_share_of_extremes_and_is_recorded(coin, tmp_pa
     cfg2.world.difficulty_skew_size = 24
     with pytest.raises(DataError, match=r"world.difficulty_skew = 0.75 \(math\)"):
         prepare(make_plan(cfg2), RunDir.create(cfg.output.root, "skew-2"))
+
+
+def test_world_info_reads_an_experiments_dials(tmp_path, monkeypatch, capsys):
+    from uniopd.cli import main
+
+    monkeypatch.setenv("UNIOPD_HOME", str(tmp_path))
+    assert main(["world", "info", "--from", "experiments/study/order/opd_f0.4.yaml"]) == 0
+    out = capsys.readouterr().out
+    flawed = make_recipe(dials=Dials(teacher_flaw=0.4))
+    assert "teacher_flaw=0.4" in out and paths.model_key("teacher-math", flawed) in out
+    assert '"built": false' in out  # nothing built in this home
