@@ -90,13 +90,9 @@ def test_smoke_world_end_to_end(workdir, monkeypatch, capsys):
     monkeypatch.setenv("UNIOPD_HOME", str(workdir / "home"))
     assert main(["world", "build"]) == 0
     manifest = json.loads(next((workdir / "home").glob("world-*/manifest.json")).read_text())
-    assert set(manifest["models"]) == {
-        "teacher-math",
-        "teacher-code",
-        "teacher-math-large",
-        "student",
-    }
-    assert "grpo" in manifest["models"]["teacher-math"]  # experts went through domain GRPO
+    by_name = {record["name"]: record for record in manifest["models"].values()}
+    assert set(by_name) == {"teacher-math", "teacher-code", "teacher-math-large", "student"}
+    assert "grpo" in by_name["teacher-math"]  # experts went through domain GRPO
     args = [
         "experiments/quickstart.yaml",
         "train.steps=2",
