@@ -17,7 +17,8 @@ The dials (an experiment's `world` section, uniopd/config/world.py) change the r
   operations (a few code operations, two math phrases), so it rarely or never solves the prompts
   that use them: their groups are all wrong and give an outcome reward nothing, while the
   teacher's tokens still teach.
-- `difficulty_skew` acts on the training list at run start, not on any model (uniopd/skew.py).
+- `difficulty_skew` acts on the training list at run start, not on any model
+  (uniopd/difficulty.py, uniopd/algorithms/difficulty_skew.py).
 
 Each model is cached under a key of its own spec and the shared settings (world/paths.py), so a
 dial rebuilds only the models it changes.
