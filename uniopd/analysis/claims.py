@@ -44,6 +44,11 @@ def mean_sd(d: pd.Series) -> tuple[float, float, int]:
     )
 
 
+def all_of(verdicts: list[str]) -> str:
+    """Several differences that must all be positive: one that fails fails the claim."""
+    return FAILS if FAILS in verdicts else HOLDS if all(v == HOLDS for v in verdicts) else OPEN
+
+
 def verdict(d: pd.Series) -> str:
     """A paired difference that must be positive: beyond one sd either way, or not resolvable."""
     mean, sd, n = mean_sd(d)
@@ -135,8 +140,7 @@ def claim_skew(runs: Runs, final: pd.DataFrame) -> dict:
         }
         nums.append(f"skew {s:g}: " + ", ".join(f"balance − {m} {_pm(d)}" for m, d in ds.items()))
         if s == skews[-1]:  # the verdict is read at the highest skew
-            each = [verdict(d) for d in ds.values()]
-            v = FAILS if FAILS in each else HOLDS if all(x == HOLDS for x in each) else OPEN
+            v = all_of([verdict(d) for d in ds.values()])
     return _row(
         "C2",
         "offline balancing beats no balancing and both filtering baselines",
@@ -175,8 +179,7 @@ def claim_online(runs: Runs, final: pd.DataFrame) -> dict:
             f"best near 1: r={best:g}; minus correct-only {_pm(d_inf)}; "
             f"minus no control {_pm(d_none)}"
         )
-        each = [verdict(d_inf), verdict(d_none)]
-        v = FAILS if FAILS in each else HOLDS if each == [HOLDS, HOLDS] else OPEN
+        v = all_of([verdict(d_inf), verdict(d_none)])
     return _row(
         "C3",
         "online balancing near r = 1 beats correct-only and no control",

@@ -40,27 +40,33 @@ def build_tokenizer(root: Path, recipe: dict | None = None) -> None:
 CURVE_HEAD_STEPS = 40
 
 
+def _warm_start(name: str, recipe: dict, tokenizer, **options):
+    """Model `name` made from its seed and warm-started as its recipe says; (model, losses).
+    `options` go to supervised_warm_start (progress, stop_after)."""
+    spec, seed = recipe["models"][name], recipe["seed"]
+    model = new_model(spec["size"], tokenizer, seed=seed)
+    losses = supervised_warm_start(
+        model,
+        tokenizer,
+        _warm_start_data(spec, seed),
+        steps=spec["sft_steps"],
+        batch_size=recipe["sft"]["batch_size"],
+        lr=recipe["sft"]["lr"],
+        seed=seed,
+        **options,
+    )
+    return model, losses
+
+
 def warm_start_curve(name: str, recipe: dict, tokenizer, steps: int = CURVE_HEAD_STEPS):
     """The first `steps` losses of model `name`'s warm start under `recipe`, rebuilt from scratch
     (one torch thread, as the builder runs it)."""
     import torch
 
-    spec, seed = recipe["models"][name], recipe["seed"]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        model = new_model(spec["size"], tokenizer, seed=seed)
-        return supervised_warm_start(
-            model,
-            tokenizer,
-            _warm_start_data(spec, seed),
-            steps=spec["sft_steps"],
-            batch_size=recipe["sft"]["batch_size"],
-            lr=recipe["sft"]["lr"],
-            seed=seed,
-            on_step=lambda: None,
-            stop_after=steps,
-        )
+        return _warm_start(name, recipe, tokenizer, on_step=lambda: None, stop_after=steps)[1]
     finally:
         torch.set_num_threads(threads)
 
@@ -72,20 +78,9 @@ def build_model(root: Path, name: str, recipe: dict | None = None, on_step=None)
     `on_step()`, when given, is called after every SFT and GRPO step (progress reporting)."""
     recipe = recipe or active_recipe()
     spec, key = recipe["models"][name], model_key(name, recipe)
-    seed = recipe["seed"]
     tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
-    model = new_model(spec["size"], tokenizer, seed=seed)
-    problems = _warm_start_data(spec, seed)
-    losses = supervised_warm_start(
-        model,
-        tokenizer,
-        problems,
-        steps=spec["sft_steps"],
-        batch_size=recipe["sft"]["batch_size"],
-        lr=recipe["sft"]["lr"],
-        seed=seed,
-        desc=f"{name}: warm start",
-        on_step=on_step,
+    model, losses = _warm_start(
+        name, recipe, tokenizer, desc=f"{name}: warm start", on_step=on_step
     )
     stage = root / f".{key}.sft"
     shutil.rmtree(stage, ignore_errors=True)

@@ -38,11 +38,8 @@ def index(folder: Path | None = None) -> dict:
 
 
 def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def verify(key: str, entry: dict, folder: Path | None = None) -> Path:
