@@ -93,6 +93,21 @@ def test_difficulty_estimate_is_cached_across_runs(coin, tmp_path, monkeypatch):
     assert [r.split(",")[3] for r in t1] == [r.split(",")[3] for r in t2]  # same pass counts
 
 
+def test_an_estimate_with_ungraded_samples_is_not_cached(coin, tmp_path, monkeypatch, caplog):
+    """Graded by the code verifier, the coin's math rows have no tests: every sample is "could
+    not grade". The run goes on, but an estimate made of such samples must not be cached, or every
+    later run with the same settings would trust it (seen when a sandbox could not start)."""
+    monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))
+    balance = {"offline": {"mode": "balance", "n_samples": 2}}
+    with caplog.at_level("WARNING", logger="uniopd.difficulty"):
+        run, _ = _run(
+            coin, tmp_path, balance=balance, verifiers={"math": "code"}, train={"steps": 1}
+        )
+    assert not list((tmp_path / "home" / "difficulty").glob("*.json"))
+    assert "48 of 48 samples could not be graded" in caplog.text
+    assert (run.path / "difficulty" / "table.csv").exists()
+
+
 def test_margin_mask_and_calibration_under_micro_batches(coin, tmp_path, monkeypatch):
     monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))
     _, whole = _run(coin, tmp_path, calibration={"margin_mask": True, "delta": 0.4})

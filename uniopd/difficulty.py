@@ -138,6 +138,17 @@ def _sampled_pass_counts(
         int(sum((s["reward"] or 0) > 0 for s in samples[i * n : (i + 1) * n]))
         for i in range(len(problems))
     ]
+    ungraded = sum(s["reward"] is None for s in samples)
+    if ungraded:
+        # counted as unsolved for this run only: a grader that could not run (a sandbox that did
+        # not start, say) must not leave a cached estimate that every later run would trust
+        log.warning(
+            "difficulty: %d of %d samples could not be graded (counted as unsolved); this "
+            "estimate is not cached",
+            ungraded,
+            len(samples),
+        )
+        return counts
     if not write:
         return counts
     path.parent.mkdir(parents=True, exist_ok=True)
