@@ -2,8 +2,8 @@
 
 evalplus's `reliability_guard` nulls os.fork, open, subprocess.Popen and friends, but not the
 paths around them (posix.fork, io.open, pathlib, ctypes, sockets); a Python audit hook sees those
-too. It refuses new processes and signals outright and allows writes only inside the job's temp
-dir. It is not a proof against hand-crafted escapes: the supervisor's process-group kill is.
+too. It refuses new processes and signals outright, allows writes only inside the job's temp dir, and
+refuses other processes' /proc entries (their environment, fds and memory). It is not a proof against hand-crafted escapes: the supervisor's process-group kill is.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ def audit_hook(workdir: str) -> Callable[[str, tuple], None]:
     join, normpath, fsdecode, sep = os.path.join, os.path.normpath, os.fsdecode, os.sep
     forbidden, prefixes, path_events = _FORBIDDEN_EVENTS, _FORBIDDEN_PREFIXES, _PATH_EVENTS
     write_flags, path_types = _WRITE_FLAGS, (str, bytes, os.PathLike)
+    own = str(os.getpid())
 
     def inside(path) -> bool:
         if isinstance(path, int):
@@ -70,11 +71,20 @@ def audit_hook(workdir: str) -> Callable[[str, tuple], None]:
             return False
         return any(full == root or full.startswith(root + sep) for root in roots)
 
+    def other_process(path) -> bool:
+        # /proc/<pid>/environ, /fd, /mem of the grader or the caller: only our own is ours
+        if not isinstance(path, (str, bytes)):
+            return False
+        parts = normpath(fsdecode(path)).split(sep)
+        return len(parts) > 2 and parts[1] == "proc" and parts[2].isdigit() and parts[2] != own
+
     def hook(event: str, args: tuple) -> None:
         if event in forbidden or event.startswith(prefixes):
             raise PermissionError(f"sandbox: {event} is not allowed")
         if event == "open":
             path, _mode, flags = args
+            if other_process(path):
+                raise PermissionError(f"sandbox: another process's /proc entry: {path!r}")
             if flags & write_flags and not inside(path):
                 raise PermissionError(f"sandbox: writing outside the temp dir: {path!r}")
         elif event in path_events:

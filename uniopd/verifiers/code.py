@@ -1,34 +1,42 @@
-"""Code verifier: run a response's program against the problem's tests in the sandbox.
+"""Code verifier: run a response's program on the problem's test inputs in the sandbox, and judge
+what came back here, outside it.
 
-Scores: 1.0 every test passes, 0.0 anything else (no code, syntax error, wrong answer, crash,
-timeout, sys.exit), None when the sandbox itself failed or the problem has no usable tests.
+Scores: 1.0 every case passes, 0.0 anything else (no code, syntax error, wrong answer, crash,
+timeout, sys.exit, tampering with the report), None when the sandbox itself failed or could not
+start, or the problem has no usable tests ("could not grade": counted, logged, never a reward).
 
 The program is the last ```python fenced block of the response, or the whole response when it has
 none. Test formats (see `Problem`):
-  - a list of {"args": [...], "expected": value}: `entry_point(*args)` must equal `expected`;
-  - Python source (HumanEval style): run after the program in the same namespace; if it defines
-    `check`, `check(entry_point_function)` is called;
+  - a list of {"args": [...], "expected": value}: `entry_point(*args)` runs in the sandbox, and its
+    return value comes back as a plain value and is compared here (`values.same_value`: type-strict,
+    with a float tolerance);
   - {"inputs": [str, ...], "outputs": [str, ...]} (LiveCodeBench / APPS stdin/stdout): the program
     runs as a script (`__name__ == "__main__"`) once per case with the input on stdin, and its
-    stdout must match the expected output as LiveCodeBench's `grade_stdio` compares them.
+    stdout comes back and is compared here as LiveCodeBench's `grade_stdio` does;
+  - Python source (HumanEval style): turned into the first form where its asserts allow
+    (uniopd/verifiers/check_cases.py; 155 of HumanEval's 164). Otherwise it runs after the program
+    in the same process and `check(entry_point)` is called: "source" mode, where the verdict, and
+    the expected values, are inside the sandbox. Less trustworthy, so it is logged and counted.
 
-All the cases of one response run as one sandbox job, under its limits (wall time, memory, ...).
+The expected values never enter the sandbox in the first two forms. All the cases of one response
+run as one sandbox job, under its limits (wall time, memory, ...).
 """
 
 from __future__ import annotations
 
-import functools
-import io
 import logging
-import math
 import re
-import sys
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 from uniopd.tasks.problem import Problem
 from uniopd.verifiers import VERIFIERS
-from uniopd.verifiers.sandbox import Limits, Sandbox
+from uniopd.verifiers.check_cases import Case, cases_from_source
+from uniopd.verifiers.sandbox import Job, Limits, Sandbox, SandboxResult
+from uniopd.verifiers.values import encode, same_value
 
 logger = logging.getLogger(__name__)
 
@@ -48,130 +56,130 @@ class CodeVerifier:
 
     name = "code"
 
-    def __init__(self, limits: Limits = Limits(), max_parallel: int = 4):
-        self.sandbox = Sandbox(limits, max_parallel)
+    def __init__(
+        self, limits: Limits = Limits(), max_parallel: int = 4, isolation: str | None = None
+    ):
+        self.sandbox = Sandbox(limits, max_parallel, isolation)
+        # "could_not_grade", "source_mode": what the caller may log beside the scores
+        self.counts: Counter = Counter()
 
     def grade(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[float | None]:
         if len(problems) != len(completions):
             raise ValueError(f"{len(problems)} problems but {len(completions)} completions")
         scores: list[float | None] = [None] * len(problems)
-        jobs, slots = [], []
+        jobs, plans, slots = [], [], []
         for i, (problem, completion) in enumerate(zip(problems, completions)):
-            job = make_job(problem, extract_code(completion))
-            if job is None:
+            plan = grading_plan(problem)
+            if plan is None:
                 logger.warning("problem %s has no usable tests; not graded", problem.id)
+                self.counts["could_not_grade"] += 1
                 continue
-            jobs.append(job)
+            if plan.mode == "source":
+                self.counts["source_mode"] += 1
+                if self.counts["source_mode"] == 1:
+                    logger.warning(
+                        "code verifier: problem %s's test source could not be turned into "
+                        "input/output cases; it runs beside the program and its verdict comes "
+                        "from inside the sandbox (less trustworthy; counted as source_mode)",
+                        problem.id,
+                    )
+            jobs.append(Job(plan.mode, extract_code(completion), problem.entry_point, plan.inputs))
+            plans.append(plan)
             slots.append(i)
-        for i, result in zip(slots, self.sandbox.run(jobs)):
-            scores[i] = None if result.status == "error" else float(result.status == "pass")
+        for i, plan, result in zip(slots, plans, self.sandbox.run(jobs)):
+            scores[i] = judge(plan, result)
+            if scores[i] is None:
+                self.counts["could_not_grade"] += 1
         return scores
 
     def close(self) -> None:
         self.sandbox.close()
 
 
-def make_job(problem: Problem, program: str):
-    """The sandbox job for one response: a picklable call of one of the two test runners below."""
-    if isinstance(problem.tests, str):
-        return functools.partial(run_test_source, program, problem.entry_point, problem.tests)
-    if isinstance(problem.tests, (list, tuple)) and problem.tests and problem.entry_point:
-        return functools.partial(run_io_cases, program, problem.entry_point, list(problem.tests))
-    if isinstance(problem.tests, dict) and problem.tests.get("inputs"):
-        tests = problem.tests
-        return functools.partial(run_stdio_cases, program, tests["inputs"], tests["outputs"])
+@dataclass(frozen=True)
+class GradingPlan:
+    """What runs in the sandbox (`mode`, `inputs`) and what stays outside (`cases`, `outputs`)."""
+
+    mode: str  # "call" | "stdio" | "source"
+    inputs: list
+    cases: tuple = ()  # call: one Case per input
+    outputs: tuple = ()  # stdio: the expected stdout per input
+
+
+def grading_plan(problem: Problem) -> GradingPlan | None:
+    """How to grade the problem's tests; None when they cannot be run (a value that is not plain
+    data cannot be shipped in or compared: the grader's problem, never the program's)."""
+    try:
+        return _plan(problem)
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
+def _plan(problem: Problem) -> GradingPlan | None:
+    tests = problem.tests
+    if isinstance(tests, str):
+        return _plan_from_source(tests, problem.entry_point)
+    if isinstance(tests, (list, tuple)) and tests and problem.entry_point:
+        cases = tuple(Case(list(c["args"]), "eq", c["expected"]) for c in tests)
+        return _call_plan(cases)
+    if isinstance(tests, dict) and tests.get("inputs"):
+        return GradingPlan("stdio", list(tests["inputs"]), outputs=tuple(tests["outputs"]))
     return None
 
 
-# The three functions below run inside the sandbox's runner process, after the guard: they raise on
-# the first failure and return on success.
+@lru_cache(maxsize=4096)
+def _plan_from_source(source: str, entry_point: str | None) -> GradingPlan:
+    cases = cases_from_source(source, entry_point) if entry_point else None
+    if cases is None:
+        return GradingPlan("source", [source])
+    return _call_plan(tuple(cases))
 
 
-def run_io_cases(program: str, entry_point: str, cases: list[dict]) -> None:
-    fn = _exec_program(program).get(entry_point)
-    if not callable(fn):
-        raise NameError(f"the program does not define {entry_point}()")
-    for i, case in enumerate(cases):
-        out = fn(*case["args"])
-        if not same_value(out, case["expected"]):
-            raise AssertionError(f"case {i}: wrong output")
+def _call_plan(cases: tuple) -> GradingPlan:
+    for case in cases:
+        encode(case.expected)  # TypeError for a value no program output could equal
+    return GradingPlan("call", [encode(c.args) for c in cases], cases=cases)
 
 
-def run_test_source(program: str, entry_point: str | None, tests: str) -> None:
-    namespace = _exec_program(program)
-    namespace.pop("check", None)  # only a `check` the tests define is called
-    exec(compile(tests, "<tests>", "exec"), namespace)
-    if "check" in namespace:
-        if entry_point not in namespace:
-            raise NameError(f"the program does not define {entry_point}()")
-        namespace["check"](namespace[entry_point])
+def judge(plan: GradingPlan, result: SandboxResult) -> float | None:
+    """1.0 / 0.0 from what the program produced; None when the sandbox could not run it."""
+    if result.status == "error":
+        return None
+    if result.status != "ran":
+        return 0.0
+    if plan.mode == "source":
+        return float(list(result.results) == [("verdict", "pass")])
+    expected = plan.cases if plan.mode == "call" else plan.outputs
+    if len(result.results) != len(expected):
+        return 0.0
+    for (kind, got), want in zip(result.results, expected):
+        if kind == "raised":
+            return 0.0
+        if plan.mode == "call" and not (kind == "out" and passes(want, got)):
+            return 0.0
+        if plan.mode == "stdio" and not (kind == "stdout" and same_stdout(got, want)):
+            return 0.0
+    return 1.0
 
 
-# A program may print at most this much per case beyond the expected output's own length: enough
-# for any right answer, small enough that a flood is cut off long before memory runs out.
-STDOUT_SLACK_BYTES = 1 << 20
-
-
-def run_stdio_cases(program: str, inputs: list[str], outputs: list[str]) -> None:
-    code = compile(program, "<solution>", "exec")
-    for i, (given, expected) in enumerate(zip(inputs, outputs, strict=True)):
-        printed = _run_as_script(code, given, len(expected.encode()) + STDOUT_SLACK_BYTES)
-        if not same_stdout(printed, expected):
-            raise AssertionError(f"case {i}: wrong output")
-
-
-class _OutputLimit(BaseException):
-    """Raised on the write that passes the limit (a BaseException: `except Exception` in the
-    program does not swallow it; a bare `except:` may, so the buffer also remembers)."""
-
-
-class _CappedBuffer(io.BytesIO):
-    def __init__(self, limit: int):
-        super().__init__()
-        self.limit, self.flooded = limit, False
-
-    def write(self, data) -> int:  # type: ignore[override]
-        if self.flooded or self.tell() + len(data) > self.limit:
-            self.flooded = True
-            raise _OutputLimit(f"more than {self.limit} bytes on stdout")
-        return super().write(data)
-
-
-def _run_as_script(code, stdin_text: str, limit: int) -> str:
-    """What the program prints with `stdin_text` on stdin, run as `python program.py` would."""
-    buffer = _CappedBuffer(limit)
-    stdout = io.TextIOWrapper(buffer, encoding="utf-8", write_through=True)
-    # a real text stream over bytes: programs read sys.stdin.buffer and write sys.stdout.buffer
-    stdin = io.TextIOWrapper(io.BytesIO(stdin_text.encode()), encoding="utf-8")
-    saved = sys.stdin, sys.stdout
-    sys.stdin, sys.stdout = stdin, stdout
-    try:
-        exec(code, _script_namespace(stdin_text))
-    except SystemExit as stop:  # exit() / sys.exit(0) end a script normally
-        if stop.code not in (None, 0):
-            raise
-    finally:
-        sys.stdin, sys.stdout = saved
-        if not buffer.flooded:
-            try:
-                stdout.flush()
-            except _OutputLimit:
-                pass
-    if buffer.flooded:
-        raise _OutputLimit(f"more than {limit} bytes on stdout")
-    return buffer.getvalue().decode("utf-8", "replace")
-
-
-def _script_namespace(stdin_text: str) -> dict:
-    # The sandbox's guard sets exit, quit and open to None; a script may still end with exit() and
-    # read its input with open(0), the competitive programmer's idiom, so those two come back.
-    def open_stdin(file, mode="r", *args, **kwargs):
-        if file != 0:
-            raise PermissionError("open() is disabled in the sandbox; only open(0), stdin, reads")
-        data = io.BytesIO(stdin_text.encode())
-        return data if "b" in mode else io.TextIOWrapper(data, encoding="utf-8")
-
-    return {"__name__": "__main__", "exit": sys.exit, "quit": sys.exit, "open": open_stdin}
+def passes(case: Case, out) -> bool:
+    """Whether a returned plain value satisfies the case's assertion."""
+    if case.check == "eq":
+        return same_value(out, case.expected)
+    if case.check == "ne":
+        return not same_value(out, case.expected)
+    if case.check == "true":
+        return bool(out)
+    if case.check == "false":
+        return not out
+    if case.check == "close":
+        numbers = (int, float)
+        return (
+            type(out) in numbers
+            and type(case.expected) in numbers
+            and abs(out - case.expected) <= case.tolerance  # type: ignore[operator]
+        )
+    raise ValueError(f"unknown check {case.check!r}")
 
 
 def same_stdout(printed: str, expected: str) -> bool:
@@ -201,31 +209,4 @@ def _decimals(line: str) -> list[Decimal] | None:
         return None
 
 
-def _exec_program(program: str) -> dict:
-    # Not "__main__": a demo under `if __name__ == "__main__":` would run and often read stdin.
-    namespace = {"__name__": "solution"}
-    exec(compile(program, "<solution>", "exec"), namespace)
-    return namespace
-
-
-_PLAIN_TYPES = (bool, int, str, bytes, complex, type(None), set, frozenset)
-
-
-def same_value(out, expected) -> bool:
-    """`out == expected`, with a small tolerance for floats and lists/tuples interchangeable (JSON
-    has no tuples). Only built-in types count: an object whose __eq__ always says True is a known
-    reward hack, so a value of any other type is never equal."""
-    if type(out) is float or type(expected) is float:
-        numbers = (int, float)
-        return (
-            type(out) in numbers
-            and type(expected) in numbers
-            and math.isclose(out, expected, rel_tol=1e-6, abs_tol=1e-9)
-        )
-    if type(out) in (list, tuple) and type(expected) in (list, tuple):
-        return len(out) == len(expected) and all(same_value(o, e) for o, e in zip(out, expected))
-    if type(out) is dict and type(expected) is dict:
-        return out.keys() == expected.keys() and all(
-            same_value(out[k], expected[k]) for k in expected
-        )
-    return type(out) in _PLAIN_TYPES and type(expected) in _PLAIN_TYPES and out == expected
+__all__ = ["CodeVerifier", "extract_code", "same_stdout", "same_value", "grading_plan"]

@@ -1,112 +1,138 @@
-"""Run untrusted generated Python with real containment, a few programs at a time.
+"""Run untrusted generated Python with containment below Python, a few programs at a time.
 
     sandbox = Sandbox(Limits(wall_s=3.0))
-    results = sandbox.run([functools.partial(some_module_level_fn, program_text), ...])
-    results[0].status  # "pass" | "fail" | "timeout" | "error"
+    results = sandbox.run([Job("call", program, "f", inputs=[encode([2]), encode([3])])])
+    results[0].status   # "ran" | "fail" | "timeout" | "error"
+    results[0].results  # [("out", 4), ("out", 6)]: what the program's f returned, per case
 
-A job is a picklable zero-argument callable (a `functools.partial` of a module-level function); it
-passes when it returns and fails when it raises. "error" means the sandbox itself broke, never the
-program: callers grade it as "could not grade", not as wrong.
+A job carries a program and its test *inputs*, never the expected outputs: the sandbox returns what
+the program produced and the caller (uniopd/verifiers/code.py) compares. "ran" means every case was
+run to its end (a case may have raised), "fail" that the program's process broke off (killed by a
+limit, exited early, or wrote on the report channel itself), "error" that the sandbox itself broke
+or could not start: callers grade it as "could not grade", not as wrong.
 
-Three kinds of process, and why:
+Processes, and why:
 
     caller (the trainer) --pipe--> server: a fresh `python -c`, started once, never imports torch
-    server --fork--> supervisor, one per job: own session, child subreaper, owns the temp dir
-    supervisor --fork--> runner: own session, rlimits, evalplus guard, audit hook; runs the job
+    server --fork--> supervisor, one per job: own session, child subreaper
+    supervisor --exec--> [bwrap ...] python -I -S harness.py: the job's own namespaces, empty env
+    harness --fork--> the program's process: rlimits, audit hook; streams one frame per case
 
-- The server exists because forking the trainer is slow and fragile: with 2 GB resident a fork
-  costs ~70 ms of page-table copying, and a fork of a multi-threaded torch/CUDA process must not run
-  anything but exec. The server is ~40 MB, so each fork below is well under a millisecond.
+- The server exists because forking the trainer is slow and fragile (2 GB resident: ~70 ms of
+  page tables per fork, and a fork of a multi-threaded torch/CUDA process must not run anything
+  but exec). The server is ~40 MB, so each fork below is well under a millisecond.
 - The supervisor is a child subreaper (prctl), so anything the program manages to start, even after
-  setsid() or a double fork, is re-parented to it; it SIGKILLs the runner's process group and then
-  every remaining descendant before it reports. Nothing outlives its program.
-- The runner stacks cheap layers: rlimits (address space, CPU seconds, file size, open files, no
-  core dumps), evalplus's `reliability_guard` (nulls os.fork, os.system, subprocess.Popen, open,
-  shutil.rmtree, ...), an audit hook that catches the same operations through the paths the guard
-  misses (posix.fork, pathlib writes, ctypes, sockets) and refuses writes outside its temp dir,
-  evalplus's `swallow_io` and `time_limit`, and stdio pointed at /dev/null. The hook is a tripwire
-  for what ordinary (even reward-hacking) code does, not a proof against hand-crafted escapes; the
-  process-level kill is the part that does not depend on Python.
+  setsid() or a double fork, is re-parented to it; it SIGKILLs every remaining descendant before
+  it reports. Under bubblewrap the PID namespace makes that the kernel's job as well.
+- The harness is exec'd, not forked: nothing of the caller's memory or environment is in it. It
+  holds the report channel and never runs the program's code (uniopd/verifiers/harness.py says how
+  the program's frames are checked). Isolation: uniopd/verifiers/isolation.py.
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
 import math
 import os
 import pickle
-import resource
 import select
 import signal
+import site
 import subprocess
 import sys
+import sysconfig
+import tempfile
 import threading
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import NoReturn
 
 import psutil
-from evalplus.eval import create_tempdir, reliability_guard, swallow_io, time_limit
-from evalplus.eval.utils import TimeoutException
 
-from uniopd.verifiers.audit import audit_hook
+from uniopd.verifiers import isolation
 from uniopd.verifiers.framing import recv_msg, send_msg
 
-STATUSES = ("pass", "fail", "timeout", "error")
+STATUSES = ("ran", "fail", "timeout", "error")
+MODES = ("call", "stdio", "source")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One program and the inputs to run it on.
+
+    mode "call": `inputs` holds each case's argument list, encoded with `values.encode`, and the
+    program's `entry_point` is called on each; "stdio": `inputs` holds each case's stdin text and
+    the program runs as a script; "source": `inputs` is [test source] run after the program (the
+    one mode where the verdict comes from inside the sandbox).
+    """
+
+    mode: str
+    program: str
+    entry_point: str | None
+    inputs: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class SandboxResult:
     status: str  # one of STATUSES
-    detail: str = ""  # e.g. "AssertionError: case 2", "killed by SIGXCPU"
+    detail: str = ""  # e.g. "killed by SIGXCPU", "malformed report: ..."
+    # per case run: ("out", value) | ("stdout", text) | ("verdict", "pass") | ("raised", text)
+    results: tuple = ()
 
 
 @dataclass(frozen=True)
 class Limits:
-    wall_s: float = 3.0  # per job; then its process group and all its descendants are SIGKILLed
+    wall_s: float = 3.0  # per job; then everything it started is SIGKILLed
     memory_bytes: int = 1 << 30  # address space the job may add on top of the interpreter's own
-    file_bytes: int = 16 << 20  # the largest file it may write (inside its temp dir)
+    file_bytes: int = 16 << 20  # the largest file it may write
     open_files: int = 64
+    tmp_bytes: int = 64 << 20  # size of its private /tmp and /dev/shm (under bubblewrap)
 
 
-# Seconds the supervisor lets a runner overrun its own soft timer before killing it, and the server
-# lets a supervisor overrun (killing, reaping and deleting the temp dir) before giving up on it.
-_KILL_GRACE_S = 0.25
+# Seconds the supervisor lets a harness overrun its own timer (start-up of bwrap and Python
+# included), and the server lets a supervisor overrun (killing, reaping) before giving up on it.
+_HARNESS_GRACE_S = 5.0
 _SUPERVISOR_GRACE_S = 5.0
+_REPORT_BYTES = 32 << 20
 _PR_SET_CHILD_SUBREAPER = 36
-_PR_SET_NO_NEW_PRIVS = 38
 _MAX_FD = os.sysconf("SC_OPEN_MAX")
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
 class Sandbox:
-    """The caller's handle: starts the server on first use and sends it one batch at a time."""
+    """The caller's handle: starts the server on first use and sends it one batch at a time.
 
-    def __init__(self, limits: Limits = Limits(), max_parallel: int = 4):
+    `isolation`: "auto" | "bwrap" | "off", default the UNIOPD_SANDBOX_ISOLATION variable, else
+    "auto" (uniopd/verifiers/isolation.py); probed on first use."""
+
+    def __init__(
+        self, limits: Limits = Limits(), max_parallel: int = 4, isolation: str | None = None
+    ):
         self.limits = limits
         self.max_parallel = max_parallel
+        self.isolation_mode = isolation
         self._server: subprocess.Popen | None = None
         self._server_owner = 0  # pid that started it; a forked copy of the caller starts its own
         self._lock = threading.Lock()
 
-    def run(self, jobs: Sequence[Callable[[], object]]) -> list[SandboxResult]:
-        results: list[SandboxResult | None] = [None] * len(jobs)
-        payloads, slots = [], []
+    def isolation(self) -> str:
+        """What contains the programs here, in words (probing it if no job has run yet)."""
+        return isolation.choose(self.isolation_mode).describe()
+
+    def run(self, jobs: Sequence[Job]) -> list[SandboxResult]:
         for i, job in enumerate(jobs):
-            try:
-                payloads.append(pickle.dumps(job))
-                slots.append(i)
-            except Exception as exc:
-                results[i] = SandboxResult("error", f"job is not picklable: {_describe(exc)}")
-        if payloads:
-            with self._lock:
-                for i, result in zip(slots, self._request(payloads)):
-                    results[i] = result
-        return results  # type: ignore[return-value]
+            if not isinstance(job, Job) or job.mode not in MODES:
+                raise TypeError(f"job {i}: a Job with mode in {MODES} expected, got {job!r:.80}")
+        if not jobs:
+            return []
+        with self._lock:
+            return self._request(list(jobs))
 
     def close(self) -> None:
         if self._server is not None and self._server_owner == os.getpid():
@@ -125,12 +151,14 @@ class Sandbox:
         except Exception:
             pass
 
-    def _request(self, payloads: list[bytes]) -> list[SandboxResult]:
-        rounds = math.ceil(len(payloads) / self.max_parallel)
-        deadline = time.monotonic() + 30.0 + rounds * (self.limits.wall_s + _KILL_GRACE_S + 1.0)
+    def _request(self, jobs: list[Job]) -> list[SandboxResult]:
+        rounds = math.ceil(len(jobs) / self.max_parallel)
+        per_round = self.limits.wall_s + _HARNESS_GRACE_S + 1.0
+        deadline = time.monotonic() + 30.0 + rounds * per_round
+        how = isolation.choose(self.isolation_mode)
         try:
             server = self._ensure_server()
-            send_msg(server.stdin.fileno(), (payloads, self.limits, self.max_parallel))
+            send_msg(server.stdin.fileno(), (jobs, self.limits, how, self.max_parallel))
             results = recv_msg(server.stdout.fileno(), deadline)
             if results is None:
                 raise EOFError("sandbox server exited")
@@ -138,7 +166,7 @@ class Sandbox:
         except (OSError, EOFError, TimeoutError, pickle.UnpicklingError) as exc:
             self._kill_server()  # a fresh one is started by the next call
             failed = SandboxResult("error", f"sandbox server failed: {_describe(exc)}")
-            return [failed] * len(payloads)
+            return [failed] * len(jobs)
 
     def _ensure_server(self) -> subprocess.Popen:
         if self._server is not None and (
@@ -146,15 +174,19 @@ class Sandbox:
         ):
             self._kill_server()
         if self._server is None:
-            # The package root goes first on PYTHONPATH: the server runs this same code, installed
-            # or not.
-            path = [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, path)))
+            # This very code, installed or not: the package root goes first on sys.path, ahead
+            # of the current directory, which `python -c` would otherwise put first (a checkout
+            # in the cwd must not replace the code that started the server).
+            root = str(Path(__file__).resolve().parents[2])
+            start = f"import sys; sys.path.insert(0, {root!r}); "
             self._server = subprocess.Popen(
-                [sys.executable, "-c", "from uniopd.verifiers.sandbox import serve; serve()"],
+                [
+                    sys.executable,
+                    "-c",
+                    start + "from uniopd.verifiers.sandbox import serve; serve()",
+                ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                env=env,
                 start_new_session=True,
             )
             self._server_owner = os.getpid()
@@ -178,45 +210,41 @@ def serve() -> None:
     reply_fd = os.dup(1)
     os.dup2(2, 1)  # a stray print in the server goes to stderr instead of corrupting the replies
     while (request := recv_msg(0)) is not None:
-        payloads, limits, max_parallel = request
+        jobs, limits, how, max_parallel = request
         try:
-            send_msg(reply_fd, _run_batch(payloads, limits, max_parallel))
+            send_msg(reply_fd, _run_batch(jobs, limits, how, max_parallel))
         except BrokenPipeError:
             return  # the caller is gone
 
 
-def _run_batch(payloads: list[bytes], limits: Limits, max_parallel: int) -> list[SandboxResult]:
-    results: list[SandboxResult | None] = [None] * len(payloads)
-    todo = deque(range(len(payloads)))
+def _run_batch(
+    jobs: list[Job], limits: Limits, how: isolation.Isolation, max_parallel: int
+) -> list[SandboxResult]:
+    results: list[SandboxResult | None] = [None] * len(jobs)
+    todo = deque(range(len(jobs)))
     running: dict[int, list] = {}  # report fd -> [job index, supervisor pid, deadline, bytes]
+    grace = limits.wall_s + _HARNESS_GRACE_S + _SUPERVISOR_GRACE_S
     while todo or running:
         while todo and len(running) < max_parallel:
             i = todo.popleft()
-            try:
-                job = pickle.loads(payloads[i])  # here, not in the child, so imports are paid once
-            except Exception as exc:
-                results[i] = SandboxResult("error", f"cannot unpickle job: {_describe(exc)}")
-                continue
             read_fd, write_fd = os.pipe()
             pid = os.fork()
             if pid == 0:
                 os.close(read_fd)
-                _exit_after(_supervise, job, limits, write_fd)
+                _exit_after(_supervise, jobs[i], limits, how, write_fd)
             os.close(write_fd)
-            running[read_fd] = [i, pid, time.monotonic() + limits.wall_s + _SUPERVISOR_GRACE_S, b""]
-        if not running:
-            continue
+            running[read_fd] = [i, pid, time.monotonic() + grace, b""]
         wait = max(0.0, min(entry[2] for entry in running.values()) - time.monotonic())
         ready, _, _ = select.select(list(running), [], [], wait)
         for fd in ready:
-            chunk = os.read(fd, 65536)
+            chunk = os.read(fd, 1 << 16)
             if chunk:
                 running[fd][3] += chunk
                 continue
             i, pid, _, data = running.pop(fd)
             os.close(fd)
             os.waitpid(pid, 0)
-            results[i] = _decode(data) or SandboxResult("error", "supervisor died without a report")
+            results[i] = _unpickle_result(data)
         for fd in [fd for fd, entry in running.items() if entry[2] < time.monotonic()]:
             i, pid, _, _ = running.pop(fd)
             os.close(fd)
@@ -226,65 +254,157 @@ def _run_batch(payloads: list[bytes], limits: Limits, max_parallel: int) -> list
     return results  # type: ignore[return-value]
 
 
+def _unpickle_result(data: bytes) -> SandboxResult:
+    try:
+        result = pickle.loads(data)  # written by our own supervisor, never by the program
+    except Exception:
+        return SandboxResult("error", "supervisor died without a report")
+    return result if isinstance(result, SandboxResult) else SandboxResult("error", "bad report")
+
+
 # ---------------------------------------------------------------- supervisor (one per job)
 
 
-def _supervise(job: Callable[[], object], limits: Limits, report_fd: int) -> None:
+def _supervise(job: Job, limits: Limits, how: isolation.Isolation, report_fd: int) -> None:
     os.setsid()  # the server can kill this whole group if the supervisor itself hangs
     _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     _to_devnull(0, 1)
     _close_fds_except(report_fd)  # the other jobs' pipes and the server's protocol pipes
     result = SandboxResult("error", "supervisor failed")
     try:
-        with create_tempdir() as workdir:  # evalplus: fresh dir, chdir'd into, deleted on exit
-            result = _run_and_clean_up(job, limits, workdir)
-    except OSError:
-        pass  # the job left something we could not delete; its result stands
-    os.write(report_fd, _encode(result))
+        if how.kind == "bwrap":
+            result = _run_harness(job, limits, how, "/tmp")  # bwrap's private tmpfs
+        else:
+            with tempfile.TemporaryDirectory(prefix="uniopd-job-") as workdir:
+                if os.geteuid() == 0:
+                    os.chown(workdir, isolation.NOBODY, isolation.NOBODY)
+                result = _run_harness(job, limits, how, workdir)
+    except OSError as exc:
+        if result.status == "error":
+            result = SandboxResult("error", f"supervisor: {_describe(exc)}")
+    os.write(report_fd, pickle.dumps(result))
 
 
-def _run_and_clean_up(job: Callable[[], object], limits: Limits, workdir: str) -> SandboxResult:
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
-        _exit_after(_run_guarded, job, limits, workdir, write_fd)
-    os.close(write_fd)
-    deadline = time.monotonic() + limits.wall_s + _KILL_GRACE_S
-    report = _read_line(read_fd, deadline)
-    timed_out = report is None and time.monotonic() >= deadline
-    os.close(read_fd)
-    runner_status = _kill_all_descendants(pid)
-    if report is not None:
-        return _decode(report) or SandboxResult("fail", "garbled report")
-    if timed_out:
-        return SandboxResult("timeout", f"killed after {limits.wall_s:g}s")
-    return SandboxResult("fail", _describe_exit(runner_status))
+def _run_harness(job: Job, limits: Limits, how: isolation.Isolation, workdir: str):
+    if how.kind == "none":
+        return SandboxResult("error", f"could not start: {how.reason}")
+    spec = {
+        **asdict(job),
+        "wall_s": limits.wall_s,
+        "memory_bytes": limits.memory_bytes,
+        "file_bytes": limits.file_bytes,
+        "open_files": limits.open_files,
+        "site_paths": _site_paths(),
+        "python_guard": how.kind != "bwrap",
+        "workdir": workdir,
+        "run_as": [isolation.NOBODY] * 2 if how.kind != "bwrap" and _can_run_as_nobody() else None,
+    }
+    status_r, status_w = os.pipe()
+    command = isolation.harness_command()
+    if how.kind == "bwrap":
+        command = isolation.bwrap_prefix(limits.tmp_bytes, status_w) + command
+    try:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=isolation.CLEAN_ENV,
+            close_fds=True,
+            pass_fds=(status_w,),
+        )
+    except OSError as exc:
+        return SandboxResult("error", f"could not start the harness: {_describe(exc)}")
+    finally:
+        os.close(status_w)
+    deadline = time.monotonic() + limits.wall_s + _HARNESS_GRACE_S
+    try:
+        proc.stdin.write(json.dumps(spec).encode())
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass  # it died at start; what it left (nothing) is read below
+    report = _read_all(proc.stdout.fileno(), deadline, _REPORT_BYTES)
+    proc.stdout.close()
+    _kill_all_descendants(proc.pid)
+    status = _read_all(status_r, time.monotonic() + 1.0, 1 << 16) or b""
+    started = how.kind != "bwrap" or b"child-pid" in status
+    os.close(status_r)
+    if not started:
+        return SandboxResult("error", "could not start: bwrap failed to set up the sandbox")
+    if report is None:
+        # the harness never answered in time; only the program can have stopped it
+        return SandboxResult("timeout", f"no report {limits.wall_s + _HARNESS_GRACE_S:g}s in")
+    return _parse_report(report)
 
 
-def _read_line(fd: int, deadline: float) -> bytes | None:
-    """The runner's one-line report, or None if it closed the pipe or ran out of time first."""
+def _parse_report(data: bytes) -> SandboxResult:
+    if not data:  # the harness died without a word: the program killed it (it cannot reach it
+        return SandboxResult("fail", "the harness was stopped before it reported")
+    try:
+        report = json.loads(data)
+        status, detail = report["status"], str(report["detail"])
+        results = tuple(
+            (kind, _decode_payload(kind, payload)) for kind, payload in report["results"]
+        )
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
+        return SandboxResult("fail", f"unreadable report: {_describe(exc)}")
+    if status not in STATUSES:
+        return SandboxResult("error", f"harness reported {status!r}")
+    return SandboxResult(status, detail, results)
+
+
+def _decode_payload(kind: str, payload):
+    from uniopd.verifiers.values import decode
+
+    if kind == "out":
+        return decode(payload)
+    if type(payload) is not str:
+        raise TypeError(f"a {kind} frame holds {type(payload).__name__}, not text")
+    return payload
+
+
+def _read_all(fd: int, deadline: float, limit: int) -> bytes | None:
+    """Everything until EOF (at most about `limit` bytes); None if the deadline comes first."""
     data = b""
-    while (left := deadline - time.monotonic()) > 0:
-        if not select.select([fd], [], [], left)[0]:
-            continue
-        chunk = os.read(fd, 4096)
-        if not chunk:
+    while len(data) <= limit:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
             return None
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return data
         data += chunk
-        if b"\n" in data or len(data) > 65536:  # a flood without a newline is garbage anyway
-            return data.split(b"\n", 1)[0]
-    return None
+    return data
 
 
-def _kill_all_descendants(runner_pid: int) -> int | None:
-    """SIGKILL the runner's group, then every child (escapees are re-parented to us); reap all.
+@cache
+def _site_paths() -> list[str]:
+    """Where installed packages live, for a program that imports one (the harness skips site)."""
+    paths = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    return sorted({p for p in paths + site.getsitepackages() if os.path.isdir(p)})
 
-    Returns the runner's wait status. Killing the group first matters: the kernel makes that atomic
-    with respect to fork, so the group cannot grow while it is being killed.
-    """
-    runner_status = None
-    _killpg(runner_pid)
+
+@cache
+def _can_run_as_nobody() -> bool:
+    """Without namespaces, a root grader runs the program as nobody, when nobody can still read
+    Python and the installed packages (not so for a Python under /root)."""
+    if os.geteuid() != 0:
+        return False
+    needed = [sys.executable, sysconfig.get_paths()["stdlib"], *_site_paths()]
+    return all(_world_readable(Path(p)) for p in needed)
+
+
+def _world_readable(path: Path) -> bool:
+    for part in [path.resolve(), *path.resolve().parents]:
+        mode = part.stat().st_mode
+        if mode & 0o005 != 0o005 and not (part.is_file() and mode & 0o004):
+            return False
+    return True
+
+
+def _kill_all_descendants(first_pid: int) -> None:
+    """SIGKILL every child (escapees are re-parented to us) until none is left; reap all."""
+    _killpg(first_pid)
     while True:
         for pid in _child_pids():
             try:
@@ -292,11 +412,9 @@ def _kill_all_descendants(runner_pid: int) -> int | None:
             except ProcessLookupError:
                 pass
         try:
-            pid, status = os.waitpid(-1, 0)
+            os.waitpid(-1, 0)
         except ChildProcessError:
-            return runner_status
-        if pid == runner_pid:
-            runner_status = status
+            return
 
 
 def _child_pids() -> list[int]:
@@ -306,64 +424,11 @@ def _child_pids() -> list[int]:
         return [p.pid for p in psutil.Process().children()]
 
 
-def _describe_exit(status: int | None) -> str:
-    if status is None:
-        return "runner vanished"
-    if os.WIFSIGNALED(status):
-        number = os.WTERMSIG(status)
-        try:
-            return f"killed by {signal.Signals(number).name}"  # SIGXCPU, SIGSEGV, ...
-        except ValueError:  # a real-time signal has no name
-            return f"killed by signal {number}"
-    return f"exited with code {os.WEXITSTATUS(status)} before finishing"  # e.g. os._exit(0)
-
-
-# ---------------------------------------------------------------- runner (the job's own process)
-
-
-def _run_guarded(job: Callable[[], object], limits: Limits, workdir: str, report_fd: int) -> None:
-    os.setsid()  # its own process group: the supervisor kills the group, not a list of pids
-    _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # an exec'd setuid binary stays ours to kill
-    _to_devnull(0, 1, 2)
-    _close_fds_except(report_fd)
-    os.environ.clear()  # the caller's tokens (HF, wandb) are none of the program's business
-    cpu_s = math.ceil(limits.wall_s) + 1
-    for rlimit, value in [
-        (resource.RLIMIT_CPU, cpu_s),
-        (resource.RLIMIT_FSIZE, limits.file_bytes),
-        (resource.RLIMIT_NOFILE, limits.open_files),
-        (resource.RLIMIT_CORE, 0),
-    ]:
-        resource.setrlimit(rlimit, (value, value))
-    sys.dont_write_bytecode = True  # imports would try to write .pyc files outside workdir
-    # The limit counts the address space we inherited, so it is set relative to it.
-    reliability_guard(maximum_memory_bytes=_address_space_bytes() + limits.memory_bytes)
-    sys.addaudithook(audit_hook(workdir))
-    write = os.write  # bound now: the job may replace os.write
-    try:
-        with swallow_io(), time_limit(limits.wall_s):  # a soft timer, for a clean "timeout" report
-            job()
-        verdict = "pass\t"
-    except TimeoutException:
-        verdict = f"timeout\tover {limits.wall_s:g}s"
-    except BaseException as exc:  # SystemExit and KeyboardInterrupt from the program are fails too
-        verdict = f"fail\t{_describe(exc)}"
-    write(report_fd, verdict.replace("\n", " ").encode("utf-8", "replace") + b"\n")
-
-
 def _describe(exc: BaseException) -> str:
     try:
         return f"{type(exc).__name__}: {exc}"[:300]
-    except BaseException:  # a program-defined __str__ can raise anything
+    except BaseException:
         return type(exc).__name__
-
-
-def _address_space_bytes() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 # ---------------------------------------------------------------- plumbing
@@ -400,12 +465,3 @@ def _killpg(pid: int) -> None:
             kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-
-
-def _encode(result: SandboxResult) -> bytes:
-    return f"{result.status}\t{result.detail}".replace("\n", " ").encode("utf-8", "replace") + b"\n"
-
-
-def _decode(data: bytes) -> SandboxResult | None:
-    status, _, detail = data.decode("utf-8", "replace").strip("\n").partition("\t")
-    return SandboxResult(status, detail) if status in STATUSES else None

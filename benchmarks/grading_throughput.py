@@ -1,0 +1,70 @@
+"""Code grading throughput on the tiny world's code domain: programs graded per second, end to end
+through the code verifier (sandbox start-up included, after one warm-up batch).
+
+    python benchmarks/grading_throughput.py                      # 256 programs, 4 jobs at a time
+    python benchmarks/grading_throughput.py --programs 512 --parallel 8 --rounds 5
+    UNIOPD_SANDBOX_ISOLATION=off python benchmarks/grading_throughput.py   # Python layers only
+
+Half the programs are the reference solutions of `builtin:code/test` and half are the same with
+the last step left out (the world's early-stop habit), so about half pass; the measured pass
+rate is printed beside the speed as a check that grading still works. Figures are read, never
+asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+from uniopd.tasks.builtin import builtin_problems
+from uniopd.tasks.pyfunc import early_stop_solution
+from uniopd.verifiers import get_verifier
+from uniopd.verifiers.sandbox import Limits
+
+
+def batch(n: int):
+    problems = builtin_problems("code", "test")
+    chosen = [problems[i % len(problems)] for i in range(n)]
+    responses = [p.solution if i % 2 == 0 else early_stop_solution(p) for i, p in enumerate(chosen)]
+    return chosen, responses
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--programs", type=int, default=256)
+    parser.add_argument("--parallel", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--wall-s", type=float, default=3.0)
+    args = parser.parse_args()
+
+    problems, responses = batch(args.programs)
+    verifier = get_verifier("code", limits=Limits(wall_s=args.wall_s), max_parallel=args.parallel)
+    try:
+        verifier.grade(problems[:8], responses[:8])  # starts the sandbox server
+        rates, passed = [], []
+        for _ in range(args.rounds):
+            start = time.perf_counter()
+            scores = verifier.grade(problems, responses)
+            rates.append(len(problems) / (time.perf_counter() - start))
+            passed.append(sum(s == 1.0 for s in scores) / len(scores))
+        isolation = getattr(verifier.sandbox, "isolation", lambda: "python layers")()
+    finally:
+        verifier.close()
+    print(
+        json.dumps(
+            {
+                "programs": args.programs,
+                "parallel": args.parallel,
+                "isolation": isolation,
+                "programs_per_s": [round(r, 1) for r in rates],
+                "median_programs_per_s": round(statistics.median(rates), 1),
+                "pass_rate": passed,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,401 @@
+"""The grader's half inside the sandbox: runs one job's program in a child and reports its outputs.
+
+Started by the supervisor with exec (never fork), as `python -I -S harness.py`, inside bubblewrap
+when the machine allows it (uniopd/verifiers/isolation.py). It reads the job as one JSON document
+on stdin and writes one JSON report on stdout:
+
+    job    {"mode": "call" | "stdio" | "source", "program", "entry_point", "inputs": [...],
+            "wall_s", "memory_bytes", "file_bytes", "open_files", "site_paths", "python_guard",
+            "workdir", "run_as"}
+    report {"status": "ran" | "fail" | "timeout" | "error", "results": [[kind, payload], ...],
+            "detail": str}
+
+Two processes, and why. The program runs in a forked child; this process never runs a line of it.
+The child streams one frame per case over a pipe ({"case": i, "out": value} and so on), and this
+process checks the frames (in order, well formed, bounded) and alone holds the report channel, which
+the child cannot reach: the fd is closed in the child and this process is not dumpable, so neither
+/proc/<pid>/fd nor ptrace gets to it. So a program can choose what its function returns, which
+is what it is graded on, and nothing else: the expected values are never in the sandbox, the
+comparison happens outside it, and a frame out of order or after the end makes the report a fail.
+The one exception is mode "source" (Python test source that could not be turned into cases), where
+the tests, and so the expected values, must run beside the program: its "pass" is the program's
+word, which is why the verifier logs that mode as less trustworthy.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import io
+import json
+import math
+import os
+import resource
+import select
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from audit import audit_hook  # noqa: E402  (by path: this runs outside the package)
+from values import decode, encode  # noqa: E402
+
+_exit = os._exit  # bound now: the program may replace os._exit
+_PR_SET_DUMPABLE = 4
+_PR_SET_NO_NEW_PRIVS = 38
+# Bytes of frames the child may send in all: enough for any honest output, bounded so a flood is
+# cut off (and failed) long before memory runs out.
+FRAME_BYTES = 16 << 20
+# A program may print at most this much per stdin/stdout case.
+STDOUT_BYTES = 4 << 20
+KINDS = {"call": "out", "stdio": "stdout", "source": "verdict"}
+
+
+def main() -> None:
+    report_fd = os.dup(1)
+    _to_devnull(1, 2)  # a stray print here must not corrupt the report
+    try:
+        job = json.loads(sys.stdin.buffer.read())
+        _to_devnull(0)
+        report = supervise_child(job)
+    except BaseException as exc:  # a harness bug is "could not grade", never a fail
+        report = {"status": "error", "results": [], "detail": f"harness: {_describe(exc)}"}
+    _write_all(report_fd, json.dumps(report).encode() + b"\n")
+
+
+# ---------------------------------------------------------------- this process: the relay
+
+
+def supervise_child(job: dict) -> dict:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)  # before fork: no ptrace, no /proc/<us>/fd
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(read_fd)
+            run_child(job, write_fd)
+            code = 0
+        finally:
+            _exit(code)
+    os.close(write_fd)
+    deadline = time.monotonic() + job["wall_s"]
+    reader = FrameReader(len(job["inputs"]), KINDS[job["mode"]])
+    timed_out = not reader.read(read_fd, deadline)
+    os.close(read_fd)
+    for kill in (os.killpg, os.kill):  # the child's group, then the child if it had none yet
+        try:
+            kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    _, status = os.waitpid(pid, 0)
+    report = {"results": [[k, v] for k, v in reader.results], "detail": reader.problem}
+    if reader.setup_error:
+        return {**report, "status": "error", "detail": f"harness: {reader.setup_error}"}
+    if reader.problem:
+        return {**report, "status": "fail"}
+    if reader.done:
+        return {**report, "status": "ran"}
+    if timed_out:
+        return {**report, "status": "timeout", "detail": f"over {job['wall_s']:g}s"}
+    return {**report, "status": "fail", "detail": _describe_exit(status)}
+
+
+class FrameReader:
+    """The child's frames, checked one by one: {"ready": true} (or {"setup_error": text}) first,
+    sent before the program is loaded; then one frame per case, in order, {"case": i, KIND: value}
+    or {"case": i, "raised": text} (which ends the cases); then {"done": true}. Anything else, or
+    more than FRAME_BYTES in all, is a fail: the program wrote on the channel itself."""
+
+    def __init__(self, n_cases: int, kind: str):
+        self.n_cases, self.kind = n_cases, kind
+        self.ready = self.done = False
+        self.setup_error = self.problem = ""
+        self.results: list[tuple[str, object]] = []
+
+    def read(self, fd: int, deadline: float) -> bool:
+        """Read until the end frame, a problem or EOF (True), or the deadline (False)."""
+        buffer, total = b"", 0
+        while not (self.done or self.problem or self.setup_error):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if not select.select([fd], [], [], left)[0]:
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                if buffer:
+                    self.problem = "malformed report: an unterminated frame"
+                return True
+            total += len(chunk)
+            if total > FRAME_BYTES:
+                self.problem = f"more than {FRAME_BYTES} bytes of frames"
+                return True
+            *lines, buffer = (buffer + chunk).split(b"\n")
+            for line in lines:
+                problem = self._accept(line)
+                if problem:
+                    self.problem = f"malformed report: {problem}"
+                if self.done or self.problem or self.setup_error:
+                    break
+        return True
+
+    def _accept(self, line: bytes) -> str:
+        if self.done:
+            return "a frame after the end"
+        try:
+            frame = json.loads(line)
+        except ValueError:
+            return f"not JSON: {line[:60]!r}"
+        if type(frame) is not dict:
+            return f"not an object: {line[:60]!r}"
+        if not self.ready:
+            if frame == {"ready": True}:
+                self.ready = True
+            elif set(frame) == {"setup_error"}:
+                self.setup_error = str(frame["setup_error"])[:300]
+            else:
+                return f"a frame before the program was loaded: {line[:60]!r}"
+            return ""
+        ended = bool(self.results) and self.results[-1][0] == "raised"
+        if frame == {"done": True}:
+            if len(self.results) != self.n_cases and not ended:
+                return f"the end after {len(self.results)} of {self.n_cases} cases"
+            self.done = True
+            return ""
+        if ended:
+            return "a frame after the program raised"
+        if len(frame) != 2 or frame.get("case") != len(self.results):
+            return f"unexpected frame {line[:60]!r}"
+        if len(self.results) >= self.n_cases:
+            return "more cases than were given"
+        (kind,) = set(frame) - {"case"}
+        if kind not in (self.kind, "raised"):
+            return f"unexpected frame {line[:60]!r}"
+        if kind == "raised" and type(frame[kind]) is not str:
+            return "a non-text exception"
+        self.results.append((kind, frame[kind]))
+        return ""
+
+
+# ---------------------------------------------------------------- the child: runs the program
+
+
+def run_child(job: dict, frame_fd: int) -> None:
+    send = _sender(frame_fd)
+    try:
+        inputs = _prepare(job, frame_fd)
+    except BaseException as exc:
+        send({"setup_error": _describe(exc)})
+        return
+    send({"ready": True})  # from here on the program runs; nothing it sends can be "setup"
+    run = {"call": _run_calls, "stdio": _run_scripts, "source": _run_source}[job["mode"]]
+    run(job, inputs, send)
+    send({"done": True})
+
+
+def _prepare(job: dict, frame_fd: int) -> list:
+    """Everything before the program's first line: own group, fds, limits, guards."""
+    os.setsid()  # its own group, so the relay's kill takes whatever it starts with it
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    _to_devnull(0, 1, 2)
+    os.closerange(3, frame_fd)
+    os.closerange(frame_fd + 1, os.sysconf("SC_OPEN_MAX"))
+    os.chdir(job["workdir"])
+    os.environ.clear()
+    sys.path.extend(job["site_paths"])  # installed packages importable, without site's start-up
+    inputs = [decode(x) for x in job["inputs"]]
+    if job["run_as"] is not None:  # no namespaces and we are root: become nobody
+        uid, gid = job["run_as"]
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+    cpu_s = math.ceil(job["wall_s"]) + 1
+    for rlimit, value in [
+        (resource.RLIMIT_CPU, cpu_s),
+        (resource.RLIMIT_FSIZE, job["file_bytes"]),
+        (resource.RLIMIT_NOFILE, job["open_files"]),
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_AS, _address_space_bytes() + job["memory_bytes"]),
+    ]:
+        resource.setrlimit(rlimit, (value, value))
+    sys.dont_write_bytecode = True
+    if job["python_guard"]:  # no namespaces: evalplus's guard as well (nulls fork, open, ...)
+        from evalplus.eval import reliability_guard
+
+        reliability_guard()
+    sys.addaudithook(audit_hook(job["workdir"]))
+    return inputs
+
+
+def _sender(fd: int):
+    write, dumps = os.write, json.dumps  # bound now: the program may replace os.write or json
+
+    def send(frame: dict) -> None:
+        data = memoryview(dumps(frame).encode() + b"\n")
+        while data:
+            data = data[write(fd, data) :]
+
+    return send
+
+
+def _run_calls(job: dict, inputs: list, send) -> None:
+    namespace = _exec_program(job["program"])
+    fn = namespace.get(job["entry_point"])
+    if not callable(fn):
+        send(
+            {"case": 0, "raised": f"NameError: the program does not define {job['entry_point']}()"}
+        )
+        return
+    for i, args in enumerate(inputs):
+        try:
+            out = fn(*args)
+            payload = encode(out)
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt from the program too
+            send({"case": i, "raised": _describe(exc)})
+            return
+        send({"case": i, "out": payload})
+
+
+def _run_scripts(job: dict, inputs: list, send) -> None:
+    code = _compile_or_report(job["program"], send)
+    if code is None:
+        return
+    for i, given in enumerate(inputs):
+        try:
+            printed = _run_as_script(code, given)
+        except BaseException as exc:
+            send({"case": i, "raised": _describe(exc)})
+            return
+        send({"case": i, "stdout": printed})
+
+
+def _run_source(job: dict, inputs: list, send) -> None:
+    (tests,) = inputs
+    try:
+        namespace = _exec_program(job["program"])
+        namespace.pop("check", None)  # only a `check` the tests define is called
+        exec(compile(tests, "<tests>", "exec"), namespace)
+        if "check" in namespace:
+            if job["entry_point"] not in namespace:
+                raise NameError(f"the program does not define {job['entry_point']}()")
+            namespace["check"](namespace[job["entry_point"]])
+    except BaseException as exc:
+        send({"case": 0, "raised": _describe(exc)})
+        return
+    send({"case": 0, "verdict": "pass"})
+
+
+def _compile_or_report(program: str, send):
+    try:
+        return compile(program, "<solution>", "exec")
+    except BaseException as exc:
+        send({"case": 0, "raised": _describe(exc)})
+        return None
+
+
+def _exec_program(program: str) -> dict:
+    # Not "__main__": a demo under `if __name__ == "__main__":` would run and often read stdin.
+    namespace = {"__name__": "solution"}
+    exec(compile(program, "<solution>", "exec"), namespace)
+    return namespace
+
+
+class _OutputLimit(BaseException):
+    """Raised on the write that passes the limit (a BaseException: `except Exception` in the
+    program does not swallow it; a bare `except:` may, so the buffer also remembers)."""
+
+
+class _CappedBuffer(io.BytesIO):
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit, self.flooded = limit, False
+
+    def write(self, data) -> int:  # type: ignore[override]
+        if self.flooded or self.tell() + len(data) > self.limit:
+            self.flooded = True
+            raise _OutputLimit(f"more than {self.limit} bytes on stdout")
+        return super().write(data)
+
+
+def _run_as_script(code, stdin_text: str) -> str:
+    """What the program prints with `stdin_text` on stdin, run as `python program.py` would."""
+    buffer = _CappedBuffer(STDOUT_BYTES)
+    stdout = io.TextIOWrapper(buffer, encoding="utf-8", write_through=True)
+    # a real text stream over bytes: programs read sys.stdin.buffer and write sys.stdout.buffer
+    stdin = io.TextIOWrapper(io.BytesIO(stdin_text.encode()), encoding="utf-8")
+    saved = sys.stdin, sys.stdout
+    sys.stdin, sys.stdout = stdin, stdout
+    try:
+        exec(code, _script_namespace(stdin_text))
+    except SystemExit as stop:  # exit() / sys.exit(0) end a script normally
+        if stop.code not in (None, 0):
+            raise
+    finally:
+        sys.stdin, sys.stdout = saved
+        if not buffer.flooded:
+            try:
+                stdout.flush()
+            except _OutputLimit:
+                pass
+    if buffer.flooded:
+        raise _OutputLimit(f"more than {STDOUT_BYTES} bytes on stdout")
+    return buffer.getvalue().decode("utf-8", "replace")
+
+
+def _script_namespace(stdin_text: str) -> dict:
+    # A script may end with exit() and read its input with open(0), the competitive programmer's
+    # idiom; evalplus's guard (when it is on) sets exit, quit and open to None, so those come back.
+    def open_stdin(file, mode="r", *args, **kwargs):
+        if file != 0:
+            raise PermissionError("open() is disabled in the sandbox; only open(0), stdin, reads")
+        data = io.BytesIO(stdin_text.encode())
+        return data if "b" in mode else io.TextIOWrapper(data, encoding="utf-8")
+
+    return {"__name__": "__main__", "exit": sys.exit, "quit": sys.exit, "open": open_stdin}
+
+
+# ---------------------------------------------------------------- plumbing
+
+
+def _describe(exc: BaseException) -> str:
+    try:
+        return f"{type(exc).__name__}: {exc}"[:300]
+    except BaseException:  # a program-defined __str__ can raise anything
+        return type(exc).__name__
+
+
+def _describe_exit(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            return f"killed by {signal.Signals(number).name}"  # SIGXCPU, SIGSEGV, ...
+        except ValueError:  # a real-time signal has no name
+            return f"killed by signal {number}"
+    return f"exited with code {os.WEXITSTATUS(status)} before finishing"  # e.g. os._exit(0)
+
+
+def _address_space_bytes() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _to_devnull(*fds: int) -> None:
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in fds:
+        os.dup2(null, fd)
+    os.close(null)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+if __name__ == "__main__":
+    main()

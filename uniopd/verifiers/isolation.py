@@ -1,0 +1,147 @@
+"""Isolation below Python for sandbox jobs: bubblewrap when the machine allows it, said once when not.
+
+Each job's harness (uniopd/verifiers/harness.py) is started with exec, with an empty environment,
+inside
+
+    bwrap --unshare-all --unshare-user --disable-userns --die-with-parent --new-session
+          --cap-drop ALL --uid 65534 --gid 65534 --ro-bind / / --dev /dev --proc /proc
+          --size N --tmpfs /tmp --size N --tmpfs /dev/shm --chdir /tmp
+
+that is: no network (a network namespace with nothing in it), a private size-capped /tmp and
+/dev/shm, everything else read-only, its own PID namespace (it sees and can signal only its own
+processes, and /proc shows only those), no capabilities, no new user namespaces, nobody's uid, and
+when the supervisor kills bwrap the kernel takes every process of the namespace with it.
+
+`UNIOPD_SANDBOX_ISOLATION` picks the mode: `auto` (default: bubblewrap if a probe job runs, the
+Python layers otherwise, with one loud warning naming what is missing), `bwrap` (required: without
+it every job is "could not grade") or `off` (the Python layers only, on purpose; said once too).
+The Python layers are the audit hook, evalplus's reliability guard, rlimits, and, when the grader
+runs as root, the program running as nobody.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+MODES = ("auto", "bwrap", "off")
+ENV_VAR = "UNIOPD_SANDBOX_ISOLATION"
+NOBODY = 65534
+HARNESS = str(Path(__file__).with_name("harness.py"))
+# What the harness and the program get as their environment: nothing of the caller's.
+CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+
+
+@dataclass(frozen=True)
+class Isolation:
+    kind: str  # "bwrap" | "python" | "none" (required bwrap is missing: jobs cannot be started)
+    reason: str = ""  # why not bwrap, in words
+
+    def describe(self) -> str:
+        if self.kind == "bwrap":
+            return "bubblewrap namespaces"
+        return f"Python layers only ({self.reason})"
+
+
+def bwrap_prefix(tmp_bytes: int, status_fd: int | None = None) -> list[str]:
+    """The bwrap command line up to the command it runs."""
+    bwrap = shutil.which("bwrap") or "bwrap"
+    status = ["--json-status-fd", str(status_fd)] if status_fd is not None else []
+    size = str(tmp_bytes)
+    # --disable-userns needs --unshare-user; --size applies to the --tmpfs after it
+    return [
+        bwrap,
+        "--unshare-all",
+        "--unshare-user",
+        "--disable-userns",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--uid",
+        str(NOBODY),
+        "--gid",
+        str(NOBODY),
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--size",
+        size,
+        "--tmpfs",
+        "/tmp",
+        "--size",
+        size,
+        "--tmpfs",
+        "/dev/shm",
+        "--chdir",
+        "/tmp",
+        *status,
+        "--",
+    ]
+
+
+def harness_command() -> list[str]:
+    # -I: no PYTHON* variables, no user site; -S: no site start-up (.pth files cost ~60 ms and can
+    # import anything); the harness puts site-packages on sys.path itself
+    return [sys.executable, "-I", "-S", HARNESS]
+
+
+@cache
+def choose(mode: str | None = None) -> Isolation:
+    """The isolation this process's sandboxes use; probed once, warned about once."""
+    mode = (mode or os.environ.get(ENV_VAR) or "auto").strip().lower()
+    if mode not in MODES:
+        raise ValueError(f"{ENV_VAR}={mode!r}: must be one of {', '.join(MODES)}")
+    if mode == "off":
+        logger.warning(
+            "code sandbox: isolation below Python is off (%s=off): programs run under the Python "
+            "layers only (audit hook, evalplus guard, rlimits)",
+            ENV_VAR,
+        )
+        return Isolation("python", f"{ENV_VAR}=off")
+    problem = probe()
+    if not problem:
+        return Isolation("bwrap")
+    if mode == "bwrap":
+        logger.error(
+            "code sandbox: bubblewrap is required (%s=bwrap) but %s; no program can be graded",
+            ENV_VAR,
+            problem,
+        )
+        return Isolation("none", problem)
+    logger.warning(
+        "code sandbox: NO ISOLATION BELOW PYTHON: %s. Falling back to the Python layers (audit "
+        "hook, evalplus guard, rlimits, nobody's uid when root): no network, file system, PID or "
+        "environment namespaces. Install bubblewrap (Debian: apt-get install bubblewrap) on a "
+        "kernel that allows unprivileged user namespaces, or set %s=off to silence this.",
+        problem,
+        ENV_VAR,
+    )
+    return Isolation("python", problem)
+
+
+def probe() -> str:
+    """ "" when a bwrap job starts here, else what stops it, in words."""
+    if shutil.which("bwrap") is None:
+        return "bubblewrap (bwrap) is not installed"
+    command = bwrap_prefix(1 << 20) + [sys.executable, "-I", "-S", "-c", "pass"]
+    try:
+        done = subprocess.run(command, env=CLEAN_ENV, capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bwrap could not be run: {exc}"
+    if done.returncode != 0:
+        said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        return f"the kernel refused bwrap: {said[-1] if said else f'exit {done.returncode}'}"
+    return ""
