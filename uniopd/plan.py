@@ -15,7 +15,7 @@ from pathlib import Path
 from uniopd.config import ExperimentConfig
 from uniopd.config.data import SourceConfig
 from uniopd.data import load_source
-from uniopd.refs import parse_teacher
+from uniopd.refs import model_ref_problem, parse_teacher
 from uniopd.tasks.problem import Problem
 from uniopd.verifiers import VERIFIERS
 
@@ -76,6 +76,11 @@ def make_plan(cfg: ExperimentConfig, processes: int | None = None, *, models: bo
     verifier_for = {}
     for domain in sorted(sources_of):
         name = cfg.verifiers.get(domain, domain)
+        if domain in cfg.verifiers and name not in VERIFIERS:
+            raise PlanError(
+                f"verifiers.{domain}: unknown verifier {name!r}; known verifiers are "
+                f"{', '.join(VERIFIERS.names())}"
+            )
         if name not in VERIFIERS:
             where = ", ".join(sources_of[domain])
             raise PlanError(
@@ -100,6 +105,7 @@ def make_plan(cfg: ExperimentConfig, processes: int | None = None, *, models: bo
             log.warning("teachers.%s names a domain no data row has; it will never be asked", d)
     _check_privileged(cfg, train, sources_of)
     if models:
+        _check_model_paths(cfg)
         _check_lora(cfg)
     processes = processes if processes is not None else world_size()
     check_processes(cfg, processes)
@@ -113,6 +119,20 @@ def make_plan(cfg: ExperimentConfig, processes: int | None = None, *, models: bo
         verifier_for=verifier_for,
         sources_of=dict(sources_of),
     )
+
+
+def _check_model_paths(cfg: ExperimentConfig) -> None:
+    """A student or teacher path that does not exist here is refused before any run directory,
+    world build or weight load (`builtin:` names are checked with the schema)."""
+    named = {"student.model": cfg.student.model}
+    for domain, ref in cfg.teachers.items():
+        teacher = parse_teacher(ref)
+        if not (teacher.is_self or teacher.is_server):
+            named[f"teachers.{domain}"] = teacher.model
+    for where, ref in named.items():
+        problem = model_ref_problem(ref)
+        if problem:
+            raise PlanError(f"{where}: {problem}")
 
 
 def check_engine(cfg: ExperimentConfig) -> None:

@@ -7,11 +7,14 @@
     <any of these>+privileged    the teacher's prompt also holds the row's reference solution
     http://host:port/v1          a teacher served over HTTP (scores sampled tokens only)
 
-Parsing is pure text: nothing is loaded or resolved here.
+Parsing is pure text: nothing is loaded or resolved here. `model_ref_problem` alone looks at the
+file system (does a path exist, is a built-in name known), so that a reference to nothing is refused
+when the experiment file is read, before any run directory or world build.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from uniopd.objectives.base import Need
@@ -62,6 +65,26 @@ def parse_teacher(text: str) -> TeacherRef:
             raise ValueError(f"{text!r}: EMA decay must be in (0, 1), got {ema}")
         model = "self"
     return TeacherRef(model, privileged, ema)
+
+
+def model_ref_problem(ref: str, paths: bool = True) -> str | None:
+    """What is wrong with a model reference, in words, or None. Checked: a `builtin:` name the
+    tiny world does not have, and (with `paths`) a local path (absolute, or starting with `.` or
+    `~`) that does not exist on this machine. A bare `org/name` may be a hub id, and is left to
+    the loader."""
+    if ref.startswith("builtin:"):
+        from uniopd.world.paths import check_name
+
+        try:
+            check_name(ref.removeprefix("builtin:"))
+        except ValueError as exc:
+            return str(exc)
+        return None
+    if paths and ref.startswith(("/", ".", "~")):
+        path = os.path.expanduser(ref)
+        if not os.path.exists(path):
+            return f"{ref}: no such file or directory"
+    return None
 
 
 def resolve_model(ref: str) -> str:

@@ -18,7 +18,7 @@ from uniopd.config import (
 GOOD = """\
 name: tiny
 student: builtin:student
-teachers: {math: builtin:teacher}
+teachers: {math: builtin:teacher-math}
 data: {train: [builtin:math/train]}
 """
 
@@ -44,7 +44,9 @@ def test_loads_a_plain_file(write):
     cfg = load_experiment(write("x.yaml", GOOD + "train: {lr: 3e-4}\n"))
     assert isinstance(cfg, ExperimentConfig)
     assert (
-        cfg.name == "tiny" and cfg.train.lr == 3e-4 and cfg.teachers == {"math": "builtin:teacher"}
+        cfg.name == "tiny"
+        and cfg.train.lr == 3e-4
+        and cfg.teachers == {"math": "builtin:teacher-math"}
     )
 
 
@@ -146,7 +148,7 @@ def test_list_item_error_names_the_index(write):
 
 
 def test_cross_field_conflict_says_why(write):
-    path = write("x.yaml", GOOD.replace("teachers: {math: builtin:teacher}\n", ""))
+    path = write("x.yaml", GOOD.replace("teachers: {math: builtin:teacher-math}\n", ""))
     err = fails(path)
     assert err.source == str(path) and err.field == "teachers"
     assert "method 'opd' distils from teachers, but 'teachers' is empty" in err.reason
@@ -257,7 +259,7 @@ def test_overrides_set_nested_values(write):
         ],
     )
     assert cfg.train.lr == 3e-4 and cfg.seed == 2 and cfg.rollout.top_k == 50
-    assert cfg.teachers == {"math": "builtin:teacher", "code": "path/to/ckpt"}
+    assert cfg.teachers == {"math": "builtin:teacher-math", "code": "path/to/ckpt"}
     assert cfg.data.train == ["a", "b"] and cfg.eval.max_new_tokens is None and cfg.name == "run-2"
 
 
@@ -301,13 +303,14 @@ def test_override_unknown_key_suggests(write):
 def test_an_empty_mapping_merges_rather_than_clears(write):
     # Overrides are layers like files: mappings merge, so `teachers={}` leaves the teachers alone.
     cfg = load_experiment(write("x.yaml", GOOD), ["teachers={}"])
-    assert cfg.teachers == {"math": "builtin:teacher"}
+    assert cfg.teachers == {"math": "builtin:teacher-math"}
 
 
 def test_override_conflict_names_the_override(write):
     err = fails(
         write(
-            "y.yaml", GOOD.replace("teachers: {math: builtin:teacher}\n", "method: {name: grpo}\n")
+            "y.yaml",
+            GOOD.replace("teachers: {math: builtin:teacher-math}\n", "method: {name: grpo}\n"),
         ),
         ["method.name=opd+grpo"],
     )

@@ -13,7 +13,7 @@ def minimal(**changes) -> dict:
     cfg = {
         "name": "tiny",
         "student": "builtin:student",
-        "teachers": {"math": "builtin:teacher"},
+        "teachers": {"math": "builtin:teacher-math"},
         "data": {"train": ["builtin:math/train"]},
     }
     for dotted, value in changes.items():

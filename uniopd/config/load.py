@@ -69,8 +69,49 @@ def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> Experime
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as exc:
-        problems = [_explain(dict(err), prov, top) for err in exc.errors(include_url=False)]
+        problems = _problems(exc.errors(include_url=False), prov, top)
         raise ConfigError(*problems[0], more=problems[1:]) from None
+
+
+# Problems listed one by one; past that, one line counts the rest (a file of thousands of unknown
+# keys is reported in a few lines, in bounded time).
+MAX_LISTED = 8
+
+
+def _problems(errors: list, prov: Provenance, top: str) -> list[Problem]:
+    """One line per problem, at most MAX_LISTED of them, the unknown keys of one section and
+    file on one line; past that, a line that counts the rest."""
+    unknown: dict[tuple, list[str]] = {}
+    others = []
+    for err in errors:
+        if err["type"] == "extra_forbidden":
+            loc = tuple(part for part in err["loc"] if part not in _NOT_FIELDS)
+            where = (_source_of(loc, prov) or top, loc[:-1])
+            unknown.setdefault(where, []).append(str(loc[-1]))
+        else:
+            others.append(err)
+    problems = []
+    for (source, section), keys in unknown.items():
+        if len(keys) == 1:
+            problems.append(
+                Problem(source, _dotted((*section, keys[0])), _unknown_key((*section, keys[0])))
+            )
+            continue
+        known = list(model.model_fields) if (model := _section_at(section)) else []
+        shown = ", ".join(keys[:5]) + (", ..." if len(keys) > 5 else "")
+        problems.append(
+            Problem(
+                source,
+                _dotted(section) or None,
+                f"{len(keys)} unknown keys: {shown}"
+                + (f"; known keys: {', '.join(known)}" if known else ""),
+            )
+        )
+    problems += [_explain(dict(err), prov, top) for err in others]
+    if len(problems) > MAX_LISTED:
+        rest = len(problems) - MAX_LISTED
+        problems = [*problems[:MAX_LISTED], Problem(top, None, f"and {rest} more problems")]
+    return problems
 
 
 def resolved_dict(cfg: ExperimentConfig) -> dict:
@@ -115,24 +156,78 @@ def _read_with_bases(path: Path, stack: tuple[Path, ...], rank: int = 0) -> tupl
     return merged, prov
 
 
+# An experiment file is a few KB; these bound what a wrong file (a checkpoint, a log, a generated
+# monster) can cost before it is refused.
+MAX_FILE_BYTES = 1 << 20
+MAX_DEPTH = 32
+MAX_NODES = 100_000
+
+
 def _read_yaml(path: Path) -> dict:
     try:
-        text = path.read_text()
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ConfigError(
+                str(path),
+                None,
+                f"{size / 2**20:.1f} MiB is too large for an experiment file (at most "
+                f"{MAX_FILE_BYTES >> 20} MiB): is this the right file?",
+            )
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(str(path), None, "file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(str(path), None, "is a directory, not an experiment file") from None
     except OSError as exc:
         raise ConfigError(str(path), None, f"cannot read: {exc.strerror or exc}") from None
+    if b"\0" in raw:
+        raise ConfigError(str(path), None, "binary data (a NUL byte), not YAML text")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            str(path),
+            None,
+            f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line} (save the file as UTF-8)",
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(str(path), None, _yaml_reason(exc)) from None
+    except RecursionError:
+        raise ConfigError(str(path), None, _too_deep()) from None
     if data is None:  # an empty file is an empty layer
         return {}
     if not isinstance(data, dict):
         raise ConfigError(
             str(path), None, f"top level must be a mapping of keys, got {type(data).__name__}"
         )
+    _check_shape(data, str(path))
     return data
+
+
+def _too_deep() -> str:
+    return f"nested deeper than {MAX_DEPTH} levels; no experiment field is"
+
+
+def _check_shape(data: Any, source: str) -> None:
+    """Refuse a structure nested deeper than MAX_DEPTH or with more than MAX_NODES values (YAML
+    aliases can make a small file expand without bound), walking at most MAX_NODES of them."""
+    stack, seen = [(data, 1)], 0
+    while stack:
+        value, depth = stack.pop()
+        seen += 1
+        if depth > MAX_DEPTH:
+            raise ConfigError(source, None, _too_deep())
+        if seen > MAX_NODES:
+            raise ConfigError(
+                source, None, f"more than {MAX_NODES} values (YAML aliases expanding?); too large"
+            )
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
 
 
 def _yaml_reason(exc: yaml.YAMLError) -> str:
@@ -225,6 +320,9 @@ def _explain(err: dict, prov: Provenance, top: str) -> Problem:
         blamed = [_blame(f, prov) for f in fields]
         set_by = max((b for b in blamed if b), default=None)
         return Problem(set_by[1] if set_by else top, _dotted(fields[0]), err["msg"])
+    if kind == "value_error":  # a validator's own message says what was wrong with the value
+        reason = str(err.get("ctx", {}).get("error", err["msg"]))
+        return Problem(_source_of(loc, prov) or top, _dotted(loc), reason)
     got = repr(err.get("input"))
     got = got if len(got) <= 60 else got[:57] + "..."
     return Problem(_source_of(loc, prov) or top, _dotted(loc), f"{err['msg']} (got {got})")

@@ -28,7 +28,7 @@ from uniopd.config.serving import TeacherServerConfig
 from uniopd.config.student import LoraConfig, StudentConfig
 from uniopd.config.world import WorldConfig
 from uniopd.objectives import TEACHER_NEEDS
-from uniopd.refs import parse_teacher
+from uniopd.refs import model_ref_problem, parse_teacher
 
 _Beta = Annotated[float, Field(ge=0, lt=1)]
 
@@ -185,7 +185,12 @@ class ExperimentConfig(_Section):
         description="Run name; the run directory is <output.root>/<name>.",
     )
     description: str = Field(default="", description="Free text: what this run tests.")
-    seed: int = Field(default=0, description="Seed for sampling, data order and balancing.")
+    seed: int = Field(
+        default=0,
+        ge=0,
+        lt=2**32,  # what every generator takes (numpy's is the narrowest)
+        description="Seed for sampling, data order and balancing, 0 <= seed < 2**32.",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="auto = cuda when available, else cpu."
     )
@@ -293,6 +298,13 @@ class ExperimentConfig(_Section):
                 teacher = parse_teacher(ref)
             except ValueError as exc:
                 raise conflict(str(exc), f"teachers.{domain}") from None
+            problem = (
+                None
+                if teacher.is_self or teacher.is_server
+                else model_ref_problem(teacher.model, paths=False)
+            )
+            if problem:
+                raise conflict(problem, f"teachers.{domain}")
             if teacher.ema_decay is not None and self.student.lora is not None:
                 # the average is taken parameter by parameter over the full weights, which a LoRA
                 # student does not change: the teacher would silently stay the initial model

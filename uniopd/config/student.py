@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from uniopd.config.section import _Section
+from uniopd.refs import model_ref_problem
 
 
 class LoraConfig(_Section):
@@ -50,6 +51,14 @@ class StudentConfig(_Section):
         "(None = full fine-tuning). Checkpoints then hold the adapter; `uniopd merge` folds it "
         "into a plain checkpoint.",
     )
+
+    @field_validator("model")
+    @classmethod
+    def _model_exists(cls, model: str) -> str:
+        problem = model_ref_problem(model, paths=False)  # paths: on the machine that runs it
+        if problem:
+            raise ValueError(problem)
+        return model
 
     @model_validator(mode="before")
     @classmethod

@@ -31,12 +31,15 @@ def read_file_table(path: Path, name: str) -> Table:
 def _jsonl_rows(path: Path, name: str) -> list[tuple[int, object]]:
     # Row numbers are line numbers, so a message points at the line to fix; blank lines are skipped.
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for line_number, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for line_number, raw in enumerate(f, start=1):
+            line = _utf8(raw, name, line_number)
             if not line.strip():
                 continue
             try:
                 rows.append((line_number, json.loads(line)))
+            except RecursionError:
+                raise DataError(f"{name}: line {line_number}: nested too deep to read") from None
             except json.JSONDecodeError as err:
                 raise DataError(
                     f"{name}: line {line_number}: invalid JSON: {err.msg} (column {err.colno})"
@@ -45,8 +48,11 @@ def _jsonl_rows(path: Path, name: str) -> list[tuple[int, object]]:
 
 
 def _json_rows(path: Path, name: str) -> list[tuple[int, object]]:
+    raw = path.read_bytes()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(_utf8(raw, name, None))
+    except RecursionError:
+        raise DataError(f"{name}: nested too deep to read as JSON") from None
     except json.JSONDecodeError as err:
         raise DataError(
             f"{name}: line {err.lineno}: invalid JSON: {err.msg} (column {err.colno})"
@@ -54,6 +60,19 @@ def _json_rows(path: Path, name: str) -> list[tuple[int, object]]:
     if not isinstance(data, list):
         raise DataError(f"{name}: expected a JSON list of rows, got a {type(data).__name__}")
     return list(enumerate(data, start=1))
+
+
+def _utf8(raw: bytes, name: str, line_number: int | None) -> str:
+    """The text of a line (or a whole file), or a DataError naming the line and the byte."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = line_number or raw[: err.start].count(b"\n") + 1
+        where = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        raise DataError(
+            f"{name}: line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x} at column "
+            f"{where}); save the file as UTF-8"
+        ) from None
 
 
 def _parquet_table(path: Path, name: str) -> Table:
