@@ -87,6 +87,10 @@ def audit_hook(workdir: str) -> Callable[[str, tuple], None]:
                 raise PermissionError(f"sandbox: another process's /proc entry: {path!r}")
             if flags & write_flags and not inside(path):
                 raise PermissionError(f"sandbox: writing outside the temp dir: {path!r}")
+        elif event == "sqlite3.connect":  # creates its database file without an "open" event
+            if args and isinstance(args[0], path_types) and str(args[0]) != ":memory:":
+                if not inside(args[0]):
+                    raise PermissionError(f"sandbox: a database outside the temp dir: {args[0]!r}")
         elif event in path_events:
             if not all(inside(a) for a in args if isinstance(a, path_types)):
                 raise PermissionError(f"sandbox: {event} outside the temp dir")

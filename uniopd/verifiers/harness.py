@@ -222,9 +222,14 @@ def _prepare(job: dict, frame_fd: int) -> list:
         resource.setrlimit(rlimit, (value, value))
     sys.dont_write_bytecode = True
     if job["python_guard"]:  # no namespaces: evalplus's guard as well (nulls fork, open, ...)
+        import posix
+
         from evalplus.eval import reliability_guard
 
         reliability_guard()
+        for name in ("mkfifo", "mknod"):  # make files without an audit event; a tripwire only
+            setattr(os, name, None)
+            setattr(posix, name, None)
     sys.addaudithook(audit_hook(job["workdir"]))
     return inputs
 

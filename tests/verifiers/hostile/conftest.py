@@ -24,22 +24,24 @@ from uniopd.verifiers import get_verifier, isolation
 from uniopd.verifiers.sandbox import Limits
 
 
-@pytest.fixture(scope="session")
-def how():
-    return isolation.choose()
+@pytest.fixture(scope="module", params=["auto", "off"], ids=["namespaces", "python-layers"])
+def verifier(request):
+    """The code verifier with this machine's isolation, and with the Python layers only: the
+    fallback must hold against everything that does not go below Python."""
+    v = get_verifier("code", limits=Limits(wall_s=WALL_S), isolation=request.param)
+    yield v
+    v.close()
+
+
+@pytest.fixture
+def how(verifier):
+    return isolation.choose(verifier.sandbox.isolation_mode)
 
 
 @pytest.fixture
 def needs_namespaces(how):
     if how.kind != "bwrap":
         pytest.skip(f"no namespaces here ({how.reason}): this escape would reach the host")
-
-
-@pytest.fixture(scope="module")
-def verifier():
-    v = get_verifier("code", limits=Limits(wall_s=WALL_S))
-    yield v
-    v.close()
 
 
 @pytest.fixture
