@@ -72,3 +72,23 @@ def test_rollout_speed_benchmark_times_hf_and_hf_paged(tmp_path):
     figures = json.loads((tmp_path / "r.json").read_text())
     assert set(figures["tokens_per_s"]) == {"hf", "hf-paged"} and figures["rollouts"] == 4
     assert "summary " in out
+
+
+def test_grading_benchmarks_grade_and_regrade(tmp_path):
+    out = json.loads(_run(BENCH / "grading_throughput.py", "--programs", "16", "--rounds", "1"))
+    assert out["programs"] == 16 and out["programs_per_s"][0] > 0
+    assert 0.3 < out["pass_rate"][0] < 0.8  # half reference solutions, half one step short
+    # regrade: logged rows of a run directory, graded again; nothing changes for these
+    from uniopd.tasks.builtin import builtin_problems
+
+    problem = builtin_problems("code", "test")[0]
+    rows = [
+        {"prompt_id": problem.id, "domain": "code", "completion": problem.solution, "reward": 1.0},
+        {"prompt_id": problem.id, "domain": "code", "completion": "no code", "reward": 0.0},
+    ]
+    (tmp_path / "run" / "eval").mkdir(parents=True)
+    (tmp_path / "run" / "eval" / "step_000000.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows)
+    )
+    again = json.loads(_run(BENCH / "regrade.py", tmp_path / "run"))
+    assert (again["rows"], again["changed"]) == (2, 0)
