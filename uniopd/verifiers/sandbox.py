@@ -57,6 +57,7 @@ import psutil
 
 from uniopd.verifiers import isolation
 from uniopd.verifiers.framing import recv_msg, send_msg
+from uniopd.verifiers.values import decode
 
 STATUSES = ("ran", "fail", "timeout", "error")
 MODES = ("call", "stdio", "source")
@@ -338,7 +339,8 @@ def _run_harness(job: Job, limits: Limits, how: isolation.Isolation, workdir: st
 
 
 def _parse_report(data: bytes) -> SandboxResult:
-    if not data:  # the harness died without a word: the program killed it (it cannot reach it
+    if not data:  # the harness died without a word: the only process that can kill it is the
+        # program's (same uid inside the sandbox), so this is the program's doing, not "no grade"
         return SandboxResult("fail", "the harness was stopped before it reported")
     try:
         report = json.loads(data)
@@ -354,8 +356,6 @@ def _parse_report(data: bytes) -> SandboxResult:
 
 
 def _decode_payload(kind: str, payload):
-    from uniopd.verifiers.values import decode
-
     if kind == "out":
         return decode(payload)
     if type(payload) is not str:
