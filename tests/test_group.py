@@ -42,6 +42,36 @@ def test_group_runs_every_file_and_seed_then_skips_finished_ones(tmp_path, make_
     assert sorted(p.name for p in runs.iterdir()) == made
 
 
+def test_a_run_finished_under_a_second_name_counts_as_complete(tmp_path):
+    """An attempt that failed at start leaves runs/a-s0; the retry finished as runs/a-s0-2. A
+    third pass must skip it, not start runs/a-s0-3."""
+    from uniopd.config import ExperimentConfig
+    from uniopd.group import is_complete
+
+    runs = tmp_path / "runs"
+    cfg = ExperimentConfig.model_validate(
+        {
+            "name": "a-s0",
+            "student": "builtin:student",
+            "teachers": {"math": "builtin:teacher-math"},
+            "data": {"train": ["builtin:math/train"]},
+            "train": {"steps": 3},
+            "output": {"root": str(runs)},
+        }
+    )
+    (runs / "a-s0" / "checkpoints").mkdir(parents=True)  # the failed attempt
+    assert not is_complete(cfg)
+    (runs / "a-s0-2" / "checkpoints").mkdir(parents=True)
+    (runs / "a-s0-2" / "checkpoints" / "latest").write_text("step_000002")
+    assert not is_complete(cfg)  # stopped early
+    (runs / "a-s0-2" / "checkpoints" / "latest").write_text("step_000003")
+    assert is_complete(cfg)
+    (runs / "a-s0-extra" / "checkpoints").mkdir(parents=True)  # another run's name: not ours
+    (runs / "a-s0-extra" / "checkpoints" / "latest").write_text("step_000003")
+    (runs / "a-s0-2" / "checkpoints" / "latest").write_text("step_000001")
+    assert not is_complete(cfg)
+
+
 def test_a_bad_file_stops_the_group_before_any_run(tmp_path, make_checkpoint, capsys):
     folder, runs = tmp_path / "study", tmp_path / "runs"
     folder.mkdir()

@@ -20,6 +20,7 @@ Without --gpus the runs go one after the other in this process.
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import re
@@ -80,8 +81,18 @@ def plan_group(
 
 
 def is_complete(cfg: ExperimentConfig) -> bool:
-    marker = Path(cfg.output.root) / cfg.name / "checkpoints" / "latest"
-    return marker.exists() and marker.read_text().strip() == f"step_{cfg.train.steps:06d}"
+    """A run of this name finished: `root/name`, or `root/name-2`, ... (RunDir.create's names when
+    an earlier attempt left its directory unfinished), so a rerun of the group does not start it
+    again next to the one that finished."""
+    root, done = Path(cfg.output.root), f"step_{cfg.train.steps:06d}"
+    folders = [root / cfg.name, *root.glob(f"{glob.escape(cfg.name)}-[0-9]*")]
+    for folder in folders:
+        if folder.name != cfg.name and not folder.name.rpartition("-")[2].isdigit():
+            continue
+        marker = folder / "checkpoints" / "latest"
+        if marker.exists() and marker.read_text().strip() == done:
+            return True
+    return False
 
 
 def run_group(
