@@ -106,6 +106,9 @@ def test_an_estimate_with_ungraded_samples_is_not_cached(coin, tmp_path, monkeyp
     assert not list((tmp_path / "home" / "difficulty").glob("*.json"))
     assert "48 of 48 samples could not be graded" in caplog.text
     assert (run.path / "difficulty" / "table.csv").exists()
+    # the run records how each domain was graded (here: with or without namespaces)
+    graders = json.loads((run.path / "meta.json").read_text())["graders"]
+    assert graders["math"].startswith("code: sandbox with ")
 
 
 def test_margin_mask_and_calibration_under_micro_batches(coin, tmp_path, monkeypatch):

@@ -122,6 +122,12 @@ class Trainer:
                     "rollout_engine": ro.engine,
                     "rollout_sampling": self.sampling.as_dict(),
                     "world": world_record(cfg),
+                    # how each domain is graded, e.g. the code sandbox's isolation: a run graded
+                    # without namespaces says so here, not only in a warning on the console
+                    "graders": {
+                        d: getattr(v, "describe", lambda v=v: type(v).__name__)()
+                        for d, v in parts.verifiers.items()
+                    },
                 },
             )
         if self.writes:

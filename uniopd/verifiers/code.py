@@ -92,6 +92,9 @@ class CodeVerifier:
                 self.counts["could_not_grade"] += 1
         return scores
 
+    def describe(self) -> str:
+        return f"code: sandbox with {self.sandbox.isolation()}"
+
     def close(self) -> None:
         self.sandbox.close()
 
