@@ -12,6 +12,9 @@ that is: no network (a network namespace with nothing in it), a private size-cap
 processes, and /proc shows only those), no capabilities, no new user namespaces, nobody's uid, and
 when the supervisor kills bwrap the kernel takes every process of the namespace with it.
 
+A checkout or a virtual environment under /tmp (CI clones, say) would be hidden by the private
+/tmp; the folders the harness needs are bound back in, read-only (`shadowed`).
+
 `UNIOPD_SANDBOX_ISOLATION` picks the mode: `auto` (default: bubblewrap if a probe job runs, the
 Python layers otherwise, with one loud warning naming what is missing), `bwrap` (required: without
 it every job is "could not grade") or `off` (the Python layers only, on purpose; said once too).
@@ -51,11 +54,34 @@ class Isolation:
         return f"Python layers only ({self.reason})"
 
 
+# Mount points the sandbox replaces with its own empty tmpfs.
+PRIVATE = ("/tmp", "/dev/shm")
+
+
+def needed_paths() -> list[str]:
+    """What the harness must see: the interpreter's environment (a venv), the harness's own
+    folder and the installed packages."""
+    import site
+    import sysconfig
+
+    paths = [sys.prefix, os.path.dirname(HARNESS), *site.getsitepackages()]
+    paths += [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    return sorted({os.path.realpath(p) for p in paths if os.path.isdir(p)})
+
+
+def shadowed(paths: list[str]) -> list[str]:
+    """Those of `paths` that the private /tmp or /dev/shm would hide (a checkout or a venv under
+    /tmp), without the ones inside another: they are bound back in, read-only."""
+    hidden = [p for p in paths if any(p == m or p.startswith(m + "/") for m in PRIVATE)]
+    return [p for p in hidden if not any(p != q and p.startswith(q + "/") for q in hidden)]
+
+
 def bwrap_prefix(tmp_bytes: int, status_fd: int | None = None) -> list[str]:
     """The bwrap command line up to the command it runs."""
     bwrap = shutil.which("bwrap") or "bwrap"
     status = ["--json-status-fd", str(status_fd)] if status_fd is not None else []
     size = str(tmp_bytes)
+    back = [arg for p in shadowed(needed_paths()) for arg in ("--ro-bind", p, p)]
     # --disable-userns needs --unshare-user; --size applies to the --tmpfs after it
     return [
         bwrap,
@@ -85,6 +111,7 @@ def bwrap_prefix(tmp_bytes: int, status_fd: int | None = None) -> list[str]:
         size,
         "--tmpfs",
         "/dev/shm",
+        *back,
         "--chdir",
         "/tmp",
         *status,
@@ -93,6 +120,7 @@ def bwrap_prefix(tmp_bytes: int, status_fd: int | None = None) -> list[str]:
 
 
 def harness_command() -> list[str]:
+    """The harness, run by this interpreter."""
     # -I: no PYTHON* variables, no user site; -S: no site start-up (.pth files cost ~60 ms and can
     # import anything); the harness puts site-packages on sys.path itself
     return [sys.executable, "-I", "-S", HARNESS]
@@ -136,12 +164,15 @@ def probe() -> str:
     """ "" when a bwrap job starts here, else what stops it, in words."""
     if shutil.which("bwrap") is None:
         return "bubblewrap (bwrap) is not installed"
-    command = bwrap_prefix(1 << 20) + [sys.executable, "-I", "-S", "-c", "pass"]
+    # the real harness, given no job: it must start, find its files and answer (an error report)
+    command = bwrap_prefix(1 << 20) + harness_command()
     try:
-        done = subprocess.run(command, env=CLEAN_ENV, capture_output=True, timeout=30)
+        done = subprocess.run(
+            command, env=CLEAN_ENV, stdin=subprocess.DEVNULL, capture_output=True, timeout=30
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"bwrap could not be run: {exc}"
-    if done.returncode != 0:
+    if done.returncode != 0 or b'"status"' not in done.stdout:
         said = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        return f"the kernel refused bwrap: {said[-1] if said else f'exit {done.returncode}'}"
+        return f"bwrap could not start a job: {said[-1] if said else f'exit {done.returncode}'}"
     return ""
