@@ -13,7 +13,9 @@ processes, and /proc shows only those), no capabilities, no new user namespaces,
 when the supervisor kills bwrap the kernel takes every process of the namespace with it.
 
 A checkout or a virtual environment under /tmp (CI clones, say) would be hidden by the private
-/tmp; the folders the harness needs are bound back in, read-only (`shadowed`).
+/tmp; the folders the harness needs are bound back in, read-only (`shadowed`). Where answers
+could be looked up rather than computed (this package's data generators, `$UNIOPD_HOME`, the
+Hugging Face cache) an empty tmpfs covers them (`hidden_paths`).
 
 `UNIOPD_SANDBOX_ISOLATION` picks the mode: `auto` (default: bubblewrap if a probe job runs, the
 Python layers otherwise, with one loud warning naming what is missing), `bwrap` (required: without
@@ -76,12 +78,27 @@ def shadowed(paths: list[str]) -> list[str]:
     return [p for p in hidden if not any(p != q and p.startswith(q + "/") for q in hidden)]
 
 
+def hidden_paths() -> list[str]:
+    """Folders where a program could look answers up instead of computing them, covered by an
+    empty tmpfs in the sandbox: this package (its data generators; the harness's own folder is
+    bound back), `$UNIOPD_HOME` (the world and its caches) and the Hugging Face cache (datasets).
+    Everything else of the host stays visible, read-only."""
+    from uniopd.home import uniopd_home
+
+    package = os.path.dirname(os.path.dirname(HARNESS))
+    hf = os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
+    paths = [package, str(uniopd_home()), hf]
+    return [os.path.realpath(p) for p in paths if os.path.isdir(p)]
+
+
 def bwrap_prefix(tmp_bytes: int, status_fd: int | None = None) -> list[str]:
     """The bwrap command line up to the command it runs."""
     bwrap = shutil.which("bwrap") or "bwrap"
     status = ["--json-status-fd", str(status_fd)] if status_fd is not None else []
     size = str(tmp_bytes)
     back = [arg for p in shadowed(needed_paths()) for arg in ("--ro-bind", p, p)]
+    own = os.path.realpath(os.path.dirname(HARNESS))
+    hide = [arg for p in hidden_paths() for arg in ("--tmpfs", p)] + ["--ro-bind", own, own]
     # --disable-userns needs --unshare-user; --size applies to the --tmpfs after it
     return [
         bwrap,
@@ -112,6 +129,7 @@ def bwrap_prefix(tmp_bytes: int, status_fd: int | None = None) -> list[str]:
         "--tmpfs",
         "/dev/shm",
         *back,
+        *hide,
         "--chdir",
         "/tmp",
         *status,

@@ -158,3 +158,29 @@ def test_source_style_tests_do_not_let_an_always_equal_object_through(grade):
     )
     anything = FORGERIES["always-equal object"]
     assert grade(anything, "def f(x):\n    return 2 * x\n", problem=source) == [0.0, 1.0]
+
+
+def test_the_answers_cannot_be_looked_up_in_the_package(grade, needs_namespaces):
+    """A policy that writes its prompt into its program could find the problem in the tiny world's
+    own generator and return the reference answer. The package is hidden in the sandbox (all but
+    the harness's folder); with the Python layers alone this really works, hence namespaces."""
+    from uniopd.tasks.builtin import builtin_problems
+
+    problem = builtin_problems("code", "test")[0]
+    lookup = (
+        f"PROMPT = {problem.prompt!r}\n"
+        "import os, sys\n"
+        "answers = {}\n"
+        "try:\n"
+        "    import audit\n"
+        "    root = os.path.dirname(os.path.dirname(os.path.dirname(audit.__file__)))\n"
+        "    sys.path.insert(0, root)\n"
+        "    from uniopd.tasks.builtin import builtin_problems\n"
+        "    for p in builtin_problems('code', 'test'):\n"
+        "        if p.prompt == PROMPT:\n"
+        "            answers = {c['args'][0]: c['expected'] for c in p.tests}\n"
+        "except BaseException:\n"
+        "    pass\n"
+        "def f(x):\n    return answers.get(x, 'no idea')\n"
+    )
+    assert grade(lookup, problem=problem) == [0.0]
