@@ -2,7 +2,7 @@
 
 import json
 
-from uniopd.verifiers.harness import FrameReader
+from uniopd.verifiers.frames import FrameReader
 
 
 def read(*frames, n_cases=2, kind="out"):

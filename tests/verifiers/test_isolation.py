@@ -120,7 +120,7 @@ def test_a_harness_under_tmp_still_runs_in_the_sandbox(tmp_path, monkeypatch, fr
         pytest.skip(f"no bubblewrap here: {isolation.probe()}")
     import shutil
 
-    for name in ("harness.py", "audit.py", "values.py"):
+    for name in ("harness.py", "audit.py", "values.py", "frames.py", "plumbing.py"):
         shutil.copy(pathlib.Path(isolation.HARNESS).with_name(name), tmp_path / name)
     assert str(tmp_path).startswith("/tmp/")
     monkeypatch.setattr(isolation, "HARNESS", str(tmp_path / "harness.py"))

@@ -30,21 +30,19 @@ import json
 import math
 import os
 import resource
-import select
 import signal
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from audit import audit_hook  # noqa: E402  (by path: this runs outside the package)
+from frames import FrameReader  # noqa: E402
+from plumbing import describe, to_devnull, write_all  # noqa: E402
 from values import decode, encode  # noqa: E402
 
 _exit = os._exit  # bound now: the program may replace os._exit
 _PR_SET_DUMPABLE = 4
 _PR_SET_NO_NEW_PRIVS = 38
-# Bytes of frames the child may send in all: enough for any honest output, bounded so a flood is
-# cut off (and failed) long before memory runs out.
-FRAME_BYTES = 16 << 20
 # A program may print at most this much per stdin/stdout case.
 STDOUT_BYTES = 4 << 20
 KINDS = {"call": "out", "stdio": "stdout", "source": "verdict"}
@@ -52,14 +50,14 @@ KINDS = {"call": "out", "stdio": "stdout", "source": "verdict"}
 
 def main() -> None:
     report_fd = os.dup(1)
-    _to_devnull(1, 2)  # a stray print here must not corrupt the report
+    to_devnull(1, 2)  # a stray print here must not corrupt the report
     try:
         job = json.loads(sys.stdin.buffer.read())
-        _to_devnull(0)
+        to_devnull(0)
         report = supervise_child(job)
     except BaseException as exc:  # a harness bug is "could not grade", never a fail
-        report = {"status": "error", "results": [], "detail": f"harness: {_describe(exc)}"}
-    _write_all(report_fd, json.dumps(report).encode() + b"\n")
+        report = {"status": "error", "results": [], "detail": f"harness: {describe(exc)}"}
+    write_all(report_fd, json.dumps(report).encode() + b"\n")
 
 
 # ---------------------------------------------------------------- this process: the relay
@@ -101,83 +99,6 @@ def supervise_child(job: dict) -> dict:
     return {**report, "status": "fail", "detail": _describe_exit(status)}
 
 
-class FrameReader:
-    """The child's frames, checked one by one: {"ready": true} (or {"setup_error": text}) first,
-    sent before the program is loaded; then one frame per case, in order, {"case": i, KIND: value}
-    or {"case": i, "raised": text} (which ends the cases); then {"done": true}. Anything else, or
-    more than FRAME_BYTES in all, is a fail: the program wrote on the channel itself."""
-
-    def __init__(self, n_cases: int, kind: str):
-        self.n_cases, self.kind = n_cases, kind
-        self.ready = self.done = False
-        self.setup_error = self.problem = ""
-        self.results: list[tuple[str, object]] = []
-
-    def read(self, fd: int, deadline: float) -> bool:
-        """Read until the end frame, a problem or EOF (True), or the deadline (False)."""
-        buffer, total = b"", 0
-        while not (self.done or self.problem or self.setup_error):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            if not select.select([fd], [], [], left)[0]:
-                continue
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                if buffer:
-                    self.problem = "malformed report: an unterminated frame"
-                return True
-            total += len(chunk)
-            if total > FRAME_BYTES:
-                self.problem = f"more than {FRAME_BYTES} bytes of frames"
-                return True
-            *lines, buffer = (buffer + chunk).split(b"\n")
-            for line in lines:
-                problem = self._accept(line)
-                if problem:
-                    self.problem = f"malformed report: {problem}"
-                if self.done or self.problem or self.setup_error:
-                    break
-        return True
-
-    def _accept(self, line: bytes) -> str:
-        if self.done:
-            return "a frame after the end"
-        try:
-            frame = json.loads(line)
-        except ValueError:
-            return f"not JSON: {line[:60]!r}"
-        if type(frame) is not dict:
-            return f"not an object: {line[:60]!r}"
-        if not self.ready:
-            if frame == {"ready": True}:
-                self.ready = True
-            elif set(frame) == {"setup_error"}:
-                self.setup_error = str(frame["setup_error"])[:300]
-            else:
-                return f"a frame before the program was loaded: {line[:60]!r}"
-            return ""
-        ended = bool(self.results) and self.results[-1][0] == "raised"
-        if frame == {"done": True}:
-            if len(self.results) != self.n_cases and not ended:
-                return f"the end after {len(self.results)} of {self.n_cases} cases"
-            self.done = True
-            return ""
-        if ended:
-            return "a frame after the program raised"
-        if len(frame) != 2 or frame.get("case") != len(self.results):
-            return f"unexpected frame {line[:60]!r}"
-        if len(self.results) >= self.n_cases:
-            return "more cases than were given"
-        (kind,) = set(frame) - {"case"}
-        if kind not in (self.kind, "raised"):
-            return f"unexpected frame {line[:60]!r}"
-        if kind == "raised" and type(frame[kind]) is not str:
-            return "a non-text exception"
-        self.results.append((kind, frame[kind]))
-        return ""
-
-
 # ---------------------------------------------------------------- the child: runs the program
 
 
@@ -186,7 +107,7 @@ def run_child(job: dict, frame_fd: int) -> None:
     try:
         inputs = _prepare(job, frame_fd)
     except BaseException as exc:
-        send({"setup_error": _describe(exc)})
+        send({"setup_error": describe(exc)})
         return
     send({"ready": True})  # from here on the program runs; nothing it sends can be "setup"
     run = {"call": _run_calls, "stdio": _run_scripts, "source": _run_source}[job["mode"]]
@@ -199,7 +120,7 @@ def _prepare(job: dict, frame_fd: int) -> list:
     os.setsid()  # its own group, so the relay's kill takes whatever it starts with it
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-    _to_devnull(0, 1, 2)
+    to_devnull(0, 1, 2)
     os.closerange(3, frame_fd)
     os.closerange(frame_fd + 1, os.sysconf("SC_OPEN_MAX"))
     os.chdir(job["workdir"])
@@ -258,7 +179,7 @@ def _run_calls(job: dict, inputs: list, send) -> None:
             out = fn(*args)
             payload = encode(out)
         except BaseException as exc:  # SystemExit and KeyboardInterrupt from the program too
-            send({"case": i, "raised": _describe(exc)})
+            send({"case": i, "raised": describe(exc)})
             return
         send({"case": i, "out": payload})
 
@@ -271,7 +192,7 @@ def _run_scripts(job: dict, inputs: list, send) -> None:
         try:
             printed = _run_as_script(code, given)
         except BaseException as exc:
-            send({"case": i, "raised": _describe(exc)})
+            send({"case": i, "raised": describe(exc)})
             return
         send({"case": i, "stdout": printed})
 
@@ -287,7 +208,7 @@ def _run_source(job: dict, inputs: list, send) -> None:
                 raise NameError(f"the program does not define {job['entry_point']}()")
             namespace["check"](namespace[job["entry_point"]])
     except BaseException as exc:
-        send({"case": 0, "raised": _describe(exc)})
+        send({"case": 0, "raised": describe(exc)})
         return
     send({"case": 0, "verdict": "pass"})
 
@@ -296,7 +217,7 @@ def _compile_or_report(program: str, send):
     try:
         return compile(program, "<solution>", "exec")
     except BaseException as exc:
-        send({"case": 0, "raised": _describe(exc)})
+        send({"case": 0, "raised": describe(exc)})
         return None
 
 
@@ -364,13 +285,6 @@ def _script_namespace(stdin_text: str) -> dict:
 # ---------------------------------------------------------------- plumbing
 
 
-def _describe(exc: BaseException) -> str:
-    try:
-        return f"{type(exc).__name__}: {exc}"[:300]
-    except BaseException:  # a program-defined __str__ can raise anything
-        return type(exc).__name__
-
-
 def _describe_exit(status: int) -> str:
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
@@ -387,19 +301,6 @@ def _address_space_bytes() -> int:
             if line.startswith("VmSize:"):
                 return int(line.split()[1]) * 1024
     return 0
-
-
-def _to_devnull(*fds: int) -> None:
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in fds:
-        os.dup2(null, fd)
-    os.close(null)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 if __name__ == "__main__":

@@ -60,14 +60,20 @@ class Isolation:
 PRIVATE = ("/tmp", "/dev/shm")
 
 
-def needed_paths() -> list[str]:
-    """What the harness must see: the interpreter's environment (a venv), the harness's own
-    folder and the installed packages."""
+def site_paths() -> list[str]:
+    """Where installed packages live: on the harness's sys.path (it skips site's start-up), and
+    bound back into the sandbox when they lie under /tmp."""
     import site
     import sysconfig
 
-    paths = [sys.prefix, os.path.dirname(HARNESS), *site.getsitepackages()]
-    paths += [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    paths = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    return sorted({p for p in paths + site.getsitepackages() if os.path.isdir(p)})
+
+
+def needed_paths() -> list[str]:
+    """What the harness must see: the interpreter's environment (a venv), the harness's own
+    folder and the installed packages."""
+    paths = [sys.prefix, os.path.dirname(HARNESS), *site_paths()]
     return sorted({os.path.realpath(p) for p in paths if os.path.isdir(p)})
 
 

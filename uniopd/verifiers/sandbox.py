@@ -38,7 +38,6 @@ import os
 import pickle
 import select
 import signal
-import site
 import subprocess
 import sys
 import sysconfig
@@ -57,6 +56,7 @@ import psutil
 
 from uniopd.verifiers import isolation
 from uniopd.verifiers.framing import recv_msg, send_msg
+from uniopd.verifiers.plumbing import describe, to_devnull
 from uniopd.verifiers.values import decode
 
 STATUSES = ("ran", "fail", "timeout", "error")
@@ -166,7 +166,7 @@ class Sandbox:
             return results
         except (OSError, EOFError, TimeoutError, pickle.UnpicklingError) as exc:
             self._kill_server()  # a fresh one is started by the next call
-            failed = SandboxResult("error", f"sandbox server failed: {_describe(exc)}")
+            failed = SandboxResult("error", f"sandbox server failed: {describe(exc)}")
             return [failed] * len(jobs)
 
     def _ensure_server(self) -> subprocess.Popen:
@@ -269,7 +269,7 @@ def _unpickle_result(data: bytes) -> SandboxResult:
 def _supervise(job: Job, limits: Limits, how: isolation.Isolation, report_fd: int) -> None:
     os.setsid()  # the server can kill this whole group if the supervisor itself hangs
     _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    _to_devnull(0, 1)
+    to_devnull(0, 1)
     _close_fds_except(report_fd)  # the other jobs' pipes and the server's protocol pipes
     result = SandboxResult("error", "supervisor failed")
     try:
@@ -282,7 +282,7 @@ def _supervise(job: Job, limits: Limits, how: isolation.Isolation, report_fd: in
                 result = _run_harness(job, limits, how, workdir)
     except OSError as exc:
         if result.status == "error":
-            result = SandboxResult("error", f"supervisor: {_describe(exc)}")
+            result = SandboxResult("error", f"supervisor: {describe(exc)}")
     os.write(report_fd, pickle.dumps(result))
 
 
@@ -295,7 +295,7 @@ def _run_harness(job: Job, limits: Limits, how: isolation.Isolation, workdir: st
         "memory_bytes": limits.memory_bytes,
         "file_bytes": limits.file_bytes,
         "open_files": limits.open_files,
-        "site_paths": _site_paths(),
+        "site_paths": isolation.site_paths(),
         "python_guard": how.kind != "bwrap",
         "workdir": workdir,
         "run_as": [isolation.NOBODY] * 2 if how.kind != "bwrap" and _can_run_as_nobody() else None,
@@ -315,7 +315,7 @@ def _run_harness(job: Job, limits: Limits, how: isolation.Isolation, workdir: st
             pass_fds=(status_w,),
         )
     except OSError as exc:
-        return SandboxResult("error", f"could not start the harness: {_describe(exc)}")
+        return SandboxResult("error", f"could not start the harness: {describe(exc)}")
     finally:
         os.close(status_w)
     deadline = time.monotonic() + limits.wall_s + _HARNESS_GRACE_S
@@ -349,7 +349,7 @@ def _parse_report(data: bytes) -> SandboxResult:
             (kind, _decode_payload(kind, payload)) for kind, payload in report["results"]
         )
     except (ValueError, TypeError, KeyError, RecursionError) as exc:
-        return SandboxResult("fail", f"unreadable report: {_describe(exc)}")
+        return SandboxResult("fail", f"unreadable report: {describe(exc)}")
     if status not in STATUSES:
         return SandboxResult("error", f"harness reported {status!r}")
     return SandboxResult(status, detail, results)
@@ -378,19 +378,12 @@ def _read_all(fd: int, deadline: float, limit: int) -> bytes | None:
 
 
 @cache
-def _site_paths() -> list[str]:
-    """Where installed packages live, for a program that imports one (the harness skips site)."""
-    paths = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
-    return sorted({p for p in paths + site.getsitepackages() if os.path.isdir(p)})
-
-
-@cache
 def _can_run_as_nobody() -> bool:
     """Without namespaces, a root grader runs the program as nobody, when nobody can still read
     Python and the installed packages (not so for a Python under /root)."""
     if os.geteuid() != 0:
         return False
-    needed = [sys.executable, sysconfig.get_paths()["stdlib"], *_site_paths()]
+    needed = [sys.executable, sysconfig.get_paths()["stdlib"], *isolation.site_paths()]
     return all(_world_readable(Path(p)) for p in needed)
 
 
@@ -424,13 +417,6 @@ def _child_pids() -> list[int]:
         return [p.pid for p in psutil.Process().children()]
 
 
-def _describe(exc: BaseException) -> str:
-    try:
-        return f"{type(exc).__name__}: {exc}"[:300]
-    except BaseException:
-        return type(exc).__name__
-
-
 # ---------------------------------------------------------------- plumbing
 
 
@@ -445,13 +431,6 @@ def _exit_after(fn: Callable, *args) -> NoReturn:
         traceback.print_exc()  # the supervisor's stderr is the server's: a bug here stays visible
     finally:
         os._exit(code)
-
-
-def _to_devnull(*fds: int) -> None:
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in fds:
-        os.dup2(null, fd)
-    os.close(null)
 
 
 def _close_fds_except(keep: int) -> None:
