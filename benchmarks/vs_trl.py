@@ -290,7 +290,7 @@ def uniopd_system(a, root: Path, baton: Baton):
 
     sampler = PromptSampler(trainer.sampler.problems, seed=cfg.seed)
     batches = [sampler.next_batch(a.prompts) for _ in range(a.warmup + a.reps + 1)]
-    prompt_ids = {p.id: trainer.prompt_ids[p.id] for b in batches for p in b}
+    prompt_ids = {p.id: trainer.rollouts.prompt_ids[p.id] for b in batches for p in b}
     return trainer.train, probe, phases, batches, prompt_ids, notes
 
 

@@ -6,7 +6,9 @@ margin calibration, PPO-clip plus direct losses) -> log. Every method runs throu
 methods differ only in their objectives (uniopd/objectives) and strategies (uniopd/strategies).
 
 The trainer gets its parts ready-made (uniopd/runner.py: models, the offline-balanced training
-set), so nothing here resolves a model reference or samples a difficulty estimate.
+set), so nothing here resolves a model reference or samples a difficulty estimate. The rollout
+phase (engine, sampling, grading, online balancing) is uniopd/rollout_phase.py; what a checkpoint
+holds besides the weights is uniopd/train_state.py.
 
     uniopd run experiments/quickstart.yaml
 """
@@ -14,37 +16,26 @@ set), so nothing here resolves a model reference or samples a difficulty estimat
 from __future__ import annotations
 
 import logging
-import random
 import time
 
-import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from uniopd.calibration import advantage_pairs
 from uniopd.data import PromptSampler
-from uniopd.engine.fsdp import (
-    full_optimizer_state,
-    full_state_dict,
-    is_sharded,
-    load_optimizer_state,
-)
-from uniopd.engine.prompts import encode_problems
-from uniopd.engine.rollout import EngineOptions, make_engine, rollout_batch
-from uniopd.engine.sampling import resolve_sampling
+from uniopd.engine.fsdp import full_optimizer_state, full_state_dict, is_sharded
 from uniopd.engine.teachers import ema_update
 from uniopd.evaluate import evaluate_as_configured
 from uniopd.optim import PhaseTimer, make_optimizer
 from uniopd.parts import Parts
 from uniopd.plan import Plan
-from uniopd.records import RolloutBatch, StepRecord, rollout_records, step_metrics
+from uniopd.records import StepRecord, rollout_records, step_metrics
+from uniopd.rollout_phase import RolloutPhase
 from uniopd.run_dir import RunDir
 from uniopd.scoring import Scorer
-from uniopd.seeds import RANK_OFFSET, step_seed
-from uniopd.sharding import balance_globally, gather_record
+from uniopd.sharding import gather_record
 from uniopd.tracking import make_tracker
+from uniopd.train_state import collect_state, restore_state
 from uniopd.update import policy_update
-from uniopd.verifiers import grade_by_domain
 from uniopd.world.paths import world_record
 
 log = logging.getLogger(__name__)
@@ -73,32 +64,9 @@ class Trainer:
         self.optimizer, self.scheduler = make_optimizer(self.student, cfg.train)
         self.sampler = PromptSampler(train_set, seed=cfg.seed)
         self.train_domains = sorted({p.domain for p in plan.train})
-        ids = encode_problems(self.tokenizer, plan.train, parts.prompt_format)
-        self.prompt_ids = {p.id: i for p, i in zip(plan.train, ids)}
-        ro = cfg.rollout
-        self.sampling = resolve_sampling(
-            self.tokenizer,
-            self.student,
-            max_new_tokens=ro.max_new_tokens,
-            temperature=ro.temperature,
-            top_p=ro.top_p,
-            top_k=ro.top_k,
-            stop_token_ids=ro.stop_token_ids,
-        )
-        log.info("rollout engine %s, sampling %s", ro.engine, self.sampling.as_dict())
-        self.engine = make_engine(
-            ro.engine,
-            self.student,
-            self.tokenizer,
-            EngineOptions(
-                max_batch_rows=ro.max_batch_rows,
-                max_batch_tokens=ro.max_batch_tokens,
-                gpu_memory_utilization=ro.gpu_memory_utilization,
-                seed=cfg.seed,
-            ),
-        )
+        self.rollouts = RolloutPhase(cfg, parts, plan.train)
+        self.engine = self.rollouts.engine
         self.step = 0
-        self._warned_old_logp = False
         self.on_eval = (
             None  # optional hook(step, summary), e.g. a sweep's pruner; may raise to stop
         )
@@ -119,8 +87,8 @@ class Trainer:
                     "student_params": sum(p.numel() for p in self.student.parameters()),
                     "precision": self.precision.mode,
                     "processes": self.dist.world,
-                    "rollout_engine": ro.engine,
-                    "rollout_sampling": self.sampling.as_dict(),
+                    "rollout_engine": cfg.rollout.engine,
+                    "rollout_sampling": self.rollouts.sampling.as_dict(),
                     "world": world_record(cfg),
                     # how each domain is graded, e.g. the code sandbox's isolation: a run graded
                     # without namespaces says so here, not only in a warning on the console
@@ -175,7 +143,8 @@ class Trainer:
 
     def train_step(self) -> StepRecord:
         cfg, timer = self.cfg, PhaseTimer(self.parts.device)
-        rollouts = self._rollouts(timer)
+        problems = self.dist.shard(self.sampler.next_batch(cfg.rollout.prompts_per_batch))
+        rollouts = self.rollouts(problems, self.step, timer)
         self.engine.sleep()  # (a vLLM engine frees its memory for the teachers and the update)
         with timer("teacher"), self.precision.autocast():
             scored = self.scorer.score(rollouts.batch, rollouts.rows)
@@ -218,49 +187,6 @@ class Trainer:
             timer.seconds,
             float(self.scheduler.get_last_lr()[0]),
         )
-
-    def _rollouts(self, timer: PhaseTimer) -> RolloutBatch:
-        """B prompts, G samples each, graded and (when asked) balanced; seeded per step so a
-        resumed run samples and masks the same rollouts as an uninterrupted one. With several
-        processes, each samples whole groups of its share of the B prompts."""
-        cfg, tok, G, dist = self.cfg, self.tokenizer, self.cfg.rollout.group_size, self.dist
-        assert tok is not None
-        problems = dist.shard(self.sampler.next_batch(cfg.rollout.prompts_per_batch))
-        rows = [p for p in problems for _ in range(G)]
-        with timer("rollout"), self.precision.autocast():
-            torch.manual_seed(step_seed(cfg.seed, self.step, dist.rank * RANK_OFFSET))
-            self.engine.wake()
-            batch, engine_logp = rollout_batch(
-                self.engine, [self.prompt_ids[p.id] for p in problems], G, self.sampling
-            )
-            batch = batch.to(self.parts.device)
-        texts = tok.batch_decode(
-            batch.response_ids_N_T * batch.response_mask_N_T.long(), skip_special_tokens=True
-        )
-        with timer("verify"):
-            rewards = torch.tensor(
-                [
-                    float("nan") if s is None else s
-                    for s in grade_by_domain(self.parts.verifiers, rows, texts)
-                ]
-            )
-        # group ids are global: process r holds groups r * B/P .. (r + 1) * B/P - 1
-        first = dist.rank * len(problems)
-        group_ids = torch.arange(first, first + len(problems)).repeat_interleave(G)
-        keep = torch.ones(len(rows), dtype=torch.bool)
-        if cfg.balance.online.enabled:
-            with timer("balance"):
-                g = torch.Generator().manual_seed(step_seed(cfg.seed, self.step))
-                balancer = cfg.balance.online.balancer()
-                keep = balance_globally(balancer, rewards, group_ids, g, dist)
-        if engine_logp is None and cfg.train.old_logp == "rollout" and not self._warned_old_logp:
-            self._warned_old_logp = True
-            log.warning(
-                "train.old_logp = rollout, but rollout.engine %s gives no log-probs for these "
-                "sampling settings: pi_old comes from the trainer's forward pass instead",
-                cfg.rollout.engine,
-            )
-        return RolloutBatch(problems, rows, batch, texts, rewards, group_ids, keep, engine_logp)
 
     def _log_samples(self, r: StepRecord) -> None:
         every = self.cfg.output.log_rollouts_every
@@ -323,19 +249,19 @@ class Trainer:
         return summary
 
     def _load_state(self, state: dict) -> None:
-        self.step = state["step"]
-        if self.sharded:
-            load_optimizer_state(self.student, self.optimizer, state["optimizer"])
-        else:
-            self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.precision.load_state_dict(state.get("precision", {}))
-        self.sampler.load_state_dict(state["sampler"])
-        for ref, weights in state.get("ema_teachers", {}).items():
-            self.parts.teacher_model(ref).load_state_dict(weights)
-        torch.random.set_rng_state(state["rng"]["torch"])
-        random.setstate(state["rng"]["python"])
-        np.random.set_state(state["rng"]["numpy"])
+        self.step = restore_state(
+            state,
+            self.student,
+            self.optimizer,
+            self.scheduler,
+            self.precision,
+            self.sampler,
+            self._ema_models(),
+            self.sharded,
+        )
+
+    def _ema_models(self) -> dict:
+        return {ref: self.parts.teacher_model(ref) for ref in self.parts.ema_teachers}
 
     def checkpoint(self):
         """Written by the first process; every process holds the same weights and state (a
@@ -347,21 +273,9 @@ class Trainer:
         if not self.writes:
             self.dist.barrier()
             return None
-        state = {
-            "precision": self.precision.state_dict(),
-            "step": self.step,
-            "optimizer": optimizer,
-            "scheduler": self.scheduler.state_dict(),
-            "sampler": self.sampler.state_dict(),
-            "ema_teachers": {
-                ref: self.parts.teacher_model(ref).state_dict() for ref in self.parts.ema_teachers
-            },
-            "rng": {
-                "torch": torch.random.get_rng_state(),
-                "python": random.getstate(),
-                "numpy": np.random.get_state(),
-            },
-        }
+        state = collect_state(
+            self.step, optimizer, self.scheduler, self.precision, self.sampler, self._ema_models()
+        )
         path = self.run_dir.save_checkpoint(
             self.step,
             self.student,
