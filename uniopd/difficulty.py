@@ -26,6 +26,7 @@ import torch
 
 from uniopd.algorithms import difficulty_balance, difficulty_skew
 from uniopd.data import DataError
+from uniopd.data.images import image_digest
 from uniopd.engine.prompts import PromptFormat
 from uniopd.evaluate import evaluate
 from uniopd.home import uniopd_home
@@ -104,7 +105,13 @@ def _sampled_pass_counts(
                 "student": model_fingerprint(cfg.student.model),
                 "settings": settings,
                 "prompts": [
-                    (p.id, p.domain, p.prompt, *([p.messages] if p.messages else []))
+                    (
+                        p.id,
+                        p.domain,
+                        p.prompt,
+                        *([p.messages] if p.messages else []),
+                        *([[image_digest(i) for i in p.images]] if p.images else []),
+                    )
                     for p in problems
                 ],
             },

@@ -25,7 +25,7 @@ def read_file_table(path: Path, name: str) -> Table:
     for _, row in rows:
         if isinstance(row, dict):
             seen.update(dict.fromkeys(row))
-    return Table(path.stem, list(seen), rows)
+    return Table(path.stem, list(seen), rows, base=path.parent)
 
 
 def _jsonl_rows(path: Path, name: str) -> list[tuple[int, object]]:
@@ -84,4 +84,5 @@ def _parquet_table(path: Path, name: str) -> Table:
         table = pq.read_table(path)
     except Exception as err:  # pyarrow raises several types for a damaged file
         raise DataError(f"{name}: not a readable parquet file: {err}") from err
-    return Table(path.stem, table.column_names, list(enumerate(table.to_pylist(), start=1)))
+    rows = list(enumerate(table.to_pylist(), start=1))
+    return Table(path.stem, table.column_names, rows, base=path.parent)

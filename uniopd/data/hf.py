@@ -60,7 +60,9 @@ def read_hf_table(
     if limit is not None:
         dataset = dataset.select(range(min(limit, len(dataset))))
     stem = Path(target.rstrip("/")).name + (f"-{split}" if split else "")
-    return Table(stem, list(dataset.column_names), list(enumerate(dataset.to_list(), start=1)))
+    rows = list(enumerate(dataset.to_list(), start=1))
+    base = Path(target).expanduser() if Path(target).expanduser().is_dir() else None
+    return Table(stem, list(dataset.column_names), rows, base=base)
 
 
 def _load(datasets, target: str, subset: str | None, spec: str):

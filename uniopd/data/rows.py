@@ -9,6 +9,8 @@ A row's fields, under these names unless the source's `columns` mapping names ot
     entry_point (str)                 required for function cases
     id (str or int)                   default `<table stem>-<row index>`, the index counting from 0
     solution (str)                    a reference response, for supervised warm starts
+    images (path, bytes or a list)    the row's images (uniopd.data.images): paths relative to
+                                      the data file, encoded bytes, `datasets` image columns
     pass_rate (number in [0, 1])      a precomputed pass rate: offline balancing uses it instead
                                       of sampling (uniopd/difficulty.py); kept in `meta`
     meta (dict)                       merged with every other column, which all go to `meta`
@@ -27,12 +29,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from uniopd.data.code_tests import normalize_tests
+from uniopd.data.images import check_placeholders, row_images
 from uniopd.data.sources import DataError
 from uniopd.tasks.problem import Problem
 
-FIELDS = ("id", "domain", "prompt", "answer", "tests", "entry_point", "solution", "pass_rate")
+FIELDS = (
+    "id",
+    "domain",
+    "prompt",
+    "answer",
+    "tests",
+    "entry_point",
+    "solution",
+    "pass_rate",
+    "images",
+)
 KNOWN = {*FIELDS, "meta"}
 
 
@@ -43,6 +57,7 @@ class Table:
     stem: str  # default ids are `<stem>-<index>`
     columns: list[str]
     rows: list[tuple[int, object]]
+    base: Path | None = None  # where relative image paths start (a data file's folder)
 
 
 def problems_from_table(
@@ -60,7 +75,11 @@ def problems_from_table(
     for index, (row_number, row) in enumerate(table.rows[:limit]):
         where = f"{name}: row {row_number}"
         problem = _problem(
-            _renamed(row, rename, where), where, f"{table.stem}-{index}", domain=domain
+            _renamed(row, rename, where),
+            where,
+            f"{table.stem}-{index}",
+            domain=domain,
+            base=table.base,
         )
         if problem.id in first_row_of:
             raise DataError(
@@ -127,7 +146,9 @@ def _nested(row: dict, column: str, where: str) -> object:
     return value
 
 
-def _problem(row: dict, where: str, default_id: str, *, domain: str | None) -> Problem:
+def _problem(
+    row: dict, where: str, default_id: str, *, domain: str | None, base: Path | None = None
+) -> Problem:
     row = {key: value for key, value in row.items() if value is not None}
     if domain is not None:
         row.pop("domain", None)  # the constant wins; a column of that name is not read
@@ -162,6 +183,9 @@ def _problem(row: dict, where: str, default_id: str, *, domain: str | None) -> P
     meta = {**meta, **{key: value for key, value in row.items() if key not in KNOWN}}
     if "pass_rate" in row:
         meta["pass_rate"] = _pass_rate(row["pass_rate"], where)
+    images = row_images(row["images"], where, base) if "images" in row else ()
+    texts = [turn["content"] for turn in messages] if messages else [prompt]
+    check_placeholders(texts, len(images), where)
     return Problem(
         id=text("id", numbers=True) or default_id,
         domain=domain,  # type: ignore[arg-type]  # required above
@@ -172,6 +196,7 @@ def _problem(row: dict, where: str, default_id: str, *, domain: str | None) -> P
         solution=solution,
         meta=meta,
         messages=messages,
+        images=images,
     )
 
 

@@ -15,6 +15,7 @@ class Problem:
     `tests` is either a list of {"args": [...], "expected": value} cases, or Python source that
     defines `check(candidate)` (the HumanEval convention) or plain asserts on `entry_point`.
     A row given as a chat keeps it in `messages`, which the model sees instead of `prompt`.
+    A row with `images` is for a multimodal student; its prompt may place them with `<image>`.
     """
 
     id: str
@@ -28,6 +29,8 @@ class Problem:
     # the prompt as a chat (a list of {"role", "content"}) when the data gives one; `prompt` is
     # then its last user turn, the question that logs, templates and difficulty keys use
     messages: list | None = None
+    # the row's images (uniopd.data.images): absolute paths or encoded bytes, checked at load
+    images: tuple = ()
 
     def to_dict(self) -> dict:
         return asdict(self)
