@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from uniopd.analysis.claims import FAILS, HOLDS, OPEN, claims_markdown, claims_rows
+from uniopd.analysis.figures import fig_filtering, fig_online_ratio
 from uniopd.analysis.runs import Runs
 from uniopd.analysis.study_data import early_order
 from uniopd.analysis.study_figures import fig_dial_effects, fig_gain_vs_order, gain_points
@@ -291,6 +292,26 @@ def test_figures_from_run_tables(tmp_path):
         end[("math", "end")]["mean"] == pytest.approx(0.52) and end[("math", "end")]["seeds"] == 2
     )
     assert fig_dial_effects(runs_of(cell("x", [0.5])), tmp_path, {}) is None
+
+
+def test_ratio_and_filtering_figures_take_baselines_from_their_own_world(tmp_path):
+    """Plain OPD runs of other worlds (a flawed teacher, a deficit) or budgets are not "no
+    control" or "raw" for runs at skew 0.8: averaging them in mixed worlds in one bar."""
+    skewed = {"difficulty_skew": 0.8}
+    runs = runs_of(
+        cell("study-online-none", [0.8, 0.82], **skewed),
+        cell("study-online-r1.0", [0.85, 0.84], online_ratio=1.0, **skewed),
+        cell("study-online-rinf", [0.86, 0.88], online_ratio=math.inf, **skewed),
+        cell("study-skew-balance-s0.8", [0.87, 0.85], offline_mode="balance", **skewed),
+        cell("study-order-opd-f0.6", [0.6, 0.62], teacher_flaw=0.6),
+        cell("study-deficit-opd-skill", [0.6, 0.61], deficit="skill"),
+        cell("dial-skew-s0.8", [0.7], steps=1, **skewed),
+    )
+    other = {"study-order-opd-f0.6", "study-deficit-opd-skill", "dial-skew-s0.8"}
+    for fig in (fig_online_ratio(runs, tmp_path, {}), fig_filtering(runs, tmp_path, {})):
+        assert fig is not None
+        assert "study-online-none-s0" in fig.runs and "study-online-none-s1" in fig.runs
+        assert not {r.rsplit("-s", 1)[0] for r in fig.runs} & other, fig.runs
 
 
 # ---- real runs: the coin task taught by the smoke world's (flawed) experts

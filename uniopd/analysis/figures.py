@@ -80,12 +80,30 @@ def fig_difficulty_histograms(runs: Runs, out: Path, teachers: dict) -> Figure |
     )
 
 
+# what makes two runs comparable besides the compared toggle: the world's dials, regime, budget
+SETTING = ["world_version", "teacher_flaw", "deficit", "difficulty_skew", "epochs", "steps"]
+
+
+def _alike(sel: pd.DataFrame, ref: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `sel` whose world and regime are those of some row of `ref`: a baseline from
+    another world (a flawed teacher, a deficit) must not be averaged into the comparison."""
+    cols = [c for c in SETTING if c in sel.columns]
+    if not cols:
+        return sel
+
+    def key(df: pd.DataFrame) -> pd.Series:  # None and NaN read alike: both "no dial"
+        return df[cols].apply(lambda row: "|".join(str(v) for v in row.fillna("-")), axis=1)
+
+    return sel[key(sel).isin(set(key(ref)))]
+
+
 def fig_online_ratio(runs: Runs, out: Path, teachers: dict) -> Figure | None:
     info = runs.info
     sel = info[(info.method == "opd") & (info.offline_mode == "none") & (info.calibration == "off")]
     ratio = sel[sel.online_ratio.notna()]
     if ratio.online_ratio.nunique() < 2:
         return None
+    sel = _alike(sel, ratio)  # "no control" from the ratio runs' world and regime only
     f = _final(runs).merge(sel[["run", "online_ratio"]], on="run")
     f["r"] = f.online_ratio.map(
         lambda r: "no control" if pd.isna(r) else "correct-only" if math.isinf(r) else f"{r:g}"
@@ -118,6 +136,7 @@ def fig_filtering(runs: Runs, out: Path, teachers: dict) -> Figure | None:
     sel = info[(info.method == "opd") & info.online_ratio.isna() & (info.calibration == "off")]
     if sel.offline_mode.nunique() < 2:
         return None
+    sel = _alike(sel, sel[sel.offline_mode != "none"])  # "raw" from the filters' world only
     names = {
         "none": "raw",
         "drop_all_correct": "w/o all-correct",
