@@ -104,6 +104,7 @@ def make_plan(cfg: ExperimentConfig, processes: int | None = None, *, models: bo
         if d not in verifier_for:
             log.warning("teachers.%s names a domain no data row has; it will never be asked", d)
     _check_privileged(cfg, train, sources_of)
+    _check_images(train + evaluation, sources_of)
     if models:
         _check_model_paths(cfg)
         _check_lora(cfg)
@@ -159,6 +160,20 @@ def _check_privileged(cfg: ExperimentConfig, train: list[Problem], sources_of: d
                 f"solution, but {len(bare)} {domain} training rows have none (e.g. {bare[0].id} from "
                 f"{', '.join(sources_of[domain])}); give the rows a 'solution' field"
             )
+
+
+def _check_images(problems: list[Problem], sources_of: dict) -> None:
+    """Rows with images need a student that reads them. The loop trains text students only so
+    far, so such rows are refused here rather than trained on with their images left out."""
+    with_images = [p for p in problems if p.images]
+    if with_images:
+        first, n = with_images[0], len(with_images)
+        rows = f"{n} row carries" if n == 1 else f"{n} rows carry"
+        raise PlanError(
+            f"data: {rows} images (e.g. {first.id} from {', '.join(sources_of[first.domain])}), "
+            "but this version trains text-only students, which would never see them; drop the "
+            "images column to train on the text alone"
+        )
 
 
 def _check_lora(cfg: ExperimentConfig) -> None:
