@@ -61,8 +61,8 @@ def read_hf_table(
         dataset = dataset.select(range(min(limit, len(dataset))))
     stem = Path(target.rstrip("/")).name + (f"-{split}" if split else "")
     rows = list(enumerate(dataset.to_list(), start=1))
-    base = Path(target).expanduser() if Path(target).expanduser().is_dir() else None
-    return Table(stem, list(dataset.column_names), rows, base=base)
+    folder = Path(target).expanduser()  # relative image paths start here; a hub id has none
+    return Table(stem, list(dataset.column_names), rows, base=folder if folder.is_dir() else None)
 
 
 def _load(datasets, target: str, subset: str | None, spec: str):

@@ -31,6 +31,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -200,3 +201,21 @@ def probe() -> str:
         said = done.stderr.decode("utf-8", "replace").strip().splitlines()
         return f"bwrap could not start a job: {said[-1] if said else f'exit {done.returncode}'}"
     return ""
+
+
+@cache
+def can_run_as_nobody() -> bool:
+    """Without namespaces, a root grader runs the program as nobody, when nobody can still read
+    Python and the installed packages (not so for a Python under /root)."""
+    if os.geteuid() != 0:
+        return False
+    needed = [sys.executable, sysconfig.get_paths()["stdlib"], *site_paths()]
+    return all(_world_readable(Path(p)) for p in needed)
+
+
+def _world_readable(path: Path) -> bool:
+    for part in [path.resolve(), *path.resolve().parents]:
+        mode = part.stat().st_mode
+        if mode & 0o005 != 0o005 and not (part.is_file() and mode & 0o004):
+            return False
+    return True

@@ -37,24 +37,17 @@ import math
 import os
 import pickle
 import select
-import signal
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import threading
 import time
-import traceback
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from functools import cache
 from pathlib import Path
-from typing import NoReturn
 
-import psutil
-
-from uniopd.verifiers import isolation
+from uniopd.verifiers import isolation, processes
 from uniopd.verifiers.framing import recv_msg, send_msg
 from uniopd.verifiers.plumbing import describe, to_devnull
 from uniopd.verifiers.values import decode
@@ -102,7 +95,6 @@ _HARNESS_GRACE_S = 5.0
 _SUPERVISOR_GRACE_S = 5.0
 _REPORT_BYTES = 32 << 20
 _PR_SET_CHILD_SUBREAPER = 36
-_MAX_FD = os.sysconf("SC_OPEN_MAX")
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -232,7 +224,7 @@ def _run_batch(
             pid = os.fork()
             if pid == 0:
                 os.close(read_fd)
-                _exit_after(_supervise, jobs[i], limits, how, write_fd)
+                processes.exit_after(_supervise, jobs[i], limits, how, write_fd)
             os.close(write_fd)
             running[read_fd] = [i, pid, time.monotonic() + grace, b""]
         wait = max(0.0, min(entry[2] for entry in running.values()) - time.monotonic())
@@ -249,7 +241,7 @@ def _run_batch(
         for fd in [fd for fd, entry in running.items() if entry[2] < time.monotonic()]:
             i, pid, _, _ = running.pop(fd)
             os.close(fd)
-            _killpg(pid)
+            processes.killpg(pid)
             os.waitpid(pid, 0)
             results[i] = SandboxResult("error", "supervisor did not report in time")
     return results  # type: ignore[return-value]
@@ -270,7 +262,7 @@ def _supervise(job: Job, limits: Limits, how: isolation.Isolation, report_fd: in
     os.setsid()  # the server can kill this whole group if the supervisor itself hangs
     _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     to_devnull(0, 1)
-    _close_fds_except(report_fd)  # the other jobs' pipes and the server's protocol pipes
+    processes.close_fds_except(report_fd)  # the other jobs' pipes and the server's protocol pipes
     result = SandboxResult("error", "supervisor failed")
     try:
         if how.kind == "bwrap":
@@ -298,7 +290,9 @@ def _run_harness(job: Job, limits: Limits, how: isolation.Isolation, workdir: st
         "site_paths": isolation.site_paths(),
         "python_guard": how.kind != "bwrap",
         "workdir": workdir,
-        "run_as": [isolation.NOBODY] * 2 if how.kind != "bwrap" and _can_run_as_nobody() else None,
+        "run_as": [isolation.NOBODY] * 2
+        if how.kind != "bwrap" and isolation.can_run_as_nobody()
+        else None,
     }
     status_r, status_w = os.pipe()
     command = isolation.harness_command()
@@ -326,7 +320,7 @@ def _run_harness(job: Job, limits: Limits, how: isolation.Isolation, workdir: st
         pass  # it died at start; what it left (nothing) is read below
     report = _read_all(proc.stdout.fileno(), deadline, _REPORT_BYTES)
     proc.stdout.close()
-    _kill_all_descendants(proc.pid)
+    processes.kill_all_descendants(proc.pid)
     status = _read_all(status_r, time.monotonic() + 1.0, 1 << 16) or b""
     started = how.kind != "bwrap" or b"child-pid" in status
     os.close(status_r)
@@ -375,72 +369,3 @@ def _read_all(fd: int, deadline: float, limit: int) -> bytes | None:
             return data
         data += chunk
     return data
-
-
-@cache
-def _can_run_as_nobody() -> bool:
-    """Without namespaces, a root grader runs the program as nobody, when nobody can still read
-    Python and the installed packages (not so for a Python under /root)."""
-    if os.geteuid() != 0:
-        return False
-    needed = [sys.executable, sysconfig.get_paths()["stdlib"], *isolation.site_paths()]
-    return all(_world_readable(Path(p)) for p in needed)
-
-
-def _world_readable(path: Path) -> bool:
-    for part in [path.resolve(), *path.resolve().parents]:
-        mode = part.stat().st_mode
-        if mode & 0o005 != 0o005 and not (part.is_file() and mode & 0o004):
-            return False
-    return True
-
-
-def _kill_all_descendants(first_pid: int) -> None:
-    """SIGKILL every child (escapees are re-parented to us) until none is left; reap all."""
-    _killpg(first_pid)
-    while True:
-        for pid in _child_pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
-            os.waitpid(-1, 0)
-        except ChildProcessError:
-            return
-
-
-def _child_pids() -> list[int]:
-    try:  # cheap where the kernel has CONFIG_PROC_CHILDREN
-        return [int(p) for p in Path(f"/proc/self/task/{os.getpid()}/children").read_text().split()]
-    except FileNotFoundError:
-        return [p.pid for p in psutil.Process().children()]
-
-
-# ---------------------------------------------------------------- plumbing
-
-
-def _exit_after(fn: Callable, *args) -> NoReturn:
-    """Run fn in a forked child and leave with os._exit, so the child never unwinds into its
-    parent's stack or runs its parent's atexit handlers."""
-    code = 1
-    try:
-        fn(*args)
-        code = 0
-    except BaseException:
-        traceback.print_exc()  # the supervisor's stderr is the server's: a bug here stays visible
-    finally:
-        os._exit(code)
-
-
-def _close_fds_except(keep: int) -> None:
-    os.closerange(3, keep)
-    os.closerange(keep + 1, _MAX_FD)
-
-
-def _killpg(pid: int) -> None:
-    for kill in (os.killpg, os.kill):  # the group may not exist yet if the child has not run setsid
-        try:
-            kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
