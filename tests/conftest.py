@@ -48,6 +48,57 @@ def make_checkpoint(tmp_path_factory, tokenizer_dir):
     return make
 
 
+@pytest.fixture(scope="session")
+def make_image_text_checkpoint(tmp_path_factory, tokenizer_dir, make_checkpoint):
+    """make_image_text_checkpoint(seed, from_text=None) -> directory of a tiny LLaVA checkpoint
+    with its processor (the tiny world's image-text class: uniopd/world/models.py); `from_text`:
+    the seed of a make_checkpoint model whose language weights it starts from."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from uniopd.world import models
+
+    made = {}
+
+    def make(seed: int, from_text: int | None = None):
+        key = (seed, from_text)
+        if key not in made:
+            tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+            processor = models.image_text_processor(tok)
+            models.SIZES.setdefault("test32x2", (32, 2, 4))
+            text = None
+            if from_text is not None:
+                text = AutoModelForCausalLM.from_pretrained(make_checkpoint(from_text))
+            model = models.build_image_text_model("test32x2", processor, seed, text)
+            path = tmp_path_factory.mktemp(f"mm-ckpt-{seed}-{from_text}")
+            model.save_pretrained(path)
+            processor.save_pretrained(path)
+            made[key] = path
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def visual_rows(tmp_path_factory):
+    """A .jsonl of visual-domain rows (tasks/shapes.py) with their pictures as PNG files beside
+    it and the text rendering as a column: the form a user's own image data takes."""
+    import json
+    import random
+
+    from uniopd.tasks import shapes
+
+    root = tmp_path_factory.mktemp("visual-rows")
+    rng = random.Random(0)
+    lines = []
+    for i in range(16):
+        p = shapes.make_problem(rng, rng.choice(shapes.LEVELS))
+        (root / f"pic{i}.png").write_bytes(p.images[0])
+        row = {"id": f"pic-{i}", "domain": "visual", "prompt": p.prompt, "answer": p.answer}
+        lines.append(json.dumps({**row, "images": [f"pic{i}.png"], **p.meta}) + "\n")
+    (root / "rows.jsonl").write_text("".join(lines))
+    return root / "rows.jsonl"
+
+
 @pytest.fixture
 def postgres_url():
     """URL of a throwaway PostgreSQL cluster started for this test (tests/pg_cluster.py)."""

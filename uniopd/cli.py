@@ -170,7 +170,8 @@ def cmd_eval(args) -> int:
     device = loading.pick_device(cfg.device)
     build_models([cfg.student.model])
     path = resolve_model(cfg.student.model)
-    tok = loading.load_tokenizer(path, cfg.student.model)
+    processor = loading.load_processor(path, cfg.student.model)  # an image-text model's
+    tok = processor.tokenizer if processor else loading.load_tokenizer(path, cfg.student.model)
     model = loading.load_model(
         path,
         device,
@@ -179,8 +180,9 @@ def cmd_eval(args) -> int:
         cfg.student.model,
         cfg.attn_implementation,
     )
+    verifiers = {d: get_verifier(n) for d, n in plan.verifier_for.items()}
     summary, samples = evaluate_as_configured(
-        model, tok, plan.eval, {d: get_verifier(n) for d, n in plan.verifier_for.items()}, cfg
+        model, tok, plan.eval, verifiers, cfg, processor=processor
     )
     print(f"model: {cfg.student.model}")
     _print_eval(summary)
@@ -362,12 +364,13 @@ def main(argv: list[str] | None = None) -> int:
     from uniopd.config import ConfigError
     from uniopd.data import DataError
     from uniopd.engine.loading import ModelLoadError
+    from uniopd.engine.vision import VisionError
     from uniopd.plan import PlanError
     from uniopd.registry import RegistryError
 
     try:
         return args.fn(args)
-    except (ConfigError, DataError, PlanError, ModelLoadError, RegistryError) as exc:
+    except (ConfigError, DataError, PlanError, ModelLoadError, RegistryError, VisionError) as exc:
         return _fail(str(exc))
 
 

@@ -61,7 +61,13 @@ def given_pass_rate(problem: Problem) -> float | None:
 
 
 def estimate_pass_counts(
-    model, tokenizer, problems: list[Problem], verifiers: dict, cfg, write: bool = True
+    model,
+    tokenizer,
+    problems: list[Problem],
+    verifiers: dict,
+    cfg,
+    write: bool = True,
+    processor=None,
 ) -> list[int]:
     """Pass count of the initial student on each problem: from the row's pass rate when it has
     one, else from the cache or by sampling. `write=False`: a process that samples in lock-step
@@ -73,7 +79,7 @@ def estimate_pass_counts(
     todo = [i for i, c in enumerate(counts) if c is None]
     if todo:
         sampled = _sampled_pass_counts(
-            model, tokenizer, [problems[i] for i in todo], verifiers, cfg, write
+            model, tokenizer, [problems[i] for i in todo], verifiers, cfg, write, processor
         )
         for i, c in zip(todo, sampled, strict=True):
             counts[i] = c
@@ -83,7 +89,7 @@ def estimate_pass_counts(
 
 
 def _sampled_pass_counts(
-    model, tokenizer, problems: list[Problem], verifiers: dict, cfg, write: bool
+    model, tokenizer, problems: list[Problem], verifiers: dict, cfg, write: bool, processor=None
 ) -> list[int]:
     off = cfg.balance.offline
     settings = {
@@ -139,6 +145,7 @@ def _sampled_pass_counts(
         prompt_format=fmt,
         seed=cfg.seed,
         progress=cfg.output.progress,
+        processor=processor,
     )
     n = off.n_samples
     counts = [
@@ -176,6 +183,7 @@ def offline_balance(
     run_dir: RunDir,
     resume: bool = False,
     write: bool = True,
+    processor=None,
 ) -> list[Problem]:
     """The training set after the world's difficulty skew (when set) and offline balancing (the
     input itself when neither is on).
@@ -189,7 +197,7 @@ def offline_balance(
     if resume:
         by_id = {p.id: p for p in problems}
         return [by_id[i] for i in json.loads(items.read_text())]
-    counts = estimate_pass_counts(model, tokenizer, problems, verifiers, cfg, write)
+    counts = estimate_pass_counts(model, tokenizer, problems, verifiers, cfg, write, processor)
     listed = set(range(len(problems)))
     copies: Counter = Counter()
     out: list[Problem] = []

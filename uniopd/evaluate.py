@@ -10,9 +10,10 @@ import torch
 from evalplus.eval import estimate_pass_at_k
 from tqdm.auto import tqdm
 
-from uniopd.engine.prompts import PromptFormat, encode_problems
+from uniopd.engine.prompts import PromptFormat
 from uniopd.engine.rollout import RolloutEngine, make_engine
 from uniopd.engine.sampling import resolve_sampling
+from uniopd.engine.vision import encode_inputs, image_token_ids
 from uniopd.tasks.problem import Problem
 from uniopd.verifiers import grade_by_domain
 
@@ -34,6 +35,7 @@ def evaluate(
     progress: bool = False,
     stop_token_ids: Sequence[int] = (),
     engine: RolloutEngine | None = None,
+    processor=None,
 ) -> tuple[dict, list[dict]]:
     """Sample `n_samples` responses per problem, asked as `prompt_format` says (default: the
     question alone in the chat template), and grade them, through `engine` (a run's rollout
@@ -51,20 +53,28 @@ def evaluate(
         top_p=top_p,
         top_k=top_k,
         stop_token_ids=stop_token_ids,
+        banned_token_ids=image_token_ids(processor) if processor is not None else (),
     )
     engine = engine or make_engine("hf", model, tokenizer)
     n = n_samples if temperature > 0 else 1  # greedy decoding gives one answer per prompt
-    prompt_ids = encode_problems(tokenizer, problems, prompt_format or PromptFormat())
+    prompt_ids, vision = encode_inputs(
+        tokenizer, processor, problems, prompt_format or PromptFormat()
+    )
     # a fixed seed per evaluation: the same checkpoint always gets the same score
     cpu_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     responses = []
     chunk = 256
     repeated = [ids for ids in prompt_ids for _ in range(n)]
+    seen = None if vision is None else [v for v in vision for _ in range(n)]
     for start in tqdm(
         range(0, len(repeated), chunk), desc="eval", leave=False, disable=not progress
     ):
-        responses += engine.generate(repeated[start : start + chunk], sampling).responses
+        piece = repeated[start : start + chunk]
+        if seen is None:
+            responses += engine.generate(piece, sampling).responses
+        else:
+            responses += engine.generate(piece, sampling, seen[start : start + chunk]).responses
     torch.random.set_rng_state(cpu_state)
     texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
     rows = [p for p in problems for _ in range(n)]
@@ -104,7 +114,7 @@ def evaluate(
 
 
 def evaluate_as_configured(
-    model, tokenizer, problems, verifiers, cfg, engine: RolloutEngine | None = None
+    model, tokenizer, problems, verifiers, cfg, engine: RolloutEngine | None = None, processor=None
 ) -> tuple[dict, list[dict]]:
     """`evaluate` with the sampling settings of an experiment's `eval` section (stop tokens: the
     rollout's), through `engine` when given."""
@@ -124,4 +134,5 @@ def evaluate_as_configured(
         progress=cfg.output.progress,
         stop_token_ids=cfg.rollout.stop_token_ids,
         engine=engine,
+        processor=processor,
     )

@@ -22,8 +22,9 @@ from uniopd.engine.precision import Precision, vanishing_lr
 from uniopd.engine.prompts import PromptFormat
 from uniopd.engine.teacher_client import ServedTeacher, TeacherServerError
 from uniopd.engine.teachers import TeacherPool
+from uniopd.engine.vision import image_token_ids
 from uniopd.objectives import Need
-from uniopd.plan import Plan
+from uniopd.plan import Plan, modality_problem
 from uniopd.refs import parse_teacher, resolve_model
 from uniopd.verifiers import get_verifier
 
@@ -45,6 +46,11 @@ class Parts:
     # teacher ref -> its tokenizer, for teachers whose chat template differs from the student's
     # (bridged, checked at start): they read the prompts rendered in their own template
     teacher_tokenizers: dict[str, Any] = field(default_factory=dict)
+    # an image-text student's processor (uniopd.engine.vision); None for a text student
+    processor: Any = None
+    # text teachers of an image-text student (cross-modal): they read each row as text, through
+    # data.teacher_templates where its domain has one
+    text_readers: set[str] = field(default_factory=set)
 
     def teacher_model(self, ref: str) -> torch.nn.Module:
         assert self.teachers is not None, "this run loads no teacher"
@@ -69,7 +75,12 @@ def load_parts(
     precision = Precision(cfg.precision, device)
     dtype = precision.student_dtype
     student_path = resolve_model(cfg.student.model)
-    tokenizer = loading.load_tokenizer(student_path, cfg.student.model)
+    processor = loading.load_processor(student_path, cfg.student.model)
+    tokenizer = (
+        processor.tokenizer
+        if processor is not None
+        else loading.load_tokenizer(student_path, cfg.student.model)
+    )
     lora = cfg.student.lora  # a LoRA run's checkpoint holds the adapter, not the base weights
     student = loading.load_model(
         str(checkpoint if checkpoint and lora is None else student_path),
@@ -95,6 +106,7 @@ def load_parts(
         {d: get_verifier(name) for d, name in plan.verifier_for.items()},
         dist=dist,
         prompt_format=PromptFormat.of(cfg.data),
+        processor=processor,
     )
     if build is not None:
         build(builtin_refs(plan))
@@ -133,12 +145,17 @@ def _load_teachers(plan: Plan, parts: Parts, served: dict[str, ServedTeacher]) -
         tokenizer_at = cfg.teacher_tokenizers.get(domain)
         if ref.is_server:  # connected (its model listed) at the start of load_parts
             models[text] = served[text]
+            # a served model scores token ids only: for an image-text student, a text reader
+            if _check_modalities(plan, parts, False, text):
+                parts.text_readers.add(text)
             _check_served_vocabulary(served[text], parts.student, text, domain)
             if tokenizer_at:  # else it is taken to share the student's tokenizer
                 _check_teacher_tokenizer(parts, tokenizer_at, text, domain)
             continue
         path = resolve_model(cfg.student.model if ref.is_self else ref.model)
         if not ref.is_self:
+            if _check_modalities(plan, parts, loading.is_image_text_checkpoint(path), text):
+                parts.text_readers.add(text)
             _check_teacher_tokenizer(parts, tokenizer_at or path, text, domain)
         # an EMA teacher follows the student's weights: it keeps their precision
         dtype = parts.precision.student_dtype if ref.ema_decay else parts.precision.teacher_dtype
@@ -168,11 +185,36 @@ def _check_served_vocabulary(client: ServedTeacher, student, ref: str, domain: s
         )
 
 
+def _check_modalities(plan: Plan, parts: Parts, teacher_sees_images: bool, ref: str) -> bool:
+    """Whether teacher `ref` is a text teacher of an image-text student (cross-modal: it reads
+    each row as text); what it cannot read is refused (uniopd.plan.modality_problem, checked
+    again here against the checkpoints as loaded)."""
+    student_sees = parts.processor is not None
+    for domain in sorted(d for d, t in plan.cfg.teachers.items() if t == ref):
+        rows = [p for p in plan.train if p.domain == domain]
+        problem = modality_problem(plan.cfg, domain, ref, student_sees, teacher_sees_images, rows)
+        if problem:
+            raise loading.ModelLoadError(problem)
+    return student_sees and not teacher_sees_images
+
+
 def _check_teacher_tokenizer(parts: Parts, path: str, ref: str, domain: str) -> None:
-    """Same vocabulary as the student's, and the same chat template or one that can be bridged:
-    then the teacher reads the prompts rendered in its own template."""
+    """Same vocabulary as the student's (a text teacher of an image-text student: its image
+    tokens aside), and the same chat template or one that can be bridged: then the teacher reads
+    the prompts rendered in its own template."""
     teacher_tok = loading.load_tokenizer(path, ref)
-    if loading.check_same_interface(parts.tokenizer, teacher_tok, ref, domain, parts.prompt_format):
+    image_tokens = image_token_ids(parts.processor) if parts.processor is not None else ()
+    if ref not in parts.text_readers:
+        image_tokens = ()
+    if loading.check_same_interface(
+        parts.tokenizer, teacher_tok, ref, domain, parts.prompt_format, image_tokens
+    ):
+        if parts.processor is not None and ref not in parts.text_readers:
+            raise loading.ModelLoadError(
+                f"teachers.{domain} ({ref}): an image-text teacher whose chat template differs "
+                "from the student's; it must read the student's own prompt (images and all), so "
+                "give it the student's processor and template"
+            )
         parts.teacher_tokenizers[ref] = teacher_tok
 
 

@@ -12,9 +12,9 @@ import logging
 
 import torch
 
-from uniopd.engine.prompts import encode_problems
 from uniopd.engine.rollout import EngineOptions, make_engine, rollout_batch
 from uniopd.engine.sampling import resolve_sampling
+from uniopd.engine.vision import encode_inputs, image_token_ids
 from uniopd.optim import PhaseTimer
 from uniopd.parts import Parts
 from uniopd.records import RolloutBatch
@@ -32,9 +32,10 @@ class RolloutPhase:
     def __init__(self, cfg, parts: Parts, train: list[Problem]):
         self.cfg, self.parts, self.dist = cfg, parts, parts.dist
         tok, ro = parts.tokenizer, cfg.rollout
-        self.prompt_ids = {
-            p.id: ids for p, ids in zip(train, encode_problems(tok, train, parts.prompt_format))
-        }
+        ids, vision = encode_inputs(tok, parts.processor, train, parts.prompt_format)
+        self.prompt_ids = {p.id: i for p, i in zip(train, ids)}
+        # an image-text student's pixel inputs per problem (None: a text student)
+        self.vision = None if vision is None else {p.id: v for p, v in zip(train, vision)}
         self.sampling = resolve_sampling(
             tok,
             parts.student,
@@ -43,6 +44,7 @@ class RolloutPhase:
             top_p=ro.top_p,
             top_k=ro.top_k,
             stop_token_ids=ro.stop_token_ids,
+            banned_token_ids=image_token_ids(parts.processor) if parts.processor else (),
         )
         log.info("rollout engine %s, sampling %s", ro.engine, self.sampling.as_dict())
         self.engine = make_engine(
@@ -67,7 +69,11 @@ class RolloutPhase:
             torch.manual_seed(step_seed(cfg.seed, step, dist.rank * RANK_OFFSET))
             self.engine.wake()
             batch, engine_logp = rollout_batch(
-                self.engine, [self.prompt_ids[p.id] for p in problems], G, self.sampling
+                self.engine,
+                [self.prompt_ids[p.id] for p in problems],
+                G,
+                self.sampling,
+                None if self.vision is None else [self.vision[p.id] for p in problems],
             )
             batch = batch.to(self.parts.device)
         texts = tok.batch_decode(

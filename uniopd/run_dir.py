@@ -9,6 +9,7 @@
       rollouts/step_XXXXXX.jsonl  per-rollout records (completion, reward, per-token log-probs)
       pairs.jsonl          sampled (correct, incorrect) pairs: per-token OPD advantages before / after calibration
       difficulty/          offline balancing: difficulty table and before / after histograms
+      images/              a few held-out pictures per domain (multimodal runs) + index.json
       checkpoints/step_XXXXXX/    HF model (a LoRA run: its adapter) + tokenizer + trainer_state.pt
 
 Every file is appended line by line or written to a temporary name and renamed, so a killed run
@@ -21,17 +22,27 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
 
+from uniopd.data.images import open_image
 from uniopd.tracking import NullTracker
 
 log = logging.getLogger(__name__)
+
+IMAGES_PER_DOMAIN = 4  # held-out pictures kept for the report
+
+
+def _safe(name: str) -> str:
+    """A prompt id as a file name."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100]
 
 
 def _git_commit() -> dict:
@@ -131,6 +142,29 @@ class RunDir:
         self._append(self.path / "eval.jsonl", {"step": step, **summary})
         self.mirror.log_eval(step, summary, samples)
 
+    def save_images(self, problems, per_domain: int = IMAGES_PER_DOMAIN) -> None:
+        """The pictures of the first `per_domain` held-out problems of each domain, as PNG files
+        in images/ with images/index.json (prompt id -> question, answer, files): what the
+        report shows beside the responses to them."""
+        index, seen = [], Counter()
+        for p in problems:
+            if seen[p.domain] >= per_domain:
+                continue
+            seen[p.domain] += 1
+            files = []
+            for k, ref in enumerate(p.images):
+                name = f"{_safe(p.id)}-{k}.png"
+                out = self.path / "images" / name
+                out.parent.mkdir(parents=True, exist_ok=True)
+                open_image(ref).save(out, format="PNG")
+                files.append(name)
+            index.append(
+                {"prompt_id": p.id, "domain": p.domain, "prompt": p.prompt, "answer": p.answer}
+                | {"files": files}
+            )
+        if index:
+            atomic_write_text(self.path / "images" / "index.json", json.dumps(index, indent=1))
+
     def log_rollouts(self, step: int, records: list[dict]) -> None:
         self._write_lines(self.path / "rollouts" / f"step_{step:06d}.jsonl", records)
 
@@ -145,7 +179,8 @@ class RunDir:
     def save_checkpoint(
         self, step: int, model, tokenizer, trainer_state: dict, keep: int, weights=None
     ) -> Path:
-        """HF weights + tokenizer + optimizer/scheduler/RNG/sampler state, written then renamed.
+        """HF weights + tokenizer (an image-text model's processor) + optimizer/scheduler/RNG/
+        sampler state, written then renamed.
         `weights`: the whole state dict when `model` holds only a shard of it (FSDP)."""
         ckpts = self.path / "checkpoints"
         final = ckpts / f"step_{step:06d}"

@@ -15,7 +15,7 @@ from dataclasses import replace
 from uniopd.difficulty import offline_balance
 from uniopd.engine.distributed import Dist
 from uniopd.engine.fsdp import is_sharded
-from uniopd.engine.prompts import within_prompt_budget
+from uniopd.engine.vision import encode_inputs
 from uniopd.parts import load_parts
 from uniopd.plan import Plan, PlanError
 from uniopd.run_dir import RunDir
@@ -58,6 +58,7 @@ def prepare(
                 run_dir,
                 resume=resume,
                 write=dist.is_main,
+                processor=parts.processor,
             )
     train_set = dist.broadcast_object(train_set)
     return Trainer(plan, run_dir, parts, train_set, state, checkpoint)
@@ -69,7 +70,9 @@ def drop_long_prompts(plan: Plan, parts) -> Plan:
     budget = plan.cfg.data.max_prompt_tokens
     if budget is None:
         return plan
-    kept = within_prompt_budget(parts.tokenizer, plan.train, parts.prompt_format, budget)
+    # an image-text student's prompts are counted with their image tokens
+    ids, _ = encode_inputs(parts.tokenizer, parts.processor, plan.train, parts.prompt_format)
+    kept = [p for p, i in zip(plan.train, ids) if len(i) <= budget]
     if not kept:
         raise PlanError(
             f"data.max_prompt_tokens = {budget}: every one of the {len(plan.train)} training "

@@ -18,6 +18,7 @@ from uniopd.engine.batching import micro_batches
 from uniopd.engine.logprobs import response_logprobs
 from uniopd.engine.prompts import encode_problems
 from uniopd.engine.sequences import SequenceBatch, with_prompts
+from uniopd.engine.vision import encode_inputs
 from uniopd.objectives import Need
 from uniopd.parts import Parts
 from uniopd.tasks.problem import Problem
@@ -59,34 +60,48 @@ class Scorer:
         )
         tok = parts.tokenizer
         self.special_ids = tuple(tok.all_special_ids) if tok is not None else ()
-        # (teacher ref, problem id) -> the teacher's own prompt ids: a problem recurs across
-        # steps, and its prompt is the same each time
-        self._own_ids: dict[tuple[str, str], list[int]] = {}
+        # (teacher ref, problem id) -> the teacher's own prompt ids and pixel inputs: a problem
+        # recurs across steps, and its prompt is the same each time
+        self._own: dict[tuple[str, str], tuple[list[int], dict | None]] = {}
 
     def own_prompts(
         self, batch: SequenceBatch, rows: Sequence[Problem]
     ) -> dict[str, SequenceBatch]:
         """The student's response tokens behind each teacher's own prompts, for the teachers
-        that have them: a privileged teacher's (the reference solution in context) and a teacher
-        whose chat template differs from the student's (the same messages in its template)."""
+        that have them: a privileged teacher's (the reference solution in context), a teacher
+        whose chat template differs from the student's (the same messages in its template), and
+        a text teacher of an image-text student (each row as text: its teacher template, e.g.
+        the picture's text rendering, METHOD 5 cross-modal)."""
         pool, parts = self.parts.teachers, self.parts
         if pool is None:
             return {}
         out = {}
         for ref in pool.models_by_ref:
             privileged = ref in pool.privileged_refs
+            reads_text = ref in parts.text_readers
             tok = parts.teacher_tokenizers.get(ref)
-            if not privileged and tok is None:
+            if not (privileged or reads_text or tok is not None):
                 continue
             tok = tok or parts.tokenizer
             # encode each problem once, not once per rollout of its group or per step
-            new = [p for p in {p.id: p for p in rows}.values() if (ref, p.id) not in self._own_ids]
+            new = [p for p in {p.id: p for p in rows}.values() if (ref, p.id) not in self._own]
             if new:
                 questions = [privileged_prompt(p) for p in new] if privileged else None
-                encoded = encode_problems(tok, new, parts.prompt_format, questions)
-                self._own_ids.update(((ref, p.id), ids) for p, ids in zip(new, encoded))
-            prompts = [self._own_ids[ref, p.id] for p in rows]
-            out[ref] = with_prompts(batch, prompts, parts.tokenizer.pad_token_id)
+                fmt = parts.prompt_format
+                if reads_text:
+                    ids = encode_problems(tok, new, fmt.for_text_reader(), questions)
+                    vision = [None] * len(new)
+                else:  # an image-text teacher keeps the row's images
+                    ids, seen = encode_inputs(tok, parts.processor, new, fmt, questions)
+                    vision = seen or [None] * len(new)
+                self._own.update(((ref, p.id), (i, v)) for p, i, v in zip(new, ids, vision))
+            prompts = [self._own[ref, p.id] for p in rows]
+            out[ref] = with_prompts(
+                batch,
+                [ids for ids, _ in prompts],
+                parts.tokenizer.pad_token_id,
+                [v for _, v in prompts] if any(v is not None for _, v in prompts) else None,
+            )
         return out
 
     @torch.no_grad()

@@ -98,6 +98,8 @@ class Trainer:
                     },
                 },
             )
+            # a few held-out pictures per domain, for the report's sample rollouts
+            run_dir.save_images([p for p in plan.eval if p.images])
         if self.writes:
             run_dir.mirror = make_tracker(cfg, run_dir)
 
@@ -235,6 +237,7 @@ class Trainer:
                 self.parts.verifiers,
                 self.cfg,
                 self.engine,
+                self.parts.processor,
             )
         if not self.writes:  # a sharded student's other processes: in lock-step, not logged
             self.dist.barrier()
@@ -279,7 +282,7 @@ class Trainer:
         path = self.run_dir.save_checkpoint(
             self.step,
             self.student,
-            self.tokenizer,
+            self.parts.processor or self.tokenizer,  # an image-text student: its processor
             state,
             keep=self.cfg.output.keep_checkpoints,
             weights=weights,

@@ -143,9 +143,9 @@ def test_a_chat_prompt_counts_placeholders_over_every_turn(tmp_path):
     assert len(load_source(str(data))[0].images) == 2
 
 
-def test_rows_with_images_are_refused_at_validation_while_students_read_text_only(tmp_path, capsys):
-    """Until a multimodal student can see them, image rows stop `validate` (exit 2, naming a
-    row and its file) instead of training a text student on their questions alone."""
+def test_rows_with_images_are_refused_for_a_text_student(tmp_path, capsys, make_checkpoint):
+    """A text student would never see the pictures: image rows stop `validate` (exit 2, naming
+    a row, its file and the student) instead of training it on their questions alone."""
     import yaml
 
     from uniopd.cli import main
@@ -153,17 +153,18 @@ def test_rows_with_images_are_refused_at_validation_while_students_read_text_onl
     (tmp_path / "a.png").write_bytes(png())
     data = write_jsonl(tmp_path / "rows.jsonl", [row("a.png", id="pic-1"), row("a.png")])
     exp = tmp_path / "exp.yaml"
+    student = str(make_checkpoint(1))
     exp.write_text(
         yaml.safe_dump(
             {
                 "name": "images",
-                "student": str(tmp_path / "student"),
-                "teachers": {"math": str(tmp_path / "teacher")},
+                "student": student,
+                "teachers": {"math": student},
                 "data": {"train": [str(data)]},
             }
         )
     )
-    assert main(["validate", "--no-models", str(exp)]) == 2
+    assert main(["validate", str(exp)]) == 2
     err = capsys.readouterr().err
     assert "data: 2 rows carry images (e.g. pic-1 from" in err and "rows.jsonl" in err
-    assert "text-only students" in err
+    assert f"student.model ({student}) is a text model" in err

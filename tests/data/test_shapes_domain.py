@@ -35,8 +35,8 @@ def test_picture_rendering_question_and_answer_agree(level):
             counts[color] += 1
         assert shapes.MIN_SHAPES <= sum(counts.values()) <= shapes.MAX_SHAPES
         assert p.meta["rendering"] == shapes.rendering(counts)
-        for color, k in counts.items():  # the rendering names each colour present with its count
-            assert (f"{k} {color} square" in p.meta["rendering"]) == (k > 0)
+        for color, k in counts.items():  # the rendering gives each colour's count
+            assert f"{k} {color}" in p.meta["rendering"]
         asked = [c for c in shapes.COLORS if re.search(rf"\b{c}\b", p.prompt)]
         assert len(asked) == level == p.meta["level"]
         assert p.answer == str(sum(counts[c] for c in asked))
@@ -50,3 +50,31 @@ def test_the_generator_is_deterministic_and_varied():
     rng = random.Random(0)
     pictures = {shapes.make_problem(rng, 1).images[0] for _ in range(200)}
     assert len(pictures) > 190
+
+
+def test_the_builtin_splits_are_disjoint_pictures():
+    """Splits are decided by the prompt and the picture together: the visual domain asks the
+    same few questions of many pictures, and no held-out picture is ever trained on."""
+    from uniopd.tasks.builtin import builtin_problems
+
+    splits = {s: builtin_problems("visual", s) for s in ("sft", "train", "test")}
+    assert [len(v) for v in splits.values()] == [6000, 2000, 200]
+    key = lambda p: (p.prompt, p.images)  # noqa: E731
+    seen = [{key(p) for p in problems} for problems in splits.values()]
+    assert all(len(s) == len(splits[n]) for s, n in zip(seen, splits))  # no repeats
+    assert not (seen[0] & seen[2]) and not (seen[1] & seen[2]) and not (seen[0] & seen[1])
+    assert {p.meta["level"] for p in splits["test"]} == set(shapes.LEVELS)
+
+
+def test_the_students_habit_and_the_text_teachers_view():
+    rng = random.Random(3)
+    two = shapes.make_problem(rng, 2)
+    first = two.solution.split(" + ")[0]  # "2 red"
+    assert (
+        shapes.early_stop_solution(two) == f"{first}. The answer is \\boxed{{{first.split()[0]}}}."
+    )
+    one = shapes.make_problem(rng, 1)
+    assert shapes.early_stop_solution(one) == one.solution  # no step to skip
+    text = shapes.text_problem(two)
+    assert text.images == () and text.prompt == f"{two.meta['rendering']} {two.prompt}"
+    assert text.answer == two.answer and text.domain == "visual"

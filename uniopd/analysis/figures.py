@@ -229,6 +229,8 @@ def fig_order_over_training(runs: Runs, out: Path, teachers: dict) -> Figure | N
         var_name="when",
         value_name="consistency",
     ).dropna()
+    if long.empty:  # no step had a group with both correct and incorrect rollouts
+        return None
     long["when"] = long.when.str.removeprefix("order/consistency_").map(
         {"before": "before calibration", "after": "after calibration"}
     )

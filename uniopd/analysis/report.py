@@ -1,5 +1,6 @@
 """`uniopd report`: one self-contained HTML page (no network, no server) comparing the runs it is
-given: the benchmark and ablation tables, every figure (embedded), and each run's config.
+given: the benchmark and ablation tables, every figure (embedded), sample rollouts of multimodal
+runs (each kept picture with the responses to it), and each run's config.
 
     uniopd report runs/study --teacher math=... --teacher code=... --out report.html
 """
@@ -31,6 +32,7 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; 
 table { border-collapse: collapse; margin: 1em 0; } th, td { border: 1px solid #ccc; padding: 4px 8px; }
 th { background: #f3f3f3; cursor: pointer; } img { max-width: 100%; border: 1px solid #eee; }
 pre { background: #f8f8f8; padding: 8px; overflow-x: auto; } .note { color: #666; }
+img.sample { width: 96px; image-rendering: pixelated; }
 """
 
 
@@ -87,10 +89,15 @@ def write_report(
             parts.append(
                 f"<p class='note'>{html.escape(miss['name'])}: {html.escape(miss['why'])}</p>"
             )
-        parts.append("<h2>Run configs</h2>")
+        from uniopd.analysis.report_samples import sample_rollouts_html
         from uniopd.analysis.runs import find_run_dirs
 
-        for run in find_run_dirs([Path(r) for r in run_roots]):
+        runs = find_run_dirs([Path(r) for r in run_roots])
+        samples = [block for block in map(sample_rollouts_html, runs) if block]
+        if samples:
+            parts += ["<h2>Sample rollouts</h2>", *samples]
+        parts.append("<h2>Run configs</h2>")
+        for run in runs:
             cfg = (run / "config.yaml").read_text() if (run / "config.yaml").exists() else ""
             parts.append(
                 f"<details><summary>{html.escape(run.name)}</summary><pre>{html.escape(cfg)}</pre></details>"

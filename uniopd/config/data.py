@@ -139,6 +139,14 @@ class DataConfig(_Section):
         "\\boxed{}.' Only {prompt} is replaced (other braces stay as written); a domain not "
         "listed uses the question as is.",
     )
+    teacher_templates: dict[str, Annotated[str, Field(min_length=1)]] = Field(
+        default={},
+        description="Domain -> template of the user turn a text teacher reads instead of the "
+        "student's (cross-modal distillation: the student sees the picture, the teacher its text "
+        "rendering), e.g. visual: '{rendering} {prompt}'. {prompt} is the row's question (image "
+        "placeholders dropped) and {name} any other field of the row's meta; a row of the domain "
+        "without that field is an error at load. An image-text teacher reads the student's prompt.",
+    )
 
     @model_validator(mode="after")
     def _chat_only(self) -> DataConfig:
@@ -153,13 +161,13 @@ class DataConfig(_Section):
                     )
         return self
 
-    @field_validator("prompt_templates")
+    @field_validator("prompt_templates", "teacher_templates")
     @classmethod
     def _has_placeholder(cls, templates: dict[str, str]) -> dict[str, str]:
         for domain, text in templates.items():
             if PROMPT_PLACEHOLDER not in text:
                 raise ValueError(
-                    f"prompt_templates.{domain} has no {PROMPT_PLACEHOLDER} placeholder: the "
+                    f"{domain} has no {PROMPT_PLACEHOLDER} placeholder: the "
                     f"row's question would be dropped ({text!r})"
                 )
         return templates

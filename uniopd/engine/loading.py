@@ -1,5 +1,7 @@
-"""Loading students and teachers from HF causal-LM checkpoints (references such as `builtin:` are
-resolved to paths above the engine, in uniopd.refs; `name` is what messages call the model).
+"""Loading students and teachers from HF checkpoints (references such as `builtin:` are
+resolved to paths above the engine, in uniopd.refs; `name` is what messages call the model):
+causal LMs through `AutoModelForCausalLM`, image-text models (a config with a `vision_config`)
+through `AutoModelForImageTextToText` and their `AutoProcessor` (uniopd.engine.vision).
 
 A checkpoint that cannot be loaded, or a teacher that does not share the student's vocabulary (or
 whose chat template differs in a way that cannot be bridged), stops the run at start-up with a
@@ -9,9 +11,16 @@ message naming the model: a teacher scoring other token ids would give silently 
 from __future__ import annotations
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    AutoTokenizer,
+)
 
 from uniopd.engine.prompts import PromptFormat, TemplateBridgeError, check_bridge
+from uniopd.engine.vision import VisionError, check_processor, is_image_text
 
 
 class ModelLoadError(RuntimeError):
@@ -53,6 +62,39 @@ def load_tokenizer(path: str, name: str | None = None):
     return tok
 
 
+def is_image_text_checkpoint(path: str) -> bool:
+    """Whether the checkpoint at `path` is an image-text model (False when its config cannot be
+    read: loading the model then says why)."""
+    try:
+        return is_image_text(AutoConfig.from_pretrained(path))
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def load_processor(path: str, name: str | None = None):
+    """The processor of an image-text checkpoint, checked to read images; None for a text model."""
+    if not is_image_text_checkpoint(path):
+        return None
+    try:
+        processor = AutoProcessor.from_pretrained(path)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(
+            f"{name or path}: {path} holds an image-text model (its config has a "
+            "vision_config), but no processor that reads images could be loaded from it "
+            f"({type(exc).__name__}: {str(exc)[:300]}). Save the model's processor "
+            "(AutoProcessor.save_pretrained) into the checkpoint folder"
+        ) from exc
+    try:
+        check_processor(processor, f"{name or path} ({path})")
+    except VisionError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    tok = processor.tokenizer
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    return processor
+
+
 def load_model(
     path: str,
     device: torch.device,
@@ -61,10 +103,9 @@ def load_model(
     name: str | None = None,
     attn_implementation: str = "sdpa",
 ):
+    auto = AutoModelForImageTextToText if is_image_text_checkpoint(path) else AutoModelForCausalLM
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype, attn_implementation=attn_implementation
-        )
+        model = auto.from_pretrained(path, dtype=dtype, attn_implementation=attn_implementation)
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(
             f"{name or path}: could not load the checkpoint at {path}: {type(exc).__name__}: {exc}"
@@ -77,17 +118,29 @@ def load_model(
 
 
 def check_same_interface(
-    student_tok, teacher_tok, teacher_ref: str, domain: str, fmt: PromptFormat | None = None
+    student_tok,
+    teacher_tok,
+    teacher_ref: str,
+    domain: str,
+    fmt: PromptFormat | None = None,
+    image_tokens: tuple[int, ...] = (),
 ) -> bool:
     """Teacher and student must share the vocabulary (METHOD 5). The chat template may differ when
     `fmt` is given and the difference can be bridged (uniopd.engine.prompts.check_bridge): then
     the result is True, and the teacher reads prompts rendered in its own template. Without
-    `fmt` (a reference model) the templates must be the same."""
-    if student_tok.get_vocab() != teacher_tok.get_vocab():
-        s, t = student_tok.get_vocab(), teacher_tok.get_vocab()
+    `fmt` (a reference model) the templates must be the same.
+
+    `image_tokens`: an image-text student's image tokens. A text teacher (cross-modal) may lack
+    exactly those: the student never samples them, so the response tokens stay shared."""
+    s, t = student_tok.get_vocab(), teacher_tok.get_vocab()
+    if image_tokens and s != t:
+        s = {k: v for k, v in s.items() if v not in image_tokens}
+    if s != t:
         diff = sorted(set(s.items()) ^ set(t.items()))[:3]
         raise ModelLoadError(
-            f"teachers.{domain} ({teacher_ref}): vocabulary differs from the student's "
+            f"teachers.{domain} ({teacher_ref}): vocabulary differs from the student's"
+            + (" (its image tokens aside)" if image_tokens else "")
+            + " "
             f"({len(t)} vs {len(s)} tokens; e.g. {diff}); OPD compares log-probs of the same token "
             "ids, so teacher and student must share one tokenizer"
         )

@@ -16,6 +16,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from uniopd.engine.sequences import SequenceBatch
+from uniopd.engine.vision import model_inputs, uses_multimodal_rope
 
 log = logging.getLogger(__name__)
 
@@ -24,16 +25,13 @@ CHUNK_TOKENS = 512  # response tokens per head + log-softmax chunk: 0.3 GB of fp
 
 def _forward(model, batch: SequenceBatch, **kwargs):
     attn = batch.attention_mask_N_L
-    # position ids from the mask, so left padding does not shift positions: a prompt scores the
-    # same whatever batch it is in
-    position_ids = (attn.cumsum(-1) - 1).clamp(min=0)
-    return model(
-        input_ids=batch.input_ids_N_L,
-        attention_mask=attn,
-        position_ids=position_ids,
-        use_cache=False,
-        **kwargs,
-    )
+    if batch.vision is not None:  # a multimodal batch: each row's pixel inputs, in row order
+        kwargs.update(model_inputs(model, batch.input_ids_N_L, batch.vision))
+    if not (batch.vision is not None and uses_multimodal_rope(model)):
+        # position ids from the mask, so left padding does not shift positions: a prompt scores
+        # the same whatever batch it is in (the Qwen-VL family derives its own from the mask)
+        kwargs["position_ids"] = (attn.cumsum(-1) - 1).clamp(min=0)
+    return model(input_ids=batch.input_ids_N_L, attention_mask=attn, use_cache=False, **kwargs)
 
 
 def response_logits(model, batch: SequenceBatch) -> torch.Tensor:

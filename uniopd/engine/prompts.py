@@ -17,12 +17,24 @@ this is sound for the pair of templates, or says why not.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from uniopd.tasks.problem import Problem
 
 PLACEHOLDER = "{prompt}"
+IMAGE_PLACEHOLDER = "<image>"  # where a row's prompt places an image (uniopd.data.images)
+FIELD = re.compile(r"\{([A-Za-z_]\w*)\}")  # {rendering} in a teacher template
+
+
+class TemplateFieldError(ValueError):
+    """A teacher template names a field the row does not have."""
+
+
+def template_fields(template: str) -> list[str]:
+    """The row fields a teacher template reads besides {prompt}."""
+    return [f for f in FIELD.findall(template) if f != "prompt"]
 
 
 class TemplateBridgeError(ValueError):
@@ -35,16 +47,32 @@ class PromptFormat:
     system_prompt: str | None = None
     chat_template_kwargs: Mapping = field(default_factory=dict)
     prompt_templates: Mapping[str, str] = field(default_factory=dict)
+    # cross-modal: the user turn a text teacher of an image-text student reads, per domain
+    teacher_templates: Mapping[str, str] = field(default_factory=dict)
+    text_reader: bool = False  # this format is that teacher's: no images, teacher templates
 
     @classmethod
     def of(cls, data) -> PromptFormat:
         """The format an experiment's `data` section describes (read by attribute: the engine
         never imports the config package)."""
         return cls(
-            data.template, data.system_prompt, data.chat_template_kwargs, data.prompt_templates
+            data.template,
+            data.system_prompt,
+            data.chat_template_kwargs,
+            data.prompt_templates,
+            getattr(data, "teacher_templates", {}),
         )
 
-    def user_turn(self, domain: str, question: str) -> str:
+    def for_text_reader(self) -> PromptFormat:
+        """The format a text teacher of an image-text student reads: its domain's teacher
+        template where there is one, image placeholders dropped."""
+        return replace(self, text_reader=True)
+
+    def user_turn(self, domain: str, question: str, meta: Mapping | None = None) -> str:
+        if self.text_reader:
+            question = " ".join(question.replace(IMAGE_PLACEHOLDER, " ").split())
+            if domain in self.teacher_templates:
+                return fill_template(self.teacher_templates[domain], question, meta or {})
         template = self.prompt_templates.get(domain)
         return question if template is None else template.replace(PLACEHOLDER, question)
 
@@ -54,11 +82,18 @@ class PromptFormat:
             chat = [dict(m) for m in problem.messages]
             last_user = max(i for i, m in enumerate(chat) if m.get("role") == "user")
             chat[last_user]["content"] = self.user_turn(
-                problem.domain, str(chat[last_user]["content"])
+                problem.domain, str(chat[last_user]["content"]), problem.meta
             )
+            if self.text_reader:  # image placeholders of earlier turns too
+                for m in chat:
+                    m["content"] = " ".join(
+                        str(m["content"]).replace(IMAGE_PLACEHOLDER, " ").split()
+                    )
         else:
             question = problem.prompt if prompt is None else prompt
-            chat = [{"role": "user", "content": self.user_turn(problem.domain, question)}]
+            chat = [
+                {"role": "user", "content": self.user_turn(problem.domain, question, problem.meta)}
+            ]
         if self.system_prompt is not None and chat[0].get("role") != "system":
             chat.insert(0, {"role": "system", "content": self.system_prompt})
         return chat
@@ -74,6 +109,20 @@ class PromptFormat:
         )
 
 
+def fill_template(template: str, question: str, meta: Mapping) -> str:
+    """A teacher template with {prompt} and the row's meta fields filled in."""
+
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        if name == "prompt":
+            return question
+        if name not in meta:
+            raise TemplateFieldError(f"the row has no field {name!r} (its meta: {sorted(meta)})")
+        return str(meta[name])
+
+    return FIELD.sub(value, template)
+
+
 def encode_problems(
     tokenizer, problems: Sequence[Problem], fmt: PromptFormat, prompts: Sequence[str] | None = None
 ) -> list[list[int]]:
@@ -83,14 +132,6 @@ def encode_problems(
         for i, p in enumerate(problems)
     ]
     return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-
-
-def within_prompt_budget(
-    tokenizer, problems: Sequence[Problem], fmt: PromptFormat, max_tokens: int
-) -> list[Problem]:
-    """The problems whose prompt, rendered as the model sees it, has at most `max_tokens` tokens."""
-    lengths = map(len, encode_problems(tokenizer, problems, fmt))
-    return [p for p, n in zip(problems, lengths) if n <= max_tokens]
 
 
 # A probe conversation for check_bridge: a response with words, digits and a code fence, as the

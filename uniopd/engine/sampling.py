@@ -22,6 +22,9 @@ class SamplingSettings:
     temperature: float = 1.0  # 0 = greedy
     top_p: float = 1.0  # 1 = off
     top_k: int = 0  # 0 = off
+    # never sampled: an image-text student's image tokens (a text teacher has no embedding for
+    # them, and a response holding one would be read as a picture)
+    banned_token_ids: tuple[int, ...] = ()
 
     @property
     def greedy(self) -> bool:
@@ -35,6 +38,9 @@ class SamplingSettings:
     def as_dict(self) -> dict:
         out = asdict(self)
         out["stop_token_ids"] = list(self.stop_token_ids)
+        out["banned_token_ids"] = list(self.banned_token_ids)
+        if not self.banned_token_ids:  # a text student's settings read as they always did
+            del out["banned_token_ids"]
         return out
 
 
@@ -65,6 +71,7 @@ def resolve_sampling(
     top_p: float | None = None,
     top_k: int | None = None,
     stop_token_ids: Iterable[int] = (),
+    banned_token_ids: Iterable[int] = (),
 ) -> SamplingSettings:
     """Settings from explicit values (None = the checkpoint's, else neutral). Stop tokens: the
     tokenizer's EOS, the checkpoint generation config's eos_token_id(s) and `stop_token_ids`."""
@@ -84,4 +91,5 @@ def resolve_sampling(
         temperature=float(values["temperature"]),
         top_p=float(values["top_p"]),
         top_k=int(values["top_k"]),
+        banned_token_ids=tuple(banned_token_ids),
     )

@@ -1,12 +1,15 @@
 """Synthetic visual domain: count coloured squares in a small picture, answered in \\boxed{}.
 
-The picture is a 4 x 4 grid of 8-pixel cells (32 x 32 pixels), some cells holding a filled square
-in one of four colours. The question asks for the number of squares of one, two or three colours
-together (the level), so a student must both read the picture and add, and the level spreads a
-half-trained student over the difficulty range as the text domains do.
+The picture is a 4 x 4 grid of 8-pixel cells (32 x 32 pixels), a shelf of squares: each row holds
+the squares of one colour (red, green, blue, yellow from the top), 0 to 4 of them in random cells
+of the row. The question asks for the number of squares of one, two or three colours together
+(the level), so a student must both read the picture and add, and the level spreads a
+half-trained student over the difficulty range as the text domains do. (Squares scattered over
+the whole grid were tried first: a model as small as the tiny world's then read fewer than 60 %
+of the pictures after minutes of training, too few for a teacher.)
 
-Each problem also carries a text rendering of the same content ("The picture shows 3 red squares
-and 2 blue squares."), in `meta["rendering"]`: what a text teacher reads in cross-modal
+Each problem also carries a text rendering of the same content ("The picture shows 3 red, 0 green,
+2 blue and 0 yellow squares."), in `meta["rendering"]`: what a text teacher reads in cross-modal
 distillation, where the student sees only the picture. One cell is one vision patch of the tiny
 multimodal student, so counting is a matter of telling the patches' colours apart.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import io
 import random
+from dataclasses import replace
 
 from uniopd.tasks.problem import Problem
 
@@ -28,15 +32,22 @@ COLORS = {  # name -> RGB, in the order renderings and questions list them
     "yellow": (230, 190, 20),
 }
 LEVELS = (1, 2, 3)  # colours to count together
+# how a text teacher reads a problem (cross-modal): experiments/multimodal/cross_modal.yaml gives
+# the same template as data.teacher_templates.visual
+TEXT_TEMPLATE = "{rendering} {prompt}"
 MIN_SHAPES, MAX_SHAPES = 2, 9
 
 
 def make_problem(rng: random.Random, level: int) -> Problem:
-    n = rng.randint(MIN_SHAPES, MAX_SHAPES)
-    cells = rng.sample(range(GRID * GRID), n)
-    colors = [rng.choice(list(COLORS)) for _ in cells]
+    while True:
+        counts = {c: rng.randint(0, GRID) for c in COLORS}
+        if MIN_SHAPES <= sum(counts.values()) <= MAX_SHAPES:
+            break
+    layout = {}
+    for row, (color, k) in enumerate(counts.items()):
+        for column in rng.sample(range(GRID), k):
+            layout[row * GRID + column] = color
     asked = sorted(rng.sample(list(COLORS), level), key=list(COLORS).index)
-    counts = {c: colors.count(c) for c in COLORS}
     answer = sum(counts[c] for c in asked)
     prompt = f"How many {_join(asked)} squares are there{' together' * (level > 1)}?"
     work = " + ".join(f"{counts[c]} {c}" for c in asked)
@@ -50,14 +61,33 @@ def make_problem(rng: random.Random, level: int) -> Problem:
         answer=str(answer),
         solution=solution,
         meta={"level": level, "rendering": rendering(counts)},
-        images=(draw(dict(zip(cells, colors))),),
+        images=(draw(layout),),
     )
 
 
+def early_stop_solution(problem: Problem) -> str:
+    """The reference solution one step short, the tiny student's habit as in the text domains
+    (tasks/arith.early_stop_solution): only the first colour asked is counted and boxed. A
+    one-colour question has no step to skip."""
+    if problem.meta["level"] == 1:
+        return problem.solution
+    first = problem.solution.split(" + ", 1)[0]
+    return f"{first}. The answer is \\boxed{{{first.split()[0]}}}."
+
+
+def text_problem(problem: Problem) -> Problem:
+    """The problem as a text teacher reads it: the rendering before the question, no picture
+    (TEXT_TEMPLATE; what an experiment's data.teacher_templates.visual gives at run time)."""
+    prompt = TEXT_TEMPLATE.replace("{rendering}", problem.meta["rendering"])
+    return replace(problem, prompt=prompt.replace("{prompt}", problem.prompt), images=())
+
+
 def rendering(counts: dict[str, int]) -> str:
-    """The picture's content as text: every colour present, with its count."""
-    parts = [f"{k} {c} square{'s' * (k != 1)}" for c, k in counts.items() if k]
-    return f"The picture shows {_join(parts)}."
+    """The picture's content as text: the count of every colour, in the rows' order (a tiny text
+    model finds a colour's count at the same place every time, as the picture's reader finds it
+    in the same row)."""
+    parts = [f"{k} {c}" for c, k in counts.items()]
+    return f"The picture shows {_join(parts)} squares."
 
 
 def draw(layout: dict[int, str]) -> bytes:

@@ -111,3 +111,11 @@ def _parse_gold(answer: str | None, timeout: int | None) -> tuple:
         return ()
     boxed = "\\boxed{" + str(answer) + "}"
     return tuple(parse(boxed, _BOXED_ONLY, parsing_timeout=timeout, raise_on_error=True))
+
+
+@VERIFIERS.register("visual")
+class VisualVerifier(MathVerifier):
+    """The tiny world's visual domain (counting squares in a picture): a number in the last
+    \\boxed{}, graded as math."""
+
+    name = "visual"

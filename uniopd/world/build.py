@@ -121,6 +121,23 @@ def _build_models(root: Path, names: list[str], manifest: dict) -> None:
         raise RuntimeError(f"building builtin:{failure[0]} failed: {failure[1]}") from failure[1]
 
 
+def with_inits(names) -> list[str]:
+    """The named models and those they start from (a visual model's `init`), inits first."""
+    models = active_recipe()["models"]
+    out: list[str] = []
+
+    def add(name: str) -> None:
+        init = models.get(name, {}).get("init")
+        if init:
+            add(init)
+        if name not in out:
+            out.append(name)
+
+    for name in names:
+        add(name)
+    return out
+
+
 def build_missing(names) -> None:
     """Build those of the named built-in models that are not built yet, side by side."""
     for name in names:
@@ -145,6 +162,7 @@ def build_world(names=None, force: bool = False) -> dict:
                 shutil.rmtree(model_dir(name), ignore_errors=True)
                 manifest["models"].pop(model_key(name), None)
             shutil.rmtree(root / "tokenizer", ignore_errors=True)
+        wanted = with_inits(wanted)  # what they start from, when it is not built yet
         missing = [n for n in wanted if not (model_dir(n) / "config.json").exists()]
         if not force:  # the default world's models come with the package
             for name in list(missing):
@@ -158,6 +176,9 @@ def build_world(names=None, force: bool = False) -> dict:
             pipeline.build_tokenizer(root)
             manifest["tokenizer_seconds"] = round(time.perf_counter() - t0, 2)
             _save_manifest(root, manifest)
-        if missing:
-            _build_models(root, missing, manifest)
+        models = active_recipe()["models"]
+        while missing:  # in waves: a model is built after the model it starts from
+            wave = [n for n in missing if models[n].get("init") not in missing]
+            _build_models(root, wave, manifest)
+            missing = [n for n in missing if n not in wave]
         return manifest

@@ -39,7 +39,16 @@ def model_key(name: str, recipe: dict | None = None) -> str:
     """`<name>-<hash>`: the folder name of built-in model `name` under `recipe` (default: the
     active one)."""
     recipe = recipe or active_recipe()
-    return f"{name}-{_digest({'shared': shared_settings(recipe), name: recipe['models'][name]})}"
+    if name not in recipe["models"]:
+        raise ValueError(
+            f"builtin:{name} is not part of world version {recipe['version']}; it came with a "
+            "later version (world.version)"
+        )
+    spec = recipe["models"][name]
+    keyed = {"shared": shared_settings(recipe), name: spec}
+    if "init" in spec:  # a model that starts from another changes with it
+        keyed["init"] = model_key(spec["init"], recipe)
+    return f"{name}-{_digest(keyed)}"
 
 
 def check_name(name: str) -> None:

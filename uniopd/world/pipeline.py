@@ -12,8 +12,10 @@ from pathlib import Path
 from transformers import AutoTokenizer
 
 from uniopd.tasks.builtin import GENERATORS, builtin_problems
+from uniopd.tasks.shapes import text_problem
+from uniopd.world.models import build_image_text_model, image_text_processor
 from uniopd.world.models import build_model as new_model
-from uniopd.world.paths import model_key
+from uniopd.world.paths import model_dir, model_key
 from uniopd.world.recipe import active_recipe
 from uniopd.world.sft import supervised_warm_start
 from uniopd.world.tokenizer import train_tokenizer
@@ -40,11 +42,21 @@ def build_tokenizer(root: Path, recipe: dict | None = None) -> None:
 CURVE_HEAD_STEPS = 40
 
 
-def _warm_start(name: str, recipe: dict, tokenizer, **options):
-    """Model `name` made from its seed and warm-started as its recipe says; (model, losses).
-    `options` go to supervised_warm_start (progress, stop_after)."""
+def _warm_start(name: str, recipe: dict, tokenizer, processor=None, **options):
+    """Model `name` made from its seed (or from its `init` model) and warm-started as its recipe
+    says; (model, losses). An image-text model needs its `processor`. `options` go to
+    supervised_warm_start (progress, stop_after)."""
     spec, seed = recipe["models"][name], recipe["seed"]
-    model = new_model(spec["size"], tokenizer, seed=seed)
+    start = None
+    if "init" in spec:
+        from transformers import AutoModelForCausalLM
+
+        start = AutoModelForCausalLM.from_pretrained(model_dir(spec["init"], recipe))
+    if spec.get("kind") == "image-text":
+        model = build_image_text_model(spec["size"], processor, seed, start)
+        tokenizer = processor.tokenizer
+    else:
+        model = start if start is not None else new_model(spec["size"], tokenizer, seed=seed)
     losses = supervised_warm_start(
         model,
         tokenizer,
@@ -53,6 +65,8 @@ def _warm_start(name: str, recipe: dict, tokenizer, **options):
         batch_size=recipe["sft"]["batch_size"],
         lr=recipe["sft"]["lr"],
         seed=seed,
+        processor=processor,
+        batch_by_domain="replay" in spec,
         **options,
     )
     return model, losses
@@ -66,7 +80,11 @@ def warm_start_curve(name: str, recipe: dict, tokenizer, steps: int = CURVE_HEAD
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _warm_start(name, recipe, tokenizer, on_step=lambda: None, stop_after=steps)[1]
+        image_text = recipe["models"][name].get("kind") == "image-text"
+        processor = image_text_processor(tokenizer) if image_text else None
+        return _warm_start(
+            name, recipe, tokenizer, processor, on_step=lambda: None, stop_after=steps
+        )[1]
     finally:
         torch.set_num_threads(threads)
 
@@ -79,13 +97,14 @@ def build_model(root: Path, name: str, recipe: dict | None = None, on_step=None)
     recipe = recipe or active_recipe()
     spec, key = recipe["models"][name], model_key(name, recipe)
     tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
+    processor = image_text_processor(tokenizer) if spec.get("kind") == "image-text" else None
     model, losses = _warm_start(
-        name, recipe, tokenizer, desc=f"{name}: warm start", on_step=on_step
+        name, recipe, tokenizer, processor, desc=f"{name}: warm start", on_step=on_step
     )
     stage = root / f".{key}.sft"
     shutil.rmtree(stage, ignore_errors=True)
     model.save_pretrained(stage)
-    tokenizer.save_pretrained(stage)
+    (processor or tokenizer).save_pretrained(stage)
     record = {
         "name": name,
         "spec": spec,
@@ -114,13 +133,17 @@ def _warm_start_data(spec: dict, seed: int) -> list:
     rng = random.Random(seed)
     held_out = spec.get("held_out", {})
     out = []
-    for domain in spec["domains"]:
+    # `replay`: the first problems of other domains, kept in a warm start on a new domain
+    portions = [(d, None) for d in spec["domains"]] + list(spec.get("replay", {}).items())
+    for domain, count in portions:
         module = GENERATORS[domain]
-        for p in builtin_problems(domain, "sft"):
+        for p in builtin_problems(domain, "sft")[:count]:
             if any(phrase in p.prompt for phrase in held_out.get(domain, ())):
                 continue
             if rng.random() < spec.get("early_stop_rate", 0.0):
                 p = replace(p, solution=module.early_stop_solution(p))
+            if spec.get("reads") == "rendering" and p.images:  # the cross-modal text teacher
+                p = text_problem(p)
             out.append(p)
     return out
 

@@ -12,7 +12,9 @@ import torch
 from tqdm.auto import tqdm
 
 from uniopd.engine.logprobs import response_logprobs
+from uniopd.engine.prompts import PromptFormat
 from uniopd.engine.sequences import encode_prompts, pack
+from uniopd.engine.vision import encode_inputs
 from uniopd.tasks.problem import Problem
 
 
@@ -44,15 +46,24 @@ def supervised_warm_start(
     desc: str = "sft",
     on_step=None,
     stop_after: int | None = None,
+    processor=None,
+    batch_by_domain: bool = False,
 ) -> list[float]:
     """Train `model` in place for `steps` steps; returns the loss curve.
 
     `on_step()`, when given, is called after every step instead of drawing a progress bar (the
     world builder draws one bar per model for builds running in parallel processes).
     `stop_after`: only the first steps of that run, same schedule (a rebuild's check against the
-    recorded curve of a shipped model)."""
+    recorded curve of a shipped model). `processor`: an image-text model's, for problems with
+    images. `batch_by_domain`: each batch from one domain, drawn in proportion to the domains'
+    sizes (a warm start on pictures with some math and code replayed: a batch padded to its
+    longest row would otherwise pay for a code row in nearly every batch of pictures)."""
     rng = random.Random(seed)
-    prompt_ids = encode_prompts(tokenizer, [p.prompt for p in problems])
+    vision = None
+    if processor is None:
+        prompt_ids = encode_prompts(tokenizer, [p.prompt for p in problems])
+    else:
+        prompt_ids, vision = encode_inputs(tokenizer, processor, problems, PromptFormat())
     response_ids = [
         tokenizer(p.solution, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         for p in problems
@@ -61,14 +72,25 @@ def supervised_warm_start(
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_stable_decay(s, steps))
     model.train()
     losses = []
-    order: list[int] = []
+    pools = {"": list(range(len(problems)))}
+    if batch_by_domain:
+        pools = {}
+        for i, p in enumerate(problems):
+            pools.setdefault(p.domain, []).append(i)
+    domains, sizes = list(pools), [len(v) for v in pools.values()]
+    orders: dict[str, list[int]] = {d: [] for d in domains}
     run = steps if stop_after is None else min(steps, stop_after)
     for _ in tqdm(range(run), desc=desc, leave=False, disable=on_step is not None):
+        domain = domains[0] if len(domains) == 1 else rng.choices(domains, sizes)[0]
+        pool, order = pools[domain], orders[domain]
         if len(order) < batch_size:
-            order += rng.sample(range(len(problems)), len(problems))
-        idx, order = order[:batch_size], order[batch_size:]
+            order += rng.sample(pool, len(pool))
+        idx, orders[domain] = order[:batch_size], order[batch_size:]
         batch = pack(
-            [prompt_ids[i] for i in idx], [response_ids[i] for i in idx], tokenizer.pad_token_id
+            [prompt_ids[i] for i in idx],
+            [response_ids[i] for i in idx],
+            tokenizer.pad_token_id,
+            None if vision is None else [vision[i] for i in idx],
         )
         logp = response_logprobs(model, batch)
         mask = batch.response_mask_N_T

@@ -43,17 +43,19 @@ class EngineOptions:
 
 class RolloutEngine:
     """Samples with the student. `requires`: modules that must be importable; `sharded_ok`: can
-    sample with an FSDP-sharded student."""
+    sample with an FSDP-sharded student; `images_ok`: can sample with an image-text student
+    (prompts with pixel inputs)."""
 
     requires: ClassVar[tuple[str, ...]] = ()
     sharded_ok: ClassVar[bool] = False
+    images_ok: ClassVar[bool] = False
 
     def __init__(self, model, tokenizer, options: EngineOptions | None = None):
         self.model, self.tokenizer = model, tokenizer
         self.options = options or EngineOptions()
 
     @classmethod
-    def problems(cls, *, sharded: bool, lora: bool = False) -> list[str]:
+    def problems(cls, *, sharded: bool, lora: bool = False, images: bool = False) -> list[str]:
         """Why this engine cannot run here (not installed, a sharded student), checked at
         planning time before any model loads."""
         out = []
@@ -65,11 +67,21 @@ class RolloutEngine:
                 "cannot sample with an FSDP-sharded student (train.fsdp: true): its weights are "
                 "split over the processes; use rollout.engine: hf"
             )
+        if images and not cls.images_ok:
+            out.append(
+                "cannot sample with an image-text student (this engine takes token ids only); "
+                "use rollout.engine: hf"
+            )
         return out
 
     def generate(
-        self, prompt_ids: Sequence[Sequence[int]], sampling: SamplingSettings
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        sampling: SamplingSettings,
+        vision: Sequence | None = None,
     ) -> Generated:
+        """`vision`: each prompt's pixel inputs (uniopd.engine.vision), for an image-text
+        student; None for a text student."""
         raise NotImplementedError
 
     def update_weights(self, model) -> None:
@@ -94,14 +106,16 @@ ENGINES: Registry[type[RolloutEngine]] = Registry(
 )
 
 
-def engine_problems(name: str, *, sharded: bool, lora: bool = False) -> list[str]:
+def engine_problems(
+    name: str, *, sharded: bool, lora: bool = False, images: bool = False
+) -> list[str]:
     """Reasons `rollout.engine: name` cannot run (an unknown name included), for the planner."""
     if name not in ENGINES:
         return [
             f"unknown rollout engine {name!r}; known: {', '.join(ENGINES.names())} "
             f"(vllm needs {INSTALL_HINT})"
         ]
-    return ENGINES.get(name).problems(sharded=sharded, lora=lora)
+    return ENGINES.get(name).problems(sharded=sharded, lora=lora, images=images)
 
 
 def make_engine(name: str, model, tokenizer, options: EngineOptions | None = None) -> RolloutEngine:
@@ -123,12 +137,19 @@ def rollout_batch(
     prompt_ids: Sequence[Sequence[int]],
     group_size: int,
     sampling: SamplingSettings,
+    vision: Sequence | None = None,
 ) -> tuple[SequenceBatch, torch.Tensor | None]:
     """G samples of each prompt, rows prompt-major (rows i*G .. i*G+G-1 share prompt i), and the
-    engine's log-probs of the sampled tokens `[N, T]` (None if it gives none)."""
+    engine's log-probs of the sampled tokens `[N, T]` (None if it gives none). `vision`: each
+    prompt's pixel inputs (image-text student)."""
     repeated = [p for p in prompt_ids for _ in range(group_size)]
-    gen = engine.generate(repeated, sampling)
-    batch = pack(repeated, gen.responses, sampling.pad_token_id)
+    seen = None if vision is None else [v for v in vision for _ in range(group_size)]
+    gen = (
+        engine.generate(repeated, sampling)
+        if seen is None
+        else engine.generate(repeated, sampling, seen)
+    )
+    batch = pack(repeated, gen.responses, sampling.pad_token_id, seen)
     return batch, logprobs_tensor(gen, batch.response_mask_N_T.shape[1])
 
 

@@ -19,6 +19,7 @@ from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaLis
 from uniopd.engine.fsdp import is_sharded
 from uniopd.engine.rollout.base import ENGINES, Generated, RolloutEngine, cut_at_stop
 from uniopd.engine.sampling import SamplingSettings
+from uniopd.engine.vision import model_inputs
 
 
 def generation_config(s: SamplingSettings) -> GenerationConfig:
@@ -39,6 +40,7 @@ def generation_config(s: SamplingSettings) -> GenerationConfig:
         typical_p=1.0,
         epsilon_cutoff=0.0,
         eta_cutoff=0.0,
+        suppress_tokens=list(s.banned_token_ids) or None,
     )
 
 
@@ -74,10 +76,14 @@ class HFEngine(RolloutEngine):
     (default; works with an FSDP-sharded student)."""
 
     sharded_ok = True
+    images_ok = True
 
     @torch.no_grad()
     def generate(
-        self, prompt_ids: Sequence[Sequence[int]], sampling: SamplingSettings
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        sampling: SamplingSettings,
+        vision: Sequence | None = None,
     ) -> Generated:
         model, pad = self.model, sampling.pad_token_id
         gen = generation_config(sampling)
@@ -97,10 +103,15 @@ class HFEngine(RolloutEngine):
                     ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
                     attn[i, width - len(p) :] = 1
                 scorer = _SampledLogprobs(model.get_output_embeddings())
+                ids, attn = ids.to(device), attn.to(device)
+                pixels = model_inputs(
+                    model, ids, None if vision is None else vision[start : start + step]
+                )
                 try:
                     generated = model.generate(
-                        input_ids=ids.to(device),
-                        attention_mask=attn.to(device),
+                        input_ids=ids,
+                        attention_mask=attn,
+                        **{k: v.to(device) for k, v in pixels.items()},
                         generation_config=gen,
                         stopping_criteria=StoppingCriteriaList([scorer]),
                         # a sharded model's every forward is a collective: all step until all end
