@@ -91,8 +91,11 @@ def test_smoke_world_end_to_end(workdir, monkeypatch, capsys):
     assert main(["world", "build"]) == 0
     manifest = json.loads(next((workdir / "home").glob("world-*/manifest.json")).read_text())
     by_name = {record["name"]: record for record in manifest["models"].values()}
-    assert set(by_name) == {"teacher-math", "teacher-code", "teacher-math-large", "student"}
+    text = {"teacher-math", "teacher-code", "teacher-math-large", "student"}
+    visual = {"student-visual", "teacher-visual", "teacher-visual-text"}
+    assert set(by_name) == text | visual
     assert "grpo" in by_name["teacher-math"]  # experts went through domain GRPO
+    assert "grpo" in by_name["teacher-visual"]
     args = [
         "experiments/quickstart.yaml",
         "train.steps=2",
@@ -124,6 +127,16 @@ def test_smoke_world_end_to_end(workdir, monkeypatch, capsys):
         == 0
     )
     assert "math: acc=" in capsys.readouterr().out
+    # cross-modal: the image-text student's run, then its checkpoint (with its processor)
+    # evaluated on the pictures
+    small = [a for a in args[1:] if not a.startswith("eval.every")]
+    assert main(["run", "experiments/multimodal/cross_modal.yaml", *small]) == 0
+    run = workdir / "runs" / "mm-cross-modal"
+    assert (run / "checkpoints" / "step_000002" / "processor_config.json").exists()
+    assert (run / "images" / "index.json").exists()
+    evaluate = [a for a in args[2:] if a.startswith(("eval.", "rollout.max", "output"))]
+    assert main(["eval", str(run), *evaluate]) == 0
+    assert "visual: acc=" in capsys.readouterr().out
 
 
 def test_list_shows_every_registry_with_help_and_objective_options(capsys):

@@ -198,3 +198,22 @@ def test_bad_multimodal_input_exits_2_at_load(
     err = capsys.readouterr().err
     assert "bad_rows.jsonl: row 4" in err and "2 <image> placeholders" in err
     assert not (tmp_path / "runs").exists()  # nothing was started for any of them
+
+
+def test_a_full_distribution_objective_needs_the_same_token_ids(
+    checkpoints, visual_rows, tmp_path, capsys
+):
+    """JSD compares every token id's probability: a text teacher without the student's image
+    tokens has none for them, so the run stops at load naming the teacher and the objective."""
+    data = {"train": [str(visual_rows)], "teacher_templates": TEMPLATES}
+    cfg = _cfg(
+        tmp_path,
+        visual_rows,
+        checkpoints["student"],
+        checkpoints["text_teacher"],
+        data=data,
+        method={"name": "jsd"},
+    )
+    assert main(["run", _write(tmp_path, cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "teachers.visual" in err and "compares full distributions" in err

@@ -169,7 +169,22 @@ def _load_teachers(plan: Plan, parts: Parts, served: dict[str, ServedTeacher]) -
         )
         if ref.ema_decay is not None:
             parts.ema_teachers[text] = ref.ema_decay
+        if text in parts.text_readers and Need.TEACHER_LOGITS in cfg.method.needs():
+            _check_full_vocabulary(parts.student, models[text], text, domain)
     return TeacherPool(models, routing, privileged)
+
+
+def _check_full_vocabulary(student, teacher, ref: str, domain: str) -> None:
+    """A full-distribution objective compares the two models over every token id: a text
+    teacher without the image-text student's image tokens has fewer, and no probability for
+    them to compare."""
+    rows = [int(m.get_output_embeddings().weight.shape[0]) for m in (student, teacher)]
+    if rows[0] != rows[1]:
+        raise loading.ModelLoadError(
+            f"teachers.{domain} ({ref}): the objective compares full distributions, but this "
+            f"text teacher scores {rows[1]} token ids and the image-text student {rows[0]} (its "
+            "image tokens); use a sampled-token or top-K objective (opd, topk) with it"
+        )
 
 
 def _check_served_vocabulary(client: ServedTeacher, student, ref: str, domain: str) -> None:

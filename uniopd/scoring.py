@@ -88,12 +88,13 @@ class Scorer:
             if new:
                 questions = [privileged_prompt(p) for p in new] if privileged else None
                 fmt = parts.prompt_format
+                vision: list[dict | None]
                 if reads_text:
                     ids = encode_problems(tok, new, fmt.for_text_reader(), questions)
                     vision = [None] * len(new)
                 else:  # an image-text teacher keeps the row's images
                     ids, seen = encode_inputs(tok, parts.processor, new, fmt, questions)
-                    vision = seen or [None] * len(new)
+                    vision = list(seen) if seen is not None else [None] * len(new)
                 self._own.update(((ref, p.id), (i, v)) for p, i, v in zip(new, ids, vision))
             prompts = [self._own[ref, p.id] for p in rows]
             out[ref] = with_prompts(

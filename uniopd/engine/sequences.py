@@ -114,8 +114,9 @@ def pack(
             ids[i, width_p : width_p + len(r)] = torch.tensor(r, dtype=torch.long)
             attn[i, width_p : width_p + len(r)] = 1
             resp[i, : len(r)] = 1.0
-    has_images = vision is not None and any(v is not None for v in vision)
-    return SequenceBatch(ids, attn, resp, width_p, list(vision) if has_images else None)
+    rows = None if vision is None else list(vision)
+    has_images = rows is not None and any(v is not None for v in rows)
+    return SequenceBatch(ids, attn, resp, width_p, rows if has_images else None)
 
 
 def with_prompts(

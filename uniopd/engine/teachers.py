@@ -156,7 +156,8 @@ class TeacherPool:
         """Full teacher logits `[n, T, V]` of one micro-batch: the caller chunks, so the whole
         batch's logits never exist at once."""
         n, t = batch.response_mask_N_T.shape
-        vocab = {m.config.vocab_size for m in self.models_by_ref.values()}
+        # the output head's rows: an image-text model's config keeps its vocabulary elsewhere
+        vocab = {m.get_output_embeddings().weight.shape[0] for m in self.models_by_ref.values()}
         out = torch.zeros((n, t, max(vocab)), device=batch.input_ids_N_L.device)
         return self._score(batch, domains, 0, own_prompts, response_logits, out, trim=False)
 

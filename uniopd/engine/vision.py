@@ -104,7 +104,8 @@ def encode_inputs(
             "data.template: raw has no place for images; an image-text student needs the chat "
             "template (its processor's) to put its image tokens in the prompt"
         )
-    ids, vision = [], []
+    ids: list[list[int]] = []
+    vision: list[RowVision] = []
     for i, problem in enumerate(problems):
         question = None if prompts is None else prompts[i]
         chat = image_messages(fmt.messages(problem, question), len(problem.images))
