@@ -204,8 +204,10 @@ def _check_modalities(cfg: ExperimentConfig, train: list[Problem]) -> None:
         ref = parse_teacher(text)
         if ref.is_self:
             continue
-        teacher_sees = not ref.is_server and reads_images(ref.model)  # a server: token ids
         rows = [p for p in train if p.domain == domain]
+        if not rows:  # never asked, never loaded
+            continue
+        teacher_sees = not ref.is_server and reads_images(ref.model)  # a server: token ids
         problem = modality_problem(cfg, domain, text, student_sees, teacher_sees, rows)
         if problem:
             raise PlanError(problem)

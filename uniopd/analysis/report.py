@@ -94,6 +94,8 @@ def write_report(
 
         runs = find_run_dirs([Path(r) for r in run_roots])
         samples = [block for block in map(sample_rollouts_html, runs) if block]
+        if samples:  # the first run's unfolded
+            samples[0] = samples[0].replace("<details>", "<details open>", 1)
         if samples:
             parts += ["<h2>Sample rollouts</h2>", *samples]
         parts.append("<h2>Run configs</h2>")
