@@ -175,6 +175,11 @@ def test_bad_multimodal_input_exits_2_at_load(
             ),
             ["data.teacher_templates.visual", "row pic-0", "'caption'"],
         ),
+        # an engine that takes token ids only
+        (
+            {**good, "rollout": {**good["rollout"], "engine": "hf-paged"}},
+            ["rollout.engine = hf-paged", "image-text student"],
+        ),
     ]
     for cfg, words in cases:
         assert main(["run", _write(tmp_path, cfg)]) == 2

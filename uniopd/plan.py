@@ -115,7 +115,7 @@ def make_plan(cfg: ExperimentConfig, processes: int | None = None, *, models: bo
     check_processes(cfg, processes)
     check_sharding(cfg, processes)
     check_devices(cfg)
-    check_engine(cfg)
+    check_engine(cfg, models)
     return Plan(
         cfg=cfg,
         train=train,
@@ -139,16 +139,19 @@ def _check_model_paths(cfg: ExperimentConfig) -> None:
             raise PlanError(f"{where}: {problem}")
 
 
-def check_engine(cfg: ExperimentConfig) -> None:
-    """`rollout.engine` is registered, installed and can sample this student."""
+def check_engine(cfg: ExperimentConfig, models: bool = True) -> None:
+    """`rollout.engine` is registered, installed and can sample this student (whether it is an
+    image-text model is read from its config: with `models`, or for a built-in one)."""
     from uniopd.engine.rollout import engine_problems
 
     name = cfg.rollout.engine
+    student = cfg.student.model
+    images = (models or student.startswith("builtin:")) and reads_images(student)
     problems = engine_problems(
         name,
         sharded=cfg.train.fsdp,
         lora=cfg.student.lora is not None,
-        images=reads_images(cfg.student.model),
+        images=images,
     )
     if problems:
         raise PlanError(f"rollout.engine = {name}: " + "; ".join(problems))

@@ -88,11 +88,11 @@ def test_64_answers_well_under_a_second():
 
 
 def test_unknown_verifier_names_the_known_ones():
-    with pytest.raises(RegistryError, match="unknown verifier 'chess'; known: code, math"):
+    with pytest.raises(RegistryError, match="unknown verifier 'chess'; known: code, math, visual"):
         get_verifier("chess")
     assert issubclass(RegistryError, ValueError)
-    assert VERIFIERS.names() == ["code", "math"]
-    assert [e.origin for e in VERIFIERS.entries()] == ["uniopd", "uniopd"]
+    assert VERIFIERS.names() == ["code", "math", "visual"]
+    assert [e.origin for e in VERIFIERS.entries()] == ["uniopd"] * 3
 
 
 def test_the_sandbox_side_never_imports_math_verify():

@@ -81,11 +81,6 @@ def image_messages(messages: list[dict], n_images: int) -> list[dict]:
     return out
 
 
-def without_placeholders(text: str) -> str:
-    """The text a reader without eyes gets: the image placeholders dropped."""
-    return " ".join(text.replace(PLACEHOLDER, " ").split())
-
-
 def encode_inputs(
     tokenizer,
     processor,

@@ -39,8 +39,8 @@ class HFPagedEngine(RolloutEngine):
     forward."""
 
     @classmethod
-    def problems(cls, *, sharded: bool, lora: bool = False) -> list[str]:
-        out = super().problems(sharded=sharded, lora=lora)
+    def problems(cls, *, sharded: bool, lora: bool = False, images: bool = False) -> list[str]:
+        out = super().problems(sharded=sharded, lora=lora, images=images)
         try:
             from transformers import ContinuousBatchingConfig  # noqa: F401
         except ImportError:

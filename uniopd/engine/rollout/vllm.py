@@ -32,8 +32,8 @@ class VLLMEngine(RolloutEngine):
     requires = ("vllm",)
 
     @classmethod
-    def problems(cls, *, sharded: bool, lora: bool = False) -> list[str]:
-        out = super().problems(sharded=sharded, lora=lora)
+    def problems(cls, *, sharded: bool, lora: bool = False, images: bool = False) -> list[str]:
+        out = super().problems(sharded=sharded, lora=lora, images=images)
         if lora:  # its state dict holds adapter names vLLM's model does not know
             out.append("does not take a LoRA student's weights yet (student.lora): use hf")
         return out
