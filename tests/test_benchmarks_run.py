@@ -92,3 +92,9 @@ def test_grading_benchmarks_grade_and_regrade(tmp_path):
     )
     again = json.loads(_run(BENCH / "regrade.py", tmp_path / "run"))
     assert (again["rows"], again["changed"]) == (2, 0)
+
+
+def test_board_cost_benchmark_times_the_mirror():
+    out = _run(BENCH / "board_cost.py", "--steps", "20")
+    mirror = json.loads(out.splitlines()[0])["mirror"]
+    assert mirror["steps"] == 20 and mirror["per_step_ms_median"] > 0

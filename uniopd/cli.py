@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 from uniopd import serve_command, validate_command, world_command
+from uniopd.board import command as board_command
 from uniopd.run_command import cmd_run
 from uniopd.terminal import fail as _fail
 from uniopd.terminal import load as _load
@@ -328,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_report)
 
     validate_command.add_parser(sub)
+    board_command.add_parser(sub)
 
     p = sub.add_parser("fields", help="list every experiment-file field with its help")
     p.set_defaults(fn=cmd_fields)

@@ -1,6 +1,7 @@
-"""The wandb mirror of a run directory. The run directory stays the ground truth; this only copies
-what it records (config, per-step metrics, evaluations, a table of held-out samples) to wandb, with
-runs grouped by method and tagged with every Uni-OPD toggle so a workspace compares them directly.
+"""The mirrors of a run directory: wandb, and TensorBoard (`tracking.tensorboard`). The run
+directory stays the ground truth; a mirror only copies what it records (config, per-step metrics,
+evaluations, for wandb a table of held-out samples), with runs grouped by method and tagged with
+every Uni-OPD toggle so a workspace compares them directly.
 
 Mode (experiment field `tracking.wandb`): `online` when asked for and logged in (otherwise offline,
 with a warning), `offline` (the default: files under runs/<name>/wandb, `wandb sync` them later),
@@ -108,7 +109,67 @@ class WandbTracker:
         self.run.finish()
 
 
+class TensorBoardTracker:
+    """Events in runs/<name>/tensorboard/, the tags `uniopd board` gives the same lines
+    (uniopd/board/scalars.py), and the toggles with the last evaluation in the hparams view."""
+
+    def __init__(self, cfg, run_dir):
+        from torch.utils.tensorboard import SummaryWriter
+
+        from uniopd.board.scalars import eval_scalars, metric_scalars
+
+        self.writer = SummaryWriter(str(run_dir.path / "tensorboard"))
+        self._metric_scalars, self._eval_scalars = metric_scalars, eval_scalars
+        self.hparams = {"method": method_group(cfg), "seed": cfg.seed}
+        self.hparams.update(tag.split(":", 1) for tag in toggle_tags(cfg)[1:-1])
+        self.last_eval: dict[str, float] = {}
+
+    def log_metrics(self, record: dict) -> None:
+        for tag, value in self._metric_scalars(record):
+            self.writer.add_scalar(tag, value, record["step"])
+
+    def log_eval(self, step: int, summary: dict, samples: list[dict]) -> None:
+        self.last_eval = dict(self._eval_scalars(summary))
+        for tag, value in self.last_eval.items():
+            self.writer.add_scalar(tag, value, step)
+        self.writer.flush()
+
+    def finish(self) -> None:
+        metrics = {f"hparam/{k}": v for k, v in self.last_eval.items() if k.endswith("/acc")}
+        self.writer.add_hparams(self.hparams, metrics, run_name=".")
+        self.writer.close()
+
+
+class Trackers:
+    """Several mirrors as one."""
+
+    def __init__(self, trackers: list):
+        self.trackers = trackers
+
+    def log_metrics(self, record: dict) -> None:
+        for t in self.trackers:
+            t.log_metrics(record)
+
+    def log_eval(self, step: int, summary: dict, samples: list[dict]) -> None:
+        for t in self.trackers:
+            t.log_eval(step, summary, samples)
+
+    def finish(self) -> None:
+        for t in self.trackers:
+            t.finish()
+
+
 def make_tracker(cfg, run_dir):
+    mirrors = [wandb_tracker(cfg, run_dir)]
+    if cfg.tracking.tensorboard:
+        mirrors.append(TensorBoardTracker(cfg, run_dir))
+    mirrors = [m for m in mirrors if not isinstance(m, NullTracker)]
+    if not mirrors:
+        return NullTracker()
+    return mirrors[0] if len(mirrors) == 1 else Trackers(mirrors)
+
+
+def wandb_tracker(cfg, run_dir):
     mode = os.environ.get("WANDB_MODE") or cfg.tracking.wandb
     if mode in ("disabled", "off", "dryrun"):
         return NullTracker()

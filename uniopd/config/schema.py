@@ -173,6 +173,12 @@ class TrackingConfig(_Section):
         "offline (files under the run, `wandb sync` later), disabled; auto = offline. "
         "The WANDB_MODE environment variable wins.",
     )
+    tensorboard: bool = Field(
+        default=False,
+        description="TensorBoard mirror of the run directory: every metric and evaluation as "
+        "events in runs/<name>/tensorboard/, with the Uni-OPD toggles in the hparams view "
+        "(`tensorboard --logdir runs`). `uniopd board RUNS` shows any runs live without it.",
+    )
     project: str = Field(default="uniopd", min_length=1, description="wandb project.")
     entity: str | None = Field(
         default=None, description="wandb entity (team or user); None = your default."
