@@ -99,6 +99,58 @@ def visual_rows(tmp_path_factory):
     return root / "rows.jsonl"
 
 
+@pytest.fixture(scope="session")
+def method_runs(coin, tmp_path_factory):
+    """A folder of real runs of OPD (with the TensorBoard mirror), Uni-OPD and GRPO on the coin
+    task, two steps each, evaluated every step: what the board and analysis/ are tested on."""
+    from uniopd.config import ExperimentConfig, save_resolved
+    from uniopd.plan import make_plan
+    from uniopd.run_dir import RunDir
+    from uniopd.runner import prepare
+
+    root = tmp_path_factory.mktemp("method-runs")
+    home = os.environ.get("UNIOPD_HOME")
+    os.environ["UNIOPD_HOME"] = str(root / "home")  # the difficulty cache of these runs
+    uniopd = {
+        "balance": {
+            "offline": {"mode": "balance", "n_samples": 2},
+            "online": {"enabled": True, "ratio": 1.0},
+        },
+        "calibration": {"margin_shift": True, "mode": "mean", "delta": 0.4},
+    }
+    kinds = {
+        "opd": {"method": {"name": "opd"}, "tracking": {"wandb": "disabled", "tensorboard": True}},
+        "uniopd": {"method": {"name": "opd"}, **uniopd},
+        "grpo": {"method": {"name": "grpo"}},
+    }
+    try:
+        for name, sections in kinds.items():
+            cfg = {
+                "name": name,
+                "seed": 0,
+                "device": "cpu",
+                "student": str(coin["student"]),
+                "teachers": {"math": str(coin["teacher"])},
+                "data": {"train": [str(coin["data"])], "eval": [str(coin["data"])]},
+                "rollout": {"group_size": 4, "prompts_per_batch": 4, "max_new_tokens": 6},
+                "train": {"steps": 2, "lr": 1e-4, "warmup_steps": 0},
+                "eval": {"every": 1, "n_samples": 1, "max_prompts_per_domain": 4},
+                "output": {"root": str(root / "runs"), "progress": False},
+                "tracking": {"wandb": "disabled"},
+                **sections,
+            }
+            cfg = ExperimentConfig.model_validate(cfg)
+            run = RunDir.create(cfg.output.root, cfg.name)
+            save_resolved(cfg, run.path / "config.yaml")
+            prepare(make_plan(cfg), run).train()
+    finally:
+        if home is None:
+            os.environ.pop("UNIOPD_HOME", None)
+        else:
+            os.environ["UNIOPD_HOME"] = home
+    return root / "runs"
+
+
 @pytest.fixture
 def postgres_url():
     """URL of a throwaway PostgreSQL cluster started for this test (tests/pg_cluster.py)."""

@@ -10,10 +10,6 @@ import subprocess
 import pytest
 
 from uniopd.board.command import free_port, prepare, start
-from uniopd.config import ExperimentConfig, save_resolved
-from uniopd.plan import make_plan
-from uniopd.run_dir import RunDir
-from uniopd.runner import prepare as prepare_run
 
 
 def _scalars(logdir):
@@ -62,44 +58,11 @@ def test_a_busy_port_is_replaced_by_a_free_one():
         assert not asked and other != port
 
 
-def _tiny_run(coin, root, name, **sections):
-    cfg = {
-        "name": name,
-        "seed": 0,
-        "device": "cpu",
-        "student": str(coin["student"]),
-        "teachers": {"math": str(coin["teacher"])},
-        "data": {"train": [str(coin["data"])], "eval": [str(coin["data"])]},
-        "rollout": {"group_size": 4, "prompts_per_batch": 4, "max_new_tokens": 6},
-        "train": {"steps": 2, "lr": 1e-4, "warmup_steps": 0},
-        "eval": {"every": 1, "n_samples": 1, "max_prompts_per_domain": 4},
-        "output": {"root": str(root), "progress": False},
-        "tracking": {"wandb": "disabled"},
-        **sections,
-    }
-    cfg = ExperimentConfig.model_validate(cfg)
-    run = RunDir.create(cfg.output.root, cfg.name)
-    save_resolved(cfg, run.path / "config.yaml")
-    prepare_run(make_plan(cfg), run).train()
-
-
 @pytest.mark.slow  # three training runs and a browser
-def test_the_board_shows_opd_uni_opd_and_grpo_in_a_browser(coin, tmp_path, monkeypatch):
-    monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))
+def test_the_board_shows_opd_uni_opd_and_grpo_in_a_browser(method_runs, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     assert browser, "Debian's chromium is needed for this test (.ci/run installs it)"
-    root = tmp_path / "runs"
-    mirrored = {"wandb": "disabled", "tensorboard": True}
-    _tiny_run(coin, root, "opd", method={"name": "opd"}, tracking=mirrored)
-    uniopd = {
-        "balance": {
-            "offline": {"mode": "balance", "n_samples": 2},
-            "online": {"enabled": True, "ratio": 1.0},
-        },
-        "calibration": {"margin_shift": True, "mode": "mean", "delta": 0.4},
-    }
-    _tiny_run(coin, root, "uniopd", method={"name": "opd"}, **uniopd)
-    _tiny_run(coin, root, "grpo", method={"name": "grpo"})
+    root = method_runs
     board = prepare([str(root)], tmp_path / "board")
     board.poll()
     port, _ = free_port(0)

@@ -169,3 +169,14 @@ def test_runs_read_back_from_the_mirror_match_the_run_directory(
     assert mirrored.evals[cols].to_dict("records") == local.evals[cols].to_dict("records")
     assert mirrored.metrics["loss"].tolist() == pytest.approx(local.metrics["loss"].tolist())
     assert mirrored.info.group.tolist() == local.info.group.tolist()
+
+
+def test_auto_goes_online_when_logged_in_and_says_which():
+    from uniopd.tracking import wandb_mode
+
+    assert wandb_mode("auto", None, lambda: True)[0] == "online"
+    mode, why = wandb_mode("auto", None, lambda: False)
+    assert mode == "offline" and "not logged in" in why
+    assert wandb_mode("online", None, lambda: False)[0] == "offline"
+    assert wandb_mode("offline", None, lambda: True) == ("offline", None)
+    assert wandb_mode("auto", "disabled", lambda: True) == ("disabled", None)  # the env wins

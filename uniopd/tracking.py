@@ -3,9 +3,10 @@ directory stays the ground truth; a mirror only copies what it records (config, 
 evaluations, for wandb a table of held-out samples), with runs grouped by method and tagged with
 every Uni-OPD toggle so a workspace compares them directly.
 
-Mode (experiment field `tracking.wandb`): `online` when asked for and logged in (otherwise offline,
-with a warning), `offline` (the default: files under runs/<name>/wandb, `wandb sync` them later),
-`disabled`. The WANDB_MODE environment variable wins, so tests run with WANDB_MODE=disabled.
+Mode (experiment field `tracking.wandb`): `auto` (the default: online when logged in, offline
+otherwise, with one line saying which), `online` when asked for and logged in (otherwise offline,
+with a warning), `offline` (files under runs/<name>/wandb, `wandb sync` them later), `disabled`.
+The WANDB_MODE environment variable wins, so tests run with WANDB_MODE=disabled.
 """
 
 from __future__ import annotations
@@ -169,19 +170,31 @@ def make_tracker(cfg, run_dir):
     return mirrors[0] if len(mirrors) == 1 else Trackers(mirrors)
 
 
-def wandb_tracker(cfg, run_dir):
-    mode = os.environ.get("WANDB_MODE") or cfg.tracking.wandb
+def wandb_mode(asked: str, env: str | None, logged_in) -> tuple[str, str | None]:
+    """The mode the wandb mirror runs in, and the line that says why (None: nothing to say).
+    `env`: WANDB_MODE, which wins; `logged_in()`: whether a wandb login is found. `auto` goes
+    online when logged in and offline otherwise, saying which."""
+    mode = env or asked
     if mode in ("disabled", "off", "dryrun"):
-        return NullTracker()
+        return "disabled", None
     if mode == "auto":
-        mode = "offline"
-    if mode == "online" and not _logged_in():
-        log.warning(
-            "tracking.wandb=online but no wandb login found; mirroring offline "
-            "(wandb sync %s/wandb later)",
-            run_dir.path,
+        if logged_in():
+            return "online", "wandb: logged in, mirroring online (tracking.wandb: auto)"
+        return "offline", (
+            "wandb: not logged in, mirroring offline under the run's wandb/ folder "
+            "(`wandb sync` it later; tracking.wandb: auto)"
         )
-        mode = "offline"
+    if mode == "online" and not logged_in():
+        return "offline", "tracking.wandb=online but no wandb login found; mirroring offline"
+    return mode, None
+
+
+def wandb_tracker(cfg, run_dir):
+    mode, why = wandb_mode(cfg.tracking.wandb, os.environ.get("WANDB_MODE"), _logged_in)
+    if mode == "disabled":
+        return NullTracker()
+    if why:
+        (log.warning if cfg.tracking.wandb == "online" else log.info)("%s", why)
     return WandbTracker(cfg, run_dir, mode)
 
 

@@ -170,8 +170,9 @@ class TrackingConfig(_Section):
     wandb: Literal["auto", "online", "offline", "disabled"] = Field(
         default="auto",
         description="wandb mirror of the run directory: online (needs a login, else offline), "
-        "offline (files under the run, `wandb sync` later), disabled; auto = offline. "
-        "The WANDB_MODE environment variable wins.",
+        "offline (files under the run, `wandb sync` later), disabled; auto = online when "
+        "logged in, else offline (one line says which). The WANDB_MODE environment variable "
+        "wins.",
     )
     tensorboard: bool = Field(
         default=False,
