@@ -102,6 +102,9 @@ def test_offline_mirror_has_config_group_tags_metrics_and_eval(
     records = read_closed_wandb_log(files[0])
     header = next(r.run for r in records if r.WhichOneof("record_type") == "run")
     assert header.run_group == "Uni-OPD" and header.display_name == "tracked"
+    assert header.job_type == "train"  # a sweep's trial: its sweep's name
+    metrics = [r.metric for r in records if r.WhichOneof("record_type") == "metric"]
+    assert any(m.glob_name == "eval/*" and m.step_metric == "trainer/step" for m in metrics)
     assert {"method:opd", "offline:balance", "online:r1-group", "seed:2"} <= set(header.tags)
     config = {item.key: item.value_json for item in header.config.update}
     assert '"margin_shift":true' in config["calibration"].replace(" ", "")

@@ -11,6 +11,7 @@ The WANDB_MODE environment variable wins, so tests run with WANDB_MODE=disabled.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -72,7 +73,10 @@ class WandbTracker:
 
         meta = run_dir.read_meta()
         run_id = meta.get("wandb_id") or uuid.uuid4().hex[:12]  # kept, so a resume continues it
+        trial = run_dir.path / "trial.json"  # a sweep's trial: its sweep is its job type
+        job_type = json.loads(trial.read_text()).get("study") if trial.exists() else "train"
         self.run = wandb.init(
+            job_type=job_type,
             project=cfg.tracking.project,
             entity=cfg.tracking.entity,
             id=run_id,
@@ -86,6 +90,9 @@ class WandbTracker:
             settings=wandb.Settings(silent=True),
         )
         run_dir.update_meta({"wandb_id": run_id, "wandb_mode": mode})
+        # evaluations plot against the training step, whatever else was logged at that step
+        self.run.define_metric("trainer/step")
+        self.run.define_metric("eval/*", step_metric="trainer/step")
         self._wandb = wandb
 
     def log_metrics(self, record: dict) -> None:
@@ -101,6 +108,7 @@ class WandbTracker:
             if _number(v)
         }
         columns = ["prompt_id", "domain", "sample", "reward", "length", "completion"]
+        values["trainer/step"] = step
         values["eval/samples"] = self._wandb.Table(
             columns=columns, data=[[s.get(c) for c in columns] for s in samples]
         )

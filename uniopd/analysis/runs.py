@@ -203,7 +203,11 @@ def runs_from_history(records: list[tuple[str, dict, list[dict]]]) -> Runs:
                 m.append(
                     {
                         "step": step,
-                        **{k: v for k, v in row.items() if not k.startswith(("_", "eval/"))},
+                        **{
+                            k: v
+                            for k, v in row.items()
+                            if not k.startswith(("_", "eval/", "trainer/"))
+                        },
                     }
                 )
             for key, value in row.items():
