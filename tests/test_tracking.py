@@ -1,8 +1,10 @@
 """The wandb mirror, for real: an offline wandb run is written and its transaction log read back."""
 
 import glob
+import shutil
 import struct
 import time
+from pathlib import Path
 
 import pytest
 
@@ -147,7 +149,15 @@ def test_runs_read_back_from_the_mirror_match_the_run_directory(
     monkeypatch.setenv("WANDB_SILENT", "true")
     from uniopd.config import save_resolved
 
-    cfg = _cfg(tmp_path, make_checkpoint(11), make_checkpoint(12), tracking={"wandb": "offline"})
+    monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))
+    cfg = _cfg(
+        tmp_path,
+        make_checkpoint(11),
+        make_checkpoint(12),
+        tracking={"wandb": "offline"},
+        balance={"offline": {"mode": "balance", "n_samples": 2}, "online": {"enabled": True}},
+        calibration={"margin_shift": True},
+    )
     run = RunDir.create(cfg.output.root, cfg.name)
     save_resolved(cfg, run.path / "config.yaml")
     prepare(make_plan(cfg), run).train()
@@ -172,6 +182,79 @@ def test_runs_read_back_from_the_mirror_match_the_run_directory(
     assert mirrored.evals[cols].to_dict("records") == local.evals[cols].to_dict("records")
     assert mirrored.metrics["loss"].tolist() == pytest.approx(local.metrics["loss"].tolist())
     assert mirrored.info.group.tolist() == local.info.group.tolist()
+    assert mirrored.info.run.tolist() == local.info.run.tolist() == ["tracked"]
+
+    # `uniopd figures --wandb` over the same history. The wandb service is outside our reach
+    # here, so its public API is stood in for by one that serves this run's real mirrored log.
+    import wandb
+
+    class _Run:
+        name, id = "tracked", "abc123"
+
+        def __init__(self, job_type, config, history):
+            self.job_type, self.config, self.history = job_type, config, history
+
+        def scan_history(self):
+            return iter(self.history)
+
+    saved = Path(glob.glob(str(run.path / "wandb" / "offline-run-*" / "files"))[0])
+
+    class _File:  # a file the mirror saved with the run, as the service hands it back
+        def __init__(self, name):
+            self.name = name
+
+        def download(self, root, replace=False):
+            target = Path(root) / self.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(saved / self.name, target)
+
+    _Run.files = lambda self, names: [_File(n) for n in names if (saved / n).exists()]
+
+    class _Api:
+        def runs(self, path):
+            assert path == "me/proj"
+            return [_Run(header.job_type, config, history)]
+
+    monkeypatch.setattr(wandb, "Api", _Api)
+    from uniopd.cli import main
+
+    assert main(["figures", "--wandb", "me/proj", "--out", str(tmp_path / "from_wandb")]) == 0
+    assert main(["figures", str(run.path), "--out", str(tmp_path / "from_dir")]) == 0
+    from_wandb, from_dir = (
+        _json.loads((tmp_path / d / "manifest.json").read_text())
+        for d in ("from_wandb", "from_dir")
+    )
+    assert from_wandb["runs_from"] == ["wandb:me/proj"] and not from_wandb["left_out"]
+    names = lambda m: [(f["name"], f["runs"]) for f in m["figures"]]  # noqa: E731
+    assert names(from_wandb) == names(from_dir)
+    # difficulty histograms: drawn from a file the mirror saved with the run, not from scalars
+    assert {"difficulty_histograms", "convergence"} <= {n for n, _ in names(from_dir)}
+    assert (tmp_path / "from_wandb" / "ablation_table.md").read_text() == (
+        tmp_path / "from_dir" / "ablation_table.md"
+    ).read_text()
+    # both sources at once: the mirror of a run given locally is the same run, counted once
+    assert main(["figures", str(run.path), "--wandb", "me/proj", "--out", str(tmp_path / "b")]) == 0
+    both = _json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert [x["why"] for x in both["left_out"]] == [
+        "run tracked given twice; the first source kept"
+    ]
+
+
+def test_figures_from_wandb_refuse_what_cannot_be_read(tmp_path, monkeypatch, capsys):
+    from uniopd.cli import main
+
+    assert main(["figures", "--out", str(tmp_path / "f")]) == 2
+    assert "--wandb ENTITY/PROJECT" in capsys.readouterr().err
+    assert main(["figures", "--wandb", "just-a-project", "--out", str(tmp_path / "f")]) == 2
+    assert "'just-a-project' is not ENTITY/PROJECT" in capsys.readouterr().err
+    # no login on this machine: wandb's own refusal, named with the project, and nothing written
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    assert main(["figures", "--wandb", "me/proj", "--out", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert "wandb project me/proj: UsageError" in err and "API key" in err
+    assert not (tmp_path / "f").exists()
 
 
 def test_auto_goes_online_when_logged_in_and_says_which():

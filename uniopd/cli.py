@@ -31,6 +31,7 @@ from pathlib import Path
 
 from uniopd import serve_command, validate_command, world_command
 from uniopd.board import command as board_command
+from uniopd.board import wandb_workspace
 from uniopd.run_command import cmd_run
 from uniopd.terminal import fail as _fail
 from uniopd.terminal import load as _load
@@ -105,19 +106,29 @@ def cmd_dashboard(args) -> int:
 def cmd_figures(args) -> int:
     from uniopd.analysis.make import make_all, parse_teachers
     from uniopd.analysis.objective_table import results_page_problem
+    from uniopd.analysis.runs import WandbSourceError, project_path
 
+    if not args.runs and not args.wandb:
+        return _fail(
+            "figures: name run directories, or a wandb project with --wandb ENTITY/PROJECT"
+        )
     # checked before any figure is drawn: a bad page must not cost the whole run of `figures`
     problem = results_page_problem(Path(args.results)) if args.results else None
     if problem:
         return _fail(f"--results {problem}")
-
-    manifest = make_all(
-        args.runs,
-        Path(args.out),
-        parse_teachers(args.teacher),
-        args.sweeps,
-        Path(args.results) if args.results else None,
-    )
+    try:
+        for path in args.wandb:
+            project_path(path)
+        manifest = make_all(
+            args.runs,
+            Path(args.out),
+            parse_teachers(args.teacher),
+            args.sweeps,
+            Path(args.results) if args.results else None,
+            args.wandb,
+        )
+    except WandbSourceError as exc:
+        return _fail(f"--wandb {exc}")
     print(
         f"uniopd: {len(manifest['figures'])} figures, {len(manifest['tables'])} tables in {args.out} "
         f"({manifest['seconds']} s); missing: {[m['name'] for m in manifest['missing']] or 'none'}; "
@@ -305,8 +316,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "figures", help="regenerate paper_figures/ (figures, tables, manifest) from runs"
     )
-    p.add_argument("runs", nargs="+", help="run directories or folders of them")
+    p.add_argument("runs", nargs="*", help="run directories or folders of them")
     p.add_argument("--sweeps", nargs="*", default=[], help="sweep folders (with summary.json)")
+    p.add_argument(
+        "--wandb",
+        action="append",
+        default=[],
+        metavar="ENTITY/PROJECT",
+        help="also read the runs of this wandb project back (online, with your login); repeatable",
+    )
     p.add_argument(
         "--teacher",
         action="append",
@@ -330,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate_command.add_parser(sub)
     board_command.add_parser(sub)
+    wandb_workspace.add_parser(sub)
 
     p = sub.add_parser("fields", help="list every experiment-file field with its help")
     p.set_defaults(fn=cmd_fields)

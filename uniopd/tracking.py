@@ -65,6 +65,11 @@ class NullTracker:
     def finish(self) -> None: ...
 
 
+# files of the run directory that figures read beyond the scalars (difficulty histograms, the
+# order-consistency heatmap): saved with the wandb run, so `uniopd figures --wandb` draws them too
+MIRRORED_FILES = ("difficulty/histograms.json", "pairs.jsonl")
+
+
 class WandbTracker:
     def __init__(self, cfg, run_dir, mode: str):
         import wandb
@@ -93,7 +98,7 @@ class WandbTracker:
         # evaluations plot against the training step, whatever else was logged at that step
         self.run.define_metric("trainer/step")
         self.run.define_metric("eval/*", step_metric="trainer/step")
-        self._wandb = wandb
+        self._wandb, self.path = wandb, run_dir.path
 
     def log_metrics(self, record: dict) -> None:
         values = {k: v for k, v in record.items() if k != "step" and _number(v)}
@@ -115,6 +120,9 @@ class WandbTracker:
         self.run.log(values, step=step)
 
     def finish(self) -> None:
+        for name in MIRRORED_FILES:
+            if (self.path / name).exists():
+                self.run.save(str(self.path / name), base_path=str(self.path), policy="now")
         self.run.finish()
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from uniopd.analysis.claims import claims_markdown, claims_rows
 from uniopd.analysis.figures import FIGURES, fig_sweeps
 from uniopd.analysis.objective_table import objective_markdown, objective_rows, write_into
-from uniopd.analysis.runs import load_runs, without_sweeps
+from uniopd.analysis.runs import combine, load_runs, load_wandb, without_sweeps
 from uniopd.analysis.tables import ablation_latex, ablation_markdown, ablation_rows, benchmark_table
 
 
@@ -40,15 +40,20 @@ def make_all(
     teachers: dict[str, float],
     sweep_roots: list[str] = (),
     results: Path | None = None,
+    wandb_projects: list[str] = (),
 ) -> dict:
-    """Everything into `out`; with `results` (docs/results.md), its objective-table block too."""
+    """Everything into `out`; with `results` (docs/results.md), its objective-table block too.
+    `wandb_projects` ("entity/project") are read back from wandb, alongside the run directories
+    (a wandb project that cannot be read raises WandbSourceError before anything is drawn)."""
     start = time.perf_counter()
-    runs = load_runs([*run_roots, *sweep_roots])  # sweep trials feed the figures, not the tables
+    runs = combine(  # sweep trials feed the figures, not the tables
+        load_runs([*run_roots, *sweep_roots]), *[load_wandb(p) for p in wandb_projects]
+    )
     out.mkdir(parents=True, exist_ok=True)
     command = " ".join(shlex.quote(a) for a in sys.argv)
     manifest = {
         "command": command,
-        "runs_from": list(run_roots),
+        "runs_from": [*run_roots, *[f"wandb:{p}" for p in wandb_projects]],
         "teachers": teachers,
         "left_out": [{"run": r, "why": why} for r, why in runs.skipped],
         "figures": [],

@@ -101,7 +101,7 @@ class _Collector:
         experiment, group = re.sub(r"-s\d+$", "", cfg.name), method_group(cfg)
         self.infos.append(
             {
-                "run": Path(path).name or name,
+                "run": Path(name).name,  # the run directory's name, also the wandb run's
                 "path": path,
                 "experiment": experiment,
                 "seed": cfg.seed,
@@ -191,11 +191,14 @@ def load_runs(roots: list[Path | str]) -> Runs:
     return c.runs()
 
 
-def runs_from_history(records: list[tuple[str, dict, list[dict]]]) -> Runs:
-    """Runs from mirrored (name, config, history rows), as the wandb mirror logs them: per-step
-    metrics rows, and eval rows whose keys are eval/<domain>/<key>."""
+def runs_from_history(records: list[tuple]) -> Runs:
+    """Runs from mirrored (name, config, history rows[, sweep[, path]]), as the wandb mirror logs
+    them: per-step metrics rows, and eval rows whose keys are eval/<domain>/<key>. `sweep` is the
+    run's job type when it is a sweep's trial (the mirror logs `train` otherwise)."""
     c = _Collector()
-    for name, config, history in records:
+    for name, config, history, *rest in records:
+        sweep = rest[0] if rest and rest[0] != "train" else None
+        path = rest[1] if len(rest) > 1 else f"wandb:{name}"  # a folder with the mirrored files
         m, e = [], {}
         for row in history:
             step = row.get("_step")
@@ -221,23 +224,66 @@ def runs_from_history(records: list[tuple[str, dict, list[dict]]]) -> Runs:
                 ):
                     e.setdefault(step, {"step": step}).setdefault(parts[1], {})[parts[2]] = value
         c.add(
-            name,
-            f"wandb:{name}",
-            config,
-            sorted(m, key=lambda r: r["step"]),
-            [e[s] for s in sorted(e)],
+            name, path, config, sorted(m, key=lambda r: r["step"]), [e[s] for s in sorted(e)], sweep
         )
     return c.runs()
 
 
+class WandbSourceError(RuntimeError):
+    """A wandb project that cannot be read (no login, no such project, no network)."""
+
+
+def project_path(text: str) -> tuple[str, str]:
+    """ "entity/project" as its two parts; anything else is refused with what was given."""
+    entity, slash, project = text.partition("/")
+    if not slash or not entity or not project or "/" in project:
+        raise WandbSourceError(f"{text!r} is not ENTITY/PROJECT (e.g. my-team/uniopd)")
+    return entity, project
+
+
 def load_wandb(path: str) -> Runs:
-    """Runs of a wandb project ("entity/project"), read back online with the public API."""
+    """Runs of a wandb project ("entity/project"), read back online with the public API. The
+    files the mirror saves beside the scalars (tracking.MIRRORED_FILES) are downloaded to
+    $UNIOPD_HOME/wandb/<entity>/<project>/<run id>/<run name>/, which becomes the run's path
+    (its last part the run's name, as a run directory's is)."""
     import wandb
 
-    api = wandb.Api()
-    return runs_from_history(
-        [(run.name, dict(run.config), list(run.scan_history())) for run in api.runs(path)]
-    )
+    from uniopd.home import uniopd_home
+    from uniopd.tracking import MIRRORED_FILES
+
+    entity, project = project_path(path)
+    records = []
+    try:
+        for run in wandb.Api().runs(f"{entity}/{project}"):
+            folder = uniopd_home() / "wandb" / entity / project / run.id / run.name
+            folder.mkdir(parents=True, exist_ok=True)
+            for f in run.files(names=list(MIRRORED_FILES)):
+                f.download(root=str(folder), replace=True)
+            history = list(run.scan_history())
+            records.append((run.name, dict(run.config), history, run.job_type, str(folder)))
+    except Exception as exc:  # noqa: BLE001 - wandb's errors vary by cause; each is named here
+        raise WandbSourceError(f"wandb project {path}: {type(exc).__name__}: {exc}") from exc
+    return runs_from_history(records)
+
+
+def combine(*parts: Runs) -> Runs:
+    """Several sources as one; a run name seen twice (a local run and its wandb mirror) is kept
+    once, the first, and the other is listed as left out."""
+    infos, metrics, evals, skipped, seen = [], [], [], [], set()
+    for runs in parts:
+        skipped += runs.skipped
+        if runs.info.empty:
+            continue
+        twice = runs.info.run.isin(seen)
+        for _, row in runs.info[twice].iterrows():
+            skipped.append((row.path, f"run {row.run} given twice; the first source kept"))
+        keep = set(runs.info.run[~twice])
+        seen |= keep
+        infos.append(runs.info[~twice])
+        metrics += [runs.metrics[runs.metrics.run.isin(keep)]] if len(runs.metrics) else []
+        evals += [runs.evals[runs.evals.run.isin(keep)]] if len(runs.evals) else []
+    cat = lambda frames: pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()  # noqa: E731
+    return Runs(cat(infos), cat(metrics), cat(evals), skipped)
 
 
 def without_sweeps(runs: Runs) -> Runs:
