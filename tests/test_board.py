@@ -6,10 +6,11 @@ import json
 import shutil
 import socket
 import subprocess
+import urllib.request
 
 import pytest
 
-from uniopd.board.command import free_port, prepare, start
+from uniopd.board.command import free_port, prepare, start, write_layout
 
 
 def _scalars(logdir):
@@ -65,8 +66,18 @@ def test_the_board_shows_opd_uni_opd_and_grpo_in_a_browser(method_runs, tmp_path
     root = method_runs
     board = prepare([str(root)], tmp_path / "board")
     board.poll()
+    write_layout(board)
     port, _ = free_port(0)
     url = start(board, port)
+    # the Custom Scalars page, as TensorBoard serves it: before / after calibration on one chart
+    with urllib.request.urlopen(f"{url}data/plugin/custom_scalars/layout", timeout=60) as r:
+        layout = json.loads(r.read())
+    charts = {c["title"]: c["multiline"]["tag"] for cat in layout["category"] for c in cat["chart"]}
+    assert charts["order consistency before / after calibration"] == [
+        "^order/consistency_before$",
+        "^order/consistency_after$",
+    ]
+    assert charts["math: held-out accuracy"] == ["^eval/math/acc$"]
     page = subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000"]
         + ["--dump-dom", url],

@@ -10,6 +10,9 @@ reward, order consistency before and after calibration, rollouts kept by balanci
 time) is drawn against step or wall time for all of them at once. The run directories stay the
 ground truth: the board writes only into its own folder (`--logdir`, default a temporary one).
 
+The Custom Scalars tab is laid out as the saved wandb workspace is (panels.py): charts that put
+order consistency before and after calibration, or the phases' times, side by side.
+
 A folder that is not a run is skipped and named; a busy port is replaced by a free one, said so.
 """
 
@@ -30,13 +33,11 @@ log = logging.getLogger(__name__)
 POLL_S = 2.0
 
 
-def run_label(run: Path) -> str:
+def run_label(cfg) -> str:
     """`<method>/<setting>/s<seed>` from the run's resolved config."""
     from uniopd.analysis.runs import setting_label
-    from uniopd.config import load_experiment
     from uniopd.tracking import method_group
 
-    cfg = load_experiment(run / "config.yaml", [])
     domains = set(cfg.teachers) or {"all"}
     setting = setting_label(cfg, domains) if cfg.method.needs_teacher() else "no teacher"
     label = f"{method_group(cfg)}/{setting}/s{cfg.seed}"
@@ -49,6 +50,7 @@ class Board:
     url: str = ""
     followers: list = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    domains: set[str] = field(default_factory=set)  # taught or evaluated, over all its runs
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def poll(self) -> int:
@@ -94,6 +96,7 @@ def prepare(targets: list[str], logdir: Path | None = None) -> Board:
     from torch.utils.tensorboard import SummaryWriter
 
     from uniopd.board.follow import RunFollower
+    from uniopd.config import load_experiment
 
     runs, skipped = find_runs(targets)
     key = hashlib.sha256("\n".join(sorted(map(str, runs))).encode()).hexdigest()[:10]
@@ -102,10 +105,12 @@ def prepare(targets: list[str], logdir: Path | None = None) -> Board:
     seen: set[str] = set()
     for run in runs:
         try:
-            label = run_label(run)
+            cfg = load_experiment(run / "config.yaml", [])
         except Exception as exc:  # noqa: BLE001 - a config this version cannot read
             board.skipped.append((str(run), f"its config.yaml does not load ({exc})"))
             continue
+        label = run_label(cfg)
+        board.domains |= set(cfg.teachers)
         name = label
         while name in seen:  # two runs of one cell (a rerun): both shown
             name = f"{label} ({run.name})"
@@ -115,6 +120,29 @@ def prepare(targets: list[str], logdir: Path | None = None) -> Board:
             old.unlink()
         board.followers.append(RunFollower(run, SummaryWriter(str(out), flush_secs=POLL_S)))
     return board
+
+
+def write_layout(board: Board) -> dict:
+    """The Custom Scalars page from panels.py, over the domains the runs name (call after a first
+    poll, so evaluated domains count); written once, at the log folder's top."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from uniopd.board.panels import comparison_sections
+
+    domains = sorted(board.domains.union(*(f.domains for f in board.followers)))
+    layout = {
+        section.name: {
+            chart.title: ["Multiline", [f"^{re.escape(m)}$" for m in chart.metrics]]
+            for chart in section.charts
+        }
+        for section in comparison_sections(domains)
+        if not section.name.endswith("wall time")  # TensorBoard switches the x axis per page
+    }
+    for old in board.logdir.glob("events.out.tfevents.*"):
+        old.unlink()
+    with SummaryWriter(str(board.logdir)) as writer:
+        writer.add_custom_scalars(layout)
+    return layout
 
 
 def free_port(asked: int) -> tuple[int, bool]:
@@ -165,6 +193,7 @@ def cmd_board(args) -> int:
         return fail("board: no run directory to show in " + ", ".join(args.runs))
     t0 = time.perf_counter()
     board.poll()
+    write_layout(board)
     port, asked = free_port(args.port)
     if not asked:
         print(f"uniopd board: port {args.port} is in use; using {port}")

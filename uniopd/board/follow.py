@@ -21,6 +21,7 @@ class RunFollower:
         self.start = _start_time(run)
         self.seconds = 0.0  # summed time/step of the steps read so far
         self.seconds_at: dict[int, float] = {0: 0.0}
+        self.domains: set[str] = set()  # the domains its evaluations name, so far
 
     def _new_lines(self, name: str) -> list[dict]:
         path = self.run / name
@@ -52,6 +53,7 @@ class RunFollower:
         for record in evals:
             step = int(record["step"])
             when = self.start + self.seconds_at.get(step, self.seconds)
+            self.domains |= {d for d, entry in record.items() if isinstance(entry, dict)}
             for tag, value in eval_scalars(record):
                 self.writer.add_scalar(tag, value, step, walltime=when)
         if metrics or evals:
