@@ -94,3 +94,9 @@ def test_the_board_shows_opd_uni_opd_and_grpo_in_a_browser(method_runs, tmp_path
     assert mirror["reward"] == followed["reward"] and len(mirror["reward"]) == 2
     assert mirror["eval/math/acc"] == followed["eval/math/acc"]
     assert any((root / "opd" / "tensorboard").rglob("events.out.tfevents.*"))
+    # and the same Custom Scalars page, for `tensorboard --logdir runs`
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(root / "opd" / "tensorboard"))
+    acc.Reload()
+    assert "custom_scalars__config__" in acc.Tags()["tensors"]

@@ -8,6 +8,9 @@
     uniopd sweep sweeps/margin_delta.yaml --workers 2           Optuna sweep; --storage postgresql://...
     uniopd dashboard sweeps/margin_delta.yaml                   optuna-dashboard on 127.0.0.1
     uniopd figures runs/study --out paper_figures               the paper's figures and tables from runs
+    uniopd figures --wandb ENTITY/PROJECT                       ... from a wandb project's runs
+    uniopd board runs/study                                     a live TensorBoard over the runs
+    uniopd workspace ENTITY/PROJECT                             a saved wandb view of the comparison
     uniopd report runs/study --out report.html                  a self-contained HTML dashboard
     uniopd merge runs/<name>/checkpoints/step_N --out merged    a LoRA adapter merged into its base
     uniopd validate experiments/*.yaml [--no-models]            check files, no compute

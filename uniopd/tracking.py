@@ -146,6 +146,11 @@ class TensorBoardTracker:
             self.writer.add_scalar(tag, value, record["step"])
 
     def log_eval(self, step: int, summary: dict, samples: list[dict]) -> None:
+        if not self.last_eval:  # the first evaluation names the domains: the Custom Scalars page
+            from uniopd.board.panels import tensorboard_layout
+
+            domains = sorted(d for d, entry in summary.items() if isinstance(entry, dict))
+            self.writer.add_custom_scalars(tensorboard_layout(domains))
         self.last_eval = dict(self._eval_scalars(summary))
         for tag, value in self.last_eval.items():
             self.writer.add_scalar(tag, value, step)

@@ -127,17 +127,9 @@ def write_layout(board: Board) -> dict:
     poll, so evaluated domains count); written once, at the log folder's top."""
     from torch.utils.tensorboard import SummaryWriter
 
-    from uniopd.board.panels import comparison_sections
+    from uniopd.board.panels import tensorboard_layout
 
-    domains = sorted(board.domains.union(*(f.domains for f in board.followers)))
-    layout = {
-        section.name: {
-            chart.title: ["Multiline", [f"^{re.escape(m)}$" for m in chart.metrics]]
-            for chart in section.charts
-        }
-        for section in comparison_sections(domains)
-        if not section.name.endswith("wall time")  # TensorBoard switches the x axis per page
-    }
+    layout = tensorboard_layout(sorted(board.domains.union(*(f.domains for f in board.followers))))
     for old in board.logdir.glob("events.out.tfevents.*"):
         old.unlink()
     with SummaryWriter(str(board.logdir)) as writer:

@@ -5,6 +5,7 @@ custom-scalars page (command.py) are both laid out from this list, so they show 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # the phases the trainer times per step (metrics.jsonl `time/<phase>`); balance and calibrate only
@@ -81,3 +82,16 @@ def comparison_sections(domains: list[str]) -> list[Section]:
             ),
         ),
     ]
+
+
+def tensorboard_layout(domains: list[str]) -> dict:
+    """TensorBoard's Custom Scalars layout ({section: {chart: ["Multiline", [tag regex, ...]]}}).
+    The wall-time section is left out: TensorBoard switches the x axis for the whole page."""
+    return {
+        section.name: {
+            chart.title: ["Multiline", [f"^{re.escape(m)}$" for m in chart.metrics]]
+            for chart in section.charts
+        }
+        for section in comparison_sections(domains)
+        if not any(chart.x == "wall" for chart in section.charts)
+    }
