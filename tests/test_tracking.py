@@ -83,11 +83,13 @@ def _cfg(tmp_path, student, teacher, **extra):
     )
 
 
-def test_offline_mirror_has_config_group_tags_metrics_and_eval(
-    tmp_path, make_checkpoint, monkeypatch
-):
+def _offline_uniopd_run(tmp_path, make_checkpoint, monkeypatch) -> RunDir:
+    """Two steps of Uni-OPD (both balancings, margin shift), mirrored to an offline wandb run."""
+    from uniopd.config import save_resolved
+
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))
     cfg = _cfg(
         tmp_path,
         make_checkpoint(11),
@@ -96,9 +98,16 @@ def test_offline_mirror_has_config_group_tags_metrics_and_eval(
         balance={"offline": {"mode": "balance", "n_samples": 2}, "online": {"enabled": True}},
         calibration={"margin_shift": True},
     )
-    monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))
     run = RunDir.create(cfg.output.root, cfg.name)
+    save_resolved(cfg, run.path / "config.yaml")
     prepare(make_plan(cfg), run).train()
+    return run
+
+
+def test_offline_mirror_has_config_group_tags_metrics_and_eval(
+    tmp_path, make_checkpoint, monkeypatch
+):
+    run = _offline_uniopd_run(tmp_path, make_checkpoint, monkeypatch)
     files = glob.glob(str(run.path / "wandb" / "offline-run-*" / "run-*.wandb"))
     assert len(files) == 1
     records = read_closed_wandb_log(files[0])
@@ -145,22 +154,7 @@ def test_runs_read_back_from_the_mirror_match_the_run_directory(
 
     from uniopd.analysis.runs import load_runs, runs_from_history
 
-    monkeypatch.delenv("WANDB_MODE", raising=False)
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    from uniopd.config import save_resolved
-
-    monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))
-    cfg = _cfg(
-        tmp_path,
-        make_checkpoint(11),
-        make_checkpoint(12),
-        tracking={"wandb": "offline"},
-        balance={"offline": {"mode": "balance", "n_samples": 2}, "online": {"enabled": True}},
-        calibration={"margin_shift": True},
-    )
-    run = RunDir.create(cfg.output.root, cfg.name)
-    save_resolved(cfg, run.path / "config.yaml")
-    prepare(make_plan(cfg), run).train()
+    run = _offline_uniopd_run(tmp_path, make_checkpoint, monkeypatch)
     records = read_closed_wandb_log(
         glob.glob(str(run.path / "wandb" / "offline-run-*" / "run-*.wandb"))[0]
     )
