@@ -15,7 +15,9 @@ import json
 import logging
 import math
 import os
+import shutil
 import uuid
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +123,12 @@ class WandbTracker:
 
     def finish(self) -> None:
         for name in MIRRORED_FILES:
+            # copied into the run's files folder, which wandb uploads at the end (run.save would
+            # link them and print a warning about later changes: these are final)
             if (self.path / name).exists():
-                self.run.save(str(self.path / name), base_path=str(self.path), policy="now")
+                target = Path(self.run.dir) / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(self.path / name, target)
         self.run.finish()
 
 
