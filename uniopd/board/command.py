@@ -124,16 +124,16 @@ def prepare(targets: list[str], logdir: Path | None = None) -> Board:
 
 def write_layout(board: Board) -> dict:
     """The Custom Scalars page from panels.py, over the domains the runs name (call after a first
-    poll, so evaluated domains count); written once, at the log folder's top."""
-    from torch.utils.tensorboard import SummaryWriter
-
+    poll, so evaluated domains count). Written into every run's folder, as the mirror does:
+    TensorBoard merges the runs' layouts, and no empty run shows up in the selector."""
     from uniopd.board.panels import tensorboard_layout
 
     layout = tensorboard_layout(sorted(board.domains.union(*(f.domains for f in board.followers))))
-    for old in board.logdir.glob("events.out.tfevents.*"):
+    for old in board.logdir.glob("events.out.tfevents.*"):  # an older board's layout at the top
         old.unlink()
-    with SummaryWriter(str(board.logdir)) as writer:
-        writer.add_custom_scalars(layout)
+    for follower in board.followers:
+        follower.writer.add_custom_scalars(layout)
+        follower.writer.flush()
     return layout
 
 
