@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from uniopd.analysis.runs import load_runs  # noqa: E402
+from uniopd.analysis.study_data import final_evals  # noqa: E402
 
 
 def table(roots: list[str]):
@@ -27,7 +28,7 @@ def table(roots: list[str]):
         return None
     info = runs.info.copy()
     info["ratio"] = info.online_ratio.map(lambda r: "none" if r != r or r is None else f"{r:g}")
-    last = runs.evals.sort_values("step").groupby(["run", "domain"]).tail(1)
+    last = final_evals(runs)
     df = last[["run", "domain", "acc"]].merge(info[["run", "ratio", "seed"]], on="run")
     return df.groupby(["domain", "ratio"]).acc.agg(["mean", "std", "count"]).reset_index()
 

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from uniopd.analysis.runs import load_runs  # noqa: E402
+from uniopd.analysis.study_data import final_evals  # noqa: E402
 
 
 def table(roots: list[str]):
@@ -28,7 +29,7 @@ def table(roots: list[str]):
     m = runs.metrics
     cols = [c for c in ("order/consistency_before", "order/consistency_after") if c in m]
     order = m.groupby("run")[cols].mean().reset_index() if cols else m[["run"]].drop_duplicates()
-    last = runs.evals.sort_values("step").groupby(["run", "domain"]).tail(1)
+    last = final_evals(runs)
     out = last[["run", "domain", "acc"]].merge(order, on="run", how="left")
     return out.merge(runs.info[["run", "group", "setting", "seed"]], on="run")
 

@@ -32,7 +32,7 @@ import os
 import sys
 from pathlib import Path
 
-from uniopd import serve_command, validate_command, world_command
+from uniopd import figures_command, serve_command, validate_command, world_command
 from uniopd.board import command as board_command
 from uniopd.board import wandb_workspace
 from uniopd.run_command import cmd_run
@@ -104,56 +104,6 @@ def cmd_dashboard(args) -> int:
         return _fail("optuna-dashboard is not installed (pip install optuna-dashboard)")
     print(f"uniopd: optuna-dashboard on http://127.0.0.1:{args.port} for {url}", file=sys.stderr)
     return subprocess.call([exe, "--host", "127.0.0.1", "--port", str(args.port), url])
-
-
-def cmd_figures(args) -> int:
-    from uniopd.analysis.make import make_all, parse_teachers
-    from uniopd.analysis.objective_table import results_page_problem
-    from uniopd.analysis.runs import WandbSourceError, project_path
-
-    if not args.runs and not args.wandb:
-        return _fail(
-            "figures: name run directories, or a wandb project with --wandb ENTITY/PROJECT"
-        )
-    # checked before any figure is drawn: a bad page must not cost the whole run of `figures`
-    problem = results_page_problem(Path(args.results)) if args.results else None
-    if problem:
-        return _fail(f"--results {problem}")
-    try:
-        for path in args.wandb:
-            project_path(path)
-        manifest = make_all(
-            args.runs,
-            Path(args.out),
-            parse_teachers(args.teacher),
-            args.sweeps,
-            Path(args.results) if args.results else None,
-            args.wandb,
-        )
-    except WandbSourceError as exc:
-        return _fail(f"--wandb {exc}")
-    print(
-        f"uniopd: {len(manifest['figures'])} figures, {len(manifest['tables'])} tables in {args.out} "
-        f"({manifest['seconds']} s); missing: {[m['name'] for m in manifest['missing']] or 'none'}; "
-        f"runs left out: {len(manifest['left_out'])}",
-        file=sys.stderr,
-    )
-    for item in manifest["left_out"]:
-        print(f"  left out {item['run']}: {item['why']}", file=sys.stderr)
-    return 0
-
-
-def cmd_report(args) -> int:
-    from uniopd.analysis.make import parse_teachers
-    from uniopd.analysis.report import write_report
-
-    info = write_report(args.runs, Path(args.out), parse_teachers(args.teacher), args.sweeps)
-    print(
-        f"uniopd: report {args.out} ({info['figures']} figures, {info['bytes'] // 1024} KiB; "
-        f"{len(info['left_out'])} runs left out)",
-        file=sys.stderr,
-    )
-    return 0
 
 
 def cmd_eval(args) -> int:
@@ -316,39 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080)
     p.set_defaults(fn=cmd_dashboard)
 
-    p = sub.add_parser(
-        "figures", help="regenerate paper_figures/ (figures, tables, manifest) from runs"
-    )
-    p.add_argument("runs", nargs="*", help="run directories or folders of them")
-    p.add_argument("--sweeps", nargs="*", default=[], help="sweep folders (with summary.json)")
-    p.add_argument(
-        "--wandb",
-        action="append",
-        default=[],
-        metavar="ENTITY/PROJECT",
-        help="also read the runs of this wandb project back (online, with your login); repeatable",
-    )
-    p.add_argument(
-        "--teacher",
-        action="append",
-        default=[],
-        help="domain=<accuracy> or domain=<eval.json from `uniopd eval --out`>",
-    )
-    p.add_argument("--out", default="paper_figures")
-    p.add_argument(
-        "--results",
-        help="also write the objective comparison table into this Markdown "
-        "page, between its objective-table markers (docs/results.md)",
-    )
-    p.set_defaults(fn=cmd_figures)
-
-    p = sub.add_parser("report", help="one self-contained HTML page comparing the runs")
-    p.add_argument("runs", nargs="+", help="run directories or folders of them")
-    p.add_argument("--sweeps", nargs="*", default=[])
-    p.add_argument("--teacher", action="append", default=[])
-    p.add_argument("--out", default="report.html")
-    p.set_defaults(fn=cmd_report)
-
+    figures_command.add_parser(sub)
     validate_command.add_parser(sub)
     board_command.add_parser(sub)
     wandb_workspace.add_parser(sub)

@@ -46,9 +46,9 @@ def make_all(
     `wandb_projects` ("entity/project") are read back from wandb, alongside the run directories
     (a wandb project that cannot be read raises WandbSourceError before anything is drawn)."""
     start = time.perf_counter()
-    runs = combine(  # sweep trials feed the figures, not the tables
-        load_runs([*run_roots, *sweep_roots]), *[load_wandb(p) for p in wandb_projects]
-    )
+    mirrored = [load_wandb(p) for p in wandb_projects]  # first: a bad project fails at once
+    # sweep trials feed the figures, not the tables
+    runs = combine(load_runs([*run_roots, *sweep_roots]), *mirrored)
     out.mkdir(parents=True, exist_ok=True)
     command = " ".join(shlex.quote(a) for a in sys.argv)
     manifest = {

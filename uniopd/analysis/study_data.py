@@ -21,6 +21,11 @@ def final_accuracy(runs: Runs) -> pd.DataFrame:
     return last.groupby(["run", "experiment", "seed"], as_index=False).acc.mean()
 
 
+def final_evals(runs: Runs) -> pd.DataFrame:
+    """Per run and domain: its last evaluation's row (acc, pass@k, ...)."""
+    return runs.evals.sort_values("step").groupby(["run", "domain"]).tail(1)
+
+
 def early_order(runs: Runs, col: str = "order/consistency_before") -> pd.Series:
     """Per run: mean of `col` over its first 10 steps (a step without a mixed group logs none)."""
     m = runs.metrics
