@@ -23,7 +23,7 @@ from types import SimpleNamespace
 
 def mirror_cost(steps: int) -> dict:
     from uniopd.config import ExperimentConfig
-    from uniopd.tracking import TensorBoardTracker
+    from uniopd.tracking.mirrors import TensorBoardTracker
 
     cfg = ExperimentConfig.model_validate(
         {

@@ -32,9 +32,9 @@ from uniopd.engine.precision import Precision
 from uniopd.engine.rollout import ENGINES, EngineOptions, make_engine, rollout_batch
 from uniopd.engine.sampling import SamplingSettings
 from uniopd.engine.teachers import TeacherPool
-from uniopd.optim import PhaseTimer, make_optimizer
-from uniopd.scoring import TeacherSignals
-from uniopd.update import policy_update
+from uniopd.loop.optim import PhaseTimer, make_optimizer
+from uniopd.loop.scoring import TeacherSignals
+from uniopd.loop.update import policy_update
 
 SHAPES = {  # Qwen3 dense configs (hidden, intermediate, layers, heads, kv heads)
     "qwen3-0.6b": (1024, 3072, 28, 16, 8),

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from uniopd.config import load_experiment
-from uniopd.launch import start_run
+from uniopd.launch.start import start_run
 
 PHASES = ("rollout", "verify", "teacher", "balance", "update", "calibrate", "step")
 

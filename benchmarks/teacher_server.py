@@ -123,7 +123,7 @@ def main() -> None:
             args.rows, args.prompt_tokens, args.response_tokens, args.repeats = 16, 16, 16, 1
         else:
             if args.model.startswith("builtin:"):
-                from uniopd.launch import build_models
+                from uniopd.launch.start import build_models
 
                 build_models([args.model])
             model_path = resolve_model(args.model)

@@ -11,7 +11,7 @@ Three systems train the tiny world's student (`builtin:student`; `--student`) ag
 (`builtin:teacher-math`) on the world's math training prompts, each in its own copy of the models,
 fp32 on the CPU (or `--device cuda`):
 
-  uniopd   the real loop: `uniopd.runner.prepare(...).train()` on an experiment config (OPD, or any
+  uniopd   the real loop: `uniopd.loop.runner.prepare(...).train()` on an experiment config (OPD, or any
            `--method`; one optimizer step per rollout batch, no eval, no checkpoints but the final
            one, tracking and rollout logging off, no offline balancing). A step is the trainer's
            whole step: rollout, grading, teacher log-probs, update, metrics.
@@ -205,10 +205,10 @@ def uniopd_system(a, root: Path, baton: Baton):
     import yaml
 
     from uniopd.config import ExperimentConfig
-    from uniopd.launch import build_models
-    from uniopd.plan import make_plan
+    from uniopd.launch.start import build_models
+    from uniopd.loop.runner import prepare
     from uniopd.run_dir import RunDir
-    from uniopd.runner import prepare
+    from uniopd.setup.plan import make_plan
 
     rollout = {
         "group_size": a.group_size,

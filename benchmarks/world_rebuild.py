@@ -28,8 +28,8 @@ def main() -> None:
     os.environ["UNIOPD_HOME"] = str(home)
     os.environ.pop("UNIOPD_WORLD_DIALS", None)
 
-    from uniopd.world import prebuilt
-    from uniopd.world.build import build_world
+    from uniopd.builder import prebuilt
+    from uniopd.builder.build import build_world
     from uniopd.world.paths import model_dir, model_key
 
     shipped = {e["name"]: (k, e) for k, e in prebuilt.index()["models"].items()}

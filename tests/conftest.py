@@ -104,9 +104,9 @@ def method_runs(coin, tmp_path_factory):
     """A folder of real runs of OPD (with the TensorBoard mirror), Uni-OPD and GRPO on the coin
     task, two steps each, evaluated every step: what the board and analysis/ are tested on."""
     from uniopd.config import ExperimentConfig, save_resolved
-    from uniopd.plan import make_plan
+    from uniopd.loop.runner import prepare
     from uniopd.run_dir import RunDir
-    from uniopd.runner import prepare
+    from uniopd.setup.plan import make_plan
 
     root = tmp_path_factory.mktemp("method-runs")
     home = os.environ.get("UNIOPD_HOME")
@@ -170,8 +170,8 @@ def coin(tmp_path_factory, make_checkpoint):
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from uniopd.builder.sft import supervised_warm_start
     from uniopd.tasks.problem import Problem
-    from uniopd.world.sft import supervised_warm_start
 
     root = tmp_path_factory.mktemp("coin")
     rng = random.Random(0)

@@ -5,7 +5,7 @@ groups of 4 and no rewards."""
 import torch
 
 from uniopd.config import ExperimentConfig
-from uniopd.update import policy_update
+from uniopd.loop.update import policy_update
 
 
 def opd_config(student, teacher, **train) -> ExperimentConfig:

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from uniopd.cli import main
+from uniopd.commands.cli import main
 
 pytestmark = pytest.mark.slow  # trains a small study of real runs first
 

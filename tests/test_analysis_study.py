@@ -338,7 +338,7 @@ def study(tmp_path_factory, coin):
     0.4 (both tokenizers come from world.tokenizer.train_tokenizer; a run start refuses a teacher
     of another vocabulary, so a drift fails here loudly); skewed lists of the coin prompts; GRPO
     on the world's own student with either deficit."""
-    from uniopd.cli import main
+    from uniopd.commands.cli import main
 
     root = tmp_path_factory.mktemp("study")
     with pytest.MonkeyPatch.context() as mp:
@@ -393,7 +393,7 @@ def _measured(run) -> float:
 
 @pytest.mark.slow  # builds the smoke world twice (two teacher flaws) and trains 13 tiny runs
 def test_study_figures_and_claims_from_real_runs(study, tmp_path):
-    from uniopd.cli import main
+    from uniopd.commands.cli import main
 
     out = tmp_path / "paper_figures"
     assert main(["figures", str(study), "--teacher", "math=0.5", "--out", str(out)]) == 0

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from uniopd.cli import main
+from uniopd.commands.cli import main
 
 BASE = (
     "name: bad\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from uniopd.cli import main
+from uniopd.commands.cli import main
 
 EXPERIMENTS = Path(__file__).parent.parent / "experiments"
 
@@ -208,7 +208,7 @@ def test_a_broken_plugin_exits_2_naming_it(workdir, monkeypatch, capsys):
 
 
 def test_fields_lists_the_options_of_registered_entries(capsys):
-    from uniopd.cli import main
+    from uniopd.commands.cli import main
 
     assert main(["fields"]) == 0
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}

@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from uniopd.multiprocess import launch_command
+from uniopd.launch.multiprocess import launch_command
 
 pytestmark = pytest.mark.slow  # starts real process groups
 
@@ -116,7 +116,7 @@ def _workers(launcher_pid):
 
 def test_two_process_run_survives_a_dead_worker_and_resumes_exactly(tmp_path, make_checkpoint):
     exp = _experiment(tmp_path, make_checkpoint(11), make_checkpoint(12))
-    cli = [sys.executable, "-m", "uniopd.cli", "run", str(exp), "--nproc", "2"]
+    cli = [sys.executable, "-m", "uniopd.commands.cli", "run", str(exp), "--nproc", "2"]
     whole = subprocess.run(cli, env=ENV, capture_output=True, text=True, timeout=600)
     assert whole.returncode == 0, whole.stderr[-3000:]
     ref = tmp_path / "runs" / "dp"
@@ -140,7 +140,16 @@ def test_two_process_run_survives_a_dead_worker_and_resumes_exactly(tmp_path, ma
         assert not Path(f"/proc/{pid}").exists() or b"zombie" in _status(pid)
     assert not (crashed / "checkpoints" / "step_000006").exists()
 
-    resume = [sys.executable, "-m", "uniopd.cli", "run", "--resume", str(crashed), "--nproc", "2"]
+    resume = [
+        sys.executable,
+        "-m",
+        "uniopd.commands.cli",
+        "run",
+        "--resume",
+        str(crashed),
+        "--nproc",
+        "2",
+    ]
     done = subprocess.run(resume, env=ENV, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     a, b = _lines(ref / "metrics.jsonl"), _lines(crashed / "metrics.jsonl")
@@ -171,7 +180,7 @@ def test_sharded_student_run_saves_plain_hf_checkpoints_and_resumes(tmp_path, ma
     cfg["train"] = {**cfg["train"], "steps": 4, "fsdp": True}
     cfg["eval"]["every"] = 2
     exp.write_text(yaml.safe_dump(cfg))
-    cli = [sys.executable, "-m", "uniopd.cli", "run", str(exp), "--nproc", "2"]
+    cli = [sys.executable, "-m", "uniopd.commands.cli", "run", str(exp), "--nproc", "2"]
     whole = subprocess.run(cli, env=ENV, capture_output=True, text=True, timeout=600)
     assert whole.returncode == 0, whole.stderr[-3000:]
     ref = tmp_path / "runs" / "dp"
@@ -188,7 +197,16 @@ def test_sharded_student_run_saves_plain_hf_checkpoints_and_resumes(tmp_path, ma
     shutil.copytree(ref, crashed)
     shutil.rmtree(crashed / "checkpoints" / "step_000004")
     (crashed / "checkpoints" / "latest").write_text("step_000002\n")
-    resume = [sys.executable, "-m", "uniopd.cli", "run", "--resume", str(crashed), "--nproc", "2"]
+    resume = [
+        sys.executable,
+        "-m",
+        "uniopd.commands.cli",
+        "run",
+        "--resume",
+        str(crashed),
+        "--nproc",
+        "2",
+    ]
     done = subprocess.run(resume, env=ENV, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     a, b = _lines(ref / "metrics.jsonl"), _lines(crashed / "metrics.jsonl")

@@ -18,7 +18,7 @@ import pytest
 from uniopd.config import ExperimentConfig
 from uniopd.data import DataError, load_source
 from uniopd.data.sources import SOURCES
-from uniopd.launch import start_run
+from uniopd.launch.start import start_run
 from uniopd.tasks.problem import Problem
 from uniopd.verifiers import VERIFIERS, get_verifier
 

@@ -4,7 +4,7 @@ import json
 
 import yaml
 
-from uniopd.cli import main
+from uniopd.commands.cli import main
 
 
 def _write(folder, name, student, teacher, runs, **extra):
@@ -45,8 +45,8 @@ def test_group_runs_every_file_and_seed_then_skips_finished_ones(tmp_path, make_
 def test_a_run_finished_under_a_second_name_counts_as_complete(tmp_path):
     """An attempt that failed at start leaves runs/a-s0; the retry finished as runs/a-s0-2. A
     third pass must skip it, not start runs/a-s0-3."""
+    from uniopd.commands.group import is_complete
     from uniopd.config import ExperimentConfig
-    from uniopd.group import is_complete
 
     runs = tmp_path / "runs"
     cfg = ExperimentConfig.model_validate(

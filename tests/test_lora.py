@@ -11,12 +11,12 @@ import yaml
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from uniopd.cli import main
+from uniopd.commands.cli import main
 from uniopd.config import ExperimentConfig, load_experiment, save_resolved
 from uniopd.engine.lora import LoraError, check_lora_targets
-from uniopd.launch import create_run
-from uniopd.plan import make_plan
-from uniopd.runner import prepare
+from uniopd.launch.start import create_run
+from uniopd.loop.runner import prepare
+from uniopd.setup.plan import make_plan
 
 LORA = {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}
 

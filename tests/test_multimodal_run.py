@@ -13,15 +13,15 @@ import torch
 import yaml
 
 from uniopd.analysis.report import write_report
-from uniopd.cli import main
+from uniopd.commands.cli import main
 from uniopd.config import ExperimentConfig, save_resolved
 from uniopd.engine.sequences import pack
 from uniopd.engine.vision import encode_inputs, image_token_ids
-from uniopd.parts import load_parts
-from uniopd.plan import make_plan
+from uniopd.loop.runner import prepare
+from uniopd.loop.scoring import Scorer
 from uniopd.run_dir import RunDir
-from uniopd.runner import prepare
-from uniopd.scoring import Scorer
+from uniopd.setup.parts import load_parts
+from uniopd.setup.plan import make_plan
 
 TEMPLATES = {"visual": "{rendering} {prompt}"}
 

@@ -6,9 +6,9 @@ import json
 import pytest
 from test_trainer import _config
 
-from uniopd.plan import make_plan
+from uniopd.loop.runner import prepare
 from uniopd.run_dir import RunDir
-from uniopd.runner import prepare
+from uniopd.setup.plan import make_plan
 
 
 def _run(cfg, tmp_path, name):

@@ -6,11 +6,11 @@ calibration, do the rollouts the greedy mask dropped. Each case failed on the co
 import pytest
 import torch
 
-from uniopd.calibration import order_report
 from uniopd.config.method import MethodConfig
-from uniopd.config.recipe import CalibrationConfig
+from uniopd.config.uni_opd import CalibrationConfig
+from uniopd.loop.order_metrics import order_report
+from uniopd.loop.update import compute_advantages
 from uniopd.objectives import Signals
-from uniopd.update import compute_advantages
 
 NAN = float("nan")
 

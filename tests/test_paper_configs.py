@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from uniopd.cli import main
+from uniopd.commands.cli import main
 from uniopd.config import load_experiment
 
 PAPER = Path(__file__).resolve().parents[1] / "experiments" / "paper"

@@ -7,8 +7,8 @@ import re
 import pytest
 import yaml
 
-from uniopd.cli import main
-from uniopd.placement import from_flags, gpu_sets, worker_env
+from uniopd.commands.cli import main
+from uniopd.launch.placement import from_flags, gpu_sets, worker_env
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,7 @@ def _install(tmp_path, name: str, module_code: str, entry: str) -> Path:
 def _uniopd(site: Path, *args, cwd=None):
     env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
     return subprocess.run(
-        [sys.executable, "-m", "uniopd.cli", *args],
+        [sys.executable, "-m", "uniopd.commands.cli", *args],
         env=env,
         cwd=cwd,
         capture_output=True,

@@ -1,4 +1,4 @@
-"""The default world shipped inside the package (uniopd/world/prebuilt.py): what ships is the
+"""The default world shipped inside the package (uniopd/builder/prebuilt.py): what ships is the
 current default recipe's models, intact, scoring what was recorded, installed on first use
 without training; a damaged file is refused by name and nothing half-copied is left behind."""
 
@@ -7,7 +7,7 @@ import shutil
 import pytest
 from transformers import AutoTokenizer
 
-from uniopd.world import prebuilt
+from uniopd.builder import prebuilt
 from uniopd.world.paths import model_dir, model_key
 from uniopd.world.recipe import make_recipe, select_world
 
@@ -48,7 +48,7 @@ def test_a_rebuild_here_follows_the_recorded_warm_start(name):
     """The recipe rebuilt from scratch on this machine retraces the shipped model's recorded
     warm-start losses (its first steps; the whole build is `uniopd world build --force`, minutes,
     and benchmarks/world_rebuild.py compares every recorded figure)."""
-    from uniopd.world.pipeline import CURVE_HEAD_STEPS, warm_start_curve
+    from uniopd.builder.pipeline import CURVE_HEAD_STEPS, warm_start_curve
 
     key, entry = _entry(name)
     tokenizer = AutoTokenizer.from_pretrained(prebuilt.PREBUILT / key)
@@ -59,7 +59,7 @@ def test_a_rebuild_here_follows_the_recorded_warm_start(name):
 
 
 def test_first_use_installs_the_shipped_models_without_training(tmp_path, monkeypatch):
-    from uniopd.world.build import build_missing, build_world
+    from uniopd.builder.build import build_missing, build_world
 
     monkeypatch.setenv("UNIOPD_HOME", str(tmp_path))
     select_world()
@@ -74,7 +74,7 @@ def test_first_use_installs_the_shipped_models_without_training(tmp_path, monkey
 
 
 def test_a_damaged_shipped_file_is_refused_by_name(tmp_path, monkeypatch):
-    from uniopd.world.build import build_missing
+    from uniopd.builder.build import build_missing
 
     copy = tmp_path / "prebuilt"
     shutil.copytree(prebuilt.PREBUILT, copy)

@@ -11,8 +11,8 @@ from uniopd.engine import loading
 from uniopd.engine.precision import Precision, PrecisionError, resolve_mode, vanishing_lr
 from uniopd.engine.sequences import pack
 from uniopd.engine.teachers import TeacherPool
-from uniopd.optim import make_optimizer
-from uniopd.scoring import TeacherSignals
+from uniopd.loop.optim import make_optimizer
+from uniopd.loop.scoring import TeacherSignals
 
 STEPS = 20
 
@@ -83,7 +83,7 @@ def test_modes_resolve_per_device():
 
 
 def test_bf16_pure_run_logs_the_warning(make_checkpoint, tmp_path, caplog):
-    from uniopd.parts import warn_vanishing_updates
+    from uniopd.setup.parts import warn_vanishing_updates
 
     model = loading.load_model(str(make_checkpoint(11)), torch.device("cpu"), torch.bfloat16, True)
     with caplog.at_level(logging.WARNING):

@@ -6,7 +6,7 @@ import shutil
 import pytest
 import yaml
 
-from uniopd.cli import main
+from uniopd.commands.cli import main
 
 pytestmark = pytest.mark.slow  # kills and resumes real training runs
 
@@ -124,7 +124,7 @@ def test_sigkilled_run_resumes_to_the_same_result(tmp_path, make_checkpoint):
     cfg["train"]["steps"] = 10
     exp.write_text("# r.yaml — resume test\n" + yaml.safe_dump(cfg))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cli = [sys.executable, "-m", "uniopd.cli"]
+    cli = [sys.executable, "-m", "uniopd.commands.cli"]
     subprocess.run([*cli, "run", str(exp)], env=env, check=True, capture_output=True)
     victim = subprocess.Popen(
         [*cli, "run", str(exp)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

@@ -13,7 +13,7 @@ import torch
 import yaml
 from transformers import AutoModelForCausalLM
 
-from uniopd.cli import main
+from uniopd.commands.cli import main
 
 
 def _experiment(root, student, teacher, **extra) -> dict:
@@ -51,7 +51,7 @@ def no_model_loads(monkeypatch):
 
     monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", refuse)
     monkeypatch.setattr("uniopd.engine.loading.load_model", refuse)
-    monkeypatch.setattr("uniopd.multiprocess.relaunch", no_launch)
+    monkeypatch.setattr("uniopd.launch.multiprocess.relaunch", no_launch)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_nproc_the_groups_cannot_be_split_into_exits_2(
 
 def test_nproc_that_divides_the_batch_passes_the_plan(make_checkpoint, tmp_path):
     from uniopd.config import load_experiment
-    from uniopd.plan import make_plan
+    from uniopd.setup.plan import make_plan
 
     exp = _write(tmp_path, _experiment(tmp_path, make_checkpoint(11), make_checkpoint(12)))
     for n in (1, 2, 4):

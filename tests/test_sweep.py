@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from uniopd.cli import main
+from uniopd.commands.cli import main
 from uniopd.config.load import ConfigError
 from uniopd.sweep.spec import load_sweep
 

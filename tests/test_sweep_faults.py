@@ -35,7 +35,7 @@ def _spec(tmp_path, trials=4):
 def _start(path, cwd):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "uniopd.cli", "sweep", str(path), "--workers", "2"],
+        [sys.executable, "-m", "uniopd.commands.cli", "sweep", str(path), "--workers", "2"],
         cwd=cwd,
         env=env,
         start_new_session=True,

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from uniopd.config import ExperimentConfig
-from uniopd.plan import make_plan
+from uniopd.labels import method_group
+from uniopd.loop.runner import prepare
 from uniopd.run_dir import RunDir
-from uniopd.runner import prepare
-from uniopd.tracking import NullTracker, make_tracker, method_group
+from uniopd.setup.plan import make_plan
+from uniopd.tracking.mirrors import NullTracker, make_tracker
 
 
 def read_wandb_log(path):
@@ -210,7 +211,7 @@ def test_runs_read_back_from_the_mirror_match_the_run_directory(
             return [_Run(header.job_type, config, history)]
 
     monkeypatch.setattr(wandb, "Api", _Api)
-    from uniopd.cli import main
+    from uniopd.commands.cli import main
 
     assert main(["figures", "--wandb", "me/proj", "--out", str(tmp_path / "from_wandb")]) == 0
     assert main(["figures", str(run.path), "--out", str(tmp_path / "from_dir")]) == 0
@@ -235,7 +236,7 @@ def test_runs_read_back_from_the_mirror_match_the_run_directory(
 
 
 def test_figures_from_wandb_refuse_what_cannot_be_read(tmp_path, monkeypatch, capsys):
-    from uniopd.cli import main
+    from uniopd.commands.cli import main
 
     assert main(["figures", "--out", str(tmp_path / "f")]) == 2
     assert "--wandb ENTITY/PROJECT" in capsys.readouterr().err
@@ -252,7 +253,7 @@ def test_figures_from_wandb_refuse_what_cannot_be_read(tmp_path, monkeypatch, ca
 
 
 def test_auto_goes_online_when_logged_in_and_says_which():
-    from uniopd.tracking import wandb_mode
+    from uniopd.tracking.mirrors import wandb_mode
 
     assert wandb_mode("auto", None, lambda: True)[0] == "online"
     mode, why = wandb_mode("auto", None, lambda: False)

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from uniopd.config import ExperimentConfig
-from uniopd.plan import make_plan
+from uniopd.loop.runner import prepare
 from uniopd.run_dir import RunDir
-from uniopd.runner import prepare
+from uniopd.setup.plan import make_plan
 
 RECORDED = Path(__file__).parent / "recorded" / "opd_2layer_losses.json"
 

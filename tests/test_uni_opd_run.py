@@ -10,9 +10,9 @@ import json
 import pytest
 
 from uniopd.config import ExperimentConfig
-from uniopd.plan import make_plan
+from uniopd.loop.runner import prepare
 from uniopd.run_dir import RunDir
-from uniopd.runner import prepare
+from uniopd.setup.plan import make_plan
 
 
 def _run(coin, tmp_path, **sections):
@@ -99,7 +99,7 @@ def test_an_estimate_with_ungraded_samples_is_not_cached(coin, tmp_path, monkeyp
     later run with the same settings would trust it (seen when a sandbox could not start)."""
     monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))
     balance = {"offline": {"mode": "balance", "n_samples": 2}}
-    with caplog.at_level("WARNING", logger="uniopd.difficulty"):
+    with caplog.at_level("WARNING", logger="uniopd.loop.difficulty"):
         run, _ = _run(
             coin, tmp_path, balance=balance, verifiers={"math": "code"}, train={"steps": 1}
         )
@@ -130,7 +130,7 @@ def test_margin_mask_and_calibration_under_micro_batches(coin, tmp_path, monkeyp
 def test_filtering_that_leaves_no_prompt_is_a_clear_error(
     make_checkpoint, tmp_path, monkeypatch, capsys
 ):
-    from uniopd.cli import main
+    from uniopd.commands.cli import main
 
     # random 2-layer students solve nothing, so dropping all-wrong prompts leaves none
     monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))

@@ -9,7 +9,7 @@ import shutil
 import yaml
 from transformers import AutoTokenizer
 
-from uniopd.cli import main
+from uniopd.commands.cli import main
 
 
 def _experiment(tmp_path, student, teacher, **extra) -> str:

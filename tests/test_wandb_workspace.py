@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from uniopd.board.panels import comparison_sections
 from uniopd.board.wandb_workspace import comparison_workspace
-from uniopd.cli import main
+from uniopd.commands.cli import main
+from uniopd.tracking.panels import comparison_sections
 
 
 def test_the_view_groups_by_method_and_charts_each_domain():

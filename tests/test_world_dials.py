@@ -6,12 +6,12 @@ import json
 import pandas as pd
 import pytest
 
+from uniopd.builder.pipeline import _warm_start_data
 from uniopd.config import ExperimentConfig
-from uniopd.plan import make_plan
+from uniopd.loop.runner import prepare
 from uniopd.run_dir import RunDir
-from uniopd.runner import prepare
+from uniopd.setup.plan import make_plan
 from uniopd.world import paths, recipe
-from uniopd.world.pipeline import _warm_start_data
 from uniopd.world.recipe import Dials, make_recipe, select_world
 
 
@@ -90,7 +90,7 @@ def _cfg(**sections):
     ],
 )
 def test_a_bad_dial_is_refused_at_load_naming_it(override, message, tmp_path, capsys):
-    from uniopd.cli import main
+    from uniopd.commands.cli import main
 
     code = main(["validate", "--no-models", "experiments/quickstart.yaml", "--set", override])
     assert code == 2
@@ -98,7 +98,7 @@ def test_a_bad_dial_is_refused_at_load_naming_it(override, message, tmp_path, ca
 
 
 def test_a_dial_combination_the_builder_cannot_make_is_refused(capsys, make_checkpoint):
-    from uniopd.cli import main
+    from uniopd.commands.cli import main
 
     # version 4 has no dials
     code = main(
@@ -149,7 +149,7 @@ def test_difficulty_skew_sets_the_share_of_extremes_and_is_recorded(coin, tmp_pa
     assert sum(hist["before"]) == 8 and sum(hist["natural"]) == 24
     assert meta["world"]["difficulty_skew"] == 0.75
     # a skew the pools cannot make stops at start, naming the dial
-    from uniopd.data.sources import DataError
+    from uniopd.data.errors import DataError
 
     cfg2 = cfg.model_copy(deep=True)
     cfg2.world.difficulty_skew_size = 24
@@ -158,7 +158,7 @@ def test_difficulty_skew_sets_the_share_of_extremes_and_is_recorded(coin, tmp_pa
 
 
 def test_world_info_reads_an_experiments_dials(tmp_path, monkeypatch, capsys):
-    from uniopd.cli import main
+    from uniopd.commands.cli import main
 
     monkeypatch.setenv("UNIOPD_HOME", str(tmp_path))
     assert main(["world", "info", "--from", "experiments/study/order/opd_f0.4.yaml"]) == 0

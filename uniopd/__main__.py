@@ -2,6 +2,6 @@
 
 import sys
 
-from uniopd.cli import main
+from uniopd.commands.cli import main
 
 sys.exit(main())

@@ -17,8 +17,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from uniopd.objectives.base import Need
-
 PRIVILEGED_SUFFIX = "+privileged"
 DEFAULT_EMA_DECAY = 0.99
 
@@ -36,13 +34,6 @@ class TeacherRef:
     @property
     def is_server(self) -> bool:
         return self.model.startswith(("http://", "https://"))
-
-    def provides(self) -> frozenset[Need]:
-        """The teacher signals this kind of teacher can give. A served model returns the log-prob
-        of each given token (prompt log-probs), not its full distribution."""
-        if self.is_server:
-            return frozenset({Need.TEACHER_LOGP})
-        return frozenset({Need.TEACHER_LOGP, Need.TEACHER_TOPK, Need.TEACHER_LOGITS})
 
 
 def parse_teacher(text: str) -> TeacherRef:

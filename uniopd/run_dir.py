@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from uniopd.data.images import open_image
-from uniopd.tracking import NullTracker
+from uniopd.tracking.mirrors import NullTracker
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ datasets = pytest.importorskip("datasets")
 
 from uniopd.config import load_experiment  # noqa: E402
 from uniopd.data import DataError, load_source  # noqa: E402
-from uniopd.plan import make_plan  # noqa: E402
+from uniopd.setup.plan import make_plan  # noqa: E402
 
 MATH = {
     "question": ["What is 2+3?", "What is 7*6?", "What is 9-4?"],

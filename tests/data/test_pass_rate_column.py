@@ -9,7 +9,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from uniopd.config import ExperimentConfig
 from uniopd.data import DataError, load_source
-from uniopd.difficulty import cache_dir, offline_balance
+from uniopd.loop.difficulty import cache_dir, offline_balance
 from uniopd.run_dir import RunDir
 from uniopd.verifiers import get_verifier
 

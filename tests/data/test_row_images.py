@@ -148,7 +148,7 @@ def test_rows_with_images_are_refused_for_a_text_student(tmp_path, capsys, make_
     a row, its file and the student) instead of training it on their questions alone."""
     import yaml
 
-    from uniopd.cli import main
+    from uniopd.commands.cli import main
 
     (tmp_path / "a.png").write_bytes(png())
     data = write_jsonl(tmp_path / "rows.jsonl", [row("a.png", id="pic-1"), row("a.png")])

@@ -5,10 +5,10 @@ from collections import Counter
 
 import pytest
 
+from uniopd.builder.pipeline import _warm_start_data
 from uniopd.tasks import arith, pyfunc
 from uniopd.tasks.builtin import builtin_problems
 from uniopd.verifiers import get_verifier
-from uniopd.world.pipeline import _warm_start_data
 
 MODULES = {"math": arith, "code": pyfunc}
 

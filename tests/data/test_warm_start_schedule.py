@@ -1,6 +1,6 @@
 """The warm starts' learning-rate schedule (world/sft.py): warm up, hold, then decay to zero."""
 
-from uniopd.world.sft import warmup_stable_decay
+from uniopd.builder.sft import warmup_stable_decay
 
 
 def test_warm_up_hold_then_decay_to_zero():

@@ -23,10 +23,10 @@ from uniopd.engine.fsdp import full_state_dict, is_sharded, shard_model
 from uniopd.engine.precision import Precision
 from uniopd.engine.sequences import pack
 from uniopd.engine.teachers import TeacherPool
-from uniopd.optim import make_optimizer
-from uniopd.scoring import TeacherSignals
-from uniopd.sharding import balance_globally
-from uniopd.update import policy_update
+from uniopd.loop.optim import make_optimizer
+from uniopd.loop.scoring import TeacherSignals
+from uniopd.loop.sharding import balance_globally
+from uniopd.loop.update import policy_update
 
 B, G = 4, 4  # prompts, rollouts per prompt
 

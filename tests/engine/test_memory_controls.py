@@ -19,8 +19,8 @@ from uniopd.engine.logprobs import (
 )
 from uniopd.engine.sequences import pack
 from uniopd.engine.teachers import TeacherPool
-from uniopd.optim import make_optimizer
-from uniopd.scoring import TeacherSignals
+from uniopd.loop.optim import make_optimizer
+from uniopd.loop.scoring import TeacherSignals
 
 CPU = torch.device("cpu")
 

@@ -19,7 +19,7 @@ from uniopd.engine import loading
 from uniopd.engine.logprobs import response_logprobs
 from uniopd.engine.prompts import PromptFormat, TemplateBridgeError, check_bridge, encode_problems
 from uniopd.engine.sequences import pack
-from uniopd.plan import make_plan
+from uniopd.setup.plan import make_plan
 from uniopd.tasks.problem import Problem
 
 THINK = "<think>\n\n</think>\n\n"
@@ -176,8 +176,8 @@ def _rows(tmp_path):
 
 
 def test_the_teacher_scores_the_students_tokens_behind_its_own_prompt(pair, tmp_path):
-    from uniopd.parts import load_parts
-    from uniopd.scoring import Scorer
+    from uniopd.loop.scoring import Scorer
+    from uniopd.setup.parts import load_parts
 
     cfg = _config(
         pair[0], pair[1], tmp_path, _rows(tmp_path), chat_template_kwargs={"enable_thinking": False}
@@ -201,7 +201,7 @@ def test_the_teacher_scores_the_students_tokens_behind_its_own_prompt(pair, tmp_
 
 
 def test_an_unbridgeable_teacher_stops_the_run_at_start(pair, tmp_path):
-    from uniopd.parts import load_parts
+    from uniopd.setup.parts import load_parts
 
     other_end = AutoTokenizer.from_pretrained(pair[1])
     other_end.chat_template = INSTRUCT.replace("<|im_end|>", "<|endoftext|>")
@@ -214,9 +214,9 @@ def test_an_unbridgeable_teacher_stops_the_run_at_start(pair, tmp_path):
 
 
 def test_prompts_over_the_budget_are_dropped_from_training(pair, tmp_path):
-    from uniopd.parts import load_parts
-    from uniopd.plan import PlanError
-    from uniopd.runner import drop_long_prompts
+    from uniopd.loop.runner import drop_long_prompts
+    from uniopd.setup.parts import load_parts
+    from uniopd.setup.plan import PlanError
 
     rows = tmp_path / "rows.jsonl"
     rows.write_text(

@@ -141,7 +141,7 @@ def _experiment(tmp_path, student, teacher_url, steps=3, **extra):
 
 
 def test_a_server_killed_mid_run_masks_and_counts_the_later_steps(make_checkpoint, tmp_path):
-    from uniopd.launch import start_run
+    from uniopd.launch.start import start_run
 
     proc, url = _start_server(make_checkpoint(12), tmp_path / "server.log")
     try:
@@ -170,7 +170,7 @@ def test_a_server_killed_mid_run_masks_and_counts_the_later_steps(make_checkpoin
 def test_a_server_down_at_start_stops_the_run_naming_its_url(make_checkpoint, tmp_path, capsys):
     import yaml
 
-    from uniopd.cli import main
+    from uniopd.commands.cli import main
 
     url = f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens there
     cfg = _experiment(tmp_path, make_checkpoint(11), url)
@@ -251,8 +251,8 @@ def misbehaving():
 
 
 def test_bad_answers_mask_exactly_their_rows(misbehaving):
-    from uniopd.records import teacher_failed_N
-    from uniopd.scoring import TeacherSignals
+    from uniopd.loop.records import teacher_failed_N
+    from uniopd.loop.scoring import TeacherSignals
 
     modes = [GOOD, SHORT, GOOD, LONG, NULL, GOOD, POSITIVE, TEXT, MISSING, GOOD]
     prompts = [[m, 20 + m, 30 + k] for k, m in enumerate(modes)]
@@ -300,8 +300,8 @@ def test_an_unreachable_server_is_retried_then_masked():
 
 
 def test_a_served_model_with_another_vocabulary_is_refused_at_start(make_checkpoint, tmp_path):
-    from uniopd.parts import load_parts
-    from uniopd.plan import make_plan
+    from uniopd.setup.parts import load_parts
+    from uniopd.setup.plan import make_plan
 
     _Misbehaving.vocab_size = 999  # the tiny checkpoints score 512 token ids
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Misbehaving)

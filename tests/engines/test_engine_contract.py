@@ -194,7 +194,7 @@ def test_no_library_default_and_every_setting_reaches_the_engine(engine_name, ma
 
 def test_unknown_or_uninstalled_engine_and_sharded_students_are_refused_at_planning(tmp_path):
     from uniopd.config import ExperimentConfig
-    from uniopd.plan import PlanError, make_plan
+    from uniopd.setup.plan import PlanError, make_plan
 
     def plan(**over):
         cfg = {

@@ -12,9 +12,9 @@ from transformers.generation.logits_process import (
 )
 
 from uniopd.config import ExperimentConfig
-from uniopd.plan import make_plan
+from uniopd.loop.runner import prepare
 from uniopd.run_dir import RunDir
-from uniopd.runner import prepare
+from uniopd.setup.plan import make_plan
 
 SAMPLING_WARPERS = (TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from uniopd.config import ExperimentConfig
-from uniopd.launch import start_run
+from uniopd.launch.start import start_run
 from uniopd.objectives import OBJECTIVES
 from uniopd.strategies import CALIBRATORS
 

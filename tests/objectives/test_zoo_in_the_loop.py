@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from uniopd.config import ConfigError, ExperimentConfig, load_experiment
-from uniopd.plan import PlanError, make_plan
+from uniopd.loop.runner import prepare
 from uniopd.run_dir import RunDir
-from uniopd.runner import prepare
+from uniopd.setup.plan import PlanError, make_plan
 
 
 def _config(student, teacher, tmp_path, method, teachers=None, run="zoo"):

@@ -13,7 +13,7 @@ from typing import Literal, get_args
 
 import torch
 
-# The names the experiment schema accepts are these very types (uniopd/config/recipe.py).
+# The names the experiment schema accepts are these very types (uniopd/config/uni_opd.py).
 OfflineMode = Literal["none", "balance", "drop_all_correct", "drop_all_wrong"]
 BinKind = Literal["count", "width"]
 Reference = Literal["max", "extremes", "mean"]

@@ -16,7 +16,7 @@ import torch
 from uniopd.algorithms.advantages import distillation_returns
 from uniopd.algorithms.units import unit_index
 
-# The names the experiment schema accepts are these very types (uniopd/config/recipe.py).
+# The names the experiment schema accepts are these very types (uniopd/config/uni_opd.py).
 MarginMode = Literal["mean", "minmax"]
 Direction = Literal["both", "correct_up", "incorrect_down"]
 MODES, DIRECTIONS = get_args(MarginMode), get_args(Direction)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -20,31 +19,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from uniopd.analysis.figure_file import Figure, save_figure  # noqa: E402
 from uniopd.analysis.runs import Runs, teacher_accuracy  # noqa: E402
 from uniopd.analysis.study_figures import fig_dial_effects, fig_gain_vs_order  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="paper")
 ORDER = ["OPD", "Uni-OPD", "GRPO"]
-
-
-@dataclass
-class Figure:
-    name: str
-    files: list[str]
-    runs: list[str]
-    note: str = ""
-    extra: dict = field(default_factory=dict)
-
-
-def _save(fig, out: Path, name: str) -> list[str]:
-    out.mkdir(parents=True, exist_ok=True)
-    files = []
-    for ext in ("png", "pdf"):
-        path = out / f"{name}.{ext}"
-        fig.savefig(path, dpi=150, bbox_inches="tight")
-        files.append(str(path))
-    plt.close(fig)
-    return files
 
 
 def _final(runs: Runs) -> pd.DataFrame:
@@ -76,7 +56,7 @@ def fig_difficulty_histograms(runs: Runs, out: Path, teachers: dict) -> Figure |
     axes[0][0].legend()
     fig.suptitle("Difficulty of the training prompts, raw vs offline-balanced")
     return Figure(
-        "difficulty_histograms", _save(fig, out, "difficulty_histograms"), [paths[0].name]
+        "difficulty_histograms", save_figure(fig, out, "difficulty_histograms"), [paths[0].name]
     )
 
 
@@ -128,7 +108,7 @@ def fig_online_ratio(runs: Runs, out: Path, teachers: dict) -> Figure | None:
         ylabel="held-out accuracy (final)",
         title="Online correctness-aware balancing: accuracy against r",
     )
-    return Figure("online_ratio", _save(fig, out, "online_ratio"), sorted(f.run.unique()))
+    return Figure("online_ratio", save_figure(fig, out, "online_ratio"), sorted(f.run.unique()))
 
 
 def fig_filtering(runs: Runs, out: Path, teachers: dict) -> Figure | None:
@@ -158,7 +138,7 @@ def fig_filtering(runs: Runs, out: Path, teachers: dict) -> Figure | None:
     ax.set(
         xlabel="", ylabel="held-out accuracy (final)", title="Offline data: filtering vs balancing"
     )
-    return Figure("filtering", _save(fig, out, "filtering"), sorted(f.run.unique()))
+    return Figure("filtering", save_figure(fig, out, "filtering"), sorted(f.run.unique()))
 
 
 def fig_order_heatmap(runs: Runs, out: Path, teachers: dict) -> Figure | None:
@@ -209,7 +189,7 @@ def fig_order_heatmap(runs: Runs, out: Path, teachers: dict) -> Figure | None:
     )
     return Figure(
         "order_heatmap",
-        _save(fig, out, "order_heatmap"),
+        save_figure(fig, out, "order_heatmap"),
         [run],
         extra={"pair": {k: pair[k] for k in ("step", "prompt_id", "domain")}},
     )
@@ -241,7 +221,7 @@ def fig_order_over_training(runs: Runs, out: Path, teachers: dict) -> Figure | N
     )
     ax.set(ylabel="order-consistent pairs", title="Order consistency during training")
     return Figure(
-        "order_over_training", _save(fig, out, "order_over_training"), sorted(m.run.unique())
+        "order_over_training", save_figure(fig, out, "order_over_training"), sorted(m.run.unique())
     )
 
 
@@ -294,7 +274,7 @@ def fig_convergence(runs: Runs, out: Path, teachers: dict) -> Figure | None:
     compared = " vs ".join(g for g in ORDER if g in set(e.group))  # the methods these runs hold
     fig.suptitle(f"Convergence: {compared} ({main}; dashed: the domain's teacher)")
     fig.tight_layout()
-    return Figure("convergence", _save(fig, out, "convergence"), sorted(e.run.unique()))
+    return Figure("convergence", save_figure(fig, out, "convergence"), sorted(e.run.unique()))
 
 
 def fig_dynamics(runs: Runs, out: Path, teachers: dict) -> Figure | None:
@@ -324,7 +304,7 @@ def fig_dynamics(runs: Runs, out: Path, teachers: dict) -> Figure | None:
         ax.set(xlabel="training step", ylabel=label)
     fig.suptitle("Training dynamics")
     fig.tight_layout()
-    return Figure("dynamics", _save(fig, out, "dynamics"), sorted(m.run.unique()))
+    return Figure("dynamics", save_figure(fig, out, "dynamics"), sorted(m.run.unique()))
 
 
 def fig_sweeps(sweep_dirs: list[Path], out: Path) -> list[Figure]:
@@ -350,7 +330,9 @@ def fig_sweeps(sweep_dirs: list[Path], out: Path) -> list[Figure]:
             ax.set(xlabel=p.removeprefix("params_"), ylabel=s["objective"]["metric"])
         fig.suptitle(f"sweep {s['study']}: {len(t)} complete trials")
         fig.tight_layout()
-        figs.append(Figure(f"sweep_{s['study']}", _save(fig, out, f"sweep_{s['study']}"), [str(d)]))
+        figs.append(
+            Figure(f"sweep_{s['study']}", save_figure(fig, out, f"sweep_{s['study']}"), [str(d)])
+        )
     return figs
 
 

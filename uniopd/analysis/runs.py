@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from uniopd.tracking import method_group
+from uniopd.labels import method_group
 
 
 @dataclass
@@ -249,7 +249,7 @@ def load_wandb(path: str) -> Runs:
     import wandb
 
     from uniopd.home import uniopd_home
-    from uniopd.tracking import MIRRORED_FILES
+    from uniopd.tracking.mirrors import MIRRORED_FILES
 
     entity, project = project_path(path)
     records = []

@@ -1,6 +1,6 @@
 """The pre-registered study's figures (issue 13, NOTES.md 2026-11-29) from its runs: what each world
 dial did to the quantity it targets, and Uni-OPD's gain against the teacher's measured order
-consistency. figures.py lists them in FIGURES, hence its import inside each function.
+consistency. figures.py lists them in FIGURES.
 
     uniopd group experiments/study/order experiments/study/skew ... --seeds 0 1 2
     uniopd figures runs --teacher math=... --teacher code=... --out paper_figures
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -21,11 +20,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from uniopd.analysis.figure_file import Figure, save_figure  # noqa: E402
 from uniopd.analysis.runs import Runs  # noqa: E402
 from uniopd.analysis.study_data import early_order, final_accuracy, study_cells  # noqa: E402
-
-if TYPE_CHECKING:
-    from uniopd.analysis.figures import Figure
 
 
 def _world_taught(runs: Runs) -> pd.Series:
@@ -158,7 +155,6 @@ def _draw_deficit(ax, e: pd.DataFrame) -> list[dict]:
 
 
 def fig_dial_effects(runs: Runs, out: Path, teachers: dict) -> Figure | None:
-    from uniopd.analysis.figures import Figure, _save
 
     panels = {
         "order": (_dial_order(runs), _draw_order),
@@ -178,7 +174,7 @@ def fig_dial_effects(runs: Runs, out: Path, teachers: dict) -> Figure | None:
     _write_json(out / "dial_effects.json", numbers)
     return Figure(
         "dial_effects",
-        _save(fig, out, "dial_effects"),
+        save_figure(fig, out, "dial_effects"),
         sorted(used),
         extra={"numbers": "dial_effects.json"},
     )
@@ -204,7 +200,6 @@ def gain_points(runs: Runs) -> pd.DataFrame:
 
 
 def fig_gain_vs_order(runs: Runs, out: Path, teachers: dict) -> Figure | None:
-    from uniopd.analysis.figures import Figure, _save
 
     points = gain_points(runs).dropna(subset=["gain"]) if len(runs.info) else pd.DataFrame()
     if points.empty:
@@ -243,7 +238,7 @@ def fig_gain_vs_order(runs: Runs, out: Path, teachers: dict) -> Figure | None:
     _write_json(out / "gain_vs_order.json", {"points": points.to_dict("records"), "by_flaw": by})
     return Figure(
         "gain_vs_order",
-        _save(fig, out, "gain_vs_order"),
+        save_figure(fig, out, "gain_vs_order"),
         sorted(set(points.opd_run) | set(points.uniopd_run)),
         extra={"numbers": "gain_vs_order.json"},
     )

@@ -36,7 +36,7 @@ POLL_S = 2.0
 def run_label(cfg) -> str:
     """`<method>/<setting>/s<seed>` from the run's resolved config."""
     from uniopd.analysis.runs import setting_label
-    from uniopd.tracking import method_group
+    from uniopd.labels import method_group
 
     domains = set(cfg.teachers) or {"all"}
     setting = setting_label(cfg, domains) if cfg.method.needs_teacher() else "no teacher"
@@ -126,7 +126,7 @@ def write_layout(board: Board) -> dict:
     """The Custom Scalars page from panels.py, over the domains the runs name (call after a first
     poll, so evaluated domains count). Written into every run's folder, as the mirror does:
     TensorBoard merges the runs' layouts, and no empty run shows up in the selector."""
-    from uniopd.board.panels import tensorboard_layout
+    from uniopd.tracking.panels import tensorboard_layout
 
     layout = tensorboard_layout(sorted(board.domains.union(*(f.domains for f in board.followers))))
     for old in board.logdir.glob("events.out.tfevents.*"):  # an older board's layout at the top

@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from uniopd.board.scalars import eval_scalars, metric_scalars
+from uniopd.tracking.scalars import eval_scalars, metric_scalars
 
 
 class RunFollower:

@@ -18,8 +18,8 @@ import json
 import sys
 from pathlib import Path
 
-from uniopd.board.panels import comparison_sections
 from uniopd.terminal import fail
+from uniopd.tracking.panels import comparison_sections
 
 X_AXIS = {"step": "Step", "wall": "RelativeTime(Wall)"}  # wandb's names for the run's axes
 

@@ -27,18 +27,18 @@ from uniopd.config.schema import ExperimentConfig
 from uniopd.config.section import section_type
 
 
-class Problem(NamedTuple):
+class Fault(NamedTuple):
     source: str  # a file path, or "override 'train.lr=abc'"
-    field: str | None  # dotted field, None when the problem is the file itself
+    field: str | None  # dotted field, None when the fault is the file itself
     reason: str
 
 
 class ConfigError(Exception):
-    """A bad experiment file or override. The message is one line per problem,
-    `source: field: reason`; the attributes describe the first problem."""
+    """A bad experiment file or override. The message is one line per fault,
+    `source: field: reason`; the attributes describe the first fault."""
 
-    def __init__(self, source: str, field: str | None, reason: str, more: Sequence[Problem] = ()):
-        self.problems = [Problem(source, field, reason), *more]
+    def __init__(self, source: str, field: str | None, reason: str, more: Sequence[Fault] = ()):
+        self.problems = [Fault(source, field, reason), *more]
         self.source, self.field, self.reason = source, field, reason
         super().__init__("\n".join(_format(p) for p in self.problems))
 
@@ -46,7 +46,7 @@ class ConfigError(Exception):
         return ConfigError, (self.source, self.field, self.reason, self.problems[1:])
 
 
-def _format(p: Problem) -> str:
+def _format(p: Fault) -> str:
     return f"{p.source}: {p.field}: {p.reason}" if p.field else f"{p.source}: {p.reason}"
 
 
@@ -78,7 +78,7 @@ def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> Experime
 MAX_LISTED = 8
 
 
-def _problems(errors: list, prov: Provenance, top: str) -> list[Problem]:
+def _problems(errors: list, prov: Provenance, top: str) -> list[Fault]:
     """One line per problem, at most MAX_LISTED of them, the unknown keys of one section and
     file on one line; past that, a line that counts the rest."""
     unknown: dict[tuple, list[str]] = {}
@@ -94,13 +94,13 @@ def _problems(errors: list, prov: Provenance, top: str) -> list[Problem]:
     for (source, section), keys in unknown.items():
         if len(keys) == 1:
             problems.append(
-                Problem(source, _dotted((*section, keys[0])), _unknown_key((*section, keys[0])))
+                Fault(source, _dotted((*section, keys[0])), _unknown_key((*section, keys[0])))
             )
             continue
         known = list(model.model_fields) if (model := _section_at(section)) else []
         shown = ", ".join(keys[:5]) + (", ..." if len(keys) > 5 else "")
         problems.append(
-            Problem(
+            Fault(
                 source,
                 _dotted(section) or None,
                 f"{len(keys)} unknown keys: {shown}"
@@ -110,7 +110,7 @@ def _problems(errors: list, prov: Provenance, top: str) -> list[Problem]:
     problems += [_explain(dict(err), prov, top) for err in others]
     if len(problems) > MAX_LISTED:
         rest = len(problems) - MAX_LISTED
-        problems = [*problems[:MAX_LISTED], Problem(top, None, f"and {rest} more problems")]
+        problems = [*problems[:MAX_LISTED], Fault(top, None, f"and {rest} more problems")]
     return problems
 
 
@@ -306,26 +306,26 @@ def _record(value: Any, prov: Provenance, here: Key, source: str, rank: int) -> 
 _NOT_FIELDS = {"spec", "mapping", "[key]"}
 
 
-def _explain(err: dict, prov: Provenance, top: str) -> Problem:
+def _explain(err: dict, prov: Provenance, top: str) -> Fault:
     loc = tuple(part for part in err["loc"] if part not in _NOT_FIELDS)
     kind = err["type"]
     if kind == "missing":
         info = _field_info(loc)
         hint = f" ({info.description})" if info is not None and info.description else ""
-        return Problem(top, _dotted(loc), f"required field is missing{hint}")
+        return Fault(top, _dotted(loc), f"required field is missing{hint}")
     if kind == "extra_forbidden":
-        return Problem(_source_of(loc, prov) or top, _dotted(loc), _unknown_key(loc))
+        return Fault(_source_of(loc, prov) or top, _dotted(loc), _unknown_key(loc))
     if kind == "conflict":
         fields = [(*loc, *f.split(".")) for f in err["ctx"]["fields"]]
         blamed = [_blame(f, prov) for f in fields]
         set_by = max((b for b in blamed if b), default=None)
-        return Problem(set_by[1] if set_by else top, _dotted(fields[0]), err["msg"])
+        return Fault(set_by[1] if set_by else top, _dotted(fields[0]), err["msg"])
     if kind == "value_error":  # a validator's own message says what was wrong with the value
         reason = str(err.get("ctx", {}).get("error", err["msg"]))
-        return Problem(_source_of(loc, prov) or top, _dotted(loc), reason)
+        return Fault(_source_of(loc, prov) or top, _dotted(loc), reason)
     got = repr(err.get("input"))
     got = got if len(got) <= 60 else got[:57] + "..."
-    return Problem(_source_of(loc, prov) or top, _dotted(loc), f"{err['msg']} (got {got})")
+    return Fault(_source_of(loc, prov) or top, _dotted(loc), f"{err['msg']} (got {got})")
 
 
 def _source_of(loc: Key, prov: Provenance) -> str | None:
@@ -376,4 +376,4 @@ def _dotted(loc: Key) -> str:
     return out
 
 
-__all__ = ["ConfigError", "Problem", "load_experiment", "resolved_dict", "save_resolved"]
+__all__ = ["ConfigError", "Fault", "load_experiment", "resolved_dict", "save_resolved"]

@@ -16,18 +16,19 @@ from pydantic_core import PydanticCustomError
 
 from uniopd.config.data import DataConfig
 from uniopd.config.method import MethodConfig
-from uniopd.config.recipe import (
+from uniopd.config.rollout import RolloutConfig
+from uniopd.config.section import _Section, conflict
+from uniopd.config.serving import TeacherServerConfig
+from uniopd.config.student import LoraConfig, StudentConfig
+from uniopd.config.uni_opd import (
     BalanceConfig,
     CalibrationConfig,
     OfflineBalanceConfig,
     OnlineBalanceConfig,
 )
-from uniopd.config.rollout import RolloutConfig
-from uniopd.config.section import _Section, conflict
-from uniopd.config.serving import TeacherServerConfig
-from uniopd.config.student import LoraConfig, StudentConfig
 from uniopd.config.world import WorldConfig
 from uniopd.objectives import TEACHER_NEEDS
+from uniopd.objectives.base import teacher_signals
 from uniopd.refs import model_ref_problem, parse_teacher
 
 _Beta = Annotated[float, Field(ge=0, lt=1)]
@@ -321,12 +322,12 @@ class ExperimentConfig(_Section):
                     f"teachers.{domain}",
                     "student.lora",
                 )
-            missing = self.method.needs() & TEACHER_NEEDS - teacher.provides()
+            missing = self.method.needs() & TEACHER_NEEDS - teacher_signals(teacher)
             if missing and self.method.needs_teacher():
                 raise conflict(
                     f"method '{name}' needs {', '.join(sorted(map(str, missing)))} from its teacher, "
                     f"but teachers.{domain} = {ref} gives only "
-                    f"{', '.join(sorted(map(str, teacher.provides())))}",
+                    f"{', '.join(sorted(map(str, teacher_signals(teacher))))}",
                     f"teachers.{domain}",
                     "method.name",
                 )

@@ -10,7 +10,7 @@ because the verifier grades only the last `\\boxed{}`, and a pretrained chat mod
 
 from __future__ import annotations
 
-from uniopd.data.sources import DataError
+from uniopd.data.errors import DataError
 from uniopd.tasks.problem import Problem
 
 VERSION = "v0"  # the only dataset file the package ships

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 
-from uniopd.data.sources import DataError
+from uniopd.data.errors import DataError
 
 CASE_FORM = "{'args': [...], 'expected': value}"
 STDIO_FORM = "{'inputs': [str, ...], 'outputs': [str, ...]}"

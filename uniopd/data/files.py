@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from uniopd.data.errors import DataError
 from uniopd.data.rows import Table
-from uniopd.data.sources import DataError
 
 
 def read_file_table(path: Path, name: str) -> Table:

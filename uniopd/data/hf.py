@@ -19,8 +19,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from uniopd.data.errors import DataError
 from uniopd.data.rows import Table, problems_from_table
-from uniopd.data.sources import SOURCES, DataError
+from uniopd.data.sources import SOURCES
 from uniopd.tasks.problem import Problem
 
 SPEC_FORM = "hf:<folder or hub id>[:<split>]"

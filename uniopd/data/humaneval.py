@@ -8,7 +8,7 @@ on its own; `tests` is the row's `test` source, which defines `check(candidate)`
 
 from __future__ import annotations
 
-from uniopd.data.sources import DataError
+from uniopd.data.errors import DataError
 from uniopd.tasks.problem import Problem
 
 INSTRUCTION = (

@@ -21,7 +21,7 @@ import hashlib
 import io
 from pathlib import Path
 
-from uniopd.data.sources import DataError
+from uniopd.data.errors import DataError
 
 ImageRef = str | bytes  # an absolute path, or an encoded image file's bytes
 PLACEHOLDER = "<image>"

@@ -12,7 +12,7 @@ A row's fields, under these names unless the source's `columns` mapping names ot
     images (path, bytes or a list)    the row's images (uniopd.data.images): paths relative to
                                       the data file, encoded bytes, `datasets` image columns
     pass_rate (number in [0, 1])      a precomputed pass rate: offline balancing uses it instead
-                                      of sampling (uniopd/difficulty.py); kept in `meta`
+                                      of sampling (uniopd/loop/difficulty.py); kept in `meta`
     meta (dict)                       merged with every other column, which all go to `meta`
 
 A mapped column may be a dotted path into a struct column (`tests: reward_model.ground_truth`).
@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from uniopd.data.code_tests import normalize_tests
+from uniopd.data.errors import DataError
 from uniopd.data.images import check_placeholders, row_images
-from uniopd.data.sources import DataError
 from uniopd.tasks.problem import Problem
 
 FIELDS = (

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from uniopd.data.sources import DataError
+from uniopd.data.errors import DataError
 from uniopd.tasks.problem import Problem
 
 

@@ -23,7 +23,7 @@ that the column mapping applies before its rows become problems.
 
 Files are not a scheme: a spec that names no registered scheme and ends in a file suffix is a path.
 Loaders import their heavy modules inside their body, so that a run on builtin data never needs
-pyarrow or the benchmark packages, and so that loader modules can import `DataError` from here.
+pyarrow or the benchmark packages.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
+from uniopd.data.errors import DataError
 from uniopd.registry import Registry
 from uniopd.tasks.problem import Problem
 
@@ -44,10 +45,6 @@ Loader = Callable[[str], list[Problem]]
 SOURCES: Registry[Loader] = Registry(
     "data source", "uniopd.sources", builtins=("uniopd.data.hf",), companions=("uniopd.verifiers",)
 )
-
-
-class DataError(ValueError):
-    """A data source could not be read; the message names the source, row, field and reason."""
 
 
 def accepted_forms() -> str:

@@ -6,7 +6,7 @@ Each decoder layer is one shard unit (the architecture's `_no_split_modules`), t
 root. Gradients must come out summed across processes, not averaged, since the loss is already
 divided by the global rollout count (uniopd.engine.distributed): `gradient_scale`. Every process must run the same number of
 forward passes, so generation is lock-stepped (`synced_gpus`) and the update pads its
-micro-batches to the same count on every process (uniopd.update).
+micro-batches to the same count on every process (uniopd.loop.update).
 
 accelerate's FSDP plugin only engages on GPU process groups; `fully_shard` itself (what the
 plugin calls) runs on gloo as well, which is how this module is tested on CPUs.

@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Literal
 import torch
 from pydantic import BaseModel, ConfigDict
 
+from uniopd.refs import TeacherRef
+
 
 class Need(StrEnum):
     TEACHER_LOGP = "teacher_logp"  # the routed teacher's log-prob of each sampled token
@@ -23,6 +25,14 @@ class Need(StrEnum):
     PRIVILEGED = "privileged_context"  # the teacher's prompt also holds the reference solution
     REFERENCE_LOGP = "reference_logp"  # a frozen reference model's log-prob of each sampled token
     REWARDS = "rewards"  # the verifier's outcomes
+
+
+def teacher_signals(teacher: TeacherRef) -> frozenset[Need]:
+    """The teacher signals this kind of teacher can give. A served model returns the log-prob of
+    each given token (prompt log-probs), not its full distribution."""
+    if teacher.is_server:
+        return frozenset({Need.TEACHER_LOGP})
+    return frozenset({Need.TEACHER_LOGP, Need.TEACHER_TOPK, Need.TEACHER_LOGITS})
 
 
 TEACHER_NEEDS = frozenset({Need.TEACHER_LOGP, Need.TEACHER_TOPK, Need.TEACHER_LOGITS})

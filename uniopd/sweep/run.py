@@ -30,7 +30,7 @@ import optuna
 
 from uniopd.config import load_experiment
 from uniopd.config.load import ConfigError
-from uniopd.placement import worker_env
+from uniopd.launch.placement import worker_env
 from uniopd.sweep.spec import LoadedSweep, _text, load_sweep, objective_value
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def _suggest(trial: optuna.Trial, name: str, p) -> object:
 
 def run_trial(loaded: LoadedSweep, trial: optuna.Trial) -> float:
     """One trial: a run per seed, each an ordinary run directory; the score is the seeds' mean."""
-    from uniopd.launch import create_run, start_run
+    from uniopd.launch.start import create_run, start_run
 
     spec = loaded.spec
     trial.set_user_attr("worker", _whoami())
@@ -292,7 +292,7 @@ def enqueue_grid(study: optuna.Study, loaded: LoadedSweep) -> None:
 def run_sweep(
     sweep_path: str, workers: int, url: str | None, gpus: list[list[str]] | None = None
 ) -> dict:
-    """`workers` worker processes on this machine; with `gpus` (from uniopd.placement), one per
+    """`workers` worker processes on this machine; with `gpus` (from uniopd.launch.placement), one per
     GPU set, each pinned to its set."""
     if gpus is not None and len(gpus) != workers:
         raise ValueError(f"{workers} workers for {len(gpus)} GPU sets: give one worker per set")

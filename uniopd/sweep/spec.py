@@ -183,7 +183,7 @@ def load_sweep(path: str | Path) -> LoadedSweep:
         spec.n_trials()
     except ValueError as exc:
         raise ConfigError(str(path), "trials", str(exc)) from exc
-    from uniopd.plan import make_plan
+    from uniopd.setup.plan import make_plan
 
     domains = make_plan(cfg).domains
     _check_metric(path, spec.objective.metric, domains, cfg)

@@ -18,7 +18,7 @@ The dials (an experiment's `world` section, uniopd/config/world.py) change the r
   that use them: their groups are all wrong and give an outcome reward nothing, while the
   teacher's tokens still teach.
 - `difficulty_skew` acts on the training list at run start, not on any model
-  (uniopd/difficulty.py, uniopd/algorithms/difficulty_skew.py).
+  (uniopd/loop/difficulty.py, uniopd/algorithms/difficulty_skew.py).
 
 Each model is cached under a key of its own spec and the shared settings (world/paths.py), so a
 dial rebuilds only the models it changes.

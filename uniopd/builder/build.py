@@ -66,7 +66,7 @@ def _build_one(root: str, name: str, recipe: dict, progress) -> dict:
     not depend on how many cores the machine has or how many models build beside it."""
     import torch
 
-    from uniopd.world import pipeline
+    from uniopd.builder import pipeline
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -151,7 +151,7 @@ def build_world(names=None, force: bool = False) -> dict:
     """Build the named models (default: all) of the active world and what they depend on;
     returns the manifest. `force` rebuilds them (and the tokenizer) from scratch; models of other
     worlds in the same folder are left alone."""
-    from uniopd.world import pipeline, prebuilt
+    from uniopd.builder import pipeline, prebuilt
 
     root = world_dir()
     with _locked(root):

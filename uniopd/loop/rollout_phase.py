@@ -15,11 +15,11 @@ import torch
 from uniopd.engine.rollout import EngineOptions, make_engine, rollout_batch
 from uniopd.engine.sampling import resolve_sampling
 from uniopd.engine.vision import encode_inputs, image_token_ids
-from uniopd.optim import PhaseTimer
-from uniopd.parts import Parts
-from uniopd.records import RolloutBatch
+from uniopd.loop.optim import PhaseTimer
+from uniopd.loop.records import RolloutBatch
+from uniopd.loop.sharding import balance_globally
 from uniopd.seeds import RANK_OFFSET, step_seed
-from uniopd.sharding import balance_globally
+from uniopd.setup.parts import Parts
 from uniopd.tasks.problem import Problem
 from uniopd.verifiers import grade_by_domain
 

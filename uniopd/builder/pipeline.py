@@ -11,13 +11,13 @@ from pathlib import Path
 
 from transformers import AutoTokenizer
 
+from uniopd.builder.sft import supervised_warm_start
 from uniopd.tasks.builtin import GENERATORS, builtin_problems
 from uniopd.tasks.shapes import text_problem
 from uniopd.world.models import build_image_text_model, image_text_processor
 from uniopd.world.models import build_model as new_model
 from uniopd.world.paths import model_dir, model_key
 from uniopd.world.recipe import active_recipe
-from uniopd.world.sft import supervised_warm_start
 from uniopd.world.tokenizer import train_tokenizer
 
 log = logging.getLogger(__name__)
@@ -153,9 +153,9 @@ def _domain_grpo(
 ) -> tuple[Path, dict]:
     """GRPO on the expert's own domain, through the same loop users run (`uniopd run`)."""
     from uniopd.config import ExperimentConfig, save_resolved
-    from uniopd.plan import make_plan
+    from uniopd.loop.runner import prepare
     from uniopd.run_dir import RunDir
-    from uniopd.runner import prepare
+    from uniopd.setup.plan import make_plan
 
     g = recipe["grpo"]
     cfg = ExperimentConfig.model_validate(

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 import torch
 
-from uniopd.calibration import order_report
 from uniopd.engine.sequences import SequenceBatch
-from uniopd.scoring import TeacherSignals
+from uniopd.loop.order_metrics import order_report
+from uniopd.loop.scoring import TeacherSignals
+from uniopd.loop.update import UpdateResult
 from uniopd.tasks.problem import Problem
-from uniopd.update import UpdateResult
 
 
 @dataclass

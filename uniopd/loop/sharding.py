@@ -15,9 +15,9 @@ import torch
 
 from uniopd.engine.distributed import Dist
 from uniopd.engine.sequences import SequenceBatch
-from uniopd.records import RolloutBatch, StepRecord
-from uniopd.scoring import TeacherSignals
-from uniopd.update import Advantages, UpdateResult
+from uniopd.loop.records import RolloutBatch, StepRecord
+from uniopd.loop.scoring import TeacherSignals
+from uniopd.loop.update import Advantages, UpdateResult
 
 
 def balance_globally(balancer, correct_N, group_ids_N, generator, dist: Dist) -> torch.Tensor:

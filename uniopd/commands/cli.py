@@ -32,18 +32,21 @@ import os
 import sys
 from pathlib import Path
 
-from uniopd import figures_command, serve_command, validate_command, world_command
 from uniopd.board import command as board_command
 from uniopd.board import wandb_workspace
-from uniopd.run_command import cmd_run
+from uniopd.commands import figures as figures_command
+from uniopd.commands import serve as serve_command
+from uniopd.commands import validate as validate_command
+from uniopd.commands import world as world_command
+from uniopd.commands.run import cmd_run
 from uniopd.terminal import fail as _fail
 from uniopd.terminal import load as _load
 from uniopd.terminal import print_eval as _print_eval
 
 
 def cmd_group(args) -> int:
-    from uniopd.group import run_group
-    from uniopd.placement import from_flags
+    from uniopd.commands.group import run_group
+    from uniopd.launch.placement import from_flags
 
     try:
         gpus = from_flags(args.gpus, args.gpus_per_run)
@@ -58,7 +61,7 @@ def cmd_group(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from uniopd.placement import from_flags
+    from uniopd.launch.placement import from_flags
     from uniopd.sweep import run_sweep
 
     try:
@@ -110,10 +113,10 @@ def cmd_eval(args) -> int:
     from uniopd.config import load_experiment
     from uniopd.engine import loading
     from uniopd.engine.precision import Precision
-    from uniopd.evaluate import evaluate_as_configured
-    from uniopd.launch import build_models
-    from uniopd.plan import make_plan
+    from uniopd.launch.start import build_models
+    from uniopd.loop.evaluate import evaluate_as_configured
     from uniopd.refs import resolve_model
+    from uniopd.setup.plan import make_plan
     from uniopd.verifiers import get_verifier
 
     target = Path(args.target)
@@ -174,7 +177,7 @@ def cmd_merge(args) -> int:
 
 
 def cmd_fields(args) -> int:
-    from uniopd.catalogue import option_rows
+    from uniopd.commands.catalogue import option_rows
     from uniopd.config import describe_fields
 
     for name, typ, default, help_text in [*describe_fields(), *option_rows()]:
@@ -183,14 +186,14 @@ def cmd_fields(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from uniopd.catalogue import listing
+    from uniopd.commands.catalogue import listing
 
     print("\n".join(listing(args.registry)))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from uniopd.catalogue import REGISTRIES
+    from uniopd.commands.catalogue import REGISTRIES
 
     parser = argparse.ArgumentParser(prog="uniopd", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -307,8 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     from uniopd.data import DataError
     from uniopd.engine.loading import ModelLoadError
     from uniopd.engine.vision import VisionError
-    from uniopd.plan import PlanError
     from uniopd.registry import RegistryError
+    from uniopd.setup.plan import PlanError
 
     try:
         return args.fn(args)

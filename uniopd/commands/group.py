@@ -13,7 +13,7 @@ interruption finishes only what is missing.
 
 With --gpus the runs go to a pool of worker processes, one per GPU set, each pinned to its set
 (CUDA_VISIBLE_DEVICES, recorded in the run's meta.json) and each running one run at a time as
-`python -m uniopd.cli run FILE ... seed=S name=N`; when a run ends its set takes the next one.
+`python -m uniopd.commands.cli run FILE ... seed=S name=N`; when a run ends its set takes the next one.
 A failed run is reported with its exit code and the others go on; the group then exits 1.
 Without --gpus the runs go one after the other in this process.
 """
@@ -32,7 +32,7 @@ from pathlib import Path
 
 from uniopd.config import ExperimentConfig, load_experiment
 from uniopd.config.load import ConfigError
-from uniopd.placement import worker_env
+from uniopd.launch.placement import worker_env
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +101,10 @@ def run_group(
     overrides: list[str],
     gpus: list[list[str]] | None = None,
 ) -> list[dict]:
-    """Every run of the group, planned first; with `gpus` (from uniopd.placement) on a pool of
+    """Every run of the group, planned first; with `gpus` (from uniopd.launch.placement) on a pool of
     pinned worker processes. One result per run; a failed one (only with `gpus`) has `failed`."""
-    from uniopd.launch import start_run
-    from uniopd.plan import make_plan
+    from uniopd.launch.start import start_run
+    from uniopd.setup.plan import make_plan
 
     runs = plan_group(targets, seeds, overrides)
     # every input check before any compute; a GPU set of K GPUs runs its runs in K processes
@@ -180,7 +180,7 @@ def _launch(
     gpus: list[list[str]],
 ) -> _Job:
     # the same file and overrides plan_group loaded, so the worker trains the config planned here
-    command = [sys.executable, "-m", "uniopd.cli", "run", str(path)]
+    command = [sys.executable, "-m", "uniopd.commands.cli", "run", str(path)]
     command += [*overrides, f"seed={cfg.seed}", f"name={cfg.name}"]
     if len(gpus[slot]) > 1:  # data-parallel over the set, one process per GPU
         command += ["--nproc", str(len(gpus[slot]))]

@@ -1,5 +1,5 @@
 """`uniopd run`: a fresh run or a resumed one, in this process or in N data-parallel processes
-(`--nproc`, started through uniopd.multiprocess; `accelerate launch -m uniopd run` lands here too,
+(`--nproc`, started through uniopd.launch.multiprocess; `accelerate launch -m uniopd run` lands here too,
 once per process)."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from uniopd.terminal import print_eval as _print_eval
 
 
 def cmd_run(args) -> int:
-    from uniopd.launch import create_run, process_world, start_run
-    from uniopd.plan import make_plan
+    from uniopd.launch.start import create_run, process_world, start_run
+    from uniopd.setup.plan import make_plan
 
     if args.nproc < 1:
         return _fail(f"run: --nproc {args.nproc}: needs at least one process")
@@ -35,7 +35,7 @@ def cmd_run(args) -> int:
     run = create_run(cfg, plan)
     print(f"uniopd: run directory {run.path}", file=sys.stderr)
     if processes:
-        from uniopd.multiprocess import relaunch
+        from uniopd.launch.multiprocess import relaunch
 
         print(f"uniopd: {processes} processes", file=sys.stderr)
         return relaunch(processes, ["run", str(run.path / "config.yaml"), "--into", str(run.path)])
@@ -45,7 +45,7 @@ def cmd_run(args) -> int:
 
 
 def _train_into(path: Path, cfg, plan=None, dist=None) -> int:
-    from uniopd.launch import process_world, start_run
+    from uniopd.launch.start import process_world, start_run
     from uniopd.run_dir import RunDir
 
     dist = dist or process_world(cfg)
@@ -57,8 +57,8 @@ def _train_into(path: Path, cfg, plan=None, dist=None) -> int:
 
 
 def _resume(path: Path, extra: list[str], nproc: int = 1) -> int:
-    from uniopd.launch import process_world, resume_trainer
-    from uniopd.plan import make_plan
+    from uniopd.launch.start import process_world, resume_trainer
+    from uniopd.setup.plan import make_plan
 
     if extra:
         return _fail(
@@ -73,7 +73,7 @@ def _resume(path: Path, extra: list[str], nproc: int = 1) -> int:
         print(f"uniopd: {path} already finished all {cfg.train.steps} steps", file=sys.stderr)
         return 0
     if nproc > 1:
-        from uniopd.multiprocess import relaunch
+        from uniopd.launch.multiprocess import relaunch
 
         make_plan(cfg, nproc)  # every input check of a fresh start, before any process starts
         return relaunch(nproc, ["run", "--resume", str(path)])

@@ -1,10 +1,10 @@
 """From a checked plan to a ready trainer: the stages before the first step, in order.
 
-    seeds -> the run's models (uniopd.parts) -> offline difficulty balancing of the training set
-    (uniopd.difficulty, METHOD 3.1) -> the trainer
+    seeds -> the run's models (uniopd.setup.parts) -> offline difficulty balancing of the training set
+    (uniopd.loop.difficulty, METHOD 3.1) -> the trainer
 
 Model building is not a stage here: `build`, when given, builds missing `builtin:` models
-(uniopd.launch passes the tiny world's builder; the world builder itself needs none).
+(uniopd.launch.start passes the tiny world's builder; the world builder itself needs none).
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from uniopd.difficulty import offline_balance
 from uniopd.engine.distributed import Dist
 from uniopd.engine.fsdp import is_sharded
 from uniopd.engine.vision import encode_inputs
-from uniopd.parts import load_parts
-from uniopd.plan import Plan, PlanError
+from uniopd.loop.difficulty import offline_balance
+from uniopd.loop.trainer import Trainer
 from uniopd.run_dir import RunDir
 from uniopd.seeds import seed_everything
-from uniopd.trainer import Trainer
+from uniopd.setup.parts import load_parts
+from uniopd.setup.plan import Plan, PlanError
 
 log = logging.getLogger(__name__)
 

@@ -5,10 +5,10 @@ balancing -> the teacher phase (what the objectives need) -> the policy update (
 margin calibration, PPO-clip plus direct losses) -> log. Every method runs through this one loop;
 methods differ only in their objectives (uniopd/objectives) and strategies (uniopd/strategies).
 
-The trainer gets its parts ready-made (uniopd/runner.py: models, the offline-balanced training
+The trainer gets its parts ready-made (uniopd/loop/runner.py: models, the offline-balanced training
 set), so nothing here resolves a model reference or samples a difficulty estimate. The rollout
-phase (engine, sampling, grading, online balancing) is uniopd/rollout_phase.py; what a checkpoint
-holds besides the weights is uniopd/train_state.py.
+phase (engine, sampling, grading, online balancing) is uniopd/loop/rollout_phase.py; what a checkpoint
+holds besides the weights is uniopd/loop/train_state.py.
 
     uniopd run experiments/quickstart.yaml
 """
@@ -20,22 +20,22 @@ import time
 
 from tqdm.auto import tqdm
 
-from uniopd.calibration import advantage_pairs
 from uniopd.data import PromptSampler
 from uniopd.engine.fsdp import full_optimizer_state, full_state_dict, is_sharded
 from uniopd.engine.teachers import ema_update
-from uniopd.evaluate import evaluate_as_configured
-from uniopd.optim import PhaseTimer, make_optimizer
-from uniopd.parts import Parts
-from uniopd.plan import Plan
-from uniopd.records import StepRecord, rollout_records, step_metrics
-from uniopd.rollout_phase import RolloutPhase
+from uniopd.loop.evaluate import evaluate_as_configured
+from uniopd.loop.optim import PhaseTimer, make_optimizer
+from uniopd.loop.order_metrics import advantage_pairs
+from uniopd.loop.records import StepRecord, rollout_records, step_metrics
+from uniopd.loop.rollout_phase import RolloutPhase
+from uniopd.loop.scoring import Scorer
+from uniopd.loop.sharding import gather_record
+from uniopd.loop.train_state import collect_state, restore_state
+from uniopd.loop.update import policy_update
 from uniopd.run_dir import RunDir
-from uniopd.scoring import Scorer
-from uniopd.sharding import gather_record
-from uniopd.tracking import make_tracker
-from uniopd.train_state import collect_state, restore_state
-from uniopd.update import policy_update
+from uniopd.setup.parts import Parts
+from uniopd.setup.plan import Plan
+from uniopd.tracking.mirrors import make_tracker
 from uniopd.world.paths import world_record
 
 log = logging.getLogger(__name__)

@@ -28,8 +28,8 @@ from uniopd.algorithms import difficulty_balance, difficulty_skew
 from uniopd.data import DataError
 from uniopd.data.images import image_digest
 from uniopd.engine.prompts import PromptFormat
-from uniopd.evaluate import evaluate
 from uniopd.home import uniopd_home
+from uniopd.loop.evaluate import evaluate
 from uniopd.refs import resolve_model
 from uniopd.run_dir import RunDir, atomic_write_text
 from uniopd.tasks.problem import Problem

@@ -29,8 +29,8 @@ from uniopd.engine.fsdp import gradient_scale, is_sharded, local_value
 from uniopd.engine.logprobs import response_logits, response_logprobs, sampled_logprobs
 from uniopd.engine.precision import Precision
 from uniopd.engine.sequences import SequenceBatch
+from uniopd.loop.scoring import TeacherSignals
 from uniopd.objectives import Need, Signals
-from uniopd.scoring import TeacherSignals
 from uniopd.strategies.base import Calibration
 
 

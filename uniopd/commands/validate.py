@@ -8,8 +8,8 @@ from uniopd.terminal import load as _load
 
 
 def cmd_validate(args) -> int:
-    from uniopd.group import expand
-    from uniopd.plan import check_checkpoints, make_plan
+    from uniopd.commands.group import expand
+    from uniopd.setup.plan import check_checkpoints, make_plan
 
     for path in expand(args.experiments):
         if path.name.startswith("_"):  # a partial base is only complete through a file naming it

@@ -1,10 +1,10 @@
 """The one way a run starts, for `uniopd run`, `uniopd group` and sweep trials:
 
     experiment config -> plan (every input check, before any model) -> run directory with the
-    resolved config -> missing built-in models built -> uniopd.runner (models, offline
+    resolved config -> missing built-in models built -> uniopd.loop.runner (models, offline
     balancing, trainer) -> train
 
-The world builder enters at uniopd.runner: its models are what gets built.
+The world builder enters at uniopd.loop.runner: its models are what gets built.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from pathlib import Path
 from uniopd.config import ExperimentConfig, save_resolved
 from uniopd.engine.distributed import Dist
 from uniopd.engine.loading import pick_device
-from uniopd.parts import connect_served_teachers
-from uniopd.plan import Plan, make_plan
+from uniopd.loop.runner import prepare
+from uniopd.loop.trainer import Trainer
 from uniopd.run_dir import RunDir
-from uniopd.runner import prepare
-from uniopd.trainer import Trainer
+from uniopd.setup.parts import connect_served_teachers
+from uniopd.setup.plan import Plan, make_plan
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def build_models(refs) -> None:
     """Build every missing `builtin:` model among `refs` in one go (side by side)."""
     names = [r.removeprefix("builtin:") for r in refs if r.startswith("builtin:")]
     if names:
-        from uniopd.world.build import build_missing
+        from uniopd.builder.build import build_missing
 
         build_missing(names)
 

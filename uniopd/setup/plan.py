@@ -15,7 +15,8 @@ from pathlib import Path
 from uniopd.config import ExperimentConfig
 from uniopd.config.data import SourceConfig
 from uniopd.data import load_source
-from uniopd.plan_images import (
+from uniopd.refs import model_ref_problem, parse_teacher
+from uniopd.setup.plan_images import (
     PlanError,
     check_images,
     check_modalities,
@@ -23,7 +24,6 @@ from uniopd.plan_images import (
     modality_problem,
     reads_images,
 )
-from uniopd.refs import model_ref_problem, parse_teacher
 from uniopd.tasks.problem import Problem
 from uniopd.verifiers import VERIFIERS
 

@@ -19,44 +19,9 @@ import shutil
 import uuid
 from pathlib import Path
 
+from uniopd.labels import method_group, toggle_tags
+
 log = logging.getLogger(__name__)
-
-
-def method_group(cfg) -> str:
-    """OPD / Uni-OPD / GRPO / OPD+GRPO / JSD / ..., or the objectives + the components switched on."""
-    base = "+".join(objective.label or name for name, _, objective in cfg.method.objectives())
-    if not cfg.method.distills() and not cfg.method.needs_teacher():
-        return base
-    parts = []
-    if cfg.balance.offline.mode != "none":
-        parts.append(f"offline-{cfg.balance.offline.mode}")
-    if cfg.balance.online.enabled:
-        parts.append(f"online-r{cfg.balance.online.ratio:g}")
-    if cfg.calibration.margin_shift:
-        parts.append("margin-shift")
-    if cfg.calibration.margin_mask:
-        parts.append("margin-mask")
-    if parts == ["offline-balance", "online-r1", "margin-shift"]:
-        return "Uni-OPD" if base == "OPD" else f"Uni-{base}"
-    return " + ".join([base, *parts])
-
-
-def toggle_tags(cfg) -> list[str]:
-    cal = cfg.calibration
-    if cal.margin_shift:
-        calibration = f"calibration:shift-{cal.mode}-{cal.direction}-d{cal.delta:g}-{cal.scope}"
-    elif cal.margin_mask:
-        calibration = f"calibration:mask-{cal.mode}-d{cal.delta:g}-{cal.scope}"
-    else:
-        calibration = "calibration:off"
-    online = cfg.balance.online
-    return [
-        f"method:{cfg.method.name}",
-        f"offline:{cfg.balance.offline.mode}",
-        f"online:r{online.ratio:g}-{online.scope}" if online.enabled else "online:off",
-        calibration,
-        f"seed:{cfg.seed}",
-    ]
 
 
 class NullTracker:
@@ -134,12 +99,12 @@ class WandbTracker:
 
 class TensorBoardTracker:
     """Events in runs/<name>/tensorboard/, the tags `uniopd board` gives the same lines
-    (uniopd/board/scalars.py), and the toggles with the last evaluation in the hparams view."""
+    (uniopd/tracking/scalars.py), and the toggles with the last evaluation in the hparams view."""
 
     def __init__(self, cfg, run_dir):
         from torch.utils.tensorboard import SummaryWriter
 
-        from uniopd.board.scalars import eval_scalars, metric_scalars
+        from uniopd.tracking.scalars import eval_scalars, metric_scalars
 
         self.writer = SummaryWriter(str(run_dir.path / "tensorboard"))
         self._metric_scalars, self._eval_scalars = metric_scalars, eval_scalars
@@ -153,7 +118,7 @@ class TensorBoardTracker:
 
     def log_eval(self, step: int, summary: dict, samples: list[dict]) -> None:
         if not self.last_eval:  # the first evaluation names the domains: the Custom Scalars page
-            from uniopd.board.panels import tensorboard_layout
+            from uniopd.tracking.panels import tensorboard_layout
 
             domains = sorted(d for d, entry in summary.items() if isinstance(entry, dict))
             self.writer.add_custom_scalars(tensorboard_layout(domains))

@@ -37,8 +37,8 @@ def _world(args):
 
 
 def cmd_world(args) -> int:
+    from uniopd.builder.build import build_world
     from uniopd.terminal import fail
-    from uniopd.world.build import build_world
     from uniopd.world.paths import MODEL_NAMES, model_dir, model_key, world_dir
     from uniopd.world.recipe import CURRENT_VERSION, active_recipe
 
@@ -52,7 +52,7 @@ def cmd_world(args) -> int:
     if args.action == "build":
         manifest = build_world(names, force=args.force)
     elif args.action == "ship":  # maintainers: the built default world into the package
-        from uniopd.world.prebuilt import ship
+        from uniopd.builder.prebuilt import ship
 
         if not world.dials().is_default() or world.version != CURRENT_VERSION:
             return fail("uniopd world ship: only the default world of the current version ships")

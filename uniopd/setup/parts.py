@@ -24,8 +24,8 @@ from uniopd.engine.teacher_client import ServedTeacher, TeacherServerError
 from uniopd.engine.teachers import TeacherPool
 from uniopd.engine.vision import image_token_ids
 from uniopd.objectives import Need
-from uniopd.plan import Plan, modality_problem
 from uniopd.refs import parse_teacher, resolve_model
+from uniopd.setup.plan import Plan, modality_problem
 from uniopd.verifiers import get_verifier
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ def _check_served_vocabulary(client: ServedTeacher, student, ref: str, domain: s
 
 def _check_modalities(plan: Plan, parts: Parts, teacher_sees_images: bool, ref: str) -> bool:
     """Whether teacher `ref` is a text teacher of an image-text student (cross-modal: it reads
-    each row as text); what it cannot read is refused (uniopd.plan.modality_problem, checked
+    each row as text); what it cannot read is refused (uniopd.setup.plan.modality_problem, checked
     again here against the checkpoints as loaded)."""
     student_sees = parts.processor is not None
     for domain in sorted(d for d, t in plan.cfg.teachers.items() if t == ref):
@@ -269,7 +269,7 @@ def teacher_device(
     setting: str | dict[str, str] | None, domain: str, student: torch.device
 ) -> torch.device:
     """`teacher_device` for one domain's teacher: one device for all, per domain, or the
-    student's (checked before any model loads by uniopd.plan)."""
+    student's (checked before any model loads by uniopd.setup.plan)."""
     name = setting.get(domain) if isinstance(setting, dict) else setting
     return torch.device(name) if name else student
 

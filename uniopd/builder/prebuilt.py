@@ -82,7 +82,7 @@ def greedy_quality(path: Path, domains: list[str]) -> dict[str, float]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from uniopd.evaluate import evaluate
+    from uniopd.loop.evaluate import evaluate
     from uniopd.tasks.builtin import builtin_problems
     from uniopd.verifiers import get_verifier
 
@@ -114,7 +114,7 @@ def ship(names: list[str], manifest: dict, folder: Path | None = None) -> dict:
     checksums, recorded quality and warm-start curve head; returns the new index."""
     from transformers import AutoTokenizer
 
-    from uniopd.world.pipeline import CURVE_HEAD_STEPS, warm_start_curve
+    from uniopd.builder.pipeline import CURVE_HEAD_STEPS, warm_start_curve
 
     folder = folder or PREBUILT
     folder.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ from uniopd.engine.prompts import encode_problems
 from uniopd.engine.sequences import SequenceBatch, with_prompts
 from uniopd.engine.vision import encode_inputs
 from uniopd.objectives import Need
-from uniopd.parts import Parts
+from uniopd.setup.parts import Parts
 from uniopd.tasks.problem import Problem
 
 

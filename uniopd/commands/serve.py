@@ -75,7 +75,7 @@ def cmd_serve_teacher(args) -> int:
     except ValueError as exc:  # an unknown builtin:<name>
         return _fail(f"serve-teacher: {exc}")
     if args.model.startswith("builtin:"):
-        from uniopd.launch import build_models
+        from uniopd.launch.start import build_models
 
         build_models([args.model])
     device = loading.pick_device(args.device)

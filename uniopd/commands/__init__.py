@@ -1,0 +1,1 @@
+"""The `uniopd` commands: `cli` parses and dispatches, one module per command family below it."""
