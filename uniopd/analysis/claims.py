@@ -1,4 +1,4 @@
-"""The pre-registered study's claims table (issue 13, NOTES.md 2026-11-29) read back from its runs:
+"""The pre-registered study's claims table (the dial study, docs/journal.md 2026-11-29) read back from its runs:
 one row per claim, with the numbers and the verdict each pre-registered reading rule gives.
 
     uniopd group experiments/study/order experiments/study/skew ... --seeds 0 1 2
@@ -314,7 +314,7 @@ def claims_markdown(rows: list[dict]) -> str:
         lines.append(f"| {r['claim']}: {r['text']} | {cells} | {r['numbers']} | {r['verdict']} |")
     lines += [
         "",
-        "Reading rules (pre-registered in NOTES.md, 2026-11-29; with fewer than 2 seeds "
+        "Reading rules (pre-registered in docs/journal.md, 2026-11-29; with fewer than 2 seeds "
         "every verdict is not resolvable):",
         "",
     ]

@@ -1,4 +1,4 @@
-"""The pre-registered study's figures (issue 13, NOTES.md 2026-11-29) from its runs: what each world
+"""The pre-registered study's figures (the dial study, docs/journal.md 2026-11-29) from its runs: what each world
 dial did to the quantity it targets, and Uni-OPD's gain against the teacher's measured order
 consistency. figures.py lists them in FIGURES.
 

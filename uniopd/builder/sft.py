@@ -24,7 +24,7 @@ def warmup_stable_decay(step: int, steps: int, warmup: float = 0.05, decay: floa
     sudden transition; under a cosine schedule the learning rate was already low when it came, and
     whether it came before the end flipped with the seed or the CPU's float rounding (math expert,
     800 steps: greedy 0.60-0.96 over three seeds with cosine, 0.94-1.00 over four with this;
-    NOTES.md 2026-11-27)."""
+    docs/journal.md 2026-11-27)."""
     warm = max(1, int(steps * warmup))
     decay_from = int(steps * (1 - decay))
     if step < warm:

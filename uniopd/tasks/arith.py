@@ -60,7 +60,7 @@ def early_stop_solution(problem: Problem) -> str:
     This is the tiny student's habit (a share of its warm start teaches it; see world/recipe.py):
     one shared behaviour, flagged by the expert at a single token, that on-policy distillation can
     remove. Off-by-one arithmetic slips were tried first and were not removed in minutes
-    (NOTES.md): they are many prompt-specific facts, not one behaviour.
+    (docs/journal.md): they are many prompt-specific facts, not one behaviour.
     """
     steps = problem.solution.split(". ")[:-1]
     if len(steps) == 1:

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 
 CURRENT_VERSION = 5
 # v1-v3 are not built by this code any more: v3's weights came from a log-prob path that no longer
-# exists (NOTES.md 2026-11-28), so "v3" could only be a mislabelled v4
+# exists (docs/journal.md 2026-11-28), so "v3" could only be a mislabelled v4
 BUILDABLE_VERSIONS = (4, 5)
 DEFICITS = ("habit", "skill")
 TEACHER_FLAW_MAX = 0.9  # a teacher that always stops early would never have learnt the last step
@@ -62,7 +62,7 @@ class Dials:
 
 def _v4() -> dict:
     return {
-        # 4: v3's recipe, built through the chunked log-prob arithmetic (issue 11), whose rounding
+        # 4: v3's recipe, built through the chunked log-prob arithmetic, whose rounding
         # differs from v3's full-vocabulary log-softmax
         "version": 4,
         "seed": 0,
@@ -91,7 +91,7 @@ def _v4() -> dict:
             # the student: one layer fewer, and a habit. `early_stop_rate` of its warm-start
             # solutions stop one step early (tasks/arith.early_stop_solution), so it knows the
             # content but often quits too soon: a shared behaviour the experts flag at one token.
-            # NOTES.md 2026-11-23 says why (random slips were facts OPD could not fix in minutes;
+            # docs/journal.md 2026-11-23 says why (random slips were facts OPD could not fix in minutes;
             # the habit is not). 2000 steps: with 1600 its content capped OPD about 10 points
             # under the code expert.
             "student": {
@@ -124,7 +124,7 @@ def _v5(dials: Dials) -> dict:
     recipe["tokenizer"]["pretokenizer"] = "qwen2"
     # 1200 warm-start steps for the experts: with this tokenizer the math expert had not made the
     # sudden transition to copying each event's number by step 800 (greedy 0.36, loss 0.12;
-    # NOTES.md 2026-11-29); the student's 2000 steps are unchanged
+    # docs/journal.md 2026-11-29); the student's 2000 steps are unchanged
     for name in EXPERTS:
         models[name]["sft_steps"] = 1200
     if dials.teacher_flaw:
@@ -139,7 +139,7 @@ def _v5(dials: Dials) -> dict:
 
 # The visual student's habit is stronger than the text student's: at 0.4 it started at 0.80
 # (avg@4) against the text teacher's 0.975, too close to the ceiling to measure distillation
-# (NOTES.md 2026-11-29); its habit only touches two- and three-colour questions.
+# (docs/journal.md 2026-11-29); its habit only touches two- and three-colour questions.
 VISUAL_HABIT_RATE = 0.6
 
 # The visual domain's models (uniopd/tasks/shapes.py), built only when an experiment names one.
@@ -152,7 +152,7 @@ VISUAL_MODELS = {
     # counts only the first colour asked). Some math and code stay in its warm start (`replay`:
     # problems per domain), so that the multi-teacher run across modalities starts from a
     # student that still knows them. The tiny models learn to read the pictures in a sudden
-    # transition after some 700 steps of pictures (NOTES.md 2026-11-29): 1400 steps, 86 % of
+    # transition after some 700 steps of pictures (docs/journal.md 2026-11-29): 1400 steps, 86 % of
     # them pictures, each batch from one domain (no picture batch padded to a code row's length).
     "student-visual": {
         "size": "small",

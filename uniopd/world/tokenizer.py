@@ -9,7 +9,7 @@ Qwen2's split pattern, byte level). It has to: the world's models are Qwen2 chec
 `AutoTokenizer` loads their folders as Qwen2Tokenizer, which replaces the saved pre-tokenizer with
 Qwen2's. With any other pre-tokenizer the models would be trained on one tokenization (the world's
 tokenizer folder, used by the warm starts) and run with another: up to world v4 the two differed
-on runs of whitespace, such as code indentation (NOTES.md, 2026-11-29).
+on runs of whitespace, such as code indentation (docs/journal.md, 2026-11-29).
 """
 
 from __future__ import annotations
