@@ -1,4 +1,4 @@
-"""The field table behind `uniopd fields` and the README: every leaf of a schema model with its
+"""The field table behind `uniopd fields` and docs/experiments.md: every leaf of a schema model with its
 type, default and help, found by walking the model (so a new field needs no edit here)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def describe_fields(
     model: type[BaseModel] = ExperimentConfig, prefix: str = ""
 ) -> list[tuple[str, str, str, str]]:
     """(dotted name, type, default, help) for every leaf field, in schema order: the table behind
-    `uniopd config --fields` and the README."""
+    `uniopd fields` and docs/experiments.md."""
     rows = []
     for name, info in model.model_fields.items():
         dotted = prefix + name
