@@ -28,12 +28,14 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 
 from uniopd.data.images import open_image
-from uniopd.tracking.mirrors import NullTracker
+from uniopd.tasks.problem import Problem
+from uniopd.tracking.mirrors import NullTracker, Tracker
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +84,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 class RunDir:
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.mirror = NullTracker()  # a tracker (wandb) that copies what is logged here
+        self.mirror: Tracker = NullTracker()  # a tracker (wandb) that copies what is logged here
 
     @classmethod
     def create(cls, root: str | Path, name: str) -> RunDir:
@@ -142,11 +144,12 @@ class RunDir:
         self._append(self.path / "eval.jsonl", {"step": step, **summary})
         self.mirror.log_eval(step, summary, samples)
 
-    def save_images(self, problems, per_domain: int = IMAGES_PER_DOMAIN) -> None:
+    def save_images(self, problems: Iterable[Problem], per_domain: int = IMAGES_PER_DOMAIN) -> None:
         """The pictures of the first `per_domain` held-out problems of each domain, as PNG files
         in images/ with images/index.json (prompt id -> question, answer, files): what the
         report shows beside the responses to them."""
-        index, seen = [], Counter()
+        index: list[dict] = []
+        seen: Counter[str] = Counter()  # problems kept per domain
         for p in problems:
             if seen[p.domain] >= per_domain:
                 continue

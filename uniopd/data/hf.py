@@ -149,5 +149,5 @@ def _pick_split(loaded, split: str | None, spec: str):
     return loaded[split], split
 
 
-load_hf.spec_form = SPEC_FORM  # type: ignore[attr-defined]
-load_hf.read_table = read_hf_table  # type: ignore[attr-defined]
+load_hf.spec_form = SPEC_FORM
+load_hf.read_table = read_hf_table

@@ -20,8 +20,12 @@ from __future__ import annotations
 import hashlib
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from uniopd.data.errors import DataError
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 ImageRef = str | bytes  # an absolute path, or an encoded image file's bytes
 PLACEHOLDER = "<image>"
@@ -50,7 +54,7 @@ def check_placeholders(texts: list[str], n_images: int, where: str) -> None:
         )
 
 
-def open_image(ref: ImageRef):
+def open_image(ref: ImageRef) -> Image:
     """The image as an RGB PIL image (the form image processors take)."""
     from PIL import Image
 
@@ -84,7 +88,7 @@ def _ref(item: object, at: str, base: Path | None) -> ImageRef:
         return str(path.resolve())
     if hasattr(item, "save") and hasattr(item, "mode"):  # a PIL image, kept as PNG bytes
         buffer = io.BytesIO()
-        item.save(buffer, format="PNG")  # type: ignore[attr-defined]
+        item.save(buffer, format="PNG")
         return buffer.getvalue()
     raise DataError(
         f"{at}: expected a path, image bytes, a {{'bytes', 'path'}} record or a PIL image, "

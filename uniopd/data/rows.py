@@ -153,11 +153,10 @@ def _problem(
     if domain is not None:
         row.pop("domain", None)  # the constant wins; a column of that name is not read
 
-    def text(field: str, *, required: bool = False, numbers: bool = False) -> str | None:
+    def text(field: str, *, numbers: bool = False) -> str | None:
+        """The field as non-empty text (None when missing); a DataError for anything else."""
         value = row.get(field)
         if value is None:
-            if required:
-                raise DataError(f"{where}: missing field {field!r}")
             return None
         if numbers and isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value)
@@ -169,7 +168,9 @@ def _problem(
     if "prompt" not in row:
         raise DataError(f"{where}: missing field 'prompt'")
     prompt, messages = _prompt(row["prompt"], where)
-    domain = domain or text("domain", required=True)
+    domain = domain or text("domain")
+    if domain is None:
+        raise DataError(f"{where}: missing field 'domain'")
     answer, solution = text("answer", numbers=True), text("solution")
     entry_point = text("entry_point")
     tests = row.get("tests")
@@ -188,7 +189,7 @@ def _problem(
     check_placeholders(texts, len(images), where)
     return Problem(
         id=text("id", numbers=True) or default_id,
-        domain=domain,  # type: ignore[arg-type]  # required above
+        domain=domain,
         prompt=prompt,
         answer=answer,
         tests=tests,
@@ -224,7 +225,11 @@ def _prompt(value: object, where: str) -> tuple[str, list | None]:
 
 
 def _pass_rate(value: object, where: str) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or not (0.0 <= value <= 1.0) or math.isnan(value):  # type: ignore[operator, arg-type]
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (0.0 <= value <= 1.0)
+        or math.isnan(value)
+    ):
         raise DataError(f"{where}: field 'pass_rate' must be a number in [0, 1], got {value!r}")
-    return float(value)  # type: ignore[arg-type]
+    return float(value)

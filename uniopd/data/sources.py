@@ -31,10 +31,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from uniopd.data.errors import DataError
 from uniopd.registry import Registry
 from uniopd.tasks.problem import Problem
+
+if TYPE_CHECKING:
+    from uniopd.data.rows import Table
 
 FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
 FILE_FORM = "a path ending in .jsonl, .json or .parquet"
@@ -105,7 +109,7 @@ def load_source(
     return problems if limit is None else problems[:limit]
 
 
-def _file_table(spec: str, base_dir: str | Path | None):
+def _file_table(spec: str, base_dir: str | Path | None) -> Table:
     from uniopd.data.files import read_file_table
 
     path = Path(spec)
@@ -172,9 +176,9 @@ def load_champ(rest: str) -> list[Problem]:
     return load()
 
 
-load_builtin.spec_form = "builtin:<domain>/<split>"  # type: ignore[attr-defined]
-load_humaneval.spec_form = "humaneval"  # type: ignore[attr-defined]
-load_champ.spec_form = "champ"  # type: ignore[attr-defined]
+load_builtin.spec_form = "builtin:<domain>/<split>"
+load_humaneval.spec_form = "humaneval"
+load_champ.spec_form = "champ"
 
 
 def _no_argument(scheme: str, rest: str) -> None:

@@ -31,7 +31,7 @@ import optuna
 from uniopd.config import load_experiment
 from uniopd.config.load import ConfigError
 from uniopd.launch.placement import worker_env
-from uniopd.sweep.spec import LoadedSweep, _text, load_sweep, objective_value
+from uniopd.sweep.spec import LoadedSweep, Param, _text, load_sweep, objective_value
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,9 @@ def open_storage(url: str, loaded: LoadedSweep) -> optuna.storages.RDBStorage:
         ) from exc
 
 
-def make_study(loaded: LoadedSweep, storage, worker_index: int = 0) -> optuna.Study:
+def make_study(
+    loaded: LoadedSweep, storage: str | optuna.storages.BaseStorage, worker_index: int = 0
+) -> optuna.Study:
     spec = loaded.spec
     # each worker its own sampler seed: with one seed, parallel workers propose identical trials
     seed = spec.sampler.seed * 1000 + worker_index
@@ -93,12 +95,13 @@ def make_study(loaded: LoadedSweep, storage, worker_index: int = 0) -> optuna.St
     )
 
 
-def _suggest(trial: optuna.Trial, name: str, p) -> object:
+def _suggest(trial: optuna.Trial, name: str, p: Param) -> object:
     if p.type == "categorical":
-        return trial.suggest_categorical(name, p.choices)
+        return trial.suggest_categorical(name, p.options())
+    low, high = p.bounds()
     if p.type == "int":
-        return trial.suggest_int(name, int(p.low), int(p.high), log=p.log, step=int(p.step or 1))
-    return trial.suggest_float(name, p.low, p.high, log=p.log, step=p.step)
+        return trial.suggest_int(name, int(low), int(high), log=p.log, step=int(p.step or 1))
+    return trial.suggest_float(name, low, high, log=p.log, step=p.step)
 
 
 def run_trial(loaded: LoadedSweep, trial: optuna.Trial) -> float:

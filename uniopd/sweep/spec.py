@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from uniopd.config import load_experiment
 from uniopd.config.load import ConfigError
+from uniopd.config.schema import ExperimentConfig
 
 
 class _Section(BaseModel):
@@ -40,13 +41,26 @@ class Param(_Section):
             raise ValueError(f"a {self.type} parameter needs low <= high")
         return self
 
+    def bounds(self) -> tuple[float, float]:
+        """(low, high) of a numeric parameter; the validator has checked both are given."""
+        if self.low is None or self.high is None:
+            raise ValueError(f"a {self.type} parameter needs low <= high")
+        return self.low, self.high
+
+    def options(self) -> list[Any]:
+        """The choices of a categorical parameter; the validator has checked they are given."""
+        if not self.choices:
+            raise ValueError("a categorical parameter needs a non-empty 'choices' list")
+        return self.choices
+
     def grid(self) -> list:
         if self.type == "categorical":
-            return list(self.choices)
+            return list(self.options())
         if self.step is None:
             raise ValueError("the grid sampler needs 'step' on every numeric parameter")
-        n = int(round((self.high - self.low) / self.step)) + 1
-        values = [self.low + i * self.step for i in range(n)]
+        low, high = self.bounds()
+        n = int(round((high - low) / self.step)) + 1
+        values = [low + i * self.step for i in range(n)]
         return (
             [int(round(v)) for v in values]
             if self.type == "int"
@@ -56,8 +70,9 @@ class Param(_Section):
     def candidates(self) -> list:
         """Values the schema must accept: the ends of the range, or every choice."""
         if self.type == "categorical":
-            return list(self.choices)
-        return [int(self.low), int(self.high)] if self.type == "int" else [self.low, self.high]
+            return list(self.options())
+        low, high = self.bounds()
+        return [int(low), int(high)] if self.type == "int" else [low, high]
 
 
 class Sampler(_Section):
@@ -196,7 +211,7 @@ def load_sweep(path: str | Path) -> LoadedSweep:
     )
 
 
-def _check_metric(path: Path, metric: str, domains: list[str], cfg) -> None:
+def _check_metric(path: Path, metric: str, domains: list[str], cfg: ExperimentConfig) -> None:
     parts = metric.split(".")
     keys = {"acc", f"avg@{cfg.eval.n_samples}", *(f"pass@{k}" for k in cfg.eval.pass_k)}
     if (
@@ -222,5 +237,5 @@ def objective_value(metric: str, summary: dict) -> float:
     return float(summary[domain][key])
 
 
-def _text(value) -> str:
+def _text(value: object) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()

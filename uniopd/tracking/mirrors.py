@@ -17,11 +17,45 @@ import math
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from uniopd.labels import method_group, toggle_tags
 
+if TYPE_CHECKING:
+    from uniopd.config.schema import ExperimentConfig
+
 log = logging.getLogger(__name__)
+
+# the modes wandb.init takes
+WandbMode = Literal["online", "offline", "disabled", "shared"]
+# tracking.wandb or WANDB_MODE -> the mode wandb.init gets ("run" and "dryrun" are wandb's old
+# names for online and offline)
+_PASSED_ON: dict[str, WandbMode] = {
+    "online": "online",
+    "offline": "offline",
+    "shared": "shared",
+    "run": "online",
+    "dryrun": "offline",
+}
+
+
+class Tracker(Protocol):
+    """A mirror of the run directory: what the run directory copies to it as it logs."""
+
+    def log_metrics(self, record: dict) -> None: ...
+    def log_eval(self, step: int, summary: dict, samples: list[dict]) -> None: ...
+    def finish(self) -> None: ...
+
+
+class RunFolder(Protocol):
+    """What a mirror reads of the run directory (uniopd.run_dir.RunDir, a layer above this one)."""
+
+    path: Path
+
+    def read_meta(self) -> dict: ...
+    def update_meta(self, fields: dict) -> None: ...
 
 
 class NullTracker:
@@ -38,7 +72,7 @@ MIRRORED_FILES = ("difficulty/histograms.json", "pairs.jsonl")
 
 
 class WandbTracker:
-    def __init__(self, cfg, run_dir, mode: str):
+    def __init__(self, cfg: ExperimentConfig, run_dir: RunFolder, mode: WandbMode):
         import wandb
 
         from uniopd.config.load import resolved_dict
@@ -79,7 +113,14 @@ class WandbTracker:
             for k, v in entry.items()
             if _number(v)
         }
-        columns = ["prompt_id", "domain", "sample", "reward", "length", "completion"]
+        columns: list[str | int] = [
+            "prompt_id",
+            "domain",
+            "sample",
+            "reward",
+            "length",
+            "completion",
+        ]
         values["trainer/step"] = step
         values["eval/samples"] = self._wandb.Table(
             columns=columns, data=[[s.get(c) for c in columns] for s in samples]
@@ -101,15 +142,17 @@ class TensorBoardTracker:
     """Events in runs/<name>/tensorboard/, the tags `uniopd board` gives the same lines
     (uniopd/tracking/scalars.py), and the toggles with the last evaluation in the hparams view."""
 
-    def __init__(self, cfg, run_dir):
+    def __init__(self, cfg: ExperimentConfig, run_dir: RunFolder):
         from torch.utils.tensorboard import SummaryWriter
 
         from uniopd.tracking.scalars import eval_scalars, metric_scalars
 
         self.writer = SummaryWriter(str(run_dir.path / "tensorboard"))
         self._metric_scalars, self._eval_scalars = metric_scalars, eval_scalars
-        self.hparams = {"method": method_group(cfg), "seed": cfg.seed}
-        self.hparams.update(tag.split(":", 1) for tag in toggle_tags(cfg)[1:-1])
+        self.hparams: dict[str, str | int] = {"method": method_group(cfg), "seed": cfg.seed}
+        for tag in toggle_tags(cfg)[1:-1]:
+            toggle, value = tag.split(":", 1)
+            self.hparams[toggle] = value
         self.last_eval: dict[str, float] = {}
 
     def log_metrics(self, record: dict) -> None:
@@ -136,7 +179,7 @@ class TensorBoardTracker:
 class Trackers:
     """Several mirrors as one."""
 
-    def __init__(self, trackers: list):
+    def __init__(self, trackers: list[Tracker]):
         self.trackers = trackers
 
     def log_metrics(self, record: dict) -> None:
@@ -152,7 +195,7 @@ class Trackers:
             t.finish()
 
 
-def make_tracker(cfg, run_dir):
+def make_tracker(cfg: ExperimentConfig, run_dir: RunFolder) -> Tracker:
     mirrors = [wandb_tracker(cfg, run_dir)]
     if cfg.tracking.tensorboard:
         mirrors.append(TensorBoardTracker(cfg, run_dir))
@@ -162,12 +205,14 @@ def make_tracker(cfg, run_dir):
     return mirrors[0] if len(mirrors) == 1 else Trackers(mirrors)
 
 
-def wandb_mode(asked: str, env: str | None, logged_in) -> tuple[str, str | None]:
+def wandb_mode(
+    asked: str, env: str | None, logged_in: Callable[[], bool]
+) -> tuple[WandbMode, str | None]:
     """The mode the wandb mirror runs in, and the line that says why (None: nothing to say).
     `env`: WANDB_MODE, which wins; `logged_in()`: whether a wandb login is found. `auto` goes
     online when logged in and offline otherwise, saying which."""
     mode = env or asked
-    if mode in ("disabled", "off", "dryrun"):
+    if mode in ("disabled", "off"):
         return "disabled", None
     if mode == "auto":
         if logged_in():
@@ -178,10 +223,15 @@ def wandb_mode(asked: str, env: str | None, logged_in) -> tuple[str, str | None]
         )
     if mode == "online" and not logged_in():
         return "offline", "tracking.wandb=online but no wandb login found; mirroring offline"
-    return mode, None
+    if mode not in _PASSED_ON:  # only WANDB_MODE can hold another word: the schema checks ours
+        raise ValueError(
+            f"unknown wandb mode {mode!r} (WANDB_MODE or tracking.wandb): use auto, online, "
+            "offline, shared or disabled"
+        )
+    return _PASSED_ON[mode], None
 
 
-def wandb_tracker(cfg, run_dir):
+def wandb_tracker(cfg: ExperimentConfig, run_dir: RunFolder) -> Tracker:
     mode, why = wandb_mode(cfg.tracking.wandb, os.environ.get("WANDB_MODE"), _logged_in)
     if mode == "disabled":
         return NullTracker()
@@ -199,5 +249,5 @@ def _logged_in() -> bool:
         return False
 
 
-def _number(v) -> bool:
+def _number(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

@@ -114,7 +114,7 @@ def _isclose(test: ast.Call, callee: str) -> Case:
     for keyword in test.keywords:
         if keyword.arg not in ("rel_tol", "abs_tol"):
             raise _NotConvertible
-        tolerance = max(tolerance, float(_literal(keyword.value)))  # type: ignore[arg-type]
+        tolerance = max(tolerance, float(_literal(keyword.value)))
     return Case(_call_args(call, callee), "close", _literal(other), tolerance)
 
 

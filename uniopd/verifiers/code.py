@@ -180,7 +180,7 @@ def passes(case: Case, out) -> bool:
         return (
             type(out) in numbers
             and type(case.expected) in numbers
-            and abs(out - case.expected) <= case.tolerance  # type: ignore[operator]
+            and abs(out - case.expected) <= case.tolerance
         )
     raise ValueError(f"unknown check {case.check!r}")
 

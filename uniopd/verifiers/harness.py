@@ -238,7 +238,7 @@ class _CappedBuffer(io.BytesIO):
         super().__init__()
         self.limit, self.flooded = limit, False
 
-    def write(self, data) -> int:  # type: ignore[override]
+    def write(self, data) -> int:
         if self.flooded or self.tell() + len(data) > self.limit:
             self.flooded = True
             raise _OutputLimit(f"more than {self.limit} bytes on stdout")

@@ -46,6 +46,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import IO
 
 from uniopd.verifiers import isolation, processes
 from uniopd.verifiers.framing import recv_msg, send_msg
@@ -110,7 +111,7 @@ class Sandbox:
         self.limits = limits
         self.max_parallel = max_parallel
         self.isolation_mode = isolation
-        self._server: subprocess.Popen | None = None
+        self._server: subprocess.Popen[bytes] | None = None
         self._server_owner = 0  # pid that started it; a forked copy of the caller starts its own
         self._lock = threading.Lock()
 
@@ -129,13 +130,14 @@ class Sandbox:
 
     def close(self) -> None:
         if self._server is not None and self._server_owner == os.getpid():
-            self._server.stdin.close()  # the server exits when its input ends
+            stdin, stdout = _pipes(self._server)
+            stdin.close()  # the server exits when its input ends
             try:
                 self._server.wait(timeout=_SUPERVISOR_GRACE_S)
             except subprocess.TimeoutExpired:
                 self._server.kill()
                 self._server.wait()
-            self._server.stdout.close()
+            stdout.close()
         self._server = None
 
     def __del__(self):
@@ -150,9 +152,9 @@ class Sandbox:
         deadline = time.monotonic() + 30.0 + rounds * per_round
         how = isolation.choose(self.isolation_mode)
         try:
-            server = self._ensure_server()
-            send_msg(server.stdin.fileno(), (jobs, self.limits, how, self.max_parallel))
-            results = recv_msg(server.stdout.fileno(), deadline)
+            stdin, stdout = _pipes(self._ensure_server())
+            send_msg(stdin.fileno(), (jobs, self.limits, how, self.max_parallel))
+            results = recv_msg(stdout.fileno(), deadline)
             if results is None:
                 raise EOFError("sandbox server exited")
             return results
@@ -161,7 +163,7 @@ class Sandbox:
             failed = SandboxResult("error", f"sandbox server failed: {describe(exc)}")
             return [failed] * len(jobs)
 
-    def _ensure_server(self) -> subprocess.Popen:
+    def _ensure_server(self) -> subprocess.Popen[bytes]:
         if self._server is not None and (
             self._server_owner != os.getpid() or self._server.poll() is not None
         ):
@@ -190,9 +192,16 @@ class Sandbox:
         if self._server is not None and self._server_owner == os.getpid():
             self._server.kill()
             self._server.wait()
-            self._server.stdin.close()
-            self._server.stdout.close()
+            stdin, stdout = _pipes(self._server)
+            stdin.close()
+            stdout.close()
         self._server = None
+
+
+def _pipes(proc: subprocess.Popen[bytes]) -> tuple[IO[bytes], IO[bytes]]:
+    """The stdin and stdout of a process started with both as pipes (so neither is None)."""
+    assert proc.stdin is not None and proc.stdout is not None
+    return proc.stdin, proc.stdout
 
 
 # ---------------------------------------------------------------- server (its own interpreter)
@@ -213,7 +222,7 @@ def serve() -> None:
 def _run_batch(
     jobs: list[Job], limits: Limits, how: isolation.Isolation, max_parallel: int
 ) -> list[SandboxResult]:
-    results: list[SandboxResult | None] = [None] * len(jobs)
+    results: dict[int, SandboxResult] = {}  # job index -> its result, every job's by the end
     todo = deque(range(len(jobs)))
     running: dict[int, list] = {}  # report fd -> [job index, supervisor pid, deadline, bytes]
     grace = limits.wall_s + _HARNESS_GRACE_S + _SUPERVISOR_GRACE_S
@@ -244,7 +253,7 @@ def _run_batch(
             processes.killpg(pid)
             os.waitpid(pid, 0)
             results[i] = SandboxResult("error", "supervisor did not report in time")
-    return results  # type: ignore[return-value]
+    return [results[i] for i in range(len(jobs))]
 
 
 def _unpickle_result(data: bytes) -> SandboxResult:
@@ -278,7 +287,7 @@ def _supervise(job: Job, limits: Limits, how: isolation.Isolation, report_fd: in
     os.write(report_fd, pickle.dumps(result))
 
 
-def _run_harness(job: Job, limits: Limits, how: isolation.Isolation, workdir: str):
+def _run_harness(job: Job, limits: Limits, how: isolation.Isolation, workdir: str) -> SandboxResult:
     if how.kind == "none":
         return SandboxResult("error", f"could not start: {how.reason}")
     spec = {
@@ -313,13 +322,14 @@ def _run_harness(job: Job, limits: Limits, how: isolation.Isolation, workdir: st
     finally:
         os.close(status_w)
     deadline = time.monotonic() + limits.wall_s + _HARNESS_GRACE_S
+    stdin, stdout = _pipes(proc)
     try:
-        proc.stdin.write(json.dumps(spec).encode())
-        proc.stdin.close()
+        stdin.write(json.dumps(spec).encode())
+        stdin.close()
     except BrokenPipeError:
         pass  # it died at start; what it left (nothing) is read below
-    report = _read_all(proc.stdout.fileno(), deadline, _REPORT_BYTES)
-    proc.stdout.close()
+    report = _read_all(stdout.fileno(), deadline, _REPORT_BYTES)
+    stdout.close()
     processes.kill_all_descendants(proc.pid)
     status = _read_all(status_r, time.monotonic() + 1.0, 1 << 16) or b""
     started = how.kind != "bwrap" or b"child-pid" in status
@@ -349,7 +359,7 @@ def _parse_report(data: bytes) -> SandboxResult:
     return SandboxResult(status, detail, results)
 
 
-def _decode_payload(kind: str, payload):
+def _decode_payload(kind: str, payload: object) -> object:
     if kind == "out":
         return decode(payload)
     if type(payload) is not str:
