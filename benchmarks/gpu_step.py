@@ -34,7 +34,7 @@ from uniopd.engine.sampling import SamplingSettings
 from uniopd.engine.teachers import TeacherPool
 from uniopd.loop.optim import PhaseTimer, make_optimizer
 from uniopd.loop.scoring import TeacherSignals
-from uniopd.loop.update import policy_update
+from uniopd.loop.update import PolicyUpdate
 
 SHAPES = {  # Qwen3 dense configs (hidden, intermediate, layers, heads, kv heads)
     "qwen3-0.6b": (1024, 3072, 28, 16, 8),
@@ -105,6 +105,7 @@ def main() -> None:
     )
     objectives = MethodConfig(name="opd").objectives()
     optimizer, _ = make_optimizer(student, train)
+    update = PolicyUpdate(student, optimizer, objectives, train, precision=precision)
     tok = SimpleNamespace(
         eos_token_id=EOS if not a.tiny else 1, pad_token_id=PAD if not a.tiny else 0
     )
@@ -133,19 +134,13 @@ def main() -> None:
         scored = TeacherSignals(domains, teacher_logp_N_T=logp)
         group_ids = torch.arange(a.prompts, device=device).repeat_interleave(a.group_size)
         with timer("update"):
-            policy_update(
-                student,
-                optimizer,
+            update(
                 batch,
-                objectives,
                 scored,
                 torch.zeros(n, device=device),
                 group_ids,
                 torch.ones(n, dtype=torch.bool, device=device),
-                None,
                 torch.zeros(n, device=device),
-                train,
-                precision=precision,
             )
             engine.update_weights(student)
         engine.wake()

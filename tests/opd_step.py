@@ -1,11 +1,11 @@
 """One OPD policy update on a fixed batch, the way several tests take it: the experiment config
-of a student with one math teacher, and `policy_update` with every rollout kept, no calibration,
+of a student with one math teacher, and `PolicyUpdate` with every rollout kept, no calibration,
 groups of 4 and no rewards."""
 
 import torch
 
 from uniopd.config import ExperimentConfig
-from uniopd.loop.update import policy_update
+from uniopd.loop.update import PolicyUpdate
 
 
 def opd_config(student, teacher, **train) -> ExperimentConfig:
@@ -22,17 +22,14 @@ def opd_config(student, teacher, **train) -> ExperimentConfig:
 
 def opd_update(student, optimizer, batch, scored, cfg, precision=None):
     n = batch.input_ids_N_L.shape[0]
-    return policy_update(
-        student,
-        optimizer,
+    update = PolicyUpdate(
+        student, optimizer, cfg.method.objectives(), cfg.train, precision=precision
+    )
+    return update(
         batch,
-        cfg.method.objectives(),
         scored,
         torch.zeros(n),
         torch.arange(n) // 4,
         torch.ones(n, dtype=torch.bool),
-        None,
         torch.zeros(n),
-        cfg.train,
-        precision=precision,
     )

@@ -8,8 +8,8 @@ import torch
 
 from uniopd.config.method import MethodConfig
 from uniopd.config.uni_opd import CalibrationConfig
+from uniopd.loop.advantages import compute_advantages
 from uniopd.loop.order_metrics import order_report
-from uniopd.loop.update import compute_advantages
 from uniopd.objectives import Signals
 
 NAN = float("nan")

@@ -6,7 +6,7 @@
 
 Every process builds the same B x G batch (seeded), keeps its share of whole groups, and runs the
 trainer's own pieces on it: teacher scoring, online balancing over every process's outcomes,
-policy_update with global-scope calibration. The first process saves the student's weights and
+PolicyUpdate with global-scope calibration. The first process saves the student's weights and
 the step's metrics to OUT, for tests/test_data_parallel.py to compare.
 """
 
@@ -26,7 +26,7 @@ from uniopd.engine.teachers import TeacherPool
 from uniopd.loop.optim import make_optimizer
 from uniopd.loop.scoring import TeacherSignals
 from uniopd.loop.sharding import balance_globally
-from uniopd.loop.update import policy_update
+from uniopd.loop.update import PolicyUpdate
 
 B, G = 4, 4  # prompts, rollouts per prompt
 
@@ -89,21 +89,16 @@ def main(student_path: str, teacher_path: str, method: str, out: str) -> None:
     domains = ["math"] * len(rows)
     scored = TeacherSignals(domains, teacher_logp_N_T=pool.logprobs(batch, domains))
     optimizer, _ = make_optimizer(student, cfg.train)
-    result = policy_update(
+    update = PolicyUpdate(
         student,
         optimizer,
-        batch,
         cfg.method.objectives(),
-        scored,
-        correct,
-        group_ids,
-        keep,
-        cfg.calibration.calibrator(),
-        correct.clone(),
         cfg.train,
+        calibrator=cfg.calibration.calibrator(),
         precision=Precision("fp32", cpu),
         dist=dist,
     )
+    result = update(batch, scored, correct, group_ids, keep, correct.clone())
     kept = dist.sum(float(keep.sum()))
     weights = full_state_dict(student) if is_sharded(student) else student.state_dict()
     if dist.is_main:

@@ -16,7 +16,7 @@ from pathlib import Path
 from uniopd.analysis.claims import claims_markdown, claims_rows
 from uniopd.analysis.figures import FIGURES, fig_sweeps
 from uniopd.analysis.objective_table import objective_markdown, objective_rows, write_into
-from uniopd.analysis.runs import combine, load_runs, load_wandb, without_sweeps
+from uniopd.analysis.runs import Runs, combine, load_runs, load_wandb, without_sweeps
 from uniopd.analysis.tables import ablation_latex, ablation_markdown, ablation_rows, benchmark_table
 
 
@@ -63,51 +63,8 @@ def make_all(
     if runs.info.empty:
         manifest["missing"].append({"name": "everything", "why": "no finished runs"})
     else:
-        for fn in FIGURES:
-            fig = fn(runs, out, teachers)
-            name = fn.__name__.removeprefix("fig_")
-            if fig is None:
-                manifest["missing"].append({"name": name, "why": "the runs hold no data for it"})
-            else:
-                manifest["figures"].append(
-                    {
-                        "name": fig.name,
-                        "files": [Path(f).name for f in fig.files],
-                        "runs": fig.runs,
-                        **fig.extra,
-                    }
-                )
-        table_runs = without_sweeps(runs)
-        rows = ablation_rows(table_runs, teachers)
-        (out / "ablation_table.md").write_text(ablation_markdown(rows, teachers))
-        (out / "ablation_table.tex").write_text(ablation_latex(rows, teachers))
-        md, tex = benchmark_table(table_runs, teachers)
-        (out / "benchmark_table.md").write_text(md)
-        (out / "benchmark_table.tex").write_text(tex)
-        objectives = objective_markdown(objective_rows(table_runs))
-        (out / "objective_table.md").write_text(objectives)
-        if results is not None:
-            write_into(results, objectives)
-        used = sorted(table_runs.info.run)
-        manifest["tables"] += [
-            {
-                "name": "ablation_table",
-                "files": ["ablation_table.md", "ablation_table.tex"],
-                "runs": used,
-            },
-            {"name": "objective_table", "files": ["objective_table.md"], "runs": used},
-            {
-                "name": "benchmark_table",
-                "files": ["benchmark_table.md", "benchmark_table.tex"],
-                "runs": sorted(
-                    table_runs.info[table_runs.info.group.isin(["OPD", "Uni-OPD", "GRPO"])].run
-                ),
-            },
-        ]
-        study = sorted(table_runs.info[table_runs.info.experiment.str.startswith("study-")].run)
-        if study:  # the pre-registered study's claims, read by its rules
-            (out / "claims.md").write_text(claims_markdown(claims_rows(table_runs, teachers)))
-            manifest["tables"].append({"name": "claims", "files": ["claims.md"], "runs": study})
+        _draw_figures(runs, out, teachers, manifest)
+        _write_tables(without_sweeps(runs), out, teachers, results, manifest)
     sweep_dirs = [p.parent for root in sweep_roots for p in Path(root).rglob("summary.json")]
     for fig in fig_sweeps(sweep_dirs, out):
         manifest["figures"].append(
@@ -116,3 +73,58 @@ def make_all(
     manifest["seconds"] = round(time.perf_counter() - start, 1)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
+
+
+def _draw_figures(runs: Runs, out: Path, teachers: dict[str, float], manifest: dict) -> None:
+    """Every figure of FIGURES, each listed in the manifest as drawn or as missing."""
+    for fn in FIGURES:
+        fig = fn(runs, out, teachers)
+        name = fn.__name__.removeprefix("fig_")
+        if fig is None:
+            manifest["missing"].append({"name": name, "why": "the runs hold no data for it"})
+        else:
+            manifest["figures"].append(
+                {
+                    "name": fig.name,
+                    "files": [Path(f).name for f in fig.files],
+                    "runs": fig.runs,
+                    **fig.extra,
+                }
+            )
+
+
+def _write_tables(
+    table_runs: Runs, out: Path, teachers: dict[str, float], results: Path | None, manifest: dict
+) -> None:
+    """The ablation, benchmark and objective tables (and the study's claims, when its runs are
+    there) from the runs that are not sweep trials; with `results`, the objective table there too."""
+    rows = ablation_rows(table_runs, teachers)
+    (out / "ablation_table.md").write_text(ablation_markdown(rows, teachers))
+    (out / "ablation_table.tex").write_text(ablation_latex(rows, teachers))
+    md, tex = benchmark_table(table_runs, teachers)
+    (out / "benchmark_table.md").write_text(md)
+    (out / "benchmark_table.tex").write_text(tex)
+    objectives = objective_markdown(objective_rows(table_runs))
+    (out / "objective_table.md").write_text(objectives)
+    if results is not None:
+        write_into(results, objectives)
+    used = sorted(table_runs.info.run)
+    manifest["tables"] += [
+        {
+            "name": "ablation_table",
+            "files": ["ablation_table.md", "ablation_table.tex"],
+            "runs": used,
+        },
+        {"name": "objective_table", "files": ["objective_table.md"], "runs": used},
+        {
+            "name": "benchmark_table",
+            "files": ["benchmark_table.md", "benchmark_table.tex"],
+            "runs": sorted(
+                table_runs.info[table_runs.info.group.isin(["OPD", "Uni-OPD", "GRPO"])].run
+            ),
+        },
+    ]
+    study = sorted(table_runs.info[table_runs.info.experiment.str.startswith("study-")].run)
+    if study:  # the pre-registered study's claims, read by its rules
+        (out / "claims.md").write_text(claims_markdown(claims_rows(table_runs, teachers)))
+        manifest["tables"].append({"name": "claims", "files": ["claims.md"], "runs": study})

@@ -66,6 +66,38 @@ def find_run_dirs(roots: list[Path]) -> list[Path]:
     return list({p.resolve(): p for p in found}.values())  # a folder given twice counts once
 
 
+def _info_row(name: str, path: str, cfg, e: list[dict], sweep: str | None) -> dict:
+    """A finished run's row of `Runs.info`."""
+    return {
+        "run": Path(name).name,  # the run directory's name, also the wandb run's
+        "path": path,
+        "experiment": re.sub(r"-s\d+$", "", cfg.name),
+        "seed": cfg.seed,
+        "group": method_group(cfg),
+        "method": cfg.method.name,
+        "offline_mode": cfg.balance.offline.mode,
+        "online_ratio": cfg.balance.online.ratio if cfg.balance.online.enabled else None,
+        "calibration": "shift"
+        if cfg.calibration.margin_shift
+        else "mask"
+        if cfg.calibration.margin_mask
+        else "off",
+        "delta": cfg.calibration.delta,
+        "steps": cfg.train.steps,
+        "description": cfg.description,
+        "student": cfg.student.model,
+        "teachers": json.dumps(cfg.teachers, sort_keys=True),
+        "setting": setting_label(cfg, {d for r in e for d, v in r.items() if isinstance(v, dict)}),
+        "sweep": sweep,
+        "epochs": cfg.train.epochs,  # the regime: 1 = one optimizer step per batch
+        # the tiny world's dials (docs/world.md)
+        "world_version": cfg.world.version,
+        "teacher_flaw": cfg.world.teacher_flaw,
+        "deficit": cfg.world.deficit,
+        "difficulty_skew": cfg.world.difficulty_skew,
+    }
+
+
 class _Collector:
     def __init__(self):
         self.infos, self.metrics, self.evals, self.skipped = [], [], [], []
@@ -98,40 +130,12 @@ class _Collector:
             last = m[-1]["step"] if m else 0
             self.skipped.append((name, f"unfinished: logged {last} of {cfg.train.steps} steps"))
             return
-        experiment, group = re.sub(r"-s\d+$", "", cfg.name), method_group(cfg)
-        self.infos.append(
-            {
-                "run": Path(name).name,  # the run directory's name, also the wandb run's
-                "path": path,
-                "experiment": experiment,
-                "seed": cfg.seed,
-                "group": group,
-                "method": cfg.method.name,
-                "offline_mode": cfg.balance.offline.mode,
-                "online_ratio": cfg.balance.online.ratio if cfg.balance.online.enabled else None,
-                "calibration": "shift"
-                if cfg.calibration.margin_shift
-                else "mask"
-                if cfg.calibration.margin_mask
-                else "off",
-                "delta": cfg.calibration.delta,
-                "steps": cfg.train.steps,
-                "description": cfg.description,
-                "student": cfg.student.model,
-                "teachers": json.dumps(cfg.teachers, sort_keys=True),
-                "setting": setting_label(
-                    cfg, {d for r in e for d, v in r.items() if isinstance(v, dict)}
-                ),
-                "sweep": sweep,
-                "epochs": cfg.train.epochs,  # the regime: 1 = one optimizer step per batch
-                # the tiny world's dials (docs/world.md)
-                "world_version": cfg.world.version,
-                "teacher_flaw": cfg.world.teacher_flaw,
-                "deficit": cfg.world.deficit,
-                "difficulty_skew": cfg.world.difficulty_skew,
-            }
-        )
-        run = self.infos[-1]["run"]
+        self.infos.append(_info_row(name, path, cfg, e, sweep))
+        self._add_history(self.infos[-1], cfg, m, e)
+
+    def _add_history(self, info: dict, cfg, m: list[dict], e: list[dict]) -> None:
+        """The run's metrics and eval rows, each with its wall-clock time since the start."""
+        run, experiment, group = info["run"], info["experiment"], info["group"]
         wall, at = 0.0, {0: 0.0}
         for rec in m:
             wall += rec.get("time/step", 0.0)

@@ -192,13 +192,8 @@ def cmd_list(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from uniopd.commands.catalogue import REGISTRIES
-
-    parser = argparse.ArgumentParser(prog="uniopd", description=__doc__.split("\n\n")[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_run_parsers(sub) -> None:
+    """Training and evaluating one experiment: run, eval, merge."""
     p = sub.add_parser("run", help="train as an experiment file says")
     p.add_argument("experiment", nargs="?")
     p.add_argument(
@@ -231,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(fn=cmd_merge)
 
+
+def _add_study_parsers(sub) -> None:
+    """Many runs at once: group, sweep, and the sweep's dashboard."""
     p = sub.add_parser("group", help="run several experiment files over several seeds")
     p.add_argument("targets", nargs="+", help="experiment files, or folders of them")
     p.add_argument(
@@ -269,10 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080)
     p.set_defaults(fn=cmd_dashboard)
 
-    figures_command.add_parser(sub)
-    validate_command.add_parser(sub)
-    board_command.add_parser(sub)
-    wandb_workspace.add_parser(sub)
+
+def _add_catalogue_parsers(sub) -> None:
+    """What an experiment file can name: fields, list."""
+    from uniopd.commands.catalogue import REGISTRIES
 
     p = sub.add_parser("fields", help="list every experiment-file field with its help")
     p.set_defaults(fn=cmd_fields)
@@ -290,8 +288,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(fn=cmd_list)
 
-    serve_command.add_parser(sub)
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="uniopd", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_run_parsers(sub)
+    _add_study_parsers(sub)
+    figures_command.add_parser(sub)
+    validate_command.add_parser(sub)
+    board_command.add_parser(sub)
+    wandb_workspace.add_parser(sub)
+    _add_catalogue_parsers(sub)
+    serve_command.add_parser(sub)
     world_command.add_parser(sub)
     return parser
 

@@ -92,39 +92,9 @@ def _sampled_pass_counts(
     model, tokenizer, problems: list[Problem], verifiers: dict, cfg, write: bool, processor=None
 ) -> list[int]:
     off = cfg.balance.offline
-    settings = {
-        "n": off.n_samples,
-        "temperature": off.temperature,
-        "top_p": off.top_p,
-        # "off", not 0: estimates cached before 2026-11-29 under top_k 0 were sampled at top-k 50
-        "top_k": off.top_k or "off",
-        "max_new_tokens": cfg.rollout.max_new_tokens,
-        "template": cfg.data.template,
-        "seed": cfg.seed,
-    }
     fmt = PromptFormat.of(cfg.data)
-    if fmt != PromptFormat(template=cfg.data.template):  # keys of plain prompts stay as they were
-        settings["prompt_format"] = asdict(fmt)
-    key = hashlib.sha256(
-        json.dumps(
-            {
-                "student": model_fingerprint(cfg.student.model),
-                "settings": settings,
-                "prompts": [
-                    (
-                        p.id,
-                        p.domain,
-                        p.prompt,
-                        *([p.messages] if p.messages else []),
-                        *([[image_digest(i) for i in p.images]] if p.images else []),
-                    )
-                    for p in problems
-                ],
-            },
-            sort_keys=True,
-        ).encode()
-    ).hexdigest()[:16]
-    path = cache_dir() / f"{key}.json"
+    settings = _sampling_settings(cfg, fmt)
+    path = cache_dir() / f"{_cache_key(cfg, settings, problems)}.json"
     if path.exists():
         log.info("difficulty: cached estimate %s", path)
         return json.loads(path.read_text())["pass_counts"]
@@ -172,6 +142,47 @@ def _sampled_pass_counts(
         + "\n",
     )
     return counts
+
+
+def _sampling_settings(cfg, fmt: PromptFormat) -> dict:
+    """How the estimate is sampled, as its cache key and its cached file record it."""
+    off = cfg.balance.offline
+    settings = {
+        "n": off.n_samples,
+        "temperature": off.temperature,
+        "top_p": off.top_p,
+        # "off", not 0: estimates cached before 2026-11-29 under top_k 0 were sampled at top-k 50
+        "top_k": off.top_k or "off",
+        "max_new_tokens": cfg.rollout.max_new_tokens,
+        "template": cfg.data.template,
+        "seed": cfg.seed,
+    }
+    if fmt != PromptFormat(template=cfg.data.template):  # keys of plain prompts stay as they were
+        settings["prompt_format"] = asdict(fmt)
+    return settings
+
+
+def _cache_key(cfg, settings: dict, problems: list[Problem]) -> str:
+    """The estimate's name in the cache: the student's weights, the settings and the prompts."""
+    return hashlib.sha256(
+        json.dumps(
+            {
+                "student": model_fingerprint(cfg.student.model),
+                "settings": settings,
+                "prompts": [
+                    (
+                        p.id,
+                        p.domain,
+                        p.prompt,
+                        *([p.messages] if p.messages else []),
+                        *([[image_digest(i) for i in p.images]] if p.images else []),
+                    )
+                    for p in problems
+                ],
+            },
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()[:16]
 
 
 def offline_balance(

@@ -60,6 +60,28 @@ def evaluate(
     prompt_ids, vision = encode_inputs(
         tokenizer, processor, problems, prompt_format or PromptFormat()
     )
+    responses = _generate(engine, sampling, prompt_ids, vision, n, seed, progress)
+    texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
+    rows = [p for p in problems for _ in range(n)]
+    scores = grade_by_domain(verifiers, rows, texts)
+    summary = _domain_summary(rows, scores, responses, n, pass_k)
+    samples = [
+        {
+            "prompt_id": p.id,
+            "domain": p.domain,
+            "sample": i % n,
+            "completion": texts[i],
+            "reward": scores[i],
+            "length": len(responses[i]),
+            "level": p.meta.get("level"),
+        }
+        for i, p in enumerate(rows)
+    ]
+    return summary, samples
+
+
+def _generate(engine, sampling, prompt_ids, vision, n: int, seed: int, progress: bool) -> list:
+    """`n` responses to each prompt, in order, 256 rows per generate call."""
     # a fixed seed per evaluation: the same checkpoint always gets the same score
     cpu_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
@@ -76,9 +98,14 @@ def evaluate(
         else:
             responses += engine.generate(piece, sampling, seen[start : start + chunk]).responses
     torch.random.set_rng_state(cpu_state)
-    texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
-    rows = [p for p in problems for _ in range(n)]
-    scores = grade_by_domain(verifiers, rows, texts)
+    return responses
+
+
+def _domain_summary(
+    rows: list[Problem], scores: list, responses: list, n: int, pass_k: Sequence[int]
+) -> dict:
+    """{domain: {"acc", "avg@N", "n_prompts", "ungraded", "mean_length", "pass@k"...}} over the
+    graded `rows` (each problem `n` times in a row)."""
     by_domain = defaultdict(list)
     for i, p in enumerate(rows):
         by_domain[p.domain].append(i)
@@ -98,19 +125,7 @@ def evaluate(
                     estimate_pass_at_k(n, correct.sum(1).astype(int), k).mean()
                 )
         summary[domain] = entry
-    samples = [
-        {
-            "prompt_id": p.id,
-            "domain": p.domain,
-            "sample": i % n,
-            "completion": texts[i],
-            "reward": scores[i],
-            "length": len(responses[i]),
-            "level": p.meta.get("level"),
-        }
-        for i, p in enumerate(rows)
-    ]
-    return summary, samples
+    return summary
 
 
 def evaluate_as_configured(

@@ -12,7 +12,7 @@ from uniopd.algorithms import distillation_returns, order_consistency
 from uniopd.seeds import PAIRS_OFFSET, step_seed
 
 if TYPE_CHECKING:
-    from uniopd.loop.update import Advantages
+    from uniopd.loop.advantages import Advantages
 
 
 def order_metrics(

@@ -15,9 +15,10 @@ import torch
 
 from uniopd.engine.distributed import Dist
 from uniopd.engine.sequences import SequenceBatch
+from uniopd.loop.advantages import Advantages
 from uniopd.loop.records import RolloutBatch, StepRecord
 from uniopd.loop.scoring import TeacherSignals
-from uniopd.loop.update import Advantages, UpdateResult
+from uniopd.loop.update import UpdateResult
 
 
 def balance_globally(balancer, correct_N, group_ids_N, generator, dist: Dist) -> torch.Tensor:

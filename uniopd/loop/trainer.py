@@ -31,7 +31,7 @@ from uniopd.loop.rollout_phase import RolloutPhase
 from uniopd.loop.scoring import Scorer
 from uniopd.loop.sharding import gather_record
 from uniopd.loop.train_state import collect_state, restore_state
-from uniopd.loop.update import policy_update
+from uniopd.loop.update import PolicyUpdate
 from uniopd.run_dir import RunDir
 from uniopd.setup.parts import Parts
 from uniopd.setup.plan import Plan
@@ -62,6 +62,15 @@ class Trainer:
         self.objectives = cfg.method.objectives()
         self.scorer = Scorer(parts, cfg.method.needs(), cfg)
         self.optimizer, self.scheduler = make_optimizer(self.student, cfg.train)
+        self.policy_update = PolicyUpdate(
+            self.student,
+            self.optimizer,
+            self.objectives,
+            cfg.train,
+            calibrator=cfg.calibration.calibrator(),
+            precision=self.precision,
+            dist=self.dist,
+        )
         self.sampler = PromptSampler(train_set, seed=cfg.seed)
         self.train_domains = sorted({p.domain for p in plan.train})
         self.rollouts = RolloutPhase(cfg, parts, plan.train)
@@ -155,21 +164,14 @@ class Trainer:
             correct[~rollouts.keep_N] = float("nan")  # balanced-out rollouts leave the statistics
         with timer("update"):
             dev = self.parts.device
-            result = policy_update(
-                self.student,
-                self.optimizer,
+            result = self.policy_update(
                 rollouts.batch,
-                self.objectives,
                 scored,
                 rollouts.rewards_N.to(dev),
                 rollouts.group_ids_N.to(dev),
                 rollouts.keep_N.to(dev),
-                cfg.calibration.calibrator(),
                 correct.to(dev),
-                cfg.train,
                 self.scorer.teacher_logits(rollouts.batch, scored),
-                precision=self.precision,
-                dist=self.dist,
                 rollout_logp_N_T=rollouts.engine_logp_N_T,
             )
             self.scheduler.step()

@@ -2,7 +2,8 @@
 
 1. pi_old: a no-grad pass over the batch gives the sampled tokens' log-probs.
 2. Advantages, once for the whole batch: the weighted sum of the advantage objectives; the
-   distillation part margin-calibrated when asked (calibration needs whole groups).
+   distillation part margin-calibrated when asked (calibration needs whole groups;
+   uniopd.loop.advantages).
 3. For each PPO epoch and micro-batch: the PPO-clip surrogate on the advantages plus the weighted
    direct losses (full-vocabulary or top-K divergences) on the current logits; gradients
    accumulate, one optimizer step per epoch.
@@ -12,11 +13,13 @@ step 3 and dropped after it, so they never exist for the whole batch at once. Mi
 rows or by a token budget (uniopd.engine.batching); forward passes run under the run's precision
 (uniopd.engine.precision); with several processes, gradients are summed across them before the
 step (uniopd.engine.distributed), which makes the step the one-process step on the whole batch.
+
+`PolicyUpdate` is built once per run from what stays fixed (student, optimizer, objectives,
+calibrator, train settings, precision, processes) and called once per step on its batch.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -29,26 +32,14 @@ from uniopd.engine.fsdp import gradient_scale, is_sharded, local_value
 from uniopd.engine.logprobs import response_logits, response_logprobs, sampled_logprobs
 from uniopd.engine.precision import Precision
 from uniopd.engine.sequences import SequenceBatch
+from uniopd.loop.advantages import (
+    Advantages,
+    batch_signals,
+    calibrate_globally,
+    compute_advantages,
+)
 from uniopd.loop.scoring import TeacherSignals
-from uniopd.objectives import Need, Signals
-from uniopd.strategies.base import Calibration
-
-
-@dataclass
-class Advantages:
-    """Whole-batch advantages `[N, T]` and what the order metrics and pairs.jsonl read."""
-
-    values_N_T: torch.Tensor
-    mask_N_T: torch.Tensor  # loss mask of the advantage terms, balancing included
-    distill_raw_N_T: torch.Tensor | None = None  # the weighted distillation term before calibration
-    distill_cal_N_T: torch.Tensor | None = None  # ... and after
-    distill_mask_N_T: torch.Tensor | None = None
-    calibration: dict = field(default_factory=dict)
-    calibrate_seconds: float = 0.0
-    # METHOD 4.3: the rollouts with a return to compare (a finite teacher score on at least one
-    # response token); the others are out of the margin statistics and the order metrics
-    scored_N: torch.Tensor | None = None
-    dropped_N: torch.Tensor | None = None  # rollouts the greedy margin mask zeroed
+from uniopd.objectives import Need
 
 
 @dataclass
@@ -66,257 +57,267 @@ class UpdateResult:
     trainer_logp_N_T: torch.Tensor | None = None
 
 
-def batch_signals(
-    rows: torch.Tensor,
-    batch: SequenceBatch,
-    old_logp_N_T: torch.Tensor,
-    rewards_N: torch.Tensor,
-    group_ids_N: torch.Tensor,
-    scored: TeacherSignals,
-) -> Signals:
-    """The signals of `rows`: everything per row sliced, rewards and groups whole."""
+@dataclass
+class _Step:
+    """One step's rollout batch as the update walks it: what the caller gave, its micro-batches,
+    pi_old, the advantages, and the totals the first epoch adds up."""
 
-    def take(value: torch.Tensor | None) -> torch.Tensor | None:
-        return None if value is None else value[rows]
-
-    return Signals(
-        rows=rows,
-        mask_N_T=batch.response_mask_N_T[rows],
-        student_logp_N_T=old_logp_N_T[rows],
-        response_ids_N_T=batch.response_ids_N_T[rows],
-        rewards_N=rewards_N,
-        group_ids_N=group_ids_N,
-        teacher_logp_N_T=take(scored.teacher_logp_N_T),
-        teacher_topk_logp_N_T_K=take(scored.teacher_topk_logp_N_T_K),
-        teacher_topk_ids_N_T_K=take(scored.teacher_topk_ids_N_T_K),
-        reference_logp_N_T=take(scored.reference_logp_N_T),
-        special_token_ids=scored.special_token_ids,
+    batch: SequenceBatch
+    scored: TeacherSignals
+    rewards_N: torch.Tensor
+    group_ids_N: torch.Tensor
+    keep_f_N: torch.Tensor  # keep_N as the loss's dtype: a direct loss's row weight
+    teacher_logits: Callable[[torch.Tensor], torch.Tensor] | None
+    chunks: list[torch.Tensor]  # micro-batches' rows, lock-step padding last
+    real: int  # the micro-batches of this process's own; those after them are padding
+    n_global: int  # the loss denominator: every rollout of the step, masked included
+    old_logp_N_T: torch.Tensor
+    trainer_logp_N_T: torch.Tensor | None
+    advantages: Advantages
+    totals: dict[str, float] = field(
+        default_factory=lambda: {
+            "loss": 0.0,
+            "entropy": 0.0,
+            "clip_frac": 0.0,
+            "gap_masked_frac": 0.0,
+        }
     )
+    direct_losses: dict[str, float] = field(default_factory=dict)
 
 
-def compute_advantages(
-    objectives: list,
-    signals: Signals,
-    keep_N: torch.Tensor,
-    calibrator,
-    calibration_correct_N: torch.Tensor,
-) -> Advantages:
-    """Sum of coef * advantage over the advantage objectives; the distillation part calibrated."""
-    mask = signals.mask_N_T
-    distill, distill_mask, other, loss_mask = None, None, torch.zeros_like(mask), mask
-    for _, coef, objective in objectives:
-        if objective.kind != "advantage":
-            continue
-        a, m = objective.advantages(signals)
-        loss_mask = loss_mask * m
-        if objective.distills:
-            distill = coef * a if distill is None else distill + coef * a
-            distill_mask = m if distill_mask is None else distill_mask * m
-        else:
-            other = other + coef * a
-    out = Advantages(other, loss_mask)
-    if distill is not None and distill_mask is not None:  # (set together)
-        out.distill_raw_N_T = out.distill_cal_N_T = distill
-        out.distill_mask_N_T = distill_mask
-        # an empty response or one the teacher left without a finite score has no return: its
-        # zeroed advantages would enter the margin statistics as a return of 0 (METHOD 4.3)
-        out.scored_N = distill_mask.sum(-1) > 0
-        if calibrator is not None:
-            start = time.perf_counter()
-            cal = calibrator.calibrate(
-                distill,
-                distill_mask,
-                calibration_correct_N.masked_fill(~out.scored_N, float("nan")),
-                signals.group_ids_N,
-            )
-            out.calibrate_seconds = time.perf_counter() - start
-            out.distill_cal_N_T, out.calibration = cal.advantages_N_T, cal.metrics
-            out.dropped_N = cal.dropped_N
-        out.values_N_T = out.values_N_T + out.distill_cal_N_T
-    # balanced-out rollouts: loss mask 0, slot in N kept
-    out.mask_N_T = loss_mask * keep_N.to(mask.dtype)[:, None]
-    out.values_N_T = out.values_N_T * out.mask_N_T
-    return out
+class PolicyUpdate:
+    """The policy update, built once per run from what stays fixed between steps (the student,
+    its optimizer, the objectives, the calibrator, the train settings, the precision, the
+    processes) and called once per step on that step's rollout batch and teacher signals."""
 
+    def __init__(
+        self,
+        student,
+        optimizer,
+        objectives: list,
+        train_cfg,
+        *,
+        calibrator=None,
+        precision: Precision | None = None,
+        dist: Dist | None = None,
+    ):
+        """`objectives`: (name, coef, objective) triples; `calibrator`: the margin calibrator, or
+        None for none. With several processes (`dist`), the calibrator sees every process's
+        rollouts. `precision` defaults to fp32."""
+        self.student, self.optimizer, self.train_cfg = student, optimizer, train_cfg
+        self.objectives = objectives
+        self.dist = dist or Dist()
+        # (fp32 neither autocasts nor scales: the device it is given is never read)
+        self.precision = precision or Precision("fp32", next(student.parameters()).device)
+        self.calibrator = calibrate_globally(calibrator, self.dist)
+        self.direct = [(name, coef, o) for name, coef, o in objectives if o.kind == "loss"]
+        self.has_advantage = any(o.kind == "advantage" for _, _, o in objectives)
+        self.full_logits = any(Need.TEACHER_LOGITS in o.needs() for _, _, o in objectives)
+        self.sharded = is_sharded(student)
+        self.scale = gradient_scale(student, self.dist.world)
 
-def calibrate_globally(calibrator, dist: Dist):
-    """The calibrator seeing every process's rollouts (global-scope statistics are global); each
-    process keeps its own rows. Group-scope statistics come out the same either way."""
-    if calibrator is None or not dist.active:
-        return calibrator
+    def __call__(
+        self,
+        batch: SequenceBatch,
+        scored: TeacherSignals,
+        rewards_N: torch.Tensor,
+        group_ids_N: torch.Tensor,
+        keep_N: torch.Tensor,
+        calibration_correct_N: torch.Tensor,
+        teacher_logits: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        *,
+        rollout_logp_N_T: torch.Tensor | None = None,
+    ) -> UpdateResult:
+        """`scored`: the teacher phase's signals (whole batch); `teacher_logits(rows)`: the full
+        teacher logits of a micro-batch, when an objective needs them. With several processes,
+        `batch` is this process's share of whole groups and `group_ids_N` are global.
+        `rollout_logp_N_T`: the rollout engine's log-probs of the sampled tokens, which are pi_old
+        when `train_cfg.old_logp` is "rollout" (one student forward pass fewer per step)."""
+        N = batch.input_ids_N_L.shape[0]
+        chunks, real = self._micro_batches(batch)
+        old_logp, trainer_logp = self._pi_old(batch, chunks, rollout_logp_N_T)
+        everything = torch.arange(N, device=batch.input_ids_N_L.device)
+        adv = compute_advantages(
+            self.objectives,
+            batch_signals(everything, batch, old_logp, rewards_N, group_ids_N, scored),
+            keep_N,
+            self.calibrator,
+            calibration_correct_N,
+        )
+        s = _Step(
+            batch,
+            scored,
+            rewards_N,
+            group_ids_N,
+            keep_N.to(old_logp.dtype),
+            teacher_logits,
+            chunks,
+            real,
+            N * self.dist.world,
+            old_logp,
+            trainer_logp,
+            adv,
+            direct_losses={name: 0.0 for name, _, _ in self.direct},
+        )
+        grad_norm = 0.0
+        for epoch in range(self.train_cfg.epochs):
+            for k, c in enumerate(s.chunks):
+                self._micro_batch(s, epoch, k, c)
+            grad_norm = self._optimizer_step()
+        return self._result(s, grad_norm)
 
-    class Global:
-        def calibrate(self, advantages_N_T, mask_N_T, correct_N, group_ids_N) -> Calibration:
-            n, t = advantages_N_T.shape
-            mine = slice(dist.rank * n, (dist.rank + 1) * n)
-            cal = calibrator.calibrate(
-                dist.gather_rows(advantages_N_T),
-                dist.gather_rows(mask_N_T),
-                dist.gather_rows(correct_N),
-                dist.gather_rows(group_ids_N),
-            )
-            dropped = None if cal.dropped_N is None else cal.dropped_N[mine]
-            return Calibration(cal.advantages_N_T[mine, :t], dropped, cal.metrics)
+    def _micro_batches(self, batch: SequenceBatch) -> tuple[list[torch.Tensor], int]:
+        """The micro-batches' rows, and how many are this process's own: a sharded student's
+        forward is a collective, so every process runs the same number, the extra ones repeating
+        the last micro-batch with weight 0."""
+        cfg = self.train_cfg
+        rows_cap = cfg.micro_batch_size
+        if self.full_logits:  # bounds the teacher's [n, T, V] logits
+            rows_cap = min(rows_cap or batch.input_ids_N_L.shape[0], cfg.logits_micro_batch_size)
+        chunks = micro_batches(batch, rows_cap, cfg.max_tokens_per_micro_batch)
+        real = len(chunks)
+        if self.sharded:
+            chunks += [chunks[-1]] * (int(self.dist.max(len(chunks))) - len(chunks))
+        return chunks, real
 
-    return Global()
+    def _rows(self, batch: SequenceBatch, c: torch.Tensor) -> SequenceBatch:
+        """Direct losses read the student's full logits and the signals at full width; the
+        advantage path needs only the sampled tokens' log-probs, over the micro-batch's own
+        columns."""
+        return batch.rows(c) if self.direct else batch.rows(c).trimmed()
 
-
-def policy_update(
-    student,
-    optimizer,
-    batch: SequenceBatch,
-    objectives: list,
-    scored: TeacherSignals,
-    rewards_N: torch.Tensor,
-    group_ids_N: torch.Tensor,
-    keep_N: torch.Tensor,
-    calibrator,
-    calibration_correct_N: torch.Tensor,
-    train_cfg,
-    teacher_logits: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    *,
-    precision: Precision | None = None,
-    dist: Dist | None = None,
-    rollout_logp_N_T: torch.Tensor | None = None,
-) -> UpdateResult:
-    """`scored`: the teacher phase's signals (whole batch); `teacher_logits(rows)`: the full
-    teacher logits of a micro-batch, when an objective needs them. With several processes
-    (`dist`), `batch` is this process's share of whole groups and `group_ids_N` are global.
-    `rollout_logp_N_T`: the rollout engine's log-probs of the sampled tokens, which are pi_old
-    when `train_cfg.old_logp` is "rollout" (one student forward pass fewer per step)."""
-    dist = dist or Dist()
-    device = batch.input_ids_N_L.device
-    precision = precision or Precision("fp32", device)
-    N = batch.input_ids_N_L.shape[0]
-    n_global = N * dist.world  # the loss denominator: every rollout of the step, masked included
-    rows_cap = train_cfg.micro_batch_size
-    full_logits = any(Need.TEACHER_LOGITS in o.needs() for _, _, o in objectives)
-    if full_logits:  # bounds the teacher's [n, T, V] logits
-        rows_cap = min(rows_cap or N, train_cfg.logits_micro_batch_size)
-    direct = [(name, coef, o) for name, coef, o in objectives if o.kind == "loss"]
-    chunk = train_cfg.logprob_chunk_tokens
-    # direct losses read the student's full logits and the signals at full width; the advantage
-    # path needs only the sampled tokens' log-probs, over each micro-batch's own columns
-    chunks = micro_batches(batch, rows_cap, train_cfg.max_tokens_per_micro_batch)
-    sharded = is_sharded(student)
-    scale = gradient_scale(student, dist.world)
-    real = len(chunks)
-    if sharded:  # every forward is a collective: the same number on every process, the extra
-        # ones repeat the last micro-batch with weight 0
-        chunks += [chunks[-1]] * (int(dist.max(len(chunks))) - len(chunks))
-
-    def rows(c: torch.Tensor) -> SequenceBatch:
-        return batch.rows(c) if direct else batch.rows(c).trimmed()
-
-    from_rollout = train_cfg.old_logp == "rollout"
-    trainer_logp = None
-    if from_rollout and rollout_logp_N_T is not None:
-        # the sampler's own log-probs: off from the trainer's by the rollout/trainer mismatch
-        # (logged), which the PPO ratio then sees from the first epoch on
-        old_logp = rollout_logp_N_T.to(device=device, dtype=torch.float32)
-        old_logp = old_logp * batch.response_mask_N_T
-        trainer_logp = torch.zeros_like(old_logp)  # filled by the first epoch's forward passes
-    else:
+    def _pi_old(
+        self,
+        batch: SequenceBatch,
+        chunks: list[torch.Tensor],
+        rollout_logp_N_T: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """pi_old's log-probs of the sampled tokens `[N, T]`, and, when they came from the
+        rollout engine, a buffer for the trainer's own (filled by the first epoch)."""
+        device = batch.input_ids_N_L.device
+        if self.train_cfg.old_logp == "rollout" and rollout_logp_N_T is not None:
+            # the sampler's own log-probs: off from the trainer's by the rollout/trainer mismatch
+            # (logged), which the PPO ratio then sees from the first epoch on
+            old_logp = rollout_logp_N_T.to(device=device, dtype=torch.float32)
+            old_logp = old_logp * batch.response_mask_N_T
+            return old_logp, torch.zeros_like(old_logp)
         old_logp = torch.zeros(batch.response_mask_N_T.shape, device=device)
-        with torch.no_grad(), precision.autocast():
+        with torch.no_grad(), self.precision.autocast():
             for c in chunks:
-                sub = rows(c)
+                sub = self._rows(batch, c)
                 old_logp[c, : sub.response_mask_N_T.shape[1]] = response_logprobs(
-                    student, sub, chunk_tokens=chunk
+                    self.student, sub, chunk_tokens=self.train_cfg.logprob_chunk_tokens
                 )  # a repeated micro-batch writes the same values again
-    everything = torch.arange(N, device=device)
-    adv = compute_advantages(
-        objectives,
-        batch_signals(everything, batch, old_logp, rewards_N, group_ids_N, scored),
-        keep_N,
-        calibrate_globally(calibrator, dist),
-        calibration_correct_N,
-    )
-    has_advantage = any(o.kind == "advantage" for _, _, o in objectives)
-    teacher_logp = scored.teacher_logp_N_T
-    keep_f = keep_N.to(old_logp.dtype)
+        return old_logp, None
 
-    totals = {"loss": 0.0, "entropy": 0.0, "clip_frac": 0.0, "gap_masked_frac": 0.0}
-    direct_losses = {name: 0.0 for name, _, _ in direct}
-    grad_norm = 0.0
-    for epoch in range(train_cfg.epochs):
-        for k, c in enumerate(chunks):
-            padding = k >= real  # lock-step padding of a sharded student: no gradient, no totals
-            sub = rows(c)
-            w = sub.response_mask_N_T.shape[1]
-            with precision.autocast():
-                if direct:
-                    logits = response_logits(student, sub)
-                    logp, entropy = sampled_logprobs(
-                        logits, sub.response_ids_N_T, with_entropy=True
-                    )
-                else:
-                    logits = None
-                    logp, entropy = response_logprobs(
-                        student, sub, with_entropy=True, chunk_tokens=chunk
-                    )
-            if trainer_logp is not None and epoch == 0:
-                trainer_logp[c, :w] = logp.detach().float()
-            loss = torch.zeros((), device=logp.device)
-            st = {"clip_frac": 0.0, "gap_masked_frac": 0.0}
-            if has_advantage:
-                loss, st = ppo_clip_loss(
-                    logp,
-                    old_logp[c, :w],
-                    adv.values_N_T[c, :w],
-                    adv.mask_N_T[c, :w],
-                    clip_low=train_cfg.clip_low,
-                    clip_high=train_cfg.clip_high,
-                    teacher_logp=None if teacher_logp is None else teacher_logp[c, :w],
-                    gap_threshold=train_cfg.logp_gap_mask,
-                    num_rollouts=n_global,
-                )
-            if direct:
-                s = batch_signals(c, batch, old_logp, rewards_N, group_ids_N, scored)
-                if full_logits:
-                    assert teacher_logits is not None, "an objective needs full teacher logits"
-                    s.teacher_logits_N_T_V = teacher_logits(c)
-                for name, coef, objective in direct:
-                    per_token, m = objective.loss(s, logits)
-                    term = rollout_mean_loss(per_token, m * keep_f[c][:, None], n_global)
-                    loss = loss + coef * term
-                    if epoch == 0 and not padding:
-                        direct_losses[name] += float(term.detach())
-                s.teacher_logits_N_T_V = None  # gone with this micro-batch once its backward ran
-            if padding:
-                precision.backward(loss * 0.0)
-                continue
-            precision.backward(loss * scale)
-            share = len(c) / n_global
-            # the clip acts from the second epoch on (rho == 1 in the first, unless pi_old is
-            # the rollout engine's): average over all
-            totals["clip_frac"] += st["clip_frac"] * share / train_cfg.epochs
-            if epoch == 0:
-                totals["loss"] += loss.item()
-                totals["entropy"] += float((entropy * sub.response_mask_N_T).sum())
-                totals["gap_masked_frac"] += st["gap_masked_frac"] * share
+    def _micro_batch(self, s: _Step, epoch: int, k: int, c: torch.Tensor) -> None:
+        """Forward, loss and backward of micro-batch `c` (rows) in `epoch`."""
+        padding = k >= s.real  # lock-step padding of a sharded student: no gradient, no totals
+        sub = self._rows(s.batch, c)
+        w = sub.response_mask_N_T.shape[1]
+        logits, logp, entropy = self._forward(sub)
+        if s.trainer_logp_N_T is not None and epoch == 0:
+            s.trainer_logp_N_T[c, :w] = logp.detach().float()
+        loss, st = self._surrogate(s, c, w, logp)
+        if self.direct:
+            loss = self._add_direct_losses(s, c, logits, loss, epoch == 0 and not padding)
+        if padding:
+            self.precision.backward(loss * 0.0)
+            return
+        self.precision.backward(loss * self.scale)
+        share = len(c) / s.n_global
+        # the clip acts from the second epoch on (rho == 1 in the first, unless pi_old is the
+        # rollout engine's): average over all
+        s.totals["clip_frac"] += st["clip_frac"] * share / self.train_cfg.epochs
+        if epoch == 0:
+            s.totals["loss"] += loss.item()
+            s.totals["entropy"] += float((entropy * sub.response_mask_N_T).sum())
+            s.totals["gap_masked_frac"] += st["gap_masked_frac"] * share
+
+    def _forward(self, sub: SequenceBatch):
+        """(full logits `[n, T, V]` when a direct loss reads them, else None; the sampled tokens'
+        log-probs `[n, T]`; their entropy `[n, T]`), under the run's precision."""
+        with self.precision.autocast():
+            if self.direct:
+                logits = response_logits(self.student, sub)
+                logp, entropy = sampled_logprobs(logits, sub.response_ids_N_T, with_entropy=True)
+                return logits, logp, entropy
+            logp, entropy = response_logprobs(
+                self.student,
+                sub,
+                with_entropy=True,
+                chunk_tokens=self.train_cfg.logprob_chunk_tokens,
+            )
+            return None, logp, entropy
+
+    def _surrogate(
+        self, s: _Step, c: torch.Tensor, w: int, logp: torch.Tensor
+    ) -> tuple[torch.Tensor, dict]:
+        """The PPO-clip surrogate on the advantages of rows `c` (their first `w` columns)."""
+        if not self.has_advantage:
+            return torch.zeros((), device=logp.device), {"clip_frac": 0.0, "gap_masked_frac": 0.0}
+        cfg, teacher_logp = self.train_cfg, s.scored.teacher_logp_N_T
+        return ppo_clip_loss(
+            logp,
+            s.old_logp_N_T[c, :w],
+            s.advantages.values_N_T[c, :w],
+            s.advantages.mask_N_T[c, :w],
+            clip_low=cfg.clip_low,
+            clip_high=cfg.clip_high,
+            teacher_logp=None if teacher_logp is None else teacher_logp[c, :w],
+            gap_threshold=cfg.logp_gap_mask,
+            num_rollouts=s.n_global,
+        )
+
+    def _add_direct_losses(
+        self, s: _Step, c: torch.Tensor, logits, loss: torch.Tensor, record: bool
+    ) -> torch.Tensor:
+        """`loss` plus each weighted direct loss of rows `c`, added one by one; `record`: add
+        each to the step's direct-loss totals."""
+        signals = batch_signals(c, s.batch, s.old_logp_N_T, s.rewards_N, s.group_ids_N, s.scored)
+        if self.full_logits:
+            assert s.teacher_logits is not None, "an objective needs full teacher logits"
+            signals.teacher_logits_N_T_V = s.teacher_logits(c)
+        for name, coef, objective in self.direct:
+            per_token, m = objective.loss(signals, logits)
+            term = rollout_mean_loss(per_token, m * s.keep_f_N[c][:, None], s.n_global)
+            loss = loss + coef * term
+            if record:
+                s.direct_losses[name] += float(term.detach())
+        signals.teacher_logits_N_T_V = None  # gone with this micro-batch once its backward ran
+        return loss
+
+    def _optimizer_step(self) -> float:
+        """Gradients summed over processes, unscaled, clipped, stepped and cleared; the gradient
+        norm before clipping (0 when not clipping)."""
         # read now, not before the passes: a sharded student swaps its registered parameters
         # between sharded and whole ones around forward and backward
-        params = [p for p in student.parameters() if p.requires_grad]
-        if not sharded:  # (a sharded student's gradients were reduced in its backward)
-            dist.sum_grads(params)  # still scaled (fp16): every process then skips or steps alike
-        precision.unscale(optimizer)
-        if train_cfg.max_grad_norm > 0:
-            norm = torch.nn.utils.clip_grad_norm_(params, train_cfg.max_grad_norm)
+        params = [p for p in self.student.parameters() if p.requires_grad]
+        if not self.sharded:  # (a sharded student's gradients were reduced in its backward)
+            # still scaled (fp16): every process then skips or steps alike
+            self.dist.sum_grads(params)
+        self.precision.unscale(self.optimizer)
+        grad_norm = 0.0
+        if self.train_cfg.max_grad_norm > 0:
+            norm = torch.nn.utils.clip_grad_norm_(params, self.train_cfg.max_grad_norm)
             grad_norm = float(local_value(norm))  # (a sharded student's norm is a DTensor)
-        precision.step(optimizer)
-        optimizer.zero_grad(set_to_none=True)
-    totals = {k: dist.sum(v) for k, v in totals.items()}
-    direct_losses = {k: dist.sum(v) for k, v in direct_losses.items()}
-    n_tok = max(dist.sum(float(batch.response_mask_N_T.sum())), 1.0)
-    return UpdateResult(
-        totals["loss"],
-        totals["entropy"] / n_tok,
-        totals["clip_frac"],
-        totals["gap_masked_frac"],
-        grad_norm,
-        old_logp,
-        adv,
-        direct_losses,
-        trainer_logp,
-    )
+        self.precision.step(self.optimizer)
+        self.optimizer.zero_grad(set_to_none=True)
+        return grad_norm
+
+    def _result(self, s: _Step, grad_norm: float) -> UpdateResult:
+        """The step's totals summed over processes; entropy per response token."""
+        totals = {k: self.dist.sum(v) for k, v in s.totals.items()}
+        direct_losses = {k: self.dist.sum(v) for k, v in s.direct_losses.items()}
+        n_tok = max(self.dist.sum(float(s.batch.response_mask_N_T.sum())), 1.0)
+        return UpdateResult(
+            totals["loss"],
+            totals["entropy"] / n_tok,
+            totals["clip_frac"],
+            totals["gap_masked_frac"],
+            grad_norm,
+            s.old_logp_N_T,
+            s.advantages,
+            direct_losses,
+            s.trainer_logp_N_T,
+        )
