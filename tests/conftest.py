@@ -14,6 +14,94 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_MODE", "disabled")
 
+# The tiers (pyproject.toml's markers). A plain `pytest` is the quick tier: units, algorithms,
+# config, contracts and short loops on random 2-layer models. `--full` adds the tests that train
+# or build a tiny-world model, run a sweep, or are slow for another reason; CI runs `--full`.
+TIERS = ("world", "sweep", "slow")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--full",
+        action="store_true",
+        help="run every tier (world, sweep, slow), as CI does; a plain pytest runs the quick tier",
+    )
+
+
+def tier_of(item) -> str:
+    return next((t for t in TIERS if item.get_closest_marker(t)), "quick")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:  # a <property name="tier"> in --junitxml (benchmarks/test_tiers.py reads it)
+        item.user_properties.append(("tier", tier_of(item)))
+    if config.getoption("--full") or config.option.markexpr:
+        return  # everything, or the tiers an explicit -m expression picks
+    quick, later = [], []
+    for item in items:
+        (quick if tier_of(item) == "quick" else later).append(item)
+    if later:
+        config.hook.pytest_deselected(items=later)
+        items[:] = quick
+
+
+def pytest_report_header(config):
+    if not (config.getoption("--full") or config.option.markexpr):
+        return "quick tier: tests marked world, sweep or slow are left out (--full runs them)"
+    return None
+
+
+def tiny_experiment_dict(student, teachers, data, root, **overrides) -> dict:
+    """The experiment dict of a tiny CPU run, with `overrides` deep-merged into it (the tests'
+    experiments state only what differs; see the `tiny_experiment` fixture)."""
+    cfg = {
+        "name": "tiny",
+        "device": "cpu",
+        "student": student if isinstance(student, dict) else str(student),
+        "teachers": (
+            {domain: str(ref) for domain, ref in teachers.items()}
+            if isinstance(teachers, dict)
+            else {"math": str(teachers)}
+        ),
+        "data": data if isinstance(data, dict) else {"train": [str(source) for source in data]},
+        "rollout": {"group_size": 2, "prompts_per_batch": 2, "max_new_tokens": 6},
+        "train": {"steps": 2, "warmup_steps": 0},
+        "eval": {"every": 0, "n_samples": 1, "max_prompts_per_domain": 2},
+        "output": {"progress": False} if root is None else {"root": str(root), "progress": False},
+    }
+    return _merged(cfg, overrides)
+
+
+def _merged(base: dict, overrides: dict) -> dict:
+    out = dict(base)
+    for key, value in overrides.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_experiment():
+    """tiny_experiment(student, teachers, data, root, **overrides) -> the experiment dict of a
+    tiny CPU run, for ExperimentConfig.model_validate or a YAML file:
+
+        {"name": "tiny", "device": "cpu", "student": str(student), "teachers": ..., "data": ...,
+         "rollout": {"group_size": 2, "prompts_per_batch": 2, "max_new_tokens": 6},
+         "train": {"steps": 2, "warmup_steps": 0},
+         "eval": {"every": 0, "n_samples": 1, "max_prompts_per_domain": 2},
+         "output": {"root": str(root), "progress": False}}
+
+    `student`: a path (or a dict, kept as given); `teachers`: {domain: path} (or one path, the
+    math teacher); `data`: a dict kept as given, or a list of train sources; `root`: the output
+    root (None: no root). Each override is deep-merged: a dict updates the section it names (new
+    sections are added, e.g. seed=3 or tracking={"wandb": "disabled"}), any other value replaces,
+    and None leaves the key out (eval=None: no eval section; train={"warmup_steps": None})."""
+    return tiny_experiment_dict
+
 
 @pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory):
@@ -125,21 +213,19 @@ def method_runs(coin, tmp_path_factory):
     }
     try:
         for name, sections in kinds.items():
-            cfg = {
-                "name": name,
-                "seed": 0,
-                "device": "cpu",
-                "student": str(coin["student"]),
-                "teachers": {"math": str(coin["teacher"])},
-                "data": {"train": [str(coin["data"])], "eval": [str(coin["data"])]},
-                "rollout": {"group_size": 4, "prompts_per_batch": 4, "max_new_tokens": 6},
-                "train": {"steps": 2, "lr": 1e-4, "warmup_steps": 0},
-                "eval": {"every": 1, "n_samples": 1, "max_prompts_per_domain": 4},
-                "output": {"root": str(root / "runs"), "progress": False},
-                "tracking": {"wandb": "disabled"},
-                **sections,
-            }
-            cfg = ExperimentConfig.model_validate(cfg)
+            cfg = tiny_experiment_dict(  # the sections replace the base's (tracking for OPD)
+                coin["student"],
+                coin["teacher"],
+                {"train": [str(coin["data"])], "eval": [str(coin["data"])]},
+                root / "runs",
+                name=name,
+                seed=0,
+                rollout={"group_size": 4, "prompts_per_batch": 4},
+                train={"lr": 1e-4},
+                eval={"every": 1, "max_prompts_per_domain": 4},
+                tracking={"wandb": "disabled"},
+            )
+            cfg = ExperimentConfig.model_validate({**cfg, **sections})
             run = RunDir.create(cfg.output.root, cfg.name)
             save_resolved(cfg, run.path / "config.yaml")
             prepare(make_plan(cfg), run).train()

@@ -172,7 +172,8 @@ def test_report_loads_in_headless_chromium_without_console_errors(study, tmp_pat
     assert dom.count("<img") == 7 and "t-opd-s9" in dom  # every figure; the left-out run is named
 
 
-def test_sweep_figure_from_a_real_sweep(coin, tmp_path, monkeypatch):
+@pytest.mark.sweep  # a grid sweep of four trials
+def test_sweep_figure_from_a_real_sweep(tiny_experiment, coin, tmp_path, monkeypatch):
     import yaml
 
     monkeypatch.chdir(tmp_path)
@@ -181,18 +182,16 @@ def test_sweep_figure_from_a_real_sweep(coin, tmp_path, monkeypatch):
     base.write_text(
         "# b.yaml — sweep figure test\n"
         + yaml.safe_dump(
-            {
-                "name": "b",
-                "device": "cpu",
-                "student": str(coin["student"]),
-                "teachers": {"math": str(coin["teacher"])},
-                "data": {"train": [str(coin["data"])], "eval": [str(coin["data"])]},
-                "rollout": {"group_size": 4, "prompts_per_batch": 2, "max_new_tokens": 8},
-                "train": {"steps": 2, "warmup_steps": 0},
-                "eval": {"every": 1, "n_samples": 1},
-                "calibration": {"margin_shift": True},
-                "output": {"progress": False},
-            }
+            tiny_experiment(
+                coin["student"],
+                coin["teacher"],
+                {"train": [str(coin["data"])], "eval": [str(coin["data"])]},
+                None,
+                name="b",
+                rollout={"group_size": 4, "max_new_tokens": 8},
+                eval={"every": 1, "max_prompts_per_domain": None},
+                calibration={"margin_shift": True},
+            )
         )
     )
     sweep = tmp_path / "s.yaml"

@@ -391,7 +391,7 @@ def _measured(run) -> float:
     return sum(values) / len(values)
 
 
-@pytest.mark.slow  # builds the smoke world twice (two teacher flaws) and trains 13 tiny runs
+@pytest.mark.world  # builds the smoke world twice (two teacher flaws) and trains 13 tiny runs
 def test_study_figures_and_claims_from_real_runs(study, tmp_path):
     from uniopd.commands.cli import main
 

@@ -19,6 +19,7 @@ def _run(*args):
     return done.stdout
 
 
+@pytest.mark.slow  # a benchmark script in a fresh Python process
 def test_gpu_step_benchmark_runs_its_steps_on_the_cpu(tmp_path):
     out = _run(BENCH / "gpu_step.py", "--tiny", "--json", tmp_path / "g.json")
     figures = json.loads((tmp_path / "g.json").read_text())
@@ -28,6 +29,7 @@ def test_gpu_step_benchmark_runs_its_steps_on_the_cpu(tmp_path):
     assert "summary " in out
 
 
+@pytest.mark.slow  # a benchmark script in a fresh Python process
 def test_logprob_memory_benchmark_reports_both_variants():
     out = _run(
         BENCH / "logprob_memory.py",
@@ -43,7 +45,7 @@ def test_logprob_memory_benchmark_reports_both_variants():
     assert "naive " in out and "chunked " in out and out.count("naive / chunked peak memory") == 2
 
 
-@pytest.mark.slow  # three training loops end to end (TRL's among them) on the tiny world
+@pytest.mark.world  # three training loops end to end (TRL's among them) on the tiny world
 def test_vs_trl_benchmark_runs_all_three_loops_interleaved(tmp_path):
     out = _run(BENCH / "vs_trl.py", "--tiny", "--json", tmp_path / "v.json")
     figures = json.loads((tmp_path / "v.json").read_text())
@@ -59,6 +61,7 @@ def test_vs_trl_benchmark_runs_all_three_loops_interleaved(tmp_path):
     assert "ratio uniopd/trl-dist" in out and "summary " in out
 
 
+@pytest.mark.slow  # a benchmark script in a fresh Python process
 def test_teacher_server_benchmark_scores_through_a_real_server(tmp_path):
     out = _run(BENCH / "teacher_server.py", "--tiny", "--json", tmp_path / "t.json")
     figures = json.loads((tmp_path / "t.json").read_text())
@@ -67,6 +70,7 @@ def test_teacher_server_benchmark_scores_through_a_real_server(tmp_path):
     assert "served / in-process throughput" in out
 
 
+@pytest.mark.slow  # a benchmark script in a fresh Python process
 def test_rollout_speed_benchmark_times_hf_and_hf_paged(tmp_path):
     out = _run(BENCH / "rollout_speed.py", "--tiny", "--json", tmp_path / "r.json")
     figures = json.loads((tmp_path / "r.json").read_text())
@@ -74,6 +78,7 @@ def test_rollout_speed_benchmark_times_hf_and_hf_paged(tmp_path):
     assert "summary " in out
 
 
+@pytest.mark.slow  # a benchmark script in a fresh Python process
 def test_grading_benchmarks_grade_and_regrade(tmp_path):
     out = json.loads(_run(BENCH / "grading_throughput.py", "--programs", "16", "--rounds", "1"))
     assert out["programs"] == 16 and out["programs_per_s"][0] > 0
@@ -94,6 +99,7 @@ def test_grading_benchmarks_grade_and_regrade(tmp_path):
     assert (again["rows"], again["changed"]) == (2, 0)
 
 
+@pytest.mark.slow  # a benchmark script in a fresh Python process
 def test_board_cost_benchmark_times_the_mirror():
     out = _run(BENCH / "board_cost.py", "--steps", "20")
     mirror = json.loads(out.splitlines()[0])["mirror"]

@@ -84,7 +84,7 @@ def test_broken_checkpoint_is_a_clear_error(workdir, capsys, make_checkpoint):
     assert "broken" in capsys.readouterr().err
 
 
-@pytest.mark.slow  # builds a smoke-sized tiny world
+@pytest.mark.world  # builds a smoke-sized tiny world
 def test_smoke_world_end_to_end(workdir, monkeypatch, capsys):
     monkeypatch.setenv("UNIOPD_WORLD", "smoke")
     monkeypatch.setenv("UNIOPD_HOME", str(workdir / "home"))

@@ -63,30 +63,25 @@ def _state(path):
     return load_file(str(Path(path) / "model.safetensors"))
 
 
-def _experiment(tmp_path, student, teacher):
-    cfg = {
-        "name": "dp",
-        "seed": 3,
-        "device": "cpu",
-        "student": str(student),
-        "teachers": {"math": str(teacher), "code": str(teacher)},
-        "data": {
+def _experiment(tiny_experiment, tmp_path, student, teacher):
+    cfg = tiny_experiment(
+        student,
+        {"math": teacher, "code": teacher},
+        {
             "train": ["builtin:math/train", "builtin:code/train"],
             "eval": ["builtin:math/test"],
             "limit": 12,
         },
-        "rollout": {"group_size": 4, "prompts_per_batch": 4, "max_new_tokens": 8},
-        "train": {"steps": 6, "lr": 1e-3, "warmup_steps": 1},
-        "balance": {"online": {"enabled": True, "scope": "global"}},
-        "calibration": {"margin_shift": True, "scope": "global"},
-        "eval": {"every": 3, "n_samples": 2, "max_prompts_per_domain": 3},
-        "output": {
-            "root": str(tmp_path / "runs"),
-            "progress": False,
-            "checkpoint_every": 2,
-            "keep_checkpoints": 5,
-        },
-    }
+        tmp_path / "runs",
+        name="dp",
+        seed=3,
+        rollout={"group_size": 4, "prompts_per_batch": 4, "max_new_tokens": 8},
+        train={"steps": 6, "lr": 1e-3, "warmup_steps": 1},
+        balance={"online": {"enabled": True, "scope": "global"}},
+        calibration={"margin_shift": True, "scope": "global"},
+        eval={"every": 3, "n_samples": 2, "max_prompts_per_domain": 3},
+        output={"checkpoint_every": 2, "keep_checkpoints": 5},
+    )
     path = tmp_path / "dp.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -114,8 +109,10 @@ def _workers(launcher_pid):
     return found
 
 
-def test_two_process_run_survives_a_dead_worker_and_resumes_exactly(tmp_path, make_checkpoint):
-    exp = _experiment(tmp_path, make_checkpoint(11), make_checkpoint(12))
+def test_two_process_run_survives_a_dead_worker_and_resumes_exactly(
+    tiny_experiment, tmp_path, make_checkpoint
+):
+    exp = _experiment(tiny_experiment, tmp_path, make_checkpoint(11), make_checkpoint(12))
     cli = [sys.executable, "-m", "uniopd.commands.cli", "run", str(exp), "--nproc", "2"]
     whole = subprocess.run(cli, env=ENV, capture_output=True, text=True, timeout=600)
     assert whole.returncode == 0, whole.stderr[-3000:]
@@ -168,14 +165,16 @@ def _status(pid):
         return b"zombie"
 
 
-def test_sharded_student_run_saves_plain_hf_checkpoints_and_resumes(tmp_path, make_checkpoint):
+def test_sharded_student_run_saves_plain_hf_checkpoints_and_resumes(
+    tiny_experiment, tmp_path, make_checkpoint
+):
     """train.fsdp: the student sharded over 2 processes; its checkpoints load as plain HF models,
     and a run resumed from one ends where the uninterrupted run did."""
     import shutil
 
     from transformers import AutoModelForCausalLM
 
-    exp = _experiment(tmp_path, make_checkpoint(11), make_checkpoint(12))
+    exp = _experiment(tiny_experiment, tmp_path, make_checkpoint(11), make_checkpoint(12))
     cfg = yaml.safe_load(exp.read_text())
     cfg["train"] = {**cfg["train"], "steps": 4, "fsdp": True}
     cfg["eval"]["every"] = 2
@@ -216,10 +215,12 @@ def test_sharded_student_run_saves_plain_hf_checkpoints_and_resumes(tmp_path, ma
     assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
 
 
-def test_accelerate_launch_of_uniopd_run_makes_one_run_directory(tmp_path, make_checkpoint):
+def test_accelerate_launch_of_uniopd_run_makes_one_run_directory(
+    tiny_experiment, tmp_path, make_checkpoint
+):
     """`accelerate launch --num_processes 2 -m uniopd run FILE`, without --nproc: the first process
     makes the run directory and the other trains into the same one."""
-    exp = _experiment(tmp_path, make_checkpoint(11), make_checkpoint(12))
+    exp = _experiment(tiny_experiment, tmp_path, make_checkpoint(11), make_checkpoint(12))
     cfg = yaml.safe_load(exp.read_text())
     cfg["train"]["steps"] = 2
     cfg["output"]["checkpoint_every"] = 0

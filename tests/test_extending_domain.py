@@ -108,22 +108,23 @@ def test_the_new_domain_is_registered_and_graded(parity_domain):
     assert get_verifier("parity").grade([p], ["\\boxed{odd}"]) == [1.0]
 
 
-def test_a_new_domain_trains_and_reports_its_accuracy(parity_domain, make_checkpoint, tmp_path):
+def test_a_new_domain_trains_and_reports_its_accuracy(
+    tiny_experiment, parity_domain, make_checkpoint, tmp_path
+):
     cfg = ExperimentConfig.model_validate(
-        {
-            "name": "parity",
-            "seed": 3,
-            "device": "cpu",
-            "student": str(make_checkpoint(41)),
-            "teachers": {"parity": str(make_checkpoint(42))},
-            "data": {"train": ["parity:train"], "eval": ["parity:test"]},
-            "method": {"name": "opd"},
-            "rollout": {"group_size": 2, "prompts_per_batch": 4, "max_new_tokens": 8},
-            "train": {"steps": 2, "lr": 1e-3, "warmup_steps": 1},
-            "eval": {"every": 2, "n_samples": 1, "pass_k": [1], "max_prompts_per_domain": 4},
-            "tracking": {"wandb": "disabled"},
-            "output": {"root": str(tmp_path), "progress": False},
-        }
+        tiny_experiment(
+            make_checkpoint(41),
+            {"parity": make_checkpoint(42)},
+            {"train": ["parity:train"], "eval": ["parity:test"]},
+            tmp_path,
+            name="parity",
+            seed=3,
+            method={"name": "opd"},
+            rollout={"prompts_per_batch": 4, "max_new_tokens": 8},
+            train={"lr": 1e-3, "warmup_steps": 1},
+            eval={"every": 2, "pass_k": [1], "max_prompts_per_domain": 4},
+            tracking={"wandb": "disabled"},
+        )
     )
     run, final = start_run(cfg)
     metrics = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]

@@ -7,30 +7,29 @@ import yaml
 from uniopd.commands.cli import main
 
 
-def _write(folder, name, student, teacher, runs, **extra):
-    cfg = {
-        "name": name,
-        "device": "cpu",
-        "student": str(student),
-        "teachers": {"math": str(teacher), "code": str(teacher)},
-        "data": {"train": ["builtin:math/train"], "eval": ["builtin:math/test"], "limit": 8},
-        "rollout": {"group_size": 2, "prompts_per_batch": 2, "max_new_tokens": 6},
-        "train": {"steps": 1, "warmup_steps": 0},
-        "eval": {"every": 0, "n_samples": 1, "max_prompts_per_domain": 2},
-        "output": {"root": str(runs), "progress": False},
+def _write(tiny_experiment, folder, name, student, teacher, runs, **extra):
+    cfg = tiny_experiment(
+        student,
+        {"math": teacher, "code": teacher},
+        {"train": ["builtin:math/train"], "eval": ["builtin:math/test"], "limit": 8},
+        runs,
+        name=name,
+        train={"steps": 1},
         **extra,
-    }
+    )
     path = folder / f"{name}.yaml"
     path.write_text(f"# {name}.yaml — test\n" + yaml.safe_dump(cfg))
     return path
 
 
-def test_group_runs_every_file_and_seed_then_skips_finished_ones(tmp_path, make_checkpoint, capsys):
+def test_group_runs_every_file_and_seed_then_skips_finished_ones(
+    tiny_experiment, tmp_path, make_checkpoint, capsys
+):
     folder, runs = tmp_path / "study", tmp_path / "runs"
     folder.mkdir()
     s, t = make_checkpoint(11), make_checkpoint(12)
-    _write(folder, "a", s, t, runs)
-    _write(folder, "b", s, t, runs, calibration={"margin_shift": True})
+    _write(tiny_experiment, folder, "a", s, t, runs)
+    _write(tiny_experiment, folder, "b", s, t, runs, calibration={"margin_shift": True})
     (folder / "_partial.yaml").write_text("# a partial base, not a run\nseed: 3\n")
     assert main(["group", str(folder), "--seeds", "0", "1"]) == 0
     made = sorted(p.name for p in runs.iterdir())
@@ -72,22 +71,25 @@ def test_a_run_finished_under_a_second_name_counts_as_complete(tmp_path):
     assert not is_complete(cfg)
 
 
-def test_a_bad_file_stops_the_group_before_any_run(tmp_path, make_checkpoint, capsys):
+def test_a_bad_file_stops_the_group_before_any_run(
+    tiny_experiment, tmp_path, make_checkpoint, capsys
+):
     folder, runs = tmp_path / "study", tmp_path / "runs"
     folder.mkdir()
     s, t = make_checkpoint(11), make_checkpoint(12)
-    _write(folder, "a", s, t, runs)
-    _write(folder, "z", s, t, runs, calibration={"margin_shift": True, "margin_mask": True})
+    _write(tiny_experiment, folder, "a", s, t, runs)
+    calibration = {"margin_shift": True, "margin_mask": True}
+    _write(tiny_experiment, folder, "z", s, t, runs, calibration=calibration)
     assert main(["group", str(folder), "--seeds", "0"]) == 2
     err = capsys.readouterr().err
     assert "z.yaml" in err and "margin_mask" in err
     assert not runs.exists()
 
 
-def test_group_overrides_apply_to_every_run(tmp_path, make_checkpoint):
+def test_group_overrides_apply_to_every_run(tiny_experiment, tmp_path, make_checkpoint):
     folder, runs = tmp_path / "study", tmp_path / "runs"
     folder.mkdir()
-    path = _write(folder, "a", make_checkpoint(11), make_checkpoint(12), runs)
+    path = _write(tiny_experiment, folder, "a", make_checkpoint(11), make_checkpoint(12), runs)
     assert main(["group", str(path), "--seeds", "4", "--set", "train.steps=2"]) == 0
     metrics = (runs / "a-s4" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(m)["step"] for m in metrics] == [1, 2]

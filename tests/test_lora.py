@@ -21,31 +21,26 @@ from uniopd.setup.plan import make_plan
 LORA = {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}
 
 
-def _experiment(root, student, teacher, lora=LORA, **extra) -> dict:
-    return {
-        "name": "r",
-        "seed": 5,
-        "device": "cpu",
-        "student": {"model": str(student), "lora": lora},
-        "teachers": {"math": str(teacher), "code": str(teacher)},
-        "data": {
+def _experiment(tiny_experiment, root, student, teacher, lora=LORA, **extra) -> dict:
+    return tiny_experiment(
+        {"model": str(student), "lora": lora},
+        {"math": teacher, "code": teacher},
+        {
             "train": ["builtin:math/train", "builtin:code/train"],
             "eval": ["builtin:math/test", "builtin:code/test"],
             "limit": 12,
         },
-        "rollout": {"group_size": 4, "prompts_per_batch": 3, "max_new_tokens": 8},
+        root / "runs",
+        name="r",
+        seed=5,
+        rollout={"group_size": 4, "prompts_per_batch": 3, "max_new_tokens": 8},
         # a large lr, so four steps move the adapter far from its zero start
-        "train": {"steps": 4, "lr": 1e-2, "warmup_steps": 1},
-        "eval": {"every": 0, "n_samples": 2, "max_prompts_per_domain": 2},
-        "output": {
-            "root": str(root / "runs"),
-            "progress": False,
-            "checkpoint_every": 2,
-            "keep_checkpoints": 5,
-        },
-        "tracking": {"wandb": "disabled"},
+        train={"steps": 4, "lr": 1e-2, "warmup_steps": 1},
+        eval={"n_samples": 2},
+        output={"checkpoint_every": 2, "keep_checkpoints": 5},
+        tracking={"wandb": "disabled"},
         **extra,
-    }
+    )
 
 
 def _write(path, cfg: dict):
@@ -54,10 +49,11 @@ def _write(path, cfg: dict):
 
 
 @pytest.fixture(scope="module")
-def lora_run(tmp_path_factory, make_checkpoint):
+def lora_run(tiny_experiment, tmp_path_factory, make_checkpoint):
     """One LoRA run, as `uniopd run` makes it, with its trainer kept for a look at the weights."""
     root = tmp_path_factory.mktemp("lora")
-    exp = _write(root / "r.yaml", _experiment(root, make_checkpoint(11), make_checkpoint(12)))
+    s, t = make_checkpoint(11), make_checkpoint(12)
+    exp = _write(root / "r.yaml", _experiment(tiny_experiment, root, s, t))
     cfg = load_experiment(exp)
     run = create_run(cfg)
     trainer = prepare(make_plan(cfg), run)
@@ -152,10 +148,13 @@ def test_merge_bad_input(lora_run, make_checkpoint, tmp_path, capsys):
 
 
 @pytest.mark.slow  # two more runs
-def test_resumed_lora_run_ends_with_the_same_adapter(lora_run, make_checkpoint, tmp_path):
+def test_resumed_lora_run_ends_with_the_same_adapter(
+    tiny_experiment, lora_run, make_checkpoint, tmp_path
+):
     """Killed after step 2's checkpoint and resumed: the adapter is loaded back on the base and
     trained on to the same final adapter and losses as the uninterrupted run."""
-    exp = _write(tmp_path / "r.yaml", _experiment(tmp_path, lora_run["base"], make_checkpoint(12)))
+    cfg = _experiment(tiny_experiment, tmp_path, lora_run["base"], make_checkpoint(12))
+    exp = _write(tmp_path / "r.yaml", cfg)
     assert main(["run", str(exp)]) == 0
     run = tmp_path / "runs" / "r"
     shutil.rmtree(run / "checkpoints" / "step_000004")
@@ -193,12 +192,11 @@ def no_model_loads(monkeypatch):
 
 @pytest.mark.parametrize("command", ["run", "validate"])
 def test_unknown_target_module_exits_2_before_any_model_loads(
-    command, make_checkpoint, tmp_path, capsys, no_model_loads
+    command, tiny_experiment, make_checkpoint, tmp_path, capsys, no_model_loads
 ):
     lora = {**LORA, "target_modules": ["q_proj", "q_projx"]}
-    exp = _write(
-        tmp_path / "r.yaml", _experiment(tmp_path, make_checkpoint(11), make_checkpoint(12), lora)
-    )
+    s, t = make_checkpoint(11), make_checkpoint(12)
+    exp = _write(tmp_path / "r.yaml", _experiment(tiny_experiment, tmp_path, s, t, lora))
     assert main([command, str(exp)]) == 2
     err = capsys.readouterr().err
     assert "student.lora.target_modules: 'q_projx' is not a module of" in err
@@ -207,10 +205,11 @@ def test_unknown_target_module_exits_2_before_any_model_loads(
 
 
 def test_unbuilt_builtin_student_is_checked_against_its_planned_config(
-    make_checkpoint, tmp_path, capsys, monkeypatch, no_model_loads
+    tiny_experiment, make_checkpoint, tmp_path, capsys, monkeypatch, no_model_loads
 ):
     monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))  # an empty home: nothing built
-    exp = _write(tmp_path / "r.yaml", _experiment(tmp_path, "builtin:student", make_checkpoint(12)))
+    cfg = _experiment(tiny_experiment, tmp_path, "builtin:student", make_checkpoint(12))
+    exp = _write(tmp_path / "r.yaml", cfg)
     assert main(["validate", str(exp)]) == 0
     assert main(["validate", str(exp), "--set", "student.lora.target_modules=[mlp]"]) == 2
     err = capsys.readouterr().err
@@ -225,8 +224,8 @@ def test_check_lora_targets_matches_as_peft_does(make_checkpoint):
         check_lora_targets(path, ["proj"])  # a suffix of a dotted name, not of a word
 
 
-def test_ema_teacher_with_lora_is_refused(make_checkpoint, tmp_path, capsys):
-    cfg = _experiment(tmp_path, make_checkpoint(11), make_checkpoint(12))
+def test_ema_teacher_with_lora_is_refused(tiny_experiment, make_checkpoint, tmp_path, capsys):
+    cfg = _experiment(tiny_experiment, tmp_path, make_checkpoint(11), make_checkpoint(12))
     cfg["teachers"]["math"] = "self@ema"
     assert main(["validate", str(_write(tmp_path / "r.yaml", cfg))]) == 2
     assert "averages the student's full weights" in capsys.readouterr().err

@@ -35,22 +35,21 @@ def checkpoints(make_image_text_checkpoint, make_checkpoint):
     }
 
 
-def _cfg(tmp_path, visual_rows, student, teacher, **sections) -> dict:
-    cfg = {
-        "name": "mm",
-        "seed": 1,
-        "device": "cpu",
-        "student": student,
-        "teachers": {"visual": teacher},
-        "data": {"train": [str(visual_rows)], "eval": [str(visual_rows)]},
-        "rollout": {"group_size": 4, "prompts_per_batch": 4, "max_new_tokens": 6},
-        "train": {"steps": 2, "lr": 1e-4, "warmup_steps": 0},
-        "eval": {"every": 0, "n_samples": 1, "max_prompts_per_domain": 4},
-        "output": {"root": str(tmp_path / "runs"), "progress": False},
-        "tracking": {"wandb": "disabled"},
-    }
-    cfg.update(sections)
-    return cfg
+def _cfg(tiny_experiment, tmp_path, visual_rows, student, teacher, **sections) -> dict:
+    """Each section given replaces the whole of the base's."""
+    cfg = tiny_experiment(
+        student,
+        {"visual": teacher},
+        {"train": [str(visual_rows)], "eval": [str(visual_rows)]},
+        tmp_path / "runs",
+        name="mm",
+        seed=1,
+        rollout={"group_size": 4, "prompts_per_batch": 4},
+        train={"lr": 1e-4},
+        eval={"max_prompts_per_domain": 4},
+        tracking={"wandb": "disabled"},
+    )
+    return {**cfg, **sections}
 
 
 def _train(cfg: dict):
@@ -63,13 +62,15 @@ def _train(cfg: dict):
     return run, trainer, [json.loads(x) for x in lines]
 
 
+@pytest.mark.slow  # a cross-modal Uni-OPD run with balancing, evaluation and a report
 def test_a_text_teacher_scores_the_students_tokens_behind_the_rendering(
-    checkpoints, visual_rows, tmp_path, monkeypatch
+    tiny_experiment, checkpoints, visual_rows, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))  # the difficulty cache
     data = {"train": [str(visual_rows)], "eval": [str(visual_rows)], "teacher_templates": TEMPLATES}
+    s, text = checkpoints["student"], checkpoints["text_teacher"]
     cfg = ExperimentConfig.model_validate(
-        _cfg(tmp_path, visual_rows, checkpoints["student"], checkpoints["text_teacher"], data=data)
+        _cfg(tiny_experiment, tmp_path, visual_rows, s, text, data=data)
     )
     plan = make_plan(cfg)
     parts = load_parts(plan)
@@ -94,6 +95,7 @@ def test_a_text_teacher_scores_the_students_tokens_behind_the_rendering(
         "calibration": {"margin_shift": True, "mode": "mean", "delta": 0.4},
     }
     cfg = _cfg(
+        tiny_experiment,
         tmp_path,
         visual_rows,
         checkpoints["student"],
@@ -119,10 +121,13 @@ def test_a_text_teacher_scores_the_students_tokens_behind_the_rendering(
     assert html.escape(last[0]["completion"]) in page
 
 
-def test_an_image_text_teacher_reads_the_students_pictures(checkpoints, visual_rows, tmp_path):
+def test_an_image_text_teacher_reads_the_students_pictures(
+    tiny_experiment, checkpoints, visual_rows, tmp_path
+):
     """The student as its own teacher: the teacher's log-probs equal the student's only if it
     reads the same prompt with the same pictures, so every OPD advantage of step 1 is 0."""
     cfg = _cfg(
+        tiny_experiment,
         tmp_path,
         visual_rows,
         checkpoints["student"],
@@ -146,24 +151,28 @@ def _write(tmp_path, cfg: dict):
 
 
 def test_bad_multimodal_input_exits_2_at_load(
-    checkpoints, visual_rows, make_checkpoint, tmp_path, capsys
+    tiny_experiment, checkpoints, visual_rows, make_checkpoint, tmp_path, capsys
 ):
     s, text = checkpoints["student"], checkpoints["text_teacher"]
     data = {"train": [str(visual_rows)], "teacher_templates": TEMPLATES}
-    good = _cfg(tmp_path, visual_rows, s, text, data=data)
+    good = _cfg(tiny_experiment, tmp_path, visual_rows, s, text, data=data)
     assert main(["validate", _write(tmp_path, good)]) == 0  # tokenizers checked, image tokens aside
     capsys.readouterr()
     cases = [
         # a text student given rows with pictures
         (
-            _cfg(tmp_path, visual_rows, str(make_checkpoint(1)), text),
+            _cfg(tiny_experiment, tmp_path, visual_rows, str(make_checkpoint(1)), text),
             ["rows carry images", "is a text model"],
         ),
         # a text teacher of picture rows with nothing to read in their place
-        (_cfg(tmp_path, visual_rows, s, text), ["teachers.visual", "data.teacher_templates"]),
+        (
+            _cfg(tiny_experiment, tmp_path, visual_rows, s, text),
+            ["teachers.visual", "data.teacher_templates"],
+        ),
         # a template field the rows do not have
         (
             _cfg(
+                tiny_experiment,
                 tmp_path,
                 visual_rows,
                 s,
@@ -190,7 +199,8 @@ def test_bad_multimodal_input_exits_2_at_load(
     bare.mkdir()
     for f in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
         shutil.copy(f"{s}/{f}", bare / f)
-    assert main(["run", _write(tmp_path, _cfg(tmp_path, visual_rows, str(bare), s))]) == 2
+    bare_cfg = _cfg(tiny_experiment, tmp_path, visual_rows, str(bare), s)
+    assert main(["run", _write(tmp_path, bare_cfg)]) == 2
     assert "image-text model" in capsys.readouterr().err
     # placeholders that do not match the pictures
     rows = [json.loads(x) for x in visual_rows.read_text().splitlines()]
@@ -199,19 +209,20 @@ def test_bad_multimodal_input_exits_2_at_load(
     bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
     for f in visual_rows.parent.glob("*.png"):
         shutil.copy(f, tmp_path / f.name)
-    assert main(["run", _write(tmp_path, _cfg(tmp_path, bad, s, s))]) == 2
+    assert main(["run", _write(tmp_path, _cfg(tiny_experiment, tmp_path, bad, s, s))]) == 2
     err = capsys.readouterr().err
     assert "bad_rows.jsonl: row 4" in err and "2 <image> placeholders" in err
     assert not (tmp_path / "runs").exists()  # nothing was started for any of them
 
 
 def test_a_full_distribution_objective_needs_the_same_token_ids(
-    checkpoints, visual_rows, tmp_path, capsys
+    tiny_experiment, checkpoints, visual_rows, tmp_path, capsys
 ):
     """JSD compares every token id's probability: a text teacher without the student's image
     tokens has none for them, so the run stops at load naming the teacher and the objective."""
     data = {"train": [str(visual_rows)], "teacher_templates": TEMPLATES}
     cfg = _cfg(
+        tiny_experiment,
         tmp_path,
         visual_rows,
         checkpoints["student"],

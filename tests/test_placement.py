@@ -76,25 +76,25 @@ def test_cli_refuses_bad_gpu_flags_with_exit_2(argv, reason, capsys):
     assert reason in capsys.readouterr().err
 
 
-def _experiment(folder, name, student, teacher, runs):
-    cfg = {
-        "name": name,
-        "device": "cpu",
-        "student": str(student),
-        "teachers": {"math": str(teacher), "code": str(teacher)},
-        "data": {"train": ["builtin:math/train"], "eval": ["builtin:math/test"], "limit": 8},
-        "rollout": {"group_size": 2, "prompts_per_batch": 2, "max_new_tokens": 4},
-        "train": {"steps": 1, "warmup_steps": 0},
-        "eval": {"every": 0, "n_samples": 1, "max_prompts_per_domain": 2},
-        "output": {"root": str(runs), "progress": False},
-    }
+def _experiment(tiny_experiment, folder, name, student, teacher, runs):
+    cfg = tiny_experiment(
+        student,
+        {"math": teacher, "code": teacher},
+        {"train": ["builtin:math/train"], "eval": ["builtin:math/test"], "limit": 8},
+        runs,
+        name=name,
+        rollout={"max_new_tokens": 4},
+        train={"steps": 1},
+    )
     path = folder / f"{name}.yaml"
     path.write_text(f"# {name}.yaml — placement test\n" + yaml.safe_dump(cfg))
     return path
 
 
 @pytest.mark.slow  # three real runs in worker processes, two at a time
-def test_group_runs_on_a_pool_pinned_one_worker_per_gpu_set(tmp_path, make_checkpoint, capsys):
+def test_group_runs_on_a_pool_pinned_one_worker_per_gpu_set(
+    tiny_experiment, tmp_path, make_checkpoint, capsys
+):
     folder, runs = tmp_path / "study", tmp_path / "runs"
     folder.mkdir()
     s, t = make_checkpoint(11), make_checkpoint(12)
@@ -102,7 +102,7 @@ def test_group_runs_on_a_pool_pinned_one_worker_per_gpu_set(tmp_path, make_check
     broken.mkdir()
     (broken / "config.json").write_text("not a model config")
     for name, student in (("a", s), ("b", s), ("c", broken)):
-        _experiment(folder, name, student, t, runs)
+        _experiment(tiny_experiment, folder, name, student, t, runs)
 
     assert main(["group", str(folder), "--gpus", "0,1"]) == 1  # c failed, a and b went on
     err = capsys.readouterr().err
@@ -120,12 +120,13 @@ def test_group_runs_on_a_pool_pinned_one_worker_per_gpu_set(tmp_path, make_check
     assert err.count("already complete, skipped") == 2 and "c-s0: FAILED" in err
 
 
-@pytest.mark.slow  # a real sweep: two worker processes, two trials
+@pytest.mark.sweep  # a real sweep: two worker processes, two trials
 def test_sweep_starts_one_worker_per_gpu_set_each_pinned(
-    tmp_path, make_checkpoint, monkeypatch, capfd
+    tiny_experiment, tmp_path, make_checkpoint, monkeypatch, capfd
 ):
     monkeypatch.chdir(tmp_path)
-    _experiment(tmp_path, "b", make_checkpoint(11), make_checkpoint(12), tmp_path / "runs")
+    s, t = make_checkpoint(11), make_checkpoint(12)
+    _experiment(tiny_experiment, tmp_path, "b", s, t, tmp_path / "runs")
     spec = {
         "name": "s",
         "base": "b.yaml",

@@ -59,7 +59,7 @@ def _uniopd(site: Path, *args, cwd=None):
 
 
 @pytest.mark.slow
-def test_an_installed_plugin_objective_trains(tmp_path, make_checkpoint):
+def test_an_installed_plugin_objective_trains(tiny_experiment, tmp_path, make_checkpoint):
     site = _install(tmp_path, "uniopd-clipped-opd", RECIPE.read_text(), "clipped_opd")
     listed = _uniopd(site, "list", "objectives")
     assert listed.returncode == 0, listed.stderr
@@ -68,17 +68,16 @@ def test_an_installed_plugin_objective_trains(tmp_path, make_checkpoint):
     exp = tmp_path / "plugin.yaml"
     exp.write_text(
         json.dumps(
-            {
-                "name": "plugin",
-                "device": "cpu",
-                "student": str(make_checkpoint(11)),
-                "teachers": {"math": str(make_checkpoint(12))},
-                "data": {"train": ["builtin:math/train"], "limit": 8},
-                "method": {"name": "clipped_opd", "options": {"clipped_opd": {"clip": 0.25}}},
-                "rollout": {"group_size": 2, "prompts_per_batch": 2, "max_new_tokens": 8},
-                "train": {"steps": 2, "warmup_steps": 0},
-                "output": {"root": str(tmp_path / "runs"), "progress": False},
-            }
+            tiny_experiment(
+                make_checkpoint(11),
+                make_checkpoint(12),
+                {"train": ["builtin:math/train"], "limit": 8},
+                tmp_path / "runs",
+                name="plugin",
+                method={"name": "clipped_opd", "options": {"clipped_opd": {"clip": 0.25}}},
+                rollout={"max_new_tokens": 8},
+                eval=None,
+            )
         )
     )
     run = _uniopd(site, "run", str(exp))

@@ -33,6 +33,7 @@ def test_shipped_files_match_their_checksums(name):
     assert "model.safetensors" in entry["files"] and "tokenizer.json" in entry["files"]
 
 
+@pytest.mark.world  # greedy answers of each shipped tiny-world model to 100 prompts
 @pytest.mark.parametrize("name", sorted(QUICKSTART))
 def test_shipped_models_score_their_recorded_quality(name):
     # greedy answers of tiny models: another CPU's rounding may flip a few of 100 prompts
@@ -42,7 +43,7 @@ def test_shipped_models_score_their_recorded_quality(name):
     assert measured == pytest.approx(entry["quality"], abs=0.03)
 
 
-@pytest.mark.slow
+@pytest.mark.world  # retrains the head of each tiny-world model's warm start
 @pytest.mark.parametrize("name", sorted(QUICKSTART))
 def test_a_rebuild_here_follows_the_recorded_warm_start(name):
     """The recipe rebuilt from scratch on this machine retraces the shipped model's recorded

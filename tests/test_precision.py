@@ -44,6 +44,7 @@ def _train(student_path, teacher_path, mode):
     return changed / total, losses
 
 
+@pytest.mark.world  # 20 steps in each of three precisions
 def test_bf16_mixed_learns_at_lr_1e6_and_pure_bf16_stalls(make_checkpoint, caplog):
     student, teacher = make_checkpoint(11, hidden=64), make_checkpoint(12, hidden=64)
     fp32_changed, fp32_loss = _train(student, teacher, "fp32")

@@ -11,31 +11,27 @@ from uniopd.commands.cli import main
 pytestmark = pytest.mark.slow  # kills and resumes real training runs
 
 
-def _experiment(tmp_path, student, teacher, **extra):
-    cfg = {
-        "name": "r",
-        "seed": 5,
-        "device": "cpu",
-        "student": str(student),
-        "teachers": {"math": str(teacher), "code": str(teacher)},
-        "data": {
+def _experiment(tiny_experiment, tmp_path, student, teacher, **extra):
+    """Each section in `extra` replaces the whole of the base's."""
+    cfg = tiny_experiment(
+        student,
+        {"math": teacher, "code": teacher},
+        {
             "train": ["builtin:math/train", "builtin:code/train"],
             "eval": ["builtin:math/test", "builtin:code/test"],
             "limit": 12,
         },
-        "rollout": {"group_size": 4, "prompts_per_batch": 3, "max_new_tokens": 8},
-        "train": {"steps": 6, "lr": 1e-3, "warmup_steps": 2, "lr_schedule": "cosine"},
-        "balance": {"online": {"enabled": True}},
-        "calibration": {"margin_shift": True},
-        "eval": {"every": 2, "n_samples": 2, "max_prompts_per_domain": 3},
-        "output": {
-            "root": str(tmp_path / "runs"),
-            "progress": False,
-            "checkpoint_every": 2,
-            "keep_checkpoints": 5,
-        },
-        **extra,
-    }
+        tmp_path / "runs",
+        name="r",
+        seed=5,
+        rollout={"group_size": 4, "prompts_per_batch": 3, "max_new_tokens": 8},
+        train={"steps": 6, "lr": 1e-3, "warmup_steps": 2, "lr_schedule": "cosine"},
+        balance={"online": {"enabled": True}},
+        calibration={"margin_shift": True},
+        eval={"every": 2, "n_samples": 2, "max_prompts_per_domain": 3},
+        output={"checkpoint_every": 2, "keep_checkpoints": 5},
+    )
+    cfg = {**cfg, **extra}
     path = tmp_path / "r.yaml"
     path.write_text("# r.yaml — resume test\n" + yaml.safe_dump(cfg))
     return path
@@ -57,8 +53,10 @@ def _crash_after(run, step):
 
 
 @pytest.mark.parametrize("crash_step", [2, 4])
-def test_resumed_run_matches_the_uninterrupted_one(tmp_path, make_checkpoint, crash_step):
-    exp = _experiment(tmp_path, make_checkpoint(11), make_checkpoint(12))
+def test_resumed_run_matches_the_uninterrupted_one(
+    tiny_experiment, tmp_path, make_checkpoint, crash_step
+):
+    exp = _experiment(tiny_experiment, tmp_path, make_checkpoint(11), make_checkpoint(12))
     assert main(["run", str(exp)]) == 0
     assert main(["run", str(exp)]) == 0  # the same run again: runs/r-2
     whole, crashed = tmp_path / "runs" / "r", tmp_path / "runs" / "r-2"
@@ -79,8 +77,10 @@ def test_resumed_run_matches_the_uninterrupted_one(tmp_path, make_checkpoint, cr
     assert meta["resumes"][0]["from_step"] == crash_step
 
 
-def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, make_checkpoint, caplog):
-    exp = _experiment(tmp_path, make_checkpoint(11), make_checkpoint(12))
+def test_truncated_checkpoint_falls_back_to_the_previous_one(
+    tiny_experiment, tmp_path, make_checkpoint, caplog
+):
+    exp = _experiment(tiny_experiment, tmp_path, make_checkpoint(11), make_checkpoint(12))
     assert main(["run", str(exp)]) == 0
     run = tmp_path / "runs" / "r"
     _crash_after(run, 4)
@@ -92,10 +92,11 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, make_chec
     assert [m["step"] for m in _lines(run / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
 
 
-def test_resume_bad_input(tmp_path, make_checkpoint, capsys):
+def test_resume_bad_input(tiny_experiment, tmp_path, make_checkpoint, capsys):
     assert main(["run", "--resume", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err
     exp = _experiment(
+        tiny_experiment,
         tmp_path,
         make_checkpoint(11),
         make_checkpoint(12),
@@ -109,7 +110,7 @@ def test_resume_bad_input(tmp_path, make_checkpoint, capsys):
     assert "already finished" in capsys.readouterr().err
 
 
-def test_sigkilled_run_resumes_to_the_same_result(tmp_path, make_checkpoint):
+def test_sigkilled_run_resumes_to_the_same_result(tiny_experiment, tmp_path, make_checkpoint):
     """A real SIGKILL mid-run (a separate process), then `run --resume`: same losses and accuracy
     as the uninterrupted run. Both run as subprocesses with one thread, so their arithmetic is
     identical."""
@@ -119,7 +120,7 @@ def test_sigkilled_run_resumes_to_the_same_result(tmp_path, make_checkpoint):
     import sys
     import time
 
-    exp = _experiment(tmp_path, make_checkpoint(11), make_checkpoint(12))
+    exp = _experiment(tiny_experiment, tmp_path, make_checkpoint(11), make_checkpoint(12))
     cfg = yaml.safe_load(exp.read_text())
     cfg["train"]["steps"] = 10
     exp.write_text("# r.yaml — resume test\n" + yaml.safe_dump(cfg))

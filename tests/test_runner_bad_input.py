@@ -16,21 +16,19 @@ from transformers import AutoModelForCausalLM
 from uniopd.commands.cli import main
 
 
-def _experiment(root, student, teacher, **extra) -> dict:
-    return {
-        "name": "bad",
-        "seed": 2,
-        "device": "cpu",
-        "student": str(student),
-        "teachers": {"math": str(teacher)},
-        "data": {"train": ["builtin:math/train"], "eval": ["builtin:math/test"], "limit": 8},
-        "rollout": {"group_size": 2, "prompts_per_batch": 4, "max_new_tokens": 6},
-        "train": {"steps": 1, "warmup_steps": 0},
-        "eval": {"every": 0, "n_samples": 1, "max_prompts_per_domain": 2},
-        "output": {"root": str(root / "runs"), "progress": False},
-        "tracking": {"wandb": "disabled"},
+def _experiment(tiny_experiment, root, student, teacher, **extra) -> dict:
+    return tiny_experiment(
+        student,
+        teacher,
+        {"train": ["builtin:math/train"], "eval": ["builtin:math/test"], "limit": 8},
+        root / "runs",
+        name="bad",
+        seed=2,
+        rollout={"prompts_per_batch": 4},
+        train={"steps": 1},
+        tracking={"wandb": "disabled"},
         **extra,
-    }
+    )
 
 
 def _write(root, cfg: dict):
@@ -55,11 +53,12 @@ def no_model_loads(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, make_checkpoint):
+def finished_run(tiny_experiment, tmp_path_factory, make_checkpoint):
     """A 1-step run with `teacher_device: cpu` named explicitly (the student's device), as
     `uniopd run` makes it."""
     root = tmp_path_factory.mktemp("placed")
-    cfg = _experiment(root, make_checkpoint(11), make_checkpoint(12), teacher_device="cpu")
+    s, t = make_checkpoint(11), make_checkpoint(12)
+    cfg = _experiment(tiny_experiment, root, s, t, teacher_device="cpu")
     cfg["name"] = "placed"
     assert main(["run", str(_write(root, cfg))]) == 0
     return root / "runs" / "placed"
@@ -87,9 +86,10 @@ def finished_run(tmp_path_factory, make_checkpoint):
     ids=["3-of-4", "5-of-4", "0", "negative"],
 )
 def test_nproc_the_groups_cannot_be_split_into_exits_2(
-    nproc, message, make_checkpoint, tmp_path, capsys, no_model_loads
+    nproc, message, tiny_experiment, make_checkpoint, tmp_path, capsys, no_model_loads
 ):
-    exp = _write(tmp_path, _experiment(tmp_path, make_checkpoint(11), make_checkpoint(12)))
+    s, t = make_checkpoint(11), make_checkpoint(12)
+    exp = _write(tmp_path, _experiment(tiny_experiment, tmp_path, s, t))
     assert main(["run", str(exp), "--nproc", str(nproc)]) == 2
     err = capsys.readouterr().err
     assert message in err
@@ -97,11 +97,12 @@ def test_nproc_the_groups_cannot_be_split_into_exits_2(
     assert not (tmp_path / "runs").exists()  # no run directory either
 
 
-def test_nproc_that_divides_the_batch_passes_the_plan(make_checkpoint, tmp_path):
+def test_nproc_that_divides_the_batch_passes_the_plan(tiny_experiment, make_checkpoint, tmp_path):
     from uniopd.config import load_experiment
     from uniopd.setup.plan import make_plan
 
-    exp = _write(tmp_path, _experiment(tmp_path, make_checkpoint(11), make_checkpoint(12)))
+    s, t = make_checkpoint(11), make_checkpoint(12)
+    exp = _write(tmp_path, _experiment(tiny_experiment, tmp_path, s, t))
     for n in (1, 2, 4):
         assert len(make_plan(load_experiment(exp), processes=n).train) == 8
 
@@ -171,11 +172,10 @@ DEVICE_CASES = [
 @pytest.mark.parametrize("command", ["run", "validate"])
 @pytest.mark.parametrize("fields, message", DEVICE_CASES)
 def test_device_this_machine_cannot_give_exits_2_before_any_model_loads(
-    command, fields, message, make_checkpoint, tmp_path, capsys, no_model_loads
+    command, fields, message, tiny_experiment, make_checkpoint, tmp_path, capsys, no_model_loads
 ):
-    exp = _write(
-        tmp_path, _experiment(tmp_path, make_checkpoint(11), make_checkpoint(12), **fields)
-    )
+    s, t = make_checkpoint(11), make_checkpoint(12)
+    exp = _write(tmp_path, _experiment(tiny_experiment, tmp_path, s, t, **fields))
     assert main([command, str(exp)]) == 2
     captured = capsys.readouterr()
     assert message in captured.err
@@ -185,14 +185,12 @@ def test_device_this_machine_cannot_give_exits_2_before_any_model_loads(
 
 
 def test_bad_device_is_caught_before_the_process_count_is_acted_on(
-    make_checkpoint, tmp_path, capsys, no_model_loads
+    tiny_experiment, make_checkpoint, tmp_path, capsys, no_model_loads
 ):
     """With a good --nproc, `run` plans (and so checks the devices) before it makes the run
     directory and starts the processes."""
-    exp = _write(
-        tmp_path,
-        _experiment(tmp_path, make_checkpoint(11), make_checkpoint(12), teacher_device="banana"),
-    )
+    s, t = make_checkpoint(11), make_checkpoint(12)
+    exp = _write(tmp_path, _experiment(tiny_experiment, tmp_path, s, t, teacher_device="banana"))
     assert main(["run", str(exp), "--nproc", "2"]) == 2
     assert "teacher_device: 'banana' is not a device" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()

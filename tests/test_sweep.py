@@ -9,21 +9,18 @@ from uniopd.commands.cli import main
 from uniopd.config.load import ConfigError
 from uniopd.sweep.spec import load_sweep
 
-pytestmark = pytest.mark.slow  # real sweeps with worker processes and a PostgreSQL cluster
+pytestmark = pytest.mark.sweep  # real sweeps with worker processes and a PostgreSQL cluster
 
 
-def _base(tmp_path, student, teacher):
-    cfg = {
-        "name": "b",
-        "device": "cpu",
-        "student": str(student),
-        "teachers": {"math": str(teacher), "code": str(teacher)},
-        "data": {"train": ["builtin:math/train"], "eval": ["builtin:math/test"], "limit": 8},
-        "rollout": {"group_size": 2, "prompts_per_batch": 2, "max_new_tokens": 6},
-        "train": {"steps": 2, "warmup_steps": 0},
-        "eval": {"every": 1, "n_samples": 2, "pass_k": [1, 2], "max_prompts_per_domain": 2},
-        "output": {"progress": False},
-    }
+def _base(tiny_experiment, tmp_path, student, teacher):
+    cfg = tiny_experiment(
+        student,
+        {"math": teacher, "code": teacher},
+        {"train": ["builtin:math/train"], "eval": ["builtin:math/test"], "limit": 8},
+        None,
+        name="b",
+        eval={"every": 1, "n_samples": 2, "pass_k": [1, 2]},
+    )
     path = tmp_path / "b.yaml"
     path.write_text("# b.yaml — sweep test base\n" + yaml.safe_dump(cfg))
     return path
@@ -76,26 +73,28 @@ def _sweep(tmp_path, **fields):
     ],
 )
 def test_bad_sweep_files_are_refused_before_any_trial(
-    tmp_path, make_checkpoint, fields, where, reason
+    tiny_experiment, tmp_path, make_checkpoint, fields, where, reason
 ):
-    _base(tmp_path, make_checkpoint(11), make_checkpoint(12))
+    _base(tiny_experiment, tmp_path, make_checkpoint(11), make_checkpoint(12))
     with pytest.raises(ConfigError) as err:
         load_sweep(_sweep(tmp_path, **fields))
     assert err.value.field == where and reason in str(err.value)
     assert not (tmp_path / "out").exists()
 
 
-def test_unreachable_storage_is_a_clear_error(tmp_path, make_checkpoint, capsys):
-    _base(tmp_path, make_checkpoint(11), make_checkpoint(12))
+def test_unreachable_storage_is_a_clear_error(tiny_experiment, tmp_path, make_checkpoint, capsys):
+    _base(tiny_experiment, tmp_path, make_checkpoint(11), make_checkpoint(12))
     code = main(
         ["sweep", str(_sweep(tmp_path)), "--storage", "postgresql://nobody@127.0.0.1:1/none"]
     )
     assert code == 2 and "cannot open storage" in capsys.readouterr().err
 
 
-def test_two_worker_sweep_on_sqlite_finishes_every_trial(tmp_path, make_checkpoint, monkeypatch):
+def test_two_worker_sweep_on_sqlite_finishes_every_trial(
+    tiny_experiment, tmp_path, make_checkpoint, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
-    _base(tmp_path, make_checkpoint(11), make_checkpoint(12))
+    _base(tiny_experiment, tmp_path, make_checkpoint(11), make_checkpoint(12))
     path = _sweep(tmp_path)
     assert main(["sweep", str(path), "--workers", "2"]) == 0
     summary = json.loads((tmp_path / "out" / "s" / "summary.json").read_text())
@@ -116,10 +115,10 @@ def test_two_worker_sweep_on_sqlite_finishes_every_trial(tmp_path, make_checkpoi
 
 
 def test_a_trial_that_raises_is_recorded_and_the_sweep_goes_on(
-    tmp_path, make_checkpoint, monkeypatch
+    tiny_experiment, tmp_path, make_checkpoint, monkeypatch
 ):
     monkeypatch.chdir(tmp_path)
-    _base(tmp_path, make_checkpoint(11), make_checkpoint(12))
+    _base(tiny_experiment, tmp_path, make_checkpoint(11), make_checkpoint(12))
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_text("{not json")
@@ -141,12 +140,12 @@ def test_a_trial_that_raises_is_recorded_and_the_sweep_goes_on(
 
 
 def test_two_workers_share_one_postgresql_study(
-    tmp_path, make_checkpoint, monkeypatch, postgres_url
+    tiny_experiment, tmp_path, make_checkpoint, monkeypatch, postgres_url
 ):
     import optuna
 
     monkeypatch.chdir(tmp_path)
-    _base(tmp_path, make_checkpoint(11), make_checkpoint(12))
+    _base(tiny_experiment, tmp_path, make_checkpoint(11), make_checkpoint(12))
     path = _sweep(tmp_path, trials=4)
     assert main(["sweep", str(path), "--workers", "2", "--storage", postgres_url]) == 0
     study = optuna.load_study(study_name="s", storage=postgres_url)
@@ -158,9 +157,11 @@ def test_two_workers_share_one_postgresql_study(
     assert len(list((tmp_path / "out" / "s" / "trials").iterdir())) == complete
 
 
-def test_parallel_workers_propose_different_trials(tmp_path, make_checkpoint, monkeypatch):
+def test_parallel_workers_propose_different_trials(
+    tiny_experiment, tmp_path, make_checkpoint, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
-    _base(tmp_path, make_checkpoint(11), make_checkpoint(12))
+    _base(tiny_experiment, tmp_path, make_checkpoint(11), make_checkpoint(12))
     assert main(["sweep", str(_sweep(tmp_path, trials=4)), "--workers", "2"]) == 0
     import pandas as pd
 
@@ -168,9 +169,11 @@ def test_parallel_workers_propose_different_trials(tmp_path, make_checkpoint, mo
     assert deltas.nunique() == len(deltas) >= 4, deltas.tolist()
 
 
-def test_grid_with_two_workers_covers_every_point_once(tmp_path, make_checkpoint, monkeypatch):
+def test_grid_with_two_workers_covers_every_point_once(
+    tiny_experiment, tmp_path, make_checkpoint, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
-    _base(tmp_path, make_checkpoint(11), make_checkpoint(12))
+    _base(tiny_experiment, tmp_path, make_checkpoint(11), make_checkpoint(12))
     path = _sweep(
         tmp_path,
         sampler={"kind": "grid"},

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from test_sweep import _base
 
-pytestmark = pytest.mark.slow  # kills and resumes real sweep workers
+pytestmark = pytest.mark.sweep  # kills and resumes real sweep workers
 
 
 def _spec(tmp_path, trials=4):
@@ -66,8 +66,10 @@ def _wait(cond, timeout):
     raise TimeoutError
 
 
-def test_killed_worker_trial_is_retried_and_counted_once(tmp_path, make_checkpoint):
-    _base(tmp_path, make_checkpoint(11), make_checkpoint(12))
+def test_killed_worker_trial_is_retried_and_counted_once(
+    tiny_experiment, tmp_path, make_checkpoint
+):
+    _base(tiny_experiment, tmp_path, make_checkpoint(11), make_checkpoint(12))
     path = _spec(tmp_path)
     main = _start(path, tmp_path)
     trials = tmp_path / "out" / "f" / "trials"
@@ -88,8 +90,8 @@ def test_killed_worker_trial_is_retried_and_counted_once(tmp_path, make_checkpoi
     assert (retried_dir / "checkpoints" / "latest").exists()
 
 
-def test_killed_sweep_resumes_with_the_same_command(tmp_path, make_checkpoint):
-    _base(tmp_path, make_checkpoint(11), make_checkpoint(12))
+def test_killed_sweep_resumes_with_the_same_command(tiny_experiment, tmp_path, make_checkpoint):
+    _base(tiny_experiment, tmp_path, make_checkpoint(11), make_checkpoint(12))
     path = _spec(tmp_path)
     main = _start(path, tmp_path)
     trials = tmp_path / "out" / "f" / "trials"

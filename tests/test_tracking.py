@@ -66,25 +66,22 @@ def read_closed_wandb_log(path, timeout=120.0):
         time.sleep(0.2)
 
 
-def _cfg(tmp_path, student, teacher, **extra):
+def _cfg(tiny_experiment, tmp_path, student, teacher, **extra):
     return ExperimentConfig.model_validate(
-        {
-            "name": "tracked",
-            "seed": 2,
-            "device": "cpu",
-            "student": str(student),
-            "teachers": {"math": str(teacher)},
-            "data": {"train": ["builtin:math/train"], "eval": ["builtin:math/test"], "limit": 8},
-            "rollout": {"group_size": 2, "prompts_per_batch": 2, "max_new_tokens": 6},
-            "train": {"steps": 2, "warmup_steps": 0},
-            "eval": {"every": 1, "n_samples": 1, "max_prompts_per_domain": 2},
-            "output": {"root": str(tmp_path / "runs"), "progress": False},
+        tiny_experiment(
+            student,
+            teacher,
+            {"train": ["builtin:math/train"], "eval": ["builtin:math/test"], "limit": 8},
+            tmp_path / "runs",
+            name="tracked",
+            seed=2,
+            eval={"every": 1},
             **extra,
-        }
+        )
     )
 
 
-def _offline_uniopd_run(tmp_path, make_checkpoint, monkeypatch) -> RunDir:
+def _offline_uniopd_run(tiny_experiment, tmp_path, make_checkpoint, monkeypatch) -> RunDir:
     """Two steps of Uni-OPD (both balancings, margin shift), mirrored to an offline wandb run."""
     from uniopd.config import save_resolved
 
@@ -92,6 +89,7 @@ def _offline_uniopd_run(tmp_path, make_checkpoint, monkeypatch) -> RunDir:
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))
     cfg = _cfg(
+        tiny_experiment,
         tmp_path,
         make_checkpoint(11),
         make_checkpoint(12),
@@ -105,10 +103,11 @@ def _offline_uniopd_run(tmp_path, make_checkpoint, monkeypatch) -> RunDir:
     return run
 
 
+@pytest.mark.slow  # a run mirrored through wandb's service process
 def test_offline_mirror_has_config_group_tags_metrics_and_eval(
-    tmp_path, make_checkpoint, monkeypatch
+    tiny_experiment, tmp_path, make_checkpoint, monkeypatch
 ):
-    run = _offline_uniopd_run(tmp_path, make_checkpoint, monkeypatch)
+    run = _offline_uniopd_run(tiny_experiment, tmp_path, make_checkpoint, monkeypatch)
     files = glob.glob(str(run.path / "wandb" / "offline-run-*" / "run-*.wandb"))
     assert len(files) == 1
     records = read_closed_wandb_log(files[0])
@@ -132,9 +131,12 @@ def test_offline_mirror_has_config_group_tags_metrics_and_eval(
     assert run.read_meta()["wandb_id"] == header.run_id
 
 
-def test_disabled_by_environment_and_grouping(tmp_path, make_checkpoint, monkeypatch):
+def test_disabled_by_environment_and_grouping(
+    tiny_experiment, tmp_path, make_checkpoint, monkeypatch
+):
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    cfg = _cfg(tmp_path, make_checkpoint(11), make_checkpoint(12), tracking={"wandb": "online"})
+    s, t = make_checkpoint(11), make_checkpoint(12)
+    cfg = _cfg(tiny_experiment, tmp_path, s, t, tracking={"wandb": "online"})
     assert isinstance(make_tracker(cfg, RunDir(tmp_path)), NullTracker)
     assert method_group(cfg) == "OPD"
     grpo = ExperimentConfig.model_validate(
@@ -142,11 +144,12 @@ def test_disabled_by_environment_and_grouping(tmp_path, make_checkpoint, monkeyp
     )
     assert method_group(grpo) == "GRPO"
     with pytest.raises(ValueError):
-        _cfg(tmp_path, make_checkpoint(11), make_checkpoint(12), tracking={"wandb": "sometimes"})
+        _cfg(tiny_experiment, tmp_path, s, t, tracking={"wandb": "sometimes"})
 
 
+@pytest.mark.slow  # a run mirrored through wandb's service process
 def test_runs_read_back_from_the_mirror_match_the_run_directory(
-    tmp_path, make_checkpoint, monkeypatch
+    tiny_experiment, tmp_path, make_checkpoint, monkeypatch
 ):
     """What `load_wandb` rebuilds from a mirrored config and history equals what the run directory
     says. The history here is read from the offline transaction log of a real run; online, the
@@ -155,7 +158,7 @@ def test_runs_read_back_from_the_mirror_match_the_run_directory(
 
     from uniopd.analysis.runs import load_runs, runs_from_history
 
-    run = _offline_uniopd_run(tmp_path, make_checkpoint, monkeypatch)
+    run = _offline_uniopd_run(tiny_experiment, tmp_path, make_checkpoint, monkeypatch)
     records = read_closed_wandb_log(
         glob.glob(str(run.path / "wandb" / "offline-run-*" / "run-*.wandb"))[0]
     )
@@ -261,3 +264,6 @@ def test_auto_goes_online_when_logged_in_and_says_which():
     assert wandb_mode("online", None, lambda: False)[0] == "offline"
     assert wandb_mode("offline", None, lambda: True) == ("offline", None)
     assert wandb_mode("auto", "disabled", lambda: True) == ("disabled", None)  # the env wins
+    assert wandb_mode("auto", "dryrun", lambda: True) == ("offline", None)  # wandb's old word
+    with pytest.raises(ValueError, match="unknown wandb mode 'ofline'"):
+        wandb_mode("auto", "ofline", lambda: True)

@@ -15,30 +15,30 @@ from uniopd.run_dir import RunDir
 from uniopd.setup.plan import make_plan
 
 
-def _run(coin, tmp_path, **sections):
-    cfg = {
-        "name": "coin",
-        "seed": 3,
-        "device": "cpu",
-        "student": str(coin["student"]),
-        "teachers": {"math": str(coin["teacher"])},
-        "data": {"train": [str(coin["data"])]},
-        "rollout": {"group_size": 8, "prompts_per_batch": 4, "max_new_tokens": 8},
-        "train": {"steps": 3, "lr": 1e-4, "warmup_steps": 0},
-        "output": {"root": str(tmp_path / "runs"), "progress": False},
-    }
-    for key, value in sections.items():
-        cfg[key] = value
-    cfg = ExperimentConfig.model_validate(cfg)
+def _run(tiny_experiment, coin, tmp_path, **sections):
+    """Each section given replaces the whole of the base's."""
+    cfg = tiny_experiment(
+        coin["student"],
+        coin["teacher"],
+        [coin["data"]],
+        tmp_path / "runs",
+        name="coin",
+        seed=3,
+        rollout={"group_size": 8, "prompts_per_batch": 4, "max_new_tokens": 8},
+        train={"steps": 3, "lr": 1e-4},
+        eval=None,
+    )
+    cfg = ExperimentConfig.model_validate({**cfg, **sections})
     run = RunDir.create(cfg.output.root, cfg.name)
     prepare(make_plan(cfg), run).train()
     metrics = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()]
     return run, metrics
 
 
-def test_full_uni_opd_logs_why_it_helps(coin, tmp_path, monkeypatch):
+def test_full_uni_opd_logs_why_it_helps(tiny_experiment, coin, tmp_path, monkeypatch):
     monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))
     run, metrics = _run(
+        tiny_experiment,
         coin,
         tmp_path,
         balance={
@@ -77,15 +77,16 @@ def test_full_uni_opd_logs_why_it_helps(coin, tmp_path, monkeypatch):
     assert table[0].startswith("prompt_id,domain,level,pass_count") and len(table) == 25
 
 
-def test_difficulty_estimate_is_cached_across_runs(coin, tmp_path, monkeypatch):
+def test_difficulty_estimate_is_cached_across_runs(tiny_experiment, coin, tmp_path, monkeypatch):
     monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))
     balance = {"offline": {"mode": "balance", "n_samples": 4}}
-    first, _ = _run(coin, tmp_path, balance=balance, train={"steps": 1, "warmup_steps": 0})
+    train = {"steps": 1, "warmup_steps": 0}
+    first, _ = _run(tiny_experiment, coin, tmp_path, balance=balance, train=train)
     cached = list((tmp_path / "home" / "difficulty").glob("*.json"))
     assert len(cached) == 1
     stamp = cached[0].stat().st_mtime_ns
     balance["offline"]["ratio"] = 0.5  # a sweep over the ratio reuses the estimate
-    second, _ = _run(coin, tmp_path, balance=balance, train={"steps": 1, "warmup_steps": 0})
+    second, _ = _run(tiny_experiment, coin, tmp_path, balance=balance, train=train)
     assert list((tmp_path / "home" / "difficulty").glob("*.json")) == cached
     assert cached[0].stat().st_mtime_ns == stamp
     t1 = (first.path / "difficulty" / "table.csv").read_text().splitlines()
@@ -93,7 +94,9 @@ def test_difficulty_estimate_is_cached_across_runs(coin, tmp_path, monkeypatch):
     assert [r.split(",")[3] for r in t1] == [r.split(",")[3] for r in t2]  # same pass counts
 
 
-def test_an_estimate_with_ungraded_samples_is_not_cached(coin, tmp_path, monkeypatch, caplog):
+def test_an_estimate_with_ungraded_samples_is_not_cached(
+    tiny_experiment, coin, tmp_path, monkeypatch, caplog
+):
     """Graded by the code verifier, the coin's math rows have no tests: every sample is "could
     not grade". The run goes on, but an estimate made of such samples must not be cached, or every
     later run with the same settings would trust it (seen when a sandbox could not start)."""
@@ -101,7 +104,12 @@ def test_an_estimate_with_ungraded_samples_is_not_cached(coin, tmp_path, monkeyp
     balance = {"offline": {"mode": "balance", "n_samples": 2}}
     with caplog.at_level("WARNING", logger="uniopd.loop.difficulty"):
         run, _ = _run(
-            coin, tmp_path, balance=balance, verifiers={"math": "code"}, train={"steps": 1}
+            tiny_experiment,
+            coin,
+            tmp_path,
+            balance=balance,
+            verifiers={"math": "code"},
+            train={"steps": 1},
         )
     assert not list((tmp_path / "home" / "difficulty").glob("*.json"))
     assert "48 of 48 samples could not be graded" in caplog.text
@@ -111,10 +119,14 @@ def test_an_estimate_with_ungraded_samples_is_not_cached(coin, tmp_path, monkeyp
     assert graders["math"].startswith("code: sandbox with ")
 
 
-def test_margin_mask_and_calibration_under_micro_batches(coin, tmp_path, monkeypatch):
+def test_margin_mask_and_calibration_under_micro_batches(
+    tiny_experiment, coin, tmp_path, monkeypatch
+):
     monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))
-    _, whole = _run(coin, tmp_path, calibration={"margin_mask": True, "delta": 0.4})
+    calibration = {"margin_mask": True, "delta": 0.4}
+    _, whole = _run(tiny_experiment, coin, tmp_path, calibration=calibration)
     _, split = _run(
+        tiny_experiment,
         coin,
         tmp_path,
         calibration={"margin_mask": True, "delta": 0.4},

@@ -119,24 +119,25 @@ def test_a_dial_combination_the_builder_cannot_make_is_refused(capsys, make_chec
     assert "world.teacher_flaw" in capsys.readouterr().err
 
 
-def test_difficulty_skew_sets_the_share_of_extremes_and_is_recorded(coin, tmp_path, monkeypatch):
+def test_difficulty_skew_sets_the_share_of_extremes_and_is_recorded(
+    tiny_experiment, coin, tmp_path, monkeypatch
+):
     monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))
     cfg = ExperimentConfig.model_validate(
-        {
-            "name": "skew",
-            "seed": 3,
-            "device": "cpu",
-            "student": str(coin["student"]),
-            "teachers": {"math": str(coin["teacher"])},
-            "data": {"train": [str(coin["data"])]},
+        tiny_experiment(
+            coin["student"],
+            coin["teacher"],
+            [coin["data"]],
+            tmp_path / "runs",
+            name="skew",
+            seed=3,
             # 2 samples of a coin: about half the prompts are extremes, half mid
-            "balance": {"offline": {"mode": "none", "n_samples": 2}},
-            "world": {"difficulty_skew": 0.75, "difficulty_skew_size": 8},
-            "rollout": {"group_size": 2, "prompts_per_batch": 2, "max_new_tokens": 8},
-            "train": {"steps": 1, "lr": 1e-4, "warmup_steps": 0},
-            "eval": {"every": 0},
-            "output": {"root": str(tmp_path / "runs"), "progress": False},
-        }
+            balance={"offline": {"mode": "none", "n_samples": 2}},
+            world={"difficulty_skew": 0.75, "difficulty_skew_size": 8},
+            rollout={"max_new_tokens": 8},
+            train={"steps": 1, "lr": 1e-4},
+            eval={"n_samples": None, "max_prompts_per_domain": None},
+        )
     )
     run = RunDir.create(cfg.output.root, cfg.name)
     prepare(make_plan(cfg), run)

@@ -147,18 +147,17 @@ def test_templates_that_cannot_be_bridged_are_refused(pair, tmp_path):
         check_bridge(hybrid, no_system, fmt, "teachers.math")
 
 
-def _config(student, teacher, tmp_path, rows, **data):
+def _config(tiny_experiment, student, teacher, tmp_path, rows, **data):
     return ExperimentConfig.model_validate(
-        {
-            "name": "bridge",
-            "device": "cpu",
-            "student": str(student),
-            "teachers": {"math": str(teacher)},
-            "data": {"train": [str(rows)], **data},
-            "rollout": {"group_size": 2, "prompts_per_batch": 2, "max_new_tokens": 6},
-            "train": {"steps": 1},
-            "output": {"root": str(tmp_path / "runs"), "progress": False},
-        }
+        tiny_experiment(
+            student,
+            teacher,
+            {"train": [str(rows)], **data},
+            tmp_path / "runs",
+            name="bridge",
+            train={"steps": 1, "warmup_steps": None},
+            eval=None,
+        )
     )
 
 
@@ -175,13 +174,14 @@ def _rows(tmp_path):
     return path
 
 
-def test_the_teacher_scores_the_students_tokens_behind_its_own_prompt(pair, tmp_path):
+def test_the_teacher_scores_the_students_tokens_behind_its_own_prompt(
+    tiny_experiment, pair, tmp_path
+):
     from uniopd.loop.scoring import Scorer
     from uniopd.setup.parts import load_parts
 
-    cfg = _config(
-        pair[0], pair[1], tmp_path, _rows(tmp_path), chat_template_kwargs={"enable_thinking": False}
-    )
+    kwargs = {"enable_thinking": False}
+    cfg = _config(tiny_experiment, *pair, tmp_path, _rows(tmp_path), chat_template_kwargs=kwargs)
     plan = make_plan(cfg)
     parts = load_parts(plan)
     ref = str(pair[1])
@@ -200,20 +200,19 @@ def test_the_teacher_scores_the_students_tokens_behind_its_own_prompt(pair, tmp_
     assert own.prompt_width < batch.prompt_width  # the think block is not in the teacher's prompt
 
 
-def test_an_unbridgeable_teacher_stops_the_run_at_start(pair, tmp_path):
+def test_an_unbridgeable_teacher_stops_the_run_at_start(tiny_experiment, pair, tmp_path):
     from uniopd.setup.parts import load_parts
 
     other_end = AutoTokenizer.from_pretrained(pair[1])
     other_end.chat_template = INSTRUCT.replace("<|im_end|>", "<|endoftext|>")
     other_end.save_pretrained(pair[1])
-    cfg = _config(
-        pair[0], pair[1], tmp_path, _rows(tmp_path), chat_template_kwargs={"enable_thinking": False}
-    )
+    kwargs = {"enable_thinking": False}
+    cfg = _config(tiny_experiment, *pair, tmp_path, _rows(tmp_path), chat_template_kwargs=kwargs)
     with pytest.raises(loading.ModelLoadError, match=r"teachers\.math .*cannot be bridged"):
         load_parts(make_plan(cfg))
 
 
-def test_prompts_over_the_budget_are_dropped_from_training(pair, tmp_path):
+def test_prompts_over_the_budget_are_dropped_from_training(tiny_experiment, pair, tmp_path):
     from uniopd.loop.runner import drop_long_prompts
     from uniopd.setup.parts import load_parts
     from uniopd.setup.plan import PlanError
@@ -227,7 +226,8 @@ def test_prompts_over_the_budget_are_dropped_from_training(pair, tmp_path):
             for i in (1, 2, 30)
         )
     )
-    cfg = _config(pair[0], pair[1], tmp_path, rows, chat_template_kwargs={"enable_thinking": False})
+    kwargs = {"enable_thinking": False}
+    cfg = _config(tiny_experiment, *pair, tmp_path, rows, chat_template_kwargs=kwargs)
     plan = make_plan(cfg)
     parts = load_parts(plan)
     lengths = [

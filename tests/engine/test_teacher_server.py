@@ -89,6 +89,7 @@ def _batch(tok, n: int = 6):
     return pack(prompts, responses, tok.pad_token_id)
 
 
+@pytest.mark.slow  # a `uniopd serve-teacher` process
 def test_served_scores_equal_the_in_process_teacher(server):
     url, ckpt = server
     tok = loading.load_tokenizer(str(ckpt))
@@ -103,6 +104,7 @@ def test_served_scores_equal_the_in_process_teacher(server):
     assert client.failed_rows == 0
 
 
+@pytest.mark.slow  # a `uniopd serve-teacher` process
 def test_concurrent_requests_share_forward_passes(server):
     url, ckpt = server
     tok = loading.load_tokenizer(str(ckpt))
@@ -118,29 +120,30 @@ def test_concurrent_requests_share_forward_passes(server):
     assert forwards < requests, f"{requests} requests took {forwards} forward passes"
 
 
-def _experiment(tmp_path, student, teacher_url, steps=3, **extra):
+def _experiment(tiny_experiment, tmp_path, student, teacher_url, steps=3, **extra):
     from uniopd.config import ExperimentConfig
 
     return ExperimentConfig.model_validate(
-        {
-            "name": "served",
-            "seed": 3,
-            "device": "cpu",
-            "student": str(student),
-            "teachers": {"math": teacher_url},
-            "teacher_server": {"retries": 1, "backoff_s": 0.05, "timeout_s": 10},
-            "data": {"train": ["builtin:math/train"], "eval": ["builtin:math/test"], "limit": 8},
-            "rollout": {"group_size": 2, "prompts_per_batch": 2, "max_new_tokens": 6},
-            "train": {"steps": steps, "warmup_steps": 0, "epochs": 1},
-            "eval": {"every": 0, "n_samples": 1, "max_prompts_per_domain": 1},
-            "output": {"root": str(tmp_path / "runs"), "progress": False},
-            "tracking": {"wandb": "disabled"},
+        tiny_experiment(
+            student,
+            teacher_url,
+            {"train": ["builtin:math/train"], "eval": ["builtin:math/test"], "limit": 8},
+            tmp_path / "runs",
+            name="served",
+            seed=3,
+            teacher_server={"retries": 1, "backoff_s": 0.05, "timeout_s": 10},
+            train={"steps": steps, "epochs": 1},
+            eval={"max_prompts_per_domain": 1},
+            tracking={"wandb": "disabled"},
             **extra,
-        }
+        )
     )
 
 
-def test_a_server_killed_mid_run_masks_and_counts_the_later_steps(make_checkpoint, tmp_path):
+@pytest.mark.slow  # a `uniopd serve-teacher` process, killed mid-run
+def test_a_server_killed_mid_run_masks_and_counts_the_later_steps(
+    tiny_experiment, make_checkpoint, tmp_path
+):
     from uniopd.launch.start import start_run
 
     proc, url = _start_server(make_checkpoint(12), tmp_path / "server.log")
@@ -150,9 +153,8 @@ def test_a_server_killed_mid_run_masks_and_counts_the_later_steps(make_checkpoin
             if step == 1:
                 _stop(proc)
 
-        run, _ = start_run(
-            _experiment(tmp_path, make_checkpoint(11), url), on_step=kill_after_first
-        )
+        cfg = _experiment(tiny_experiment, tmp_path, make_checkpoint(11), url)
+        run, _ = start_run(cfg, on_step=kill_after_first)
     finally:
         _stop(proc)
     metrics = [json.loads(x) for x in (run.path / "metrics.jsonl").read_text().splitlines()]
@@ -167,13 +169,15 @@ def test_a_server_killed_mid_run_masks_and_counts_the_later_steps(make_checkpoin
             assert rec["length"] > 0 and rec["teacher_logp"] == [None] * rec["length"]
 
 
-def test_a_server_down_at_start_stops_the_run_naming_its_url(make_checkpoint, tmp_path, capsys):
+def test_a_server_down_at_start_stops_the_run_naming_its_url(
+    tiny_experiment, make_checkpoint, tmp_path, capsys
+):
     import yaml
 
     from uniopd.commands.cli import main
 
     url = f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens there
-    cfg = _experiment(tmp_path, make_checkpoint(11), url)
+    cfg = _experiment(tiny_experiment, tmp_path, make_checkpoint(11), url)
     exp = tmp_path / "served.yaml"
     exp.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
     start = time.monotonic()
@@ -299,7 +303,9 @@ def test_an_unreachable_server_is_retried_then_masked():
     assert torch.isnan(got).all() and client.failed_rows == 3 and client.retried == 4
 
 
-def test_a_served_model_with_another_vocabulary_is_refused_at_start(make_checkpoint, tmp_path):
+def test_a_served_model_with_another_vocabulary_is_refused_at_start(
+    tiny_experiment, make_checkpoint, tmp_path
+):
     from uniopd.setup.parts import load_parts
     from uniopd.setup.plan import make_plan
 
@@ -308,7 +314,7 @@ def test_a_served_model_with_another_vocabulary_is_refused_at_start(make_checkpo
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-        cfg = _experiment(tmp_path, make_checkpoint(11), url, steps=1)
+        cfg = _experiment(tiny_experiment, tmp_path, make_checkpoint(11), url, steps=1)
         with pytest.raises(loading.ModelLoadError, match=r"teachers\.math .*scores 999 token ids"):
             load_parts(make_plan(cfg))
     finally:

@@ -37,7 +37,15 @@ def _runnable(name: str) -> None:
         pytest.skip(f"{name}: needs a CUDA GPU")
 
 
-@pytest.fixture(params=ENGINES.names())
+# transformers' paged (continuous-batching) generation takes seconds per test on the CPU
+SLOW_ENGINES = {"hf-paged"}
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(n, marks=pytest.mark.slow) if n in SLOW_ENGINES else n for n in ENGINES.names()
+    ]
+)
 def engine_name(request) -> str:
     _runnable(request.param)
     return request.param

@@ -48,26 +48,21 @@ def _warpers(seen) -> set:
     return out
 
 
-def _config(student, teacher, tmp_path, rollout, eval_, offline):
+def _config(tiny_experiment, student, teacher, tmp_path, rollout, eval_, offline):
     return ExperimentConfig.model_validate(
-        {
-            "name": "sampling",
-            "seed": 3,
-            "device": "cpu",
-            "student": str(student),
-            "teachers": {"math": str(teacher), "code": str(teacher)},
-            "data": {
-                "train": ["builtin:math/train"],
-                "eval": ["builtin:math/test"],
-                "limit": 6,
-            },
-            "method": {"name": "opd"},
-            "balance": {"offline": {"mode": "balance", "n_samples": 2, **offline}},
-            "rollout": {"group_size": 2, "prompts_per_batch": 2, "max_new_tokens": 4, **rollout},
-            "train": {"steps": 1, "lr": 1e-3, "warmup_steps": 0},
-            "eval": {"every": 0, "n_samples": 1, "max_prompts_per_domain": 2, **eval_},
-            "output": {"root": str(tmp_path / "runs"), "progress": False},
-        }
+        tiny_experiment(
+            student,
+            {"math": teacher, "code": teacher},
+            {"train": ["builtin:math/train"], "eval": ["builtin:math/test"], "limit": 6},
+            tmp_path / "runs",
+            name="sampling",
+            seed=3,
+            method={"name": "opd"},
+            balance={"offline": {"mode": "balance", "n_samples": 2, **offline}},
+            rollout={"max_new_tokens": 4, **rollout},
+            train={"steps": 1, "lr": 1e-3},
+            eval=eval_,
+        )
     )
 
 
@@ -96,10 +91,11 @@ def _config(student, teacher, tmp_path, rollout, eval_, offline):
     ids=["all-off", "explicit"],
 )
 def test_each_phase_samples_with_exactly_its_settings(
-    used, make_checkpoint, tmp_path, monkeypatch, rollout, eval_, offline, expected
+    tiny_experiment, used, make_checkpoint, tmp_path, monkeypatch, rollout, eval_, offline, expected
 ):
     monkeypatch.setenv("UNIOPD_HOME", str(tmp_path / "home"))  # no cached difficulty estimate
-    cfg = _config(make_checkpoint(51), make_checkpoint(52), tmp_path, rollout, eval_, offline)
+    s, t = make_checkpoint(51), make_checkpoint(52)
+    cfg = _config(tiny_experiment, s, t, tmp_path, rollout, eval_, offline)
     run = RunDir.create(cfg.output.root, cfg.name)
     trainer = prepare(make_plan(cfg), run)
     difficulty = _warpers(used)

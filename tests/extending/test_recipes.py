@@ -13,22 +13,21 @@ from uniopd.strategies import CALIBRATORS
 DOCS = Path(__file__).parents[2] / "docs" / "extending.md"
 
 
-def _cfg(tmp_path, student, teacher, **fields):
-    return ExperimentConfig.model_validate(
-        {
-            "name": "recipe",
-            "seed": 1,
-            "device": "cpu",
-            "student": str(student),
-            "teachers": {"math": str(teacher)},
-            "data": {"train": ["builtin:math/train"], "limit": 12},
-            "rollout": {"group_size": 4, "prompts_per_batch": 3, "max_new_tokens": 10},
-            "train": {"steps": 2, "lr": 1e-3, "warmup_steps": 0},
-            "output": {"root": str(tmp_path), "progress": False},
-            "tracking": {"wandb": "disabled"},
-            **fields,
-        }
+def _cfg(tiny_experiment, tmp_path, student, teacher, **fields):
+    """Each field given replaces the whole section."""
+    cfg = tiny_experiment(
+        student,
+        teacher,
+        {"train": ["builtin:math/train"], "limit": 12},
+        tmp_path,
+        name="recipe",
+        seed=1,
+        rollout={"group_size": 4, "prompts_per_batch": 3, "max_new_tokens": 10},
+        train={"lr": 1e-3},
+        eval=None,
+        tracking={"wandb": "disabled"},
     )
+    return ExperimentConfig.model_validate({**cfg, **fields})
 
 
 def _metrics(run):
@@ -41,9 +40,12 @@ def test_the_guide_shows_each_recipe_file_verbatim(stem):
     assert code in DOCS.read_text(), f"docs/extending.md no longer shows tests/extending/{stem}.py"
 
 
-def test_a_new_objective_is_one_file_and_one_registration(recipe, make_checkpoint, tmp_path):
+def test_a_new_objective_is_one_file_and_one_registration(
+    tiny_experiment, recipe, make_checkpoint, tmp_path
+):
     recipe("clipped_opd", OBJECTIVES, "clipped_opd")
     cfg = _cfg(
+        tiny_experiment,
         tmp_path,
         make_checkpoint(11),
         make_checkpoint(12),
@@ -56,10 +58,11 @@ def test_a_new_objective_is_one_file_and_one_registration(recipe, make_checkpoin
 
 
 def test_a_new_calibration_strategy_is_one_file_and_one_registration(
-    recipe, make_checkpoint, coin, tmp_path
+    tiny_experiment, recipe, make_checkpoint, coin, tmp_path
 ):
     recipe("outcome_bonus", CALIBRATORS, "outcome_bonus")
     cfg = _cfg(
+        tiny_experiment,
         tmp_path,
         coin["student"],
         coin["teacher"],

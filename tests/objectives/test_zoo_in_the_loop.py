@@ -12,21 +12,21 @@ from uniopd.run_dir import RunDir
 from uniopd.setup.plan import PlanError, make_plan
 
 
-def _config(student, teacher, tmp_path, method, teachers=None, run="zoo"):
+def _config(tiny_experiment, student, teacher, tmp_path, method, teachers=None, run="zoo"):
     return ExperimentConfig.model_validate(
-        {
-            "name": run,
-            "seed": 3,
-            "device": "cpu",
-            "student": str(student),
-            "teachers": teachers or {"math": str(teacher), "code": str(teacher)},
-            "data": {"train": ["builtin:math/train", "builtin:code/train"], "limit": 16},
-            "method": method,
-            "rollout": {"group_size": 2, "prompts_per_batch": 4, "max_new_tokens": 10},
-            "train": {"steps": 2, "lr": 1e-3, "warmup_steps": 0, "micro_batch_size": 3},
-            "output": {"root": str(tmp_path / "runs"), "progress": False},
-            "tracking": {"wandb": "disabled"},
-        }
+        tiny_experiment(
+            student,
+            teachers or {"math": teacher, "code": teacher},
+            {"train": ["builtin:math/train", "builtin:code/train"], "limit": 16},
+            tmp_path / "runs",
+            name=run,
+            seed=3,
+            method=method,
+            rollout={"prompts_per_batch": 4, "max_new_tokens": 10},
+            train={"lr": 1e-3, "micro_batch_size": 3},
+            eval=None,
+            tracking={"wandb": "disabled"},
+        )
     )
 
 
@@ -62,9 +62,10 @@ def _train(cfg, hook=None):
     ],
 )
 def test_each_objective_trains_through_the_loop(
-    make_checkpoint, tmp_path, method, teachers, signal
+    tiny_experiment, make_checkpoint, tmp_path, method, teachers, signal
 ):
-    cfg = _config(make_checkpoint(11), make_checkpoint(12), tmp_path, method, teachers=teachers)
+    s, t = make_checkpoint(11), make_checkpoint(12)
+    cfg = _config(tiny_experiment, s, t, tmp_path, method, teachers=teachers)
     metrics, calls, moved = _train(cfg)
     assert moved and all(torch.isfinite(torch.tensor(m["loss"])) for m in metrics)
     assert signal in metrics[-1]
@@ -73,9 +74,10 @@ def test_each_objective_trains_through_the_loop(
 
 @pytest.mark.parametrize("micro, logits_micro, biggest", [(3, 16, 3), (0, 5, 5)])
 def test_full_teacher_logits_are_only_ever_held_for_one_micro_batch(
-    make_checkpoint, tmp_path, micro, logits_micro, biggest
+    tiny_experiment, make_checkpoint, tmp_path, micro, logits_micro, biggest
 ):
-    cfg = _config(make_checkpoint(11), make_checkpoint(12), tmp_path, {"name": "jsd"}, run="jsd")
+    s, t = make_checkpoint(11), make_checkpoint(12)
+    cfg = _config(tiny_experiment, s, t, tmp_path, {"name": "jsd"}, run="jsd")
     train = {
         **cfg.train.model_dump(),
         "micro_batch_size": micro,
@@ -92,27 +94,30 @@ def test_full_teacher_logits_are_only_ever_held_for_one_micro_batch(
     assert "teacher_student_logp_gap" not in json.loads(lines[0])
 
 
-def test_grpo_asks_no_teacher_and_loads_none(make_checkpoint, tmp_path):
-    cfg = _config(make_checkpoint(11), make_checkpoint(12), tmp_path, {"name": "grpo"})
+def test_grpo_asks_no_teacher_and_loads_none(tiny_experiment, make_checkpoint, tmp_path):
+    s, t = make_checkpoint(11), make_checkpoint(12)
+    cfg = _config(tiny_experiment, s, t, tmp_path, {"name": "grpo"})
     trainer = prepare(make_plan(cfg), RunDir.create(cfg.output.root, cfg.name))
     assert trainer.parts.teachers is None and trainer.parts.reference is None
 
 
-def test_exopd_at_lambda_one_is_opd_exactly(make_checkpoint, tmp_path):
+def test_exopd_at_lambda_one_is_opd_exactly(tiny_experiment, make_checkpoint, tmp_path):
     s, t = make_checkpoint(11), make_checkpoint(12)
-    opd, _, _ = _train(_config(s, t, tmp_path, {"name": "opd"}, run="opd"))
-    ex, _, _ = _train(
-        _config(s, t, tmp_path, {"name": "exopd", "options": {"exopd": {"lam": 1.0}}}, run="ex")
-    )
+    opd, _, _ = _train(_config(tiny_experiment, s, t, tmp_path, {"name": "opd"}, run="opd"))
+    exopd = {"name": "exopd", "options": {"exopd": {"lam": 1.0}}}
+    ex, _, _ = _train(_config(tiny_experiment, s, t, tmp_path, exopd, run="ex"))
     assert [m["loss"] for m in ex] == [m["loss"] for m in opd]
 
 
-def test_topk_with_the_whole_vocabulary_is_the_full_reverse_kl(make_checkpoint, tmp_path):
+def test_topk_with_the_whole_vocabulary_is_the_full_reverse_kl(
+    tiny_experiment, make_checkpoint, tmp_path
+):
     s, t = make_checkpoint(11), make_checkpoint(12)
     vocab = json.loads((s / "config.json").read_text())["vocab_size"]
-    full, _, _ = _train(_config(s, t, tmp_path, {"name": "reverse_kl"}, run="rkl"))
+    full, _, _ = _train(_config(tiny_experiment, s, t, tmp_path, {"name": "reverse_kl"}, run="rkl"))
     topk, _, _ = _train(
         _config(
+            tiny_experiment,
             s,
             t,
             tmp_path,
@@ -124,9 +129,10 @@ def test_topk_with_the_whole_vocabulary_is_the_full_reverse_kl(make_checkpoint, 
 
 
 def test_opsd_teacher_sees_the_reference_solution_and_the_student_does_not(
-    make_checkpoint, tmp_path
+    tiny_experiment, make_checkpoint, tmp_path
 ):
     cfg = _config(
+        tiny_experiment,
         make_checkpoint(11),
         None,
         tmp_path,
@@ -150,17 +156,21 @@ def test_opsd_teacher_sees_the_reference_solution_and_the_student_does_not(
     assert teacher is not trainer.student and not any(p.requires_grad for p in teacher.parameters())
 
 
-def test_unmeetable_needs_and_missing_references_are_errors_at_load(make_checkpoint, tmp_path):
+def test_unmeetable_needs_and_missing_references_are_errors_at_load(
+    tiny_experiment, make_checkpoint, tmp_path
+):
     s = make_checkpoint(11)
+    served = {"math": "http://127.0.0.1:9/v1"}
     with pytest.raises(Exception, match=r"needs teacher_topk from its teacher, but teachers.math"):
-        _config(s, None, tmp_path, {"name": "topk"}, teachers={"math": "http://127.0.0.1:9/v1"})
+        _config(tiny_experiment, s, None, tmp_path, {"name": "topk"}, teachers=served)
     with pytest.raises(Exception, match=r"objective opsd .* name self\+privileged"):
-        _config(s, s, tmp_path, {"name": "opsd"})
+        _config(tiny_experiment, s, s, tmp_path, {"name": "opsd"})
     rows = tmp_path / "bare.jsonl"
     rows.write_text(
         json.dumps({"id": "q1", "domain": "math", "prompt": "1+1?", "answer": "2"}) + "\n"
     )
-    cfg = _config(s, None, tmp_path, {"name": "opsd"}, teachers={"math": "self+privileged"})
+    privileged = {"math": "self+privileged"}
+    cfg = _config(tiny_experiment, s, None, tmp_path, {"name": "opsd"}, teachers=privileged)
     cfg = cfg.model_validate({**cfg.model_dump(), "data": {"train": [str(rows)]}})
     with pytest.raises(
         PlanError, match=r"teachers.math = self\+privileged: .* 1 math training rows have none"
@@ -179,10 +189,13 @@ def test_objective_errors_name_the_file_and_field(tmp_path):
     assert str(err.value).startswith(f"{path}: method.options.topk.k: objective topk: k: ")
 
 
-def test_an_ema_teacher_follows_the_student_and_is_checkpointed(make_checkpoint, tmp_path):
+def test_an_ema_teacher_follows_the_student_and_is_checkpointed(
+    tiny_experiment, make_checkpoint, tmp_path
+):
     ref = "self@ema=0.5+privileged"
+    teachers = {"math": ref, "code": ref}
     cfg = _config(
-        make_checkpoint(11), None, tmp_path, {"name": "opsd"}, teachers={"math": ref, "code": ref}
+        tiny_experiment, make_checkpoint(11), None, tmp_path, {"name": "opsd"}, teachers=teachers
     )
     trainer = prepare(make_plan(cfg), RunDir.create(cfg.output.root, cfg.name))
     teacher = trainer.parts.teacher_model(ref)

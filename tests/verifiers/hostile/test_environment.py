@@ -3,6 +3,8 @@
 import pytest
 from hostile_programs import python_escape
 
+pytestmark = pytest.mark.slow  # each program runs in a sandboxed process
+
 SECRET = "hunter2-uniopd-test-secret"
 
 

@@ -6,6 +6,8 @@ import pathlib
 import pytest
 from hostile_programs import GOOD, escape, python_escape
 
+pytestmark = pytest.mark.slow  # each program runs in a sandboxed process
+
 WRITES = {
     "open": "open({p!r}, 'w').write('x')",
     "pathlib": "import pathlib\npathlib.Path({p!r}).write_text('x')",

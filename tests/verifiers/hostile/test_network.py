@@ -6,6 +6,8 @@ import threading
 import pytest
 from hostile_programs import python_escape
 
+pytestmark = pytest.mark.slow  # each program runs in a sandboxed process
+
 
 @pytest.fixture
 def listener():

@@ -8,6 +8,8 @@ import time
 import pytest
 from hostile_programs import GOOD, escape, marker, processes_with
 
+pytestmark = pytest.mark.slow  # each program runs in a sandboxed process
+
 
 @pytest.mark.parametrize(
     "spawn",

@@ -4,9 +4,12 @@ next job (and the host) does not notice."""
 import shutil
 import time
 
+import pytest
 from hostile_programs import GOOD, WALL_S
 
 from uniopd.verifiers.sandbox import Job, Limits, Sandbox
+
+pytestmark = pytest.mark.slow  # each program runs in a sandboxed process
 
 
 def test_infinite_loops_time_out(grade):

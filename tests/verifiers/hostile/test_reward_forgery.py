@@ -6,6 +6,8 @@ from hostile_programs import GOOD
 from uniopd.tasks.problem import Problem
 from uniopd.verifiers.sandbox import Job, Limits, Sandbox
 
+pytestmark = pytest.mark.slow  # each program runs in a sandboxed process
+
 FORGERIES = {
     # objects that claim to equal anything
     "always-equal object": (
