@@ -109,9 +109,9 @@ def test_concurrent_requests_share_forward_passes(server):
     url, ckpt = server
     tok = loading.load_tokenizer(str(ckpt))
     batch = _batch(tok, 16)
-    before = _counters(url)
     client = ServedTeacher(url, rows_per_request=1, max_concurrency=16)
-    client.connect()
+    client.connect()  # its start-up probe is one request more: count from here
+    before = _counters(url)
     assert torch.isfinite(client.logprobs(batch)).all()
     after = _counters(url)
     requests = after["requests"] - before["requests"]

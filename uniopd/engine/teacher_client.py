@@ -1,10 +1,16 @@
-"""A teacher behind an HTTP server that speaks the OpenAI completions interface with prompt
-log-probs (`uniopd serve-teacher`, vLLM, SGLang; protocol in uniopd.engine.teacher_server).
+"""A teacher behind an HTTP server that scores given tokens: the OpenAI completions interface
+with prompt log-probs (`uniopd serve-teacher`, vLLM, SGLang) or SGLang's native /generate
+(`teacher_server.api`; wire formats in uniopd.engine.teacher_protocols).
+
+At start-up, `connect` asks for the model list and then scores a few tokens: a server that does
+not answer, or answers in the wrong shape, stops the run there (TeacherServerError naming the URL
+and what the answer held) rather than masking every rollout of it later.
 
 Each rollout goes as its real tokens, prompt then response without padding, in requests of
-`rows_per_request` rollouts, `max_concurrency` requests at a time. Of each answer only the last
-`response_length` log-probs of the rollout's own tokens are read. Failures never stop the run and
-never shift a score onto the wrong token:
+`rows_per_request` rollouts, `max_concurrency` requests at a time, each allowed `timeout_s` plus
+`timeout_per_token_s` per token it carries. Of each answer only the last `response_length`
+log-probs of the rollout's own tokens are read. Failures never stop the run and never shift a
+score onto the wrong token:
 
 - an answer for a rollout whose log-probs are missing, of the wrong count, or not finite numbers
   <= 0 gives that rollout NaN scores (the objectives turn them into loss mask 0);
@@ -20,7 +26,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import math
 import threading
 import time
 import urllib.error
@@ -31,20 +36,26 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 
 from uniopd.engine.sequences import SequenceBatch
+from uniopd.engine.teacher_protocols import (
+    BadAnswer,
+    CompletionsAPI,
+    SGLangGenerateAPI,
+    api_base,
+    make_api,
+)
 
 log = logging.getLogger(__name__)
 
 RETRIED_HTTP = {429, 500, 502, 503, 504}
 
 
+# the start-up probe's tokens: ids every vocabulary has; what matters is the answer's shape
+PROBE_IDS = [0, 1, 2, 3]
+
+
 class TeacherServerError(RuntimeError):
-    """A teacher server that cannot be used at all (unreachable at start-up)."""
-
-
-def api_base(url: str) -> str:
-    """`http://host:port`, `http://host:port/` and `http://host:port/v1` -> `http://host:port/v1`."""
-    base = url.rstrip("/")
-    return base if base.endswith("/v1") else base + "/v1"
+    """A teacher server that cannot be used at all: unreachable at start-up, or answering the
+    start-up probe in the wrong shape."""
 
 
 class ServedTeacher:
@@ -52,7 +63,9 @@ class ServedTeacher:
         self,
         url: str,
         *,
+        api: str = "completions",
         timeout_s: float = 60.0,
+        timeout_per_token_s: float = 0.001,
         retries: int = 3,
         backoff_s: float = 0.5,
         max_concurrency: int = 4,
@@ -60,20 +73,28 @@ class ServedTeacher:
         max_tokens: int = 0,
         model: str | None = None,
     ):
-        """`model`: the name sent with each request (default: the first model the server lists,
+        """`api`: `completions` or `sglang_generate` (uniopd.engine.teacher_protocols);
+        `model`: the name sent with each request (default: the first model the server lists,
         read by `connect`)."""
         self.url, self.base, self.model = url, api_base(url), model
-        self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
+        self.api = make_api(api, max_tokens)
+        self.timeout_s, self.timeout_per_token_s = timeout_s, timeout_per_token_s
+        self.retries, self.backoff_s = retries, backoff_s
         self.max_concurrency, self.rows_per_request = max_concurrency, rows_per_request
-        self.max_tokens = max_tokens
         self.vocab_size: int | None = None  # the served model's, when its server says it
         self.failed_rows = 0  # rollouts left without scores, over the whole run
         self.retried = 0  # requests sent again
         self._lock = threading.Lock()
 
+    def request_timeout(self, tokens: int) -> float:
+        """Seconds a request carrying `tokens` tokens may take: a long request is a long forward
+        pass (and waits behind others in the server's batch), so the limit grows with it."""
+        return self.timeout_s + self.timeout_per_token_s * tokens
+
     def connect(self, timeout_s: float = 10.0) -> str:
-        """The served model's name (GET /v1/models); TeacherServerError naming the URL if the
-        server does not answer with a model list."""
+        """The served model's name (GET /v1/models), once a few tokens scored through the
+        configured api came back in the right shape; TeacherServerError naming the URL and what
+        was wrong otherwise."""
         try:
             with urllib.request.urlopen(self.base + "/models", timeout=timeout_s) as resp:
                 listed = json.loads(resp.read())
@@ -93,7 +114,27 @@ class ServedTeacher:
         served: dict = next((m for m in listed["data"] if m["id"] == self.model), {})
         size = served.get("vocab_size")
         self.vocab_size = int(size) if isinstance(size, int) else None
+        self._probe(max(timeout_s, self.request_timeout(len(PROBE_IDS))))
         return self.model
+
+    def _probe(self, timeout_s: float) -> None:
+        """Score PROBE_IDS once; a server whose answer has the wrong shape would leave every
+        rollout without teacher scores, so it stops the run here, before any training."""
+        where = f"teacher server {self.url}: {self.api.name} probe ({len(PROBE_IDS)} tokens)"
+        body, problem, said = self._post([PROBE_IDS], timeout_s)
+        if body is None:
+            raise TeacherServerError(
+                f"{where} at {self.api.endpoint(self.url)} got {problem}"
+                f"{': ' + said if said else ''}{_hint(self.api, problem, said)}"
+            )
+        try:
+            (row,) = self.api.read_all(_json(body), [PROBE_IDS])
+            if isinstance(row, BadAnswer):
+                raise row
+        except BadAnswer as exc:
+            raise TeacherServerError(
+                f"{where}: the answer has the wrong shape: {exc.detail}; {self.api.expects}"
+            ) from None
 
     @torch.no_grad()
     def logprobs(self, batch: SequenceBatch) -> torch.Tensor:
@@ -137,75 +178,79 @@ class ServedTeacher:
     def _score(self, seqs: list[list[int]]) -> tuple[list, list[str]]:
         """(per sequence: log-probs of its tokens after the first, or None; the reason of each
         None)."""
-        payload = {
-            "model": self.model,
-            "prompt": seqs,
-            "max_tokens": self.max_tokens,
-            "echo": True,
-            "logprobs": 0,
-            "temperature": 1.0,
-        }
-        body, problem = self._post(json.dumps(payload).encode())
+        body, problem, _ = self._post(seqs, self.request_timeout(sum(map(len, seqs))))
         if body is None:
             return [None] * len(seqs), [problem] * len(seqs)
         try:
-            choices = json.loads(body)["choices"]
-            assert isinstance(choices, list)
-        except Exception:  # noqa: BLE001 - not JSON, or not a completions answer
-            return [None] * len(seqs), ["malformed answer"] * len(seqs)
-        by_index: dict[int, list] = {}
-        for pos, c in enumerate(choices):
-            index = c.get("index", pos) if isinstance(c, dict) else None
-            if isinstance(index, int) and not isinstance(index, bool):
-                by_index.setdefault(index, []).append(c)
-        values, reasons = [], []
-        for k, seq in enumerate(seqs):
-            got = by_index.get(k, [])
-            row, reason = (None, "no answer") if len(got) != 1 else self._read(got[0], len(seq))
-            values.append(row)
-            reasons.append(reason)
-        return values, reasons
+            rows = self.api.read_all(_json(body), seqs)
+        except BadAnswer as exc:  # not JSON, or not an answer of this api at all
+            return [None] * len(seqs), [exc.reason] * len(seqs)
+        values = [None if isinstance(r, BadAnswer) else r for r in rows]
+        return values, [r.reason if isinstance(r, BadAnswer) else "" for r in rows]
 
-    def _read(self, choice: dict, n: int) -> tuple[list[float] | None, str]:
-        """The log-probs of tokens 1..n-1 of one answer, or None and why."""
-        try:
-            lp = choice["logprobs"]["token_logprobs"]
-        except (KeyError, TypeError):
-            return None, "malformed answer"
-        if not isinstance(lp, list) or not n <= len(lp) <= n + self.max_tokens:
-            return None, "wrong length"
-        row = lp[1:n]  # the first token has no log-prob (null); what follows n was generated
-        for v in row:
-            if isinstance(v, bool) or not isinstance(v, int | float):
-                return None, "not a number"
-            if not math.isfinite(v) or v > 1e-3:  # a log-prob is <= 0 (rounding aside)
-                return None, "not a log-prob"
-        return [float(v) for v in row], ""
-
-    def _post(self, data: bytes) -> tuple[bytes | None, str]:
-        """The answer's body, or None and why, after the retries."""
-        problem = ""
+    def _post(self, seqs: list[list[int]], timeout_s: float) -> tuple[bytes | None, str, str]:
+        """The answer's body, or None, why (short) and what the server said, after the
+        retries."""
+        data = json.dumps(self.api.payload(self.model, seqs)).encode()
+        problem, said = "", ""
         for attempt in range(self.retries + 1):
             if attempt:
                 with self._lock:
                     self.retried += 1
                 time.sleep(self.backoff_s * 2 ** (attempt - 1))
             request = urllib.request.Request(
-                self.base + "/completions",
+                self.api.endpoint(self.url),
                 data=data,
                 headers={"Content-Type": "application/json"},
                 method="POST",
             )
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as resp:
-                    return resp.read(), ""
+                with urllib.request.urlopen(request, timeout=timeout_s) as resp:
+                    return resp.read(), "", ""
             except urllib.error.HTTPError as exc:
-                problem = f"HTTP {exc.code}"
+                problem, said = f"HTTP {exc.code}", _error_text(exc)
                 if exc.code not in RETRIED_HTTP:
-                    return None, problem
+                    return None, problem, said
             except (OSError, http.client.HTTPException) as exc:  # refused, reset, timed out
                 problem = "unreachable" if not isinstance(exc, TimeoutError) else "timed out"
                 reason = getattr(exc, "reason", None)
                 if isinstance(reason, TimeoutError):
                     problem = "timed out"
-        return None, problem
+        return None, problem, said
+
+
+def _hint(api: CompletionsAPI | SGLangGenerateAPI, problem: str, said: str) -> str:
+    """What to change when the probe got an error answer the servers are known to give."""
+    if isinstance(api, CompletionsAPI) and problem == "HTTP 400" and "max_tokens" in said:
+        if api.max_tokens == 0:  # SGLang's CompletionRequest: "max_tokens must be positive"
+            return (
+                "; SGLang's /v1/completions refuses max_tokens 0: set teacher_server.max_tokens: 1"
+            )
+        return "; uniopd serve-teacher only scores: set teacher_server.max_tokens: 0"
+    if problem == "HTTP 404":
+        return f"; no such route: is teacher_server.api ({api.name}) right for this server?"
+    return ""
+
+
+def _json(body: bytes):
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise BadAnswer("malformed answer", f"not JSON: {body[:160]!r}") from None
+
+
+def _error_text(exc: urllib.error.HTTPError) -> str:
+    """The message of an error answer (vLLM and SGLang put it in `message` or
+    `error.message`), else the start of its body."""
+    try:
+        raw = exc.read()[:4000]
+    except OSError:
+        return ""
+    try:
+        body = json.loads(raw)
+        inner = body.get("error", body) if isinstance(body, dict) else body
+        message = inner.get("message") if isinstance(inner, dict) else None
+        text = str(message if message is not None else body)
+    except ValueError:
+        text = raw.decode(errors="replace")
+    return " ".join(text.split())[:300]  # one line, for the error message that quotes it
