@@ -54,8 +54,12 @@ class RolloutPhase:
             EngineOptions(
                 max_batch_rows=ro.max_batch_rows,
                 max_batch_tokens=ro.max_batch_tokens,
+                kv_cache_tokens=ro.kv_cache_tokens,
+                kv_cache_memory_fraction=ro.kv_cache_memory_fraction,
                 gpu_memory_utilization=ro.gpu_memory_utilization,
                 seed=cfg.seed,
+                dtype=parts.precision.compute_dtype or parts.precision.student_dtype,
+                dist=parts.dist,
             ),
         )
         self._warned_old_logp = False

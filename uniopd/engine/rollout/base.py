@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
 
+from uniopd.engine.distributed import Dist
 from uniopd.engine.sampling import SamplingSettings
 from uniopd.engine.sequences import SequenceBatch, pack
 from uniopd.registry import Registry
@@ -37,8 +38,14 @@ class Generated:
 class EngineOptions:
     max_batch_rows: int = 256  # hf: rows per generate call
     max_batch_tokens: int | None = None  # hf-paged: tokens per forward (None = transformers')
+    kv_cache_tokens: int | None = None  # hf-paged: KV cache tokens (None = from free memory)
+    kv_cache_memory_fraction: float | None = None  # hf-paged: of free memory (None = transformers')
     gpu_memory_utilization: float = 0.5  # vllm: share of the GPU its weights + KV cache take
     seed: int = 0
+    # the rollout precision (bf16-mixed: bfloat16), for an engine that holds its own copy of the
+    # weights (vllm); None = the student's parameters' dtype
+    dtype: torch.dtype | None = None
+    dist: Dist = field(default_factory=Dist)  # this process among the run's (vllm: its GPU)
 
 
 class RolloutEngine:
