@@ -43,6 +43,13 @@ class TrainConfig(_Section):
     )
     betas: tuple[_Beta, _Beta] = Field(default=(0.9, 0.98), description="AdamW (beta1, beta2).")
     weight_decay: float = Field(default=0.1, ge=0, description="AdamW decoupled weight decay.")
+    decay_norms_and_biases: bool = Field(
+        default=True,
+        description="true: weight_decay on every trainable parameter (uniopd's behaviour so "
+        "far, kept as the default so earlier runs reproduce). false: the Uni-OPD release's "
+        "(Megatron's) rule: weight matrices only, no decay on biases and norm weights (1-D "
+        "parameters and names containing 'norm').",
+    )
     epochs: int = Field(
         default=1,
         ge=1,
@@ -202,6 +209,15 @@ class ExperimentConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="auto = cuda when available, else cpu."
     )
+    distributed_timeout_s: float = Field(
+        default=7200.0,
+        gt=0,
+        description="With several processes (--nproc): the longest, in seconds, a process waits "
+        "in a collective (joining at start, a gather, a barrier) for the others before the run "
+        "stops with an error instead of hanging. Every process evaluates and estimates "
+        "difficulty on its share of the rows, so the waits are the first process's writes "
+        "(checkpoints) and the skew between processes; leave room for those.",
+    )
     precision: Literal["auto", "fp32", "bf16-mixed", "fp16-mixed", "bf16-pure"] = Field(
         default="auto",
         description="fp32; bf16-mixed / fp16-mixed = float32 master weights and Adam state with "
@@ -225,10 +241,14 @@ class ExperimentConfig(_Section):
         "initial weights, self@ema[=decay] its moving average; a +privileged suffix shows the "
         "teacher each row's reference solution (OPSD).",
     )
-    teacher_device: str | dict[str, str] | None = Field(
+    teacher_device: str | list[str] | dict[str, str | list[str]] | None = Field(
         default=None,
-        description="Where teachers sit: one device for all (cuda:1) or domain -> device; None = "
-        "the student's device. Scores come back to the student's device.",
+        description="Where each process puts its teachers, for all (or domain -> this): a device "
+        "(cpu, cuda:1; with several processes, each loading its own copy, only cpu); a rule "
+        "(cuda:{local_rank+4}: the process of local rank r on cuda:r+4); or a list, entry r for "
+        "local rank r ([cuda:4, cuda:5]). None = the student's device. Checked for every process "
+        "against the GPUs torch sees before any model loads. Scores come back to the student's "
+        "device.",
     )
     teacher_tokenizers: dict[str, Annotated[str, Field(min_length=1)]] = Field(
         default={},

@@ -6,7 +6,9 @@ uniopd run ...`) and joined through accelerate's `PartialState`: NCCL on GPUs, g
 
 Gradients are summed, not averaged: every process's loss is already divided by the global
 rollout count (METHOD 2's denominator), so the sum over processes is the one-process gradient.
-They are summed once per optimizer step, after all micro-batches, in one flat buffer.
+They are summed once per optimizer step, after all micro-batches, bucket by bucket
+(`GRAD_BUCKET_BYTES`, as DDP's reducer does): a flat copy of every gradient would add the size of
+the whole model again (16 GB in float32 for a 4B student).
 """
 
 from __future__ import annotations
@@ -16,6 +18,30 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+# bytes of gradients per all-reduce (DDP's buckets are 25 MB): large enough to keep the links
+# busy, small beside the model
+GRAD_BUCKET_BYTES = 32 * 2**20
+
+
+def grad_buckets(grads: list[torch.Tensor], bucket_numel: int):
+    """The gradients as consecutive buckets of at most `bucket_numel` elements, each a list of
+    (gradient, start, stop) ranges of its flattened elements; a gradient larger than a bucket
+    spans several. In order, so concatenating every bucket gives the flat gradient vector."""
+    bucket: list[tuple[torch.Tensor, int, int]] = []
+    filled = 0
+    for g in grads:
+        start = 0
+        while start < g.numel():
+            stop = min(g.numel(), start + bucket_numel - filled)
+            bucket.append((g, start, stop))
+            filled += stop - start
+            start = stop
+            if filled == bucket_numel:
+                yield bucket
+                bucket, filled = [], 0
+    if bucket:
+        yield bucket
 
 
 def launched() -> bool:
@@ -30,9 +56,9 @@ class Dist:
     @classmethod
     def from_env(cls, cpu: bool, timeout_s: float = 7200.0) -> Dist:
         """The world the launcher set up (size 1 when not launched). `timeout_s` bounds how long a
-        collective waits for a live but stuck peer before the process fails instead of hanging;
-        long, because the others wait in one while the first process evaluates (a dead peer is
-        the launcher's business: it stops the others within seconds)."""
+        collective waits for a live but stuck peer before the process fails instead of hanging
+        (a run's `distributed_timeout_s`; a dead peer is the launcher's business: it stops the
+        others within seconds)."""
         if not launched():
             return cls()
         from accelerate import PartialState
@@ -65,17 +91,28 @@ class Dist:
 
     # ---------------------------------------------------------------- collectives
     def sum_grads(self, params) -> None:
+        """Every process's gradients summed in place, in float32 whatever their dtype (a bf16
+        gradient is summed in float32 and rounded once), through one reused buffer of at most
+        `GRAD_BUCKET_BYTES`: the only memory the reduction adds."""
         if not self.active:
             return
         grads = [p.grad for p in params if p.grad is not None]
         if not grads:
             return
-        flat = torch.cat([g.reshape(-1).float() for g in grads])
-        dist.all_reduce(flat)
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset : offset + g.numel()].view_as(g))
-            offset += g.numel()
+        bucket_numel = GRAD_BUCKET_BYTES // 4
+        total = sum(g.numel() for g in grads)
+        buffer = torch.empty(min(bucket_numel, total), dtype=torch.float32, device=grads[0].device)
+        for bucket in grad_buckets(grads, bucket_numel):
+            ranges = []  # (the gradient's elements, the buffer's), copied by copy_: no temporaries
+            offset = 0
+            for g, start, stop in bucket:
+                ranges.append((g.view(-1)[start:stop], buffer[offset : offset + stop - start]))
+                offset += stop - start
+            for grad, room in ranges:
+                room.copy_(grad)
+            dist.all_reduce(buffer[:offset])
+            for grad, room in ranges:
+                grad.copy_(room)
 
     def sum(self, value: float) -> float:
         return self._reduce(value, dist.ReduceOp.SUM)

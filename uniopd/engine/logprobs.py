@@ -46,6 +46,27 @@ class HeadMismatchError(RuntimeError):
     """The output head applied to the last hidden state does not give the model's logits."""
 
 
+def _last_hidden_and_output(model, batch: SequenceBatch):
+    """(the decoder's last hidden state `[N, L, H]`, the model's output with one position's
+    logits). The hidden state is read by a forward hook on the decoder (`get_decoder()`, the base
+    model under the output head): `output_hidden_states=True` would keep every layer's hidden
+    state until the forward ends (37 of them for Qwen3-4B, ~12 GB at 32k tokens), which a pass
+    without gradients would otherwise free layer by layer. transformers 5.25's decoders return
+    a `BaseModelOutputWithPast` whose `last_hidden_state` is what `hidden_states[-1]` gave
+    (after the final norm: `capture_outputs(tie_last_hidden_states=True)`)."""
+    kept: list[torch.Tensor] = []
+
+    def keep(module, inputs, output) -> None:
+        kept[:] = [output[0] if isinstance(output, tuple) else output.last_hidden_state]
+
+    handle = model.get_decoder().register_forward_hook(keep)
+    try:
+        out = _forward(model, batch, logits_to_keep=1)
+    finally:
+        handle.remove()
+    return kept[0], out
+
+
 def response_hidden(model, batch: SequenceBatch) -> tuple[torch.Tensor, torch.nn.Module]:
     """Final hidden states at every response column `[N, T, H]` and the output head.
 
@@ -54,9 +75,8 @@ def response_hidden(model, batch: SequenceBatch) -> tuple[torch.Tensor, torch.nn
     check that head(hidden) is the model's logits; an architecture that scales or soft-caps its
     logits after the head fails the check instead of giving wrong log-probs.
     """
-    out = _forward(model, batch, output_hidden_states=True, logits_to_keep=1)
+    hidden, out = _last_hidden_and_output(model, batch)
     head = model.get_output_embeddings()
-    hidden = out.hidden_states[-1]
     with torch.no_grad():
         mine = head(hidden[:, -1:]).float()
         theirs = out.logits[:, -1:].float()

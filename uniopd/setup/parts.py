@@ -26,6 +26,7 @@ from uniopd.engine.vision import image_token_ids
 from uniopd.objectives import Need
 from uniopd.refs import parse_teacher, resolve_model
 from uniopd.setup.plan import Plan, modality_problem
+from uniopd.setup.teacher_devices import Setting, device_name, form_for
 from uniopd.verifiers import get_verifier
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def load_parts(
     if cfg.train.gradient_checkpointing:
         loading.enable_activation_checkpointing(student)
     if cfg.train.fsdp:
-        student = shard_model(student, device, dist.world)
+        student = shard_model(student, device, dist.world, precision.compute_dtype)
     if precision.mode == "bf16-pure":
         warn_vanishing_updates(student, cfg.train.lr)
     parts = Parts(
@@ -161,7 +162,7 @@ def _load_teachers(plan: Plan, parts: Parts, served: dict[str, ServedTeacher]) -
         dtype = parts.precision.student_dtype if ref.ema_decay else parts.precision.teacher_dtype
         models[text] = loading.load_model(
             path,
-            teacher_device(cfg.teacher_device, domain, parts.device),
+            teacher_device(cfg.teacher_device, domain, parts.device, parts.dist.local_rank),
             dtype,
             trainable=False,
             name=text,
@@ -266,12 +267,13 @@ def _with_lora(student: torch.nn.Module, lora, checkpoint, name: str) -> torch.n
 
 
 def teacher_device(
-    setting: str | dict[str, str] | None, domain: str, student: torch.device
+    setting: Setting, domain: str, student: torch.device, local_rank: int = 0
 ) -> torch.device:
-    """`teacher_device` for one domain's teacher: one device for all, per domain, or the
-    student's (checked before any model loads by uniopd.setup.plan)."""
-    name = setting.get(domain) if isinstance(setting, dict) else setting
-    return torch.device(name) if name else student
+    """Where this process (of local rank `local_rank`) puts `domain`'s teacher: the
+    `teacher_device` form for it (uniopd.setup.teacher_devices; checked for every process
+    before any model loads by uniopd.setup.plan), or the student's device."""
+    form = form_for(setting, domain)
+    return torch.device(device_name(form, local_rank)) if form else student
 
 
 def warn_vanishing_updates(student: torch.nn.Module, lr: float) -> None:

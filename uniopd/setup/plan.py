@@ -118,7 +118,7 @@ def make_plan(cfg: ExperimentConfig, processes: int | None = None, *, models: bo
     processes = processes if processes is not None else world_size()
     check_processes(cfg, processes)
     check_sharding(cfg, processes)
-    check_devices(cfg)
+    check_devices(cfg, processes)
     check_engine(cfg, models)
     return Plan(
         cfg=cfg,
@@ -246,12 +246,12 @@ def check_sharding(cfg: ExperimentConfig, processes: int) -> None:
         )
 
 
-def check_devices(cfg: ExperimentConfig) -> None:
-    """Precision, attention kernel and teacher placement, against this machine."""
-    import torch
-
+def check_devices(cfg: ExperimentConfig, processes: int = 1) -> None:
+    """Precision, attention kernel and teacher placement, against this machine and the run's
+    processes (each places its own teachers: uniopd.setup.teacher_devices)."""
     from uniopd.engine.loading import ModelLoadError, check_attn_implementation, pick_device
     from uniopd.engine.precision import PrecisionError, resolve_mode
+    from uniopd.setup.teacher_devices import check_teacher_devices
 
     try:
         device = pick_device(cfg.device)
@@ -259,26 +259,7 @@ def check_devices(cfg: ExperimentConfig) -> None:
         check_attn_implementation(cfg.attn_implementation)
     except (ModelLoadError, PrecisionError) as exc:
         raise PlanError(str(exc)) from None
-    placement = cfg.teacher_device
-    named = placement.items() if isinstance(placement, dict) else [("*", placement)]
-    for domain, name in named:
-        if name is None:
-            continue
-        where = "teacher_device" + ("" if domain == "*" else f".{domain}")
-        if domain != "*" and domain not in cfg.teachers:
-            raise PlanError(f"{where}: no teacher is named for domain {domain!r}")
-        try:
-            dev = torch.device(name)
-        except RuntimeError:
-            dev = None
-        if dev is None or dev.type not in ("cpu", "cuda"):  # what the student may sit on too
-            raise PlanError(f"{where}: {name!r} is not a device (cpu, cuda, cuda:1, ...)")
-        if dev.type == "cuda" and (
-            not torch.cuda.is_available()
-            or (dev.index is not None and dev.index >= torch.cuda.device_count())
-        ):
-            seen = torch.cuda.device_count()
-            raise PlanError(f"{where}: {name} asked for, but torch sees {seen} CUDA device(s)")
+    check_teacher_devices(cfg.teacher_device, cfg.teachers, processes)
 
 
 def check_checkpoints(cfg: ExperimentConfig) -> list[str]:

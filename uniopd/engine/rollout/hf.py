@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
-from uniopd.engine.fsdp import is_sharded
+from uniopd.engine.fsdp import hold_gathered, is_sharded
 from uniopd.engine.rollout.base import ENGINES, Generated, RolloutEngine, cut_at_stop
 from uniopd.engine.sampling import SamplingSettings
 from uniopd.engine.vision import model_inputs
@@ -90,6 +90,7 @@ class HFEngine(RolloutEngine):
         device = next(model.parameters()).device
         was_training = model.training
         model.eval()
+        hold_gathered(model, True)  # a sharded student: one gather per call, not per token
         responses: list[list[int]] = []
         logprobs: list[list[float]] = []
         step = self.options.max_batch_rows
@@ -124,5 +125,6 @@ class HFEngine(RolloutEngine):
                     responses.append(row[:n])
                     logprobs.append(logp[i, :n].tolist())
         finally:
+            hold_gathered(model, False)
             model.train(was_training)
         return Generated(responses, logprobs)
