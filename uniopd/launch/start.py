@@ -44,8 +44,11 @@ def create_run(cfg: ExperimentConfig, plan: Plan | None = None) -> RunDir:
 
 
 def process_world(cfg: ExperimentConfig) -> Dist:
-    """This process among the run's data-parallel processes (alone when not launched)."""
-    return Dist.from_env(cpu=pick_device(cfg.device).type == "cpu")
+    """This process among the run's data-parallel processes (alone when not launched), whose
+    collectives wait at most `distributed_timeout_s` for the others."""
+    return Dist.from_env(
+        cpu=pick_device(cfg.device).type == "cpu", timeout_s=cfg.distributed_timeout_s
+    )
 
 
 def start_run(

@@ -4,8 +4,10 @@ The initial student samples n responses per training prompt; its pass count is t
 difficulty. A row with a precomputed pass rate (a `pass_rate` column, kept in `Problem.meta`)
 is not sampled: its pass count is round(pass_rate * n). Estimates are cached under
 $UNIOPD_HOME/difficulty by (student weights, prompts, sampling settings, seed), so a sweep over
-balance ratios samples once. The run directory gets the difficulty table and the before / after
-histograms the paper plots:
+balance ratios samples once. With several processes every one samples and grades its share of
+the rows (uniopd.loop.evaluate); the first decides whether the cache holds the estimate and alone
+writes the cache and the run directory's files. The run directory gets the difficulty table and
+the before / after histograms the paper plots:
 
     runs/<name>/difficulty/table.csv        prompt_id, domain, level, pass_count, n_samples, p, copies,
                                             pass_count_from ("sampled" or "column")
@@ -27,6 +29,7 @@ import torch
 from uniopd.algorithms import difficulty_balance, difficulty_skew
 from uniopd.data import DataError
 from uniopd.data.images import image_digest
+from uniopd.engine.distributed import Dist
 from uniopd.engine.prompts import PromptFormat
 from uniopd.home import uniopd_home
 from uniopd.loop.evaluate import evaluate
@@ -68,10 +71,11 @@ def estimate_pass_counts(
     cfg,
     write: bool = True,
     processor=None,
+    dist: Dist | None = None,
 ) -> list[int]:
     """Pass count of the initial student on each problem: from the row's pass rate when it has
-    one, else from the cache or by sampling. `write=False`: a process that samples in lock-step
-    with the writing one (a sharded student) leaves the cache to it."""
+    one, else from the cache or by sampling, shared out over `dist`'s processes (each gets every
+    count). `write=False`: a process other than the first leaves the cache to it."""
     n = cfg.balance.offline.n_samples
     counts: list[int | None] = [
         None if (rate := given_pass_rate(p)) is None else round(rate * n) for p in problems
@@ -79,7 +83,7 @@ def estimate_pass_counts(
     todo = [i for i, c in enumerate(counts) if c is None]
     if todo:
         sampled = _sampled_pass_counts(
-            model, tokenizer, [problems[i] for i in todo], verifiers, cfg, write, processor
+            model, tokenizer, [problems[i] for i in todo], verifiers, cfg, write, processor, dist
         )
         for i, c in zip(todo, sampled, strict=True):
             counts[i] = c
@@ -89,15 +93,25 @@ def estimate_pass_counts(
 
 
 def _sampled_pass_counts(
-    model, tokenizer, problems: list[Problem], verifiers: dict, cfg, write: bool, processor=None
+    model,
+    tokenizer,
+    problems: list[Problem],
+    verifiers: dict,
+    cfg,
+    write: bool,
+    processor=None,
+    dist: Dist | None = None,
 ) -> list[int]:
     off = cfg.balance.offline
     fmt = PromptFormat.of(cfg.data)
     settings = _sampling_settings(cfg, fmt)
     path = cache_dir() / f"{_cache_key(cfg, settings, problems)}.json"
-    if path.exists():
-        log.info("difficulty: cached estimate %s", path)
-        return json.loads(path.read_text())["pass_counts"]
+    dist = dist or Dist()
+    # the first process's answer for all: each process reading the cache for itself could see
+    # it where another does not (a cache folder per machine) and leave that one sampling alone
+    cached = dist.broadcast_object(_cached(path) if dist.is_main else None)
+    if cached is not None:
+        return cached
     log.info(
         "difficulty: sampling %d responses for each of %d prompts", off.n_samples, len(problems)
     )
@@ -116,6 +130,8 @@ def _sampled_pass_counts(
         seed=cfg.seed,
         progress=cfg.output.progress,
         processor=processor,
+        dist=dist,
+        keep_completions=False,
     )
     n = off.n_samples
     counts = [
@@ -142,6 +158,13 @@ def _sampled_pass_counts(
         + "\n",
     )
     return counts
+
+
+def _cached(path: Path) -> list[int] | None:
+    if not path.exists():
+        return None
+    log.info("difficulty: cached estimate %s", path)
+    return json.loads(path.read_text())["pass_counts"]
 
 
 def _sampling_settings(cfg, fmt: PromptFormat) -> dict:
@@ -195,9 +218,11 @@ def offline_balance(
     resume: bool = False,
     write: bool = True,
     processor=None,
+    dist: Dist | None = None,
 ) -> list[Problem]:
     """The training set after the world's difficulty skew (when set) and offline balancing (the
-    input itself when neither is on).
+    input itself when neither is on). With several processes (`dist`) every one calls this and
+    gets the same list; only a `write` one writes the cache and the run directory's files.
 
     The list is saved as difficulty/items.json; a resumed run reads it back rather than
     re-estimating, because its `model` is no longer the initial student."""
@@ -208,7 +233,9 @@ def offline_balance(
     if resume:
         by_id = {p.id: p for p in problems}
         return [by_id[i] for i in json.loads(items.read_text())]
-    counts = estimate_pass_counts(model, tokenizer, problems, verifiers, cfg, write, processor)
+    counts = estimate_pass_counts(
+        model, tokenizer, problems, verifiers, cfg, write, processor, dist
+    )
     listed = set(range(len(problems)))
     copies: Counter = Counter()
     out: list[Problem] = []

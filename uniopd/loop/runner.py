@@ -13,7 +13,6 @@ import logging
 from dataclasses import replace
 
 from uniopd.engine.distributed import Dist
-from uniopd.engine.fsdp import is_sharded
 from uniopd.engine.vision import encode_inputs
 from uniopd.loop.difficulty import offline_balance
 from uniopd.loop.trainer import Trainer
@@ -29,8 +28,9 @@ def prepare(
     plan: Plan, run_dir: RunDir, *, resume: bool = False, build=None, dist: Dist | None = None
 ) -> Trainer:
     """`resume=True` continues `run_dir` from its newest usable checkpoint. With several
-    processes (`dist`), the first builds missing models and balances the training set while the
-    others wait, and they all get its result."""
+    processes (`dist`), the first builds missing models while the others wait; the difficulty
+    estimate of offline balancing is shared out over all of them, and they all train on the first
+    one's training set."""
     cfg = plan.cfg
     cfg.world.select()  # `builtin:` models from this run's world (a group plans several first)
     dist = dist or Dist()
@@ -44,22 +44,21 @@ def prepare(
 
     parts = load_parts(plan, checkpoint, build=build_once if build else None, dist=dist)
     plan = drop_long_prompts(plan, parts)
-    train_set = None
-    # a sharded student samples only in lock-step with every process: they all estimate
-    lockstep = is_sharded(parts.student)
-    if dist.is_main or lockstep:
-        with parts.precision.autocast():
-            train_set = offline_balance(
-                parts.student,
-                parts.tokenizer,
-                plan.train,
-                parts.verifiers,
-                cfg,
-                run_dir,
-                resume=resume,
-                write=dist.is_main,
-                processor=parts.processor,
-            )
+    with parts.precision.autocast():
+        train_set = offline_balance(
+            parts.student,
+            parts.tokenizer,
+            plan.train,
+            parts.verifiers,
+            cfg,
+            run_dir,
+            resume=resume,
+            write=dist.is_main,
+            processor=parts.processor,
+            dist=dist,
+        )
+    # every process balanced the same counts with the same seed; the first's list is the one
+    # written to difficulty/items.json, so it is the one all train on
     train_set = dist.broadcast_object(train_set)
     return Trainer(plan, run_dir, parts, train_set, state, checkpoint)
 

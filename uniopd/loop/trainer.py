@@ -224,11 +224,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ eval and checkpoints
     def evaluate(self) -> dict:
-        """Held-out evaluation, by the first process (the others wait for it; with a sharded
-        student they evaluate alongside, in lock-step, and only the first one logs)."""
-        if not self.writes and not self.sharded:
-            self.dist.barrier()
-            return {}
+        """Held-out evaluation: every process samples and grades its share of the rows (with a
+        sharded student, all of them in lock-step) and the first one logs the gathered result."""
         t0 = time.perf_counter()
         self.engine.wake()
         with self.precision.autocast():
@@ -240,8 +237,9 @@ class Trainer:
                 self.cfg,
                 self.engine,
                 self.parts.processor,
+                self.dist,
             )
-        if not self.writes:  # a sharded student's other processes: in lock-step, not logged
+        if not self.writes:  # the other processes: their share done, nothing to log
             self.dist.barrier()
             return {}
         summary["seconds"] = round(time.perf_counter() - t0, 3)
