@@ -333,7 +333,7 @@ def serving(handler: type[BaseHTTPRequestHandler], **attributes):
     cls = type(handler.__name__, (handler,), attributes)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), cls)
     httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True).start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
     finally:

@@ -197,7 +197,7 @@ def test_uniopd_serve_teacher_answers_the_request_and_the_probe(make_checkpoint)
 
     model = loading.load_model(str(make_checkpoint(12)), torch.device("cpu"), torch.float32, False)
     httpd = make_http_server(TeacherServer(model, "ours"), "127.0.0.1", 0)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True).start()
     try:
         client = ServedTeacher(f"http://127.0.0.1:{httpd.server_address[1]}", rows_per_request=2)
         assert client.connect() == "ours" and client.vocab_size == 512
