@@ -103,6 +103,20 @@ def tiny_experiment():
     return tiny_experiment_dict
 
 
+@pytest.fixture
+def no_model_loads(monkeypatch):
+    """Fails the test if any model's weights are loaded or the run is relaunched in several
+    processes: what bad input must be refused before."""
+    from transformers import AutoModelForCausalLM
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", refuse)
+    monkeypatch.setattr("uniopd.engine.loading.load_model", refuse)
+    monkeypatch.setattr("uniopd.launch.multiprocess.relaunch", refuse)
+
+
 @pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory):
     from uniopd.world.tokenizer import train_tokenizer

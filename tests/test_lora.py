@@ -179,17 +179,6 @@ def test_resumed_lora_run_ends_with_the_same_adapter(
 # --- bad input: before any model loads ----------------------------------------------------------
 
 
-@pytest.fixture
-def no_model_loads(monkeypatch):
-    """Fails the test if any model's weights are loaded."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a model was loaded")
-
-    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", refuse)
-    monkeypatch.setattr("uniopd.engine.loading.load_model", refuse)
-
-
 @pytest.mark.parametrize("command", ["run", "validate"])
 def test_unknown_target_module_exits_2_before_any_model_loads(
     command, tiny_experiment, make_checkpoint, tmp_path, capsys, no_model_loads

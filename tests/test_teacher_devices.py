@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 import torch
 import yaml
-from transformers import AutoModelForCausalLM
 
 from uniopd.commands.cli import main
 from uniopd.setup.parts import teacher_device
@@ -43,16 +42,6 @@ def gpus(monkeypatch):
         monkeypatch.setattr(torch.cuda, "is_available", lambda: n > 0)
 
     return see
-
-
-@pytest.fixture
-def no_model_loads(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("a model was loaded")
-
-    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", refuse)
-    monkeypatch.setattr("uniopd.engine.loading.load_model", refuse)
-    monkeypatch.setattr("uniopd.launch.multiprocess.relaunch", refuse)
 
 
 def _experiment(tiny_experiment, make_checkpoint, tmp_path, placement):

@@ -186,15 +186,6 @@ def test_a_bf16_mixed_run_drives_vllm_through_its_states(vllm, make_checkpoint, 
 # --- a missing or other vLLM ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def no_model_loads(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("a model was loaded")
-
-    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", refuse)
-    monkeypatch.setattr("uniopd.engine.loading.load_model", refuse)
-
-
 def _experiment(tiny_experiment, make_checkpoint, tmp_path) -> Path:
     cfg = tiny_experiment(
         make_checkpoint(11),
