@@ -1,7 +1,7 @@
 """hf-paged's KV cache on the paper's GPUs, sized by transformers itself.
 
 For every file under experiments/paper/, its student (Qwen3-4B or Qwen3-1.7B, built on the meta
-device from the config.json the Hugging Face repository publishes, tests/data/configs/) goes
+device from the config.json the Hugging Face repository publishes, uniopd/setup/model_configs/) goes
 through what hf-paged passes (`batching_config`, with the bf16-mixed weight copy of
 `sampling_weights`) into transformers' own manager and `PagedAttentionCache`, whose
 `PagedAttentionMemoryHandler` sizes the cache (transformers 5.25,
@@ -29,7 +29,7 @@ from uniopd.engine.rollout.hf_paged import batching_config, sampling_weights
 from uniopd.engine.sampling import SamplingSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = ROOT / "tests" / "data" / "configs"
+CONFIGS = ROOT / "uniopd" / "setup" / "model_configs"
 PAPER = ROOT / "experiments" / "paper"
 FILES = sorted(p for p in PAPER.rglob("*.yaml") if not p.name.startswith("_"))
 # total memory as torch reports it (torch.cuda.mem_get_info()[1] = get_device_properties().

@@ -1,4 +1,4 @@
-"""The paper's models' config.json files in tests/data/configs/, as the Hugging Face repositories
+"""The paper's models' config.json files shipped in uniopd/setup/model_configs/, as the Hugging Face repositories
 publish them (Qwen/Qwen3-4B, Qwen/Qwen3-1.7B: the students; Qwen/Qwen3-30B-A3B-Instruct-2507:
 the strong-to-weak teacher). transformers reads each, and the models they build (on the meta
 device: no weights) have the parameter counts their model cards give, so memory estimates made
@@ -13,7 +13,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
-CONFIGS = Path(__file__).resolve().parents[1] / "data" / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "uniopd" / "setup" / "model_configs"
 
 SHAPES = {
     "qwen3-4b": {

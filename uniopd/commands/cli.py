@@ -14,6 +14,7 @@
     uniopd report runs/study --out report.html                  a self-contained HTML dashboard
     uniopd merge runs/<name>/checkpoints/step_N --out merged    a LoRA adapter merged into its base
     uniopd validate experiments/*.yaml [--no-models]            check files, no compute
+    uniopd plan experiments/x.yaml [--gpu h100|h200|GiB]        per-GPU memory, no weights
     uniopd fields                                               every experiment field with its help
     uniopd list [objectives|verifiers|sources|balancers|calibrators]   every registered name
     uniopd world build | info [--from FILE] [--teacher-flaw F] [--deficit K]   the tiny world
@@ -35,6 +36,7 @@ from pathlib import Path
 from uniopd.board import command as board_command
 from uniopd.board import wandb_workspace
 from uniopd.commands import figures as figures_command
+from uniopd.commands import plan as plan_command
 from uniopd.commands import serve as serve_command
 from uniopd.commands import validate as validate_command
 from uniopd.commands import world as world_command
@@ -297,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_study_parsers(sub)
     figures_command.add_parser(sub)
     validate_command.add_parser(sub)
+    plan_command.add_parser(sub)
     board_command.add_parser(sub)
     wandb_workspace.add_parser(sub)
     _add_catalogue_parsers(sub)

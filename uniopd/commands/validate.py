@@ -9,6 +9,7 @@ from uniopd.terminal import load as _load
 
 def cmd_validate(args) -> int:
     from uniopd.commands.group import expand
+    from uniopd.setup.memory_plan import check_memory
     from uniopd.setup.plan import check_checkpoints, make_plan
 
     for path in expand(args.experiments):
@@ -18,8 +19,9 @@ def cmd_validate(args) -> int:
         cfg = _load(str(path), args.overrides)
         make_plan(cfg, args.nproc, models=not args.no_models)
         notes = [] if args.no_models else check_checkpoints(cfg)
+        notes.append(check_memory(cfg, path, args.nproc))  # weights-free: config.json shapes
         checked = "schema, data" if args.no_models else "schema, data, tokenizers"
-        print(f"ok  {path}  ({cfg.method.name}, {cfg.train.steps} steps; {checked})")
+        print(f"ok  {path}  ({cfg.method.name}, {cfg.train.length()}; {checked})")
         for note in notes:
             print(f"    note: {note}")
     return 0
