@@ -57,6 +57,13 @@ def released_data(tmp_path, monkeypatch):
             ],
         },
     )
+    # G-OPD's balanced files, as the release trains on them: prompt and label, rows repeated
+    math_rows = [{"prompt": "What is 2 + 3? Please reason step by step.", "label": "5"}] * 2
+    code_rows = [{"prompt": "Read a and b; print a + b.", "label": stdio}]
+    for name, rows in (("DeepMath-103K", math_rows), ("Eurus", code_rows)):
+        (data / "g-opd" / name).mkdir(parents=True)
+        path = data / "g-opd" / name / "offline_data_balanced.jsonl"
+        path.write_text("\n".join(json.dumps(r) for r in rows))
     for name in ("aime24", "aime25"):
         rows = [{"problem": "What is 1 + 1?", "answer": "2", "id": 0}]
         (data / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
@@ -86,8 +93,8 @@ def test_the_files_hold_the_released_hyperparameters():
         r, t = cfg.rollout, cfg.train
         assert (r.prompts_per_batch, r.group_size) == (64, 16), path
         assert (r.temperature, r.top_p, r.top_k, r.max_new_tokens) == (1.0, 1.0, 0, 16384), path
-        assert (t.steps, t.epochs, t.lr, t.lr_schedule, t.warmup_steps) == (
-            50,
+        assert (t.data_epochs, t.epochs, t.lr, t.lr_schedule, t.warmup_steps) == (
+            10,
             1,
             1e-6,
             "constant",
@@ -102,12 +109,16 @@ def test_the_files_hold_the_released_hyperparameters():
         ), path
         assert cfg.data.chat_template_kwargs == {"enable_thinking": False}, path
         assert cfg.data.max_prompt_tokens == 4096, path
-        assert cfg.data.prompt_templates["math"].endswith(
-            "Please reason step by step, and put your final answer within \\boxed{}."
-        )
+        # the release sends the balanced files' prompts as given, and evaluates nothing in OPD
+        assert cfg.data.prompt_templates == {}, path
+        assert [s.source.split("/")[-1] for s in cfg.data.train] == 2 * [
+            "offline_data_balanced.jsonl"
+        ], path
+        assert (cfg.eval.every, cfg.eval.before, cfg.eval.after) == (0, False, False), path
         assert cfg.precision == "bf16-mixed", path
         if "uniopd" in path.name:
             on, cal = cfg.balance.online, cfg.calibration
+            assert cfg.balance.offline.mode == "prebalanced", path
             assert (on.enabled, on.ratio, on.scope) == (True, 1.0, "group"), path
             assert (cal.margin_shift, cal.mode, cal.direction, cal.delta, cal.scope) == (
                 True,

@@ -83,7 +83,7 @@ def _info_row(name: str, path: str, cfg, e: list[dict], sweep: str | None) -> di
         if cfg.calibration.margin_mask
         else "off",
         "delta": cfg.calibration.delta,
-        "steps": cfg.train.steps,
+        "steps": planned_steps(path, cfg.train.steps),
         "description": cfg.description,
         "student": cfg.student.model,
         "teachers": json.dumps(cfg.teachers, sort_keys=True),
@@ -96,6 +96,17 @@ def _info_row(name: str, path: str, cfg, e: list[dict], sweep: str | None) -> di
         "deficit": cfg.world.deficit,
         "difficulty_skew": cfg.world.difficulty_skew,
     }
+
+
+def planned_steps(path: str, configured: int) -> int:
+    """The steps a run was set to train: meta.json's count, which the trainer writes at start
+    (it differs from train.steps when the file gives train.data_epochs), else train.steps."""
+    meta = Path(path) / "meta.json"
+    if meta.is_file():
+        steps = json.loads(meta.read_text()).get("steps")
+        if isinstance(steps, int):
+            return steps
+    return configured
 
 
 class _Collector:
@@ -121,14 +132,11 @@ class _Collector:
         except Exception as exc:  # noqa: BLE001 - an old or broken config: report, don't crash
             self.skipped.append((name, f"config does not load ({type(exc).__name__})"))
             return
-        if (
-            not e
-            or e[-1].get("step") != cfg.train.steps
-            or not m
-            or m[-1].get("step") != cfg.train.steps
-        ):
+        steps = planned_steps(path, cfg.train.steps)
+        evaluated_last = bool(e) and e[-1].get("step") == steps
+        if not m or m[-1].get("step") != steps or (cfg.eval.after and not evaluated_last):
             last = m[-1]["step"] if m else 0
-            self.skipped.append((name, f"unfinished: logged {last} of {cfg.train.steps} steps"))
+            self.skipped.append((name, f"unfinished: logged {last} of {steps} steps"))
             return
         self.infos.append(_info_row(name, path, cfg, e, sweep))
         self._add_history(self.infos[-1], cfg, m, e)
@@ -171,8 +179,8 @@ class _Collector:
 def load_runs(roots: list[Path | str]) -> Runs:
     c = _Collector()
     for path in find_run_dirs([Path(r) for r in roots]):
-        if not (path / "metrics.jsonl").exists() or not (path / "eval.jsonl").exists():
-            c.skipped.append((str(path), "no metrics.jsonl / eval.jsonl"))
+        if not (path / "metrics.jsonl").exists():  # eval.jsonl: only if the run evaluated
+            c.skipped.append((str(path), "no metrics.jsonl"))
             continue
         try:
             config = yaml.safe_load((path / "config.yaml").read_text())
@@ -189,7 +197,7 @@ def load_runs(roots: list[Path | str]) -> Runs:
             str(path),
             config,
             _jsonl(path / "metrics.jsonl"),
-            _jsonl(path / "eval.jsonl"),
+            _jsonl(path / "eval.jsonl") if (path / "eval.jsonl").exists() else [],
             sweep,
         )
     return c.runs()

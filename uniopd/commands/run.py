@@ -57,6 +57,7 @@ def _train_into(path: Path, cfg, plan=None, dist=None) -> int:
 
 
 def _resume(path: Path, extra: list[str], nproc: int = 1) -> int:
+    from uniopd.analysis.runs import planned_steps
     from uniopd.launch.start import process_world, resume_trainer
     from uniopd.setup.plan import make_plan
 
@@ -69,8 +70,9 @@ def _resume(path: Path, extra: list[str], nproc: int = 1) -> int:
         return _fail(f"run --resume {path}: not a run directory (no config.yaml)")
     cfg = _load(str(path / "config.yaml"), [])
     marker = path / "checkpoints" / "latest"
-    if marker.exists() and marker.read_text().strip() == f"step_{cfg.train.steps:06d}":
-        print(f"uniopd: {path} already finished all {cfg.train.steps} steps", file=sys.stderr)
+    steps = planned_steps(str(path), cfg.train.steps)  # data_epochs runs count theirs at start
+    if marker.exists() and marker.read_text().strip() == f"step_{steps:06d}":
+        print(f"uniopd: {path} already finished all {steps} steps", file=sys.stderr)
         return 0
     if nproc > 1:
         from uniopd.launch.multiprocess import relaunch

@@ -9,9 +9,9 @@ schema. The `method` section lives in method.py, the Uni-OPD sections in recipe.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_serializer, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from uniopd.config.data import DataConfig
@@ -35,7 +35,19 @@ _Beta = Annotated[float, Field(ge=0, lt=1)]
 
 
 class TrainConfig(_Section):
-    steps: int = Field(default=50, ge=1, description="Optimizer steps, one rollout batch each.")
+    steps: int = Field(
+        default=50,
+        ge=1,
+        description="Optimizer steps, one rollout batch each. Exclusive with data_epochs.",
+    )
+    data_epochs: int | None = Field(
+        default=None,
+        ge=1,
+        description="Passes over the training data instead of a step count (the release's "
+        "--num-epoch): steps = data_epochs x (training items // rollout.prompts_per_batch), at "
+        "least one per pass, counted once the training set is known (after max_prompt_tokens and "
+        "offline balancing; a pre-balanced file's copies count). Exclusive with steps.",
+    )
     lr: float = Field(default=1e-6, gt=0, description="Peak learning rate (AdamW).")
     warmup_steps: int = Field(default=5, ge=0, description="Linear warm-up steps from 0 to lr.")
     lr_schedule: Literal["constant", "cosine"] = Field(
@@ -114,10 +126,47 @@ class TrainConfig(_Section):
         default=1.0, ge=0, description="Clip the global gradient norm to this (0 = off)."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_length(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("data_epochs") is None or "steps" not in data:
+            return data
+        if data["steps"] is None:  # a run's config.yaml: steps are counted at start
+            return {k: v for k, v in data.items() if k != "steps"}
+        raise conflict(
+            f"steps = {data['steps']} and data_epochs = {data['data_epochs']} both say how long "
+            "to train: keep one (on the command line, train.data_epochs=null with train.steps=N)",
+            "steps",
+            "data_epochs",
+        )
+
+    @field_serializer("steps")
+    def _steps_when_counted(self, steps: int) -> int | None:
+        # with data_epochs the step count is the data's, known only at start: none is saved
+        return None if self.data_epochs is not None else steps
+
+    def length(self) -> str:
+        """How long the run trains, in the file's words: "50 steps" or "10 passes over the data"."""
+        if self.data_epochs is None:
+            return f"{self.steps} steps"
+        return f"{self.data_epochs} pass{'es' if self.data_epochs > 1 else ''} over the data"
+
 
 class EvalConfig(_Section):
     every: int = Field(
-        default=10, ge=0, description="Evaluate every this many steps (0 = only before and after)."
+        default=10,
+        ge=0,
+        description="Evaluate every this many steps (0 = none during training; before and after "
+        "follow their own switches).",
+    )
+    before: bool = Field(
+        default=True, description="Evaluate the initial student before the first step."
+    )
+    after: bool = Field(
+        default=True,
+        description="Evaluate the final student after the last step. With every: 0, before: "
+        "false and after: false the run evaluates nothing (the release's OPD runs; evaluate the "
+        "checkpoints afterwards with `uniopd eval`).",
     )
     n_samples: int = Field(default=4, ge=1, description="Responses sampled per eval prompt (n).")
     pass_k: list[Annotated[int, Field(ge=1)]] = Field(

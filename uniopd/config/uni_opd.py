@@ -3,7 +3,7 @@ margin calibration (METHOD 4). Every toggle of the recipe is a field here, with 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -17,11 +17,13 @@ from uniopd.strategies import CALIBRATORS, ONLINE_BALANCERS
 
 
 class OfflineBalanceConfig(_Section):
-    mode: OfflineMode = Field(
+    mode: OfflineMode | Literal["prebalanced"] = Field(
         default="none",
         description="Offline difficulty-aware balancing (METHOD 3.1): none; balance = keep every "
         "prompt once and upsample mid-difficulty bins; drop_all_correct / drop_all_wrong = the "
-        "filtering baselines.",
+        "filtering baselines; prebalanced = the training data is already balanced (a file that "
+        "repeats mid-difficulty rows, as the release's offline_data_balanced.jsonl): its rows are "
+        "trained on as given, copies kept, no difficulty estimate sampled.",
     )
     ratio: float = Field(
         default=1.0,

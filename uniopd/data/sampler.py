@@ -20,6 +20,14 @@ from uniopd.data.errors import DataError
 from uniopd.tasks.problem import Problem
 
 
+def steps_for_data_epochs(data_epochs: int, n_items: int, prompts_per_batch: int) -> int:
+    """Optimizer steps for `data_epochs` passes over `n_items` training items, one batch of
+    `prompts_per_batch` per step. The release's count (miles, ray/placement_group.py:176-180 and
+    ray/rollout.py:132-134 in github WenjinHou/Uni-OPD): whole batches per pass, times the passes;
+    here at least one step per pass, for a set smaller than one batch."""
+    return max(1, n_items // prompts_per_batch) * data_epochs
+
+
 class PromptSampler:
     def __init__(self, problems: Sequence[Problem], seed: int):
         if not problems:

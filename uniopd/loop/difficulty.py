@@ -12,6 +12,9 @@ the before / after histograms the paper plots:
     runs/<name>/difficulty/table.csv        prompt_id, domain, level, pass_count, n_samples, p, copies,
                                             pass_count_from ("sampled" or "column")
     runs/<name>/difficulty/histograms.json  per domain: prompts per pass count before, copies after
+
+Data that is already balanced (balance.offline.mode = prebalanced) is trained on as given, with
+no estimate; difficulty/prebalanced.json records it.
 """
 
 from __future__ import annotations
@@ -229,6 +232,8 @@ def offline_balance(
     off, skew = cfg.balance.offline, cfg.world.difficulty_skew
     if off.mode == "none" and skew is None:
         return list(problems)
+    if off.mode == "prebalanced":
+        return _prebalanced(problems, cfg, run_dir, write)
     items = run_dir.path / "difficulty" / "items.json"
     if resume:
         by_id = {p.id: p for p in problems}
@@ -279,6 +284,32 @@ def offline_balance(
         len(out),
     )
     return out
+
+
+def _prebalanced(problems: list[Problem], cfg, run_dir: RunDir, write: bool) -> list[Problem]:
+    """balance.offline.mode = prebalanced: the data is already balanced (the release trains on
+    G-OPD's offline_data_balanced.jsonl, whose repeated rows are the balancing), so its rows are
+    the training items as given, copies included, and no difficulty is estimated. The run
+    directory records that: difficulty/prebalanced.json, rows and distinct prompts per domain."""
+    if cfg.world.difficulty_skew is not None:
+        raise DataError(
+            "balance.offline.mode = prebalanced and world.difficulty_skew are both set: a skew "
+            "needs a difficulty estimate, which a pre-balanced training set does not get; "
+            "unset one of them"
+        )
+    if write:
+        per_domain: dict[str, dict[str, int]] = {}
+        for domain in sorted({p.domain for p in problems}):
+            rows = [p for p in problems if p.domain == domain]
+            # a copy is a row asking what another row of the domain asks
+            distinct = {(p.prompt, json.dumps(p.messages, sort_keys=True)) for p in rows}
+            per_domain[domain] = {"rows": len(rows), "distinct_prompts": len(distinct)}
+        folder = run_dir.path / "difficulty"
+        folder.mkdir(exist_ok=True)
+        record = {"mode": "prebalanced", "estimated": False, "domains": per_domain}
+        atomic_write_text(folder / "prebalanced.json", json.dumps(record, indent=1) + "\n")
+        log.info("difficulty: pre-balanced data, %d rows trained on as given", len(problems))
+    return list(problems)
 
 
 def _skewed(idx: list[int], counts, n: int, cfg, domain: str, g) -> list[int]:

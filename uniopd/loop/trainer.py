@@ -21,6 +21,7 @@ import time
 from tqdm.auto import tqdm
 
 from uniopd.data import PromptSampler
+from uniopd.data.sampler import steps_for_data_epochs
 from uniopd.engine.fsdp import full_optimizer_state, full_state_dict, is_sharded
 from uniopd.engine.teachers import ema_update
 from uniopd.loop.evaluate import evaluate_as_configured
@@ -61,6 +62,10 @@ class Trainer:
         self.sharded = is_sharded(self.student)  # then every process runs every forward
         self.objectives = cfg.method.objectives()
         self.scorer = Scorer(parts, cfg.method.needs(), cfg)
+        if cfg.train.data_epochs is not None:  # the step count is the data's: known only now
+            cfg.train.steps = steps_for_data_epochs(
+                cfg.train.data_epochs, len(train_set), cfg.rollout.prompts_per_batch
+            )
         self.optimizer, self.scheduler = make_optimizer(self.student, cfg.train)
         self.policy_update = PolicyUpdate(
             self.student,
@@ -92,6 +97,7 @@ class Trainer:
                 {
                     "n_train_prompts": len(plan.train),
                     "n_train_items": len(train_set),
+                    "steps": cfg.train.steps,
                     "n_eval_prompts": len(plan.eval),
                     "student_params": sum(p.numel() for p in self.student.parameters()),
                     "precision": self.precision.mode,
@@ -115,7 +121,8 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def train(self) -> dict:
         cfg = self.cfg
-        last_eval = self.evaluate() if self.step == 0 and self.plan.eval else None
+        evals = bool(self.plan.eval)
+        last_eval = self.evaluate() if self.step == 0 and evals and cfg.eval.before else None
         bar = tqdm(
             total=cfg.train.steps,
             initial=self.step,
@@ -146,7 +153,7 @@ class Trainer:
             if cfg.output.checkpoint_every and self.step % cfg.output.checkpoint_every == 0:
                 self.checkpoint()
         bar.close()
-        if self.plan.eval:
+        if evals and cfg.eval.after:
             last_eval = self.evaluate()
         self.checkpoint()
         self.run_dir.mirror.finish()
