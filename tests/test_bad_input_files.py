@@ -68,6 +68,7 @@ def _cases(tmp_path):
     }
 
 
+@pytest.mark.slow  # every bad file through the command line twice (about 5 s)
 @pytest.mark.parametrize("command", ["validate", "run"])
 def test_each_bad_file_is_one_clear_line_and_nothing_is_written(
     tmp_path, monkeypatch, capsys, command

@@ -5,10 +5,18 @@ import os
 import pytest
 import torch
 
-os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-from trl.experimental.gkd import GKDTrainer  # a hard dependency: no importorskip
-
 from uniopd.algorithms import generalized_jsd
+
+
+def _gkd_trainer():
+    """TRL's GKDTrainer, a hard dependency of the test extra (no importorskip). Imported by the
+    tests that compare against it, which are in the slow tier: importing TRL (and peft with it)
+    takes about 3 s, a twentieth of the quick tier."""
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    from trl.experimental.gkd import GKDTrainer
+
+    return GKDTrainer
+
 
 BETAS = [0.0, 0.3, 0.5, 1.0]
 
@@ -18,9 +26,11 @@ def _logits(seed, shape=(3, 5, 11), scale=3.0):
     return torch.randn(shape, generator=g, dtype=torch.float64) * scale
 
 
+@pytest.mark.slow  # imports TRL
 @pytest.mark.parametrize("temperature", [1.0, 2.0])
 @pytest.mark.parametrize("beta", BETAS)
 def test_matches_trl_per_token_and_masked_sum(beta, temperature):
+    GKDTrainer = _gkd_trainer()
     s, t = _logits(0), _logits(1)
     ours = generalized_jsd(s, t, beta, temperature)
     trl = GKDTrainer.generalized_jsd_loss(
@@ -37,8 +47,10 @@ def test_matches_trl_per_token_and_masked_sum(beta, temperature):
     torch.testing.assert_close((ours * (labels != -100)).sum(), trl_sum, rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow  # imports TRL
 @pytest.mark.parametrize("beta", BETAS)
 def test_student_gradient_matches_trl(beta):
+    GKDTrainer = _gkd_trainer()
     s, t = _logits(2), _logits(3)
     ours_s, trl_s = s.clone().requires_grad_(), s.clone().requires_grad_()
     generalized_jsd(ours_s, t, beta).sum().backward()

@@ -52,6 +52,7 @@ def test_the_generator_is_deterministic_and_varied():
     assert len(pictures) > 190
 
 
+@pytest.mark.slow  # draws every picture of the three splits (about 2.5 s)
 def test_the_builtin_splits_are_disjoint_pictures():
     """Splits are decided by the prompt and the picture together: the visual domain asks the
     same few questions of many pictures, and no held-out picture is ever trained on."""

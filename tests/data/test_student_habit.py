@@ -13,7 +13,8 @@ from uniopd.verifiers import get_verifier
 MODULES = {"math": arith, "code": pyfunc}
 
 
-@pytest.mark.parametrize("domain", ["math", "code"])
+# code grades every program in the sandbox (about 2.5 s): the slow tier
+@pytest.mark.parametrize("domain", ["math", pytest.param("code", marks=pytest.mark.slow)])
 def test_the_reference_passes_and_the_early_stop_fails(domain):
     problems = builtin_problems(domain, "sft")[:40]
     verifier = get_verifier(domain)
