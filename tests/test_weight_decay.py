@@ -5,7 +5,7 @@ false`: weight matrices shrink by lr x decay per step, biases and norm weights d
 import pytest
 import torch
 
-from uniopd.config.schema import TrainConfig
+from uniopd.config.train import TrainConfig
 from uniopd.engine import loading
 from uniopd.loop.optim import make_optimizer
 

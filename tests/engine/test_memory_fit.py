@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 from torch.distributed.tensor import DTensor
 
-from uniopd.config.schema import TrainConfig
+from uniopd.config.train import TrainConfig
 from uniopd.engine import distributed, loading
 from uniopd.engine.fsdp import shard_model
 from uniopd.engine.logprobs import _forward, response_hidden, response_logprobs
