@@ -39,14 +39,16 @@ from uniopd.loop.update import PolicyUpdate
 SHAPES = {  # Qwen3 dense configs (hidden, intermediate, layers, heads, kv heads)
     "qwen3-0.6b": (1024, 3072, 28, 16, 8),
     "qwen3-1.7b": (2048, 6144, 28, 16, 8),
+    "qwen3-4b": (2560, 9728, 36, 32, 8),
     "tiny": (64, 128, 2, 4, 2),
 }
 EOS, PAD = 151645, 151643  # Qwen3's <|im_end|> and <|endoftext|>
 
 
-def build(shape: str, vocab: int, seed: int, dtype, device, attn: str):
+def qwen3_config(shape: str, vocab: int) -> Qwen3Config:
+    """A Qwen3 dense config of one of SHAPES (head_dim 128 as the real models; tied embeddings)."""
     hidden, inter, layers, heads, kv = SHAPES[shape]
-    config = Qwen3Config(
+    return Qwen3Config(
         vocab_size=vocab,
         hidden_size=hidden,
         intermediate_size=inter,
@@ -58,6 +60,11 @@ def build(shape: str, vocab: int, seed: int, dtype, device, attn: str):
         max_position_embeddings=40960,
         rope_theta=1_000_000.0,
     )
+
+
+def build(shape: str, vocab: int, seed: int, dtype, device, attn: str, config=None):
+    """A random-init model of `shape` (or of `config`) on `device`, with no stop token."""
+    config = qwen3_config(shape, vocab) if config is None else config
     torch.manual_seed(seed)
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attn)
