@@ -66,6 +66,7 @@ def step_metrics(r: StepRecord, train_domains: list[str], epochs: int, balancing
             float(torch.nan_to_num(rewards[sel], nan=0.0).mean()) if sel.any() else None
         )
     out.update({f"loss/{name}": value for name, value in up.direct_losses.items()})
+    out.update(up.pair_metrics)  # pair objectives: pairs per step, reward accuracy, margin
     teacher_logp = r.scored.teacher_logp_N_T
     if teacher_logp is not None:
         finite = torch.isfinite(teacher_logp) & (mask > 0)

@@ -38,6 +38,7 @@ from uniopd.loop.advantages import (
     calibrate_globally,
     compute_advantages,
 )
+from uniopd.loop.preference import PairStep, PreferenceUpdate
 from uniopd.loop.scoring import TeacherSignals
 from uniopd.objectives import Need
 
@@ -55,6 +56,7 @@ class UpdateResult:
     # the trainer's own log-probs of the sampled tokens (first epoch, before any step), when
     # pi_old came from the rollout engine (train.old_logp: rollout); else old_logp_N_T is them
     trainer_logp_N_T: torch.Tensor | None = None
+    pair_metrics: dict[str, float] = field(default_factory=dict)  # pair objectives' (preference.py)
 
 
 @dataclass
@@ -83,6 +85,8 @@ class _Step:
         }
     )
     direct_losses: dict[str, float] = field(default_factory=dict)
+    pairs: PairStep | None = None  # the pair objectives' pairs (uniopd.loop.preference)
+    pair_grad_N_T: torch.Tensor | None = None  # their dL/d(log pi) at this epoch's weights
 
 
 class PolicyUpdate:
@@ -115,6 +119,7 @@ class PolicyUpdate:
         self.full_logits = any(Need.TEACHER_LOGITS in o.needs() for _, _, o in objectives)
         self.sharded = is_sharded(student)
         self.scale = gradient_scale(student, self.dist.world)
+        self.preference = PreferenceUpdate(objectives, self.dist)
 
     def __call__(
         self,
@@ -159,8 +164,15 @@ class PolicyUpdate:
             adv,
             direct_losses={name: 0.0 for name, _, _ in self.direct},
         )
+        if self.preference.active:
+            mask = batch.response_mask_N_T
+            s.pairs = self.preference.pairs(
+                rewards_N, group_ids_N, keep_N, mask, scored.teacher_logp_N_T
+            )
         grad_norm = 0.0
         for epoch in range(self.train_cfg.epochs):
+            if s.pairs is not None:
+                self._pair_coefficients(s, epoch)
             for k, c in enumerate(s.chunks):
                 self._micro_batch(s, epoch, k, c)
             grad_norm = self._optimizer_step()
@@ -221,10 +233,15 @@ class PolicyUpdate:
         loss, st = self._surrogate(s, c, w, logp)
         if self.direct:
             loss = self._add_direct_losses(s, c, logits, loss, epoch == 0 and not padding)
+        # the pair objectives' exact gradient (uniopd.loop.preference); their loss is logged apart
+        pair_term = 0.0
+        if s.pairs is not None:  # (a step without pairs: a zero that still has a graph)
+            grad = torch.zeros_like(logp) if s.pair_grad_N_T is None else s.pair_grad_N_T[c, :w]
+            pair_term = (grad * logp).sum()
         if padding:
-            self.precision.backward(loss * 0.0)
+            self.precision.backward((loss + pair_term) * 0.0)
             return
-        self.precision.backward(loss * self.scale)
+        self.precision.backward((loss + pair_term) * self.scale)
         share = len(c) / s.n_global
         # the clip acts from the second epoch on (rho == 1 in the first, unless pi_old is the
         # rollout engine's): average over all
@@ -249,6 +266,22 @@ class PolicyUpdate:
                 chunk_tokens=self.train_cfg.logprob_chunk_tokens,
             )
             return None, logp, entropy
+
+    def _pair_coefficients(self, s: _Step, epoch: int) -> None:
+        """The pair losses' dL/d(log pi) at this epoch's weights, from a no-grad pass (the first
+        epoch's is pi_old's when the trainer computed it); the first epoch's losses are logged."""
+        assert s.pairs is not None and s.scored.reference_logp_N_T is not None
+        logp = s.old_logp_N_T
+        if epoch > 0 or s.trainer_logp_N_T is not None:
+            logp, _ = self._pi_old(s.batch, s.chunks, None)
+        mask = s.batch.response_mask_N_T
+        ref = s.scored.reference_logp_N_T
+        s.pair_grad_N_T = self.preference.coefficients(s.pairs, logp, ref, mask, epoch == 0)
+        if epoch == 0:
+            s.direct_losses.update(s.pairs.losses)
+            # (already a mean over every process's pairs: each process adds its share of it)
+            total = sum(coef * s.pairs.losses[n] for n, coef, _ in self.preference.pair)
+            s.totals["loss"] += total / self.dist.world
 
     def _surrogate(
         self, s: _Step, c: torch.Tensor, w: int, logp: torch.Tensor
@@ -308,7 +341,11 @@ class PolicyUpdate:
     def _result(self, s: _Step, grad_norm: float) -> UpdateResult:
         """The step's totals summed over processes; entropy per response token."""
         totals = {k: self.dist.sum(v) for k, v in s.totals.items()}
-        direct_losses = {k: self.dist.sum(v) for k, v in s.direct_losses.items()}
+        # (pair losses are already summed over processes, by uniopd.loop.preference)
+        pair_names = set() if s.pairs is None else set(s.pairs.losses)
+        direct_losses = {
+            k: v if k in pair_names else self.dist.sum(v) for k, v in s.direct_losses.items()
+        }
         n_tok = max(self.dist.sum(float(s.batch.response_mask_N_T.sum())), 1.0)
         return UpdateResult(
             totals["loss"],
@@ -320,4 +357,5 @@ class PolicyUpdate:
             s.advantages,
             direct_losses,
             s.trainer_logp_N_T,
+            {} if s.pairs is None else s.pairs.metrics,
         )

@@ -22,6 +22,9 @@ OBJECTIVES: Registry[type[Objective]] = Registry(
         "uniopd.objectives.topk",
         "uniopd.objectives.opsd",
         "uniopd.objectives.exopd",
+        "uniopd.objectives.dpo",
+        "uniopd.objectives.omni_dpo",
+        "uniopd.objectives.cdpo",
     ),
 )
 

@@ -79,7 +79,7 @@ class Objective:
     """
 
     label: ClassVar[str] = ""  # its name in tables and wandb groups
-    kind: ClassVar[Literal["advantage", "loss"]] = "advantage"
+    kind: ClassVar[Literal["advantage", "loss", "pair"]] = "advantage"  # pair: preference.py
     distills: ClassVar[bool] = False  # a distillation return: calibration acts on it
     Options: ClassVar[type[BaseModel]] = NoOptions  # `method.options.<name>` in the experiment file
 
