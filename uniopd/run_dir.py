@@ -13,7 +13,9 @@
       checkpoints/step_XXXXXX/    HF model (a LoRA run: its adapter) + tokenizer + trainer_state.pt
 
 Every file is appended line by line or written to a temporary name and renamed, so a killed run
-leaves complete lines and complete checkpoints behind, never half of one.
+leaves complete lines and complete checkpoints behind, never half of one. A write refused for space
+or I/O raises uniopd.storage.faults.StorageFault naming the file and what it held, after cutting a
+half-appended line back and removing the temporary file or checkpoint folder it started.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pathlib import Path
 import torch
 
 from uniopd.data.images import open_image
+from uniopd.storage.faults import append_line, write_text_atomic, writing
 from uniopd.tasks.problem import Problem
 from uniopd.tracking.mirrors import NullTracker, Tracker
 
@@ -75,10 +78,8 @@ def _plain_architecture(config: Path) -> None:
     atomic_write_text(config, json.dumps(data, indent=2) + "\n")
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def atomic_write_text(path: Path, text: str, what: str | None = None) -> None:
+    write_text_atomic(path, text, what or path.name)
 
 
 class RunDir:
@@ -120,28 +121,27 @@ class RunDir:
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),  # `--gpus` pinning
             **(extra or {}),
         }
-        atomic_write_text(self.path / "meta.json", json.dumps(meta, indent=2) + "\n")
+        atomic_write_text(self.path / "meta.json", json.dumps(meta, indent=2) + "\n", "meta.json")
 
     def read_meta(self) -> dict:
         path = self.path / "meta.json"
         return json.loads(path.read_text()) if path.exists() else {}
 
     def update_meta(self, fields: dict) -> None:
-        atomic_write_text(
-            self.path / "meta.json", json.dumps({**self.read_meta(), **fields}, indent=2) + "\n"
-        )
+        text = json.dumps({**self.read_meta(), **fields}, indent=2) + "\n"
+        atomic_write_text(self.path / "meta.json", text, "meta.json")
 
-    def _append(self, path: Path, record: dict) -> None:
-        with open(path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+    def _append(self, path: Path, record: dict, what: str) -> None:
+        append_line(path, json.dumps(record) + "\n", what)
 
     def log_metrics(self, record: dict) -> None:
-        self._append(self.path / "metrics.jsonl", record)
+        self._append(self.path / "metrics.jsonl", record, f"the metrics of step {record['step']}")
         self.mirror.log_metrics(record)
 
     def log_eval(self, step: int, summary: dict, samples: list[dict]) -> None:
-        self._write_lines(self.path / "eval" / f"step_{step:06d}.jsonl", samples)
-        self._append(self.path / "eval.jsonl", {"step": step, **summary})
+        what = f"the evaluation at step {step}"
+        self._write_lines(self.path / "eval" / f"step_{step:06d}.jsonl", samples, what)
+        self._append(self.path / "eval.jsonl", {"step": step, **summary}, what)
         self.mirror.log_eval(step, summary, samples)
 
     def save_images(self, problems: Iterable[Problem], per_domain: int = IMAGES_PER_DOMAIN) -> None:
@@ -158,8 +158,9 @@ class RunDir:
             for k, ref in enumerate(p.images):
                 name = f"{_safe(p.id)}-{k}.png"
                 out = self.path / "images" / name
-                out.parent.mkdir(parents=True, exist_ok=True)
-                open_image(ref).save(out, format="PNG")
+                with writing(out, "a held-out picture"):
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    open_image(ref).save(out, format="PNG")
                 files.append(name)
             index.append(
                 {"prompt_id": p.id, "domain": p.domain, "prompt": p.prompt, "answer": p.answer}
@@ -169,15 +170,17 @@ class RunDir:
             atomic_write_text(self.path / "images" / "index.json", json.dumps(index, indent=1))
 
     def log_rollouts(self, step: int, records: list[dict]) -> None:
-        self._write_lines(self.path / "rollouts" / f"step_{step:06d}.jsonl", records)
+        path = self.path / "rollouts" / f"step_{step:06d}.jsonl"
+        self._write_lines(path, records, f"the rollouts of step {step}")
 
     def log_pairs(self, records: list[dict]) -> None:
         """(correct, incorrect) rollout pairs with per-token advantages before / after calibration."""
         for record in records:
-            self._append(self.path / "pairs.jsonl", record)
+            what = f"the advantage pairs of step {record.get('step')}"
+            self._append(self.path / "pairs.jsonl", record, what)
 
-    def _write_lines(self, path: Path, records: list[dict]) -> None:
-        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+    def _write_lines(self, path: Path, records: list[dict], what: str) -> None:
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records), what)
 
     def save_checkpoint(
         self, step: int, model, tokenizer, trainer_state: dict, keep: int, weights=None
@@ -189,16 +192,21 @@ class RunDir:
         final = ckpts / f"step_{step:06d}"
         tmp = ckpts / f".step_{step:06d}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        if weights is None:
-            model.save_pretrained(tmp)
-        else:
-            model.save_pretrained(tmp, state_dict=weights)
-            _plain_architecture(tmp / "config.json")
-        tokenizer.save_pretrained(tmp)
-        torch.save(trainer_state, tmp / "trainer_state.pt")
+        with writing(tmp, f"the checkpoint of step {step}"):
+            try:
+                if weights is None:
+                    model.save_pretrained(tmp)
+                else:
+                    model.save_pretrained(tmp, state_dict=weights)
+                    _plain_architecture(tmp / "config.json")
+                tokenizer.save_pretrained(tmp)
+                torch.save(trainer_state, tmp / "trainer_state.pt")
+            except BaseException:  # a full disk: the half-written folder gives its space back
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-        atomic_write_text(ckpts / "latest", final.name + "\n")
+        atomic_write_text(ckpts / "latest", final.name + "\n", f"the checkpoint of step {step}")
         for old in sorted(ckpts.glob("step_*"))[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
         return final
@@ -209,11 +217,24 @@ class RunDir:
             return None
         return self.path / "checkpoints" / marker.read_text().strip()
 
+    def newest_checkpoint(self) -> Path | None:
+        """The newest complete checkpoint folder: they appear only by renaming a finished one."""
+        ckpts = sorted((self.path / "checkpoints").glob("step_*"))
+        return ckpts[-1] if ckpts else None
+
+    def drop_unfinished_checkpoints(self) -> None:
+        """Removes `.step_*.tmp` folders, the checkpoints a full disk or a kill interrupted: never
+        resumed from, and their space is what the resumed run needs."""
+        for tmp in (self.path / "checkpoints").glob(".step_*.tmp"):
+            log.warning("removing the unfinished checkpoint %s", tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+
     def resumable_checkpoint(self) -> tuple[Path, dict]:
         """The newest checkpoint that loads completely, with its trainer state. A truncated or
         corrupt one (a kill during a copy, a full disk) is skipped with a warning naming it."""
         from safetensors import safe_open
 
+        self.drop_unfinished_checkpoints()
         ckpts = sorted((self.path / "checkpoints").glob("step_*"), reverse=True)
         for ckpt in ckpts:
             try:
@@ -259,7 +280,7 @@ class RunDir:
                     continue
                 if record.get("step", 0) <= step:
                     kept.append(line + "\n")
-            atomic_write_text(path, "".join(kept))
+            atomic_write_text(path, "".join(kept), f"{name} rewound to step {step}")
 
     def note_resume(self, step: int, checkpoint: Path) -> None:
         resumes = self.read_meta().get("resumes", [])

@@ -18,8 +18,10 @@ from uniopd.engine.loading import pick_device
 from uniopd.loop.runner import prepare
 from uniopd.loop.trainer import Trainer
 from uniopd.run_dir import RunDir
-from uniopd.setup.parts import connect_served_teachers
-from uniopd.setup.plan import Plan, make_plan
+from uniopd.setup.parts import builtin_refs, connect_served_teachers
+from uniopd.setup.plan import Plan, PlanError, make_plan
+from uniopd.storage.writable import FolderNotWritable, check_writable
+from uniopd.world.paths import is_built, world_dir
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +35,30 @@ def build_models(refs) -> None:
         build_missing(names)
 
 
+def check_storage(cfg: ExperimentConfig, plan: Plan | None = None, run: Path | None = None):
+    """Every folder the run will write, before any model loads or world builds: the output root
+    (the run directory `run`, resuming), and $UNIOPD_HOME when the `plan`'s tiny-world models must
+    be copied or built there. A PlanError (exit code 2) names the folder and why."""
+    try:
+        if run is None:
+            check_writable(cfg.output.root, "output.root")
+        else:
+            check_writable(run, "the run directory")
+        if plan is not None:
+            cfg.world.select()  # the world of this run (a group plans several before starting)
+        refs = builtin_refs(plan) if plan is not None else []
+        missing = [r for r in refs if not is_built(r.removeprefix("builtin:"))]
+        if missing:
+            what = f"$UNIOPD_HOME, where {', '.join(missing)} must be copied or built,"
+            check_writable(world_dir(), what)
+    except FolderNotWritable as exc:
+        raise PlanError(str(exc)) from exc
+
+
 def create_run(cfg: ExperimentConfig, plan: Plan | None = None) -> RunDir:
     """The run directory with the resolved config; with the `plan`, first a word with every
     served teacher, so that one that is down stops the run before a directory exists."""
+    check_storage(cfg, plan)
     if plan is not None:
         connect_served_teachers(plan)
     run = RunDir.create(cfg.output.root, cfg.name)
@@ -71,4 +94,6 @@ def start_run(
 
 def resume_trainer(path: Path, cfg: ExperimentConfig, dist: Dist | None = None) -> Trainer:
     """The trainer of run directory `path`, at its newest usable checkpoint."""
-    return prepare(make_plan(cfg), RunDir(path), resume=True, build=build_models, dist=dist)
+    plan = make_plan(cfg)
+    check_storage(cfg, plan, path)
+    return prepare(plan, RunDir(path), resume=True, build=build_models, dist=dist)

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 
 import optuna
@@ -31,6 +32,9 @@ import optuna
 from uniopd.config import load_experiment
 from uniopd.config.load import ConfigError
 from uniopd.launch.placement import worker_env
+from uniopd.loop import preemption
+from uniopd.storage.writable import FolderNotWritable, check_writable
+from uniopd.sweep.preempted import forwarding, requeue
 from uniopd.sweep.spec import LoadedSweep, Param, _text, load_sweep, objective_value
 
 log = logging.getLogger(__name__)
@@ -152,6 +156,10 @@ def run_trial(loaded: LoadedSweep, trial: optuna.Trial) -> float:
         except optuna.TrialPruned:
             (run.path / "pruned.txt").write_text(f"pruned by {spec.pruner.kind} pruner\n")
             raise
+        except preemption.Preempted as stop:
+            requeue(trial, run.path, stop)
+            # NaN makes Optuna fail the trial with one line, not a traceback; its retry stands in
+            return float("nan")
         except Exception:
             (run.path / "error.txt").write_text(traceback.format_exc())
             raise
@@ -253,8 +261,8 @@ def _alive(pid: int) -> bool:
             return True
 
 
-def worker(sweep_path: str, url: str | None, index: int = 0) -> None:
-    loaded = load_sweep(sweep_path)
+def worker(sweep_path: str, url: str | None, index: int = 0, overrides: Sequence[str] = ()) -> None:
+    loaded = load_sweep(sweep_path, overrides)
     study = make_study(loaded, open_storage(storage_url(loaded, url), loaded), worker_index=index)
     wanted = loaded.spec.n_trials()
     log.info(
@@ -272,6 +280,8 @@ def worker(sweep_path: str, url: str | None, index: int = 0) -> None:
             time.sleep(1.0)
             continue
         study.optimize(lambda t: run_trial(loaded, t), n_trials=1, catch=(Exception,))
+        if preemption.requested():  # its trial is re-queued: this worker stops
+            return
 
 
 def enqueue_grid(study: optuna.Study, loaded: LoadedSweep) -> None:
@@ -293,14 +303,21 @@ def enqueue_grid(study: optuna.Study, loaded: LoadedSweep) -> None:
 
 
 def run_sweep(
-    sweep_path: str, workers: int, url: str | None, gpus: list[list[str]] | None = None
+    sweep_path: str,
+    workers: int,
+    url: str | None,
+    gpus: list[list[str]] | None = None,
+    overrides: Sequence[str] = (),
 ) -> dict:
     """`workers` worker processes on this machine; with `gpus` (from uniopd.launch.placement), one per
     GPU set, each pinned to its set."""
     if gpus is not None and len(gpus) != workers:
         raise ValueError(f"{workers} workers for {len(gpus)} GPU sets: give one worker per set")
-    loaded = load_sweep(sweep_path)  # every input check before any trial
-    loaded.root.mkdir(parents=True, exist_ok=True)
+    loaded = load_sweep(sweep_path, overrides)  # every input check before any trial
+    try:  # the trials and the SQLite study live here
+        check_writable(loaded.root, "the sweep's folder (output/name)")
+    except FolderNotWritable as exc:
+        raise ConfigError(str(sweep_path), "output", str(exc)) from exc
     resolved = storage_url(loaded, url)
     make_study(loaded, open_storage(resolved, loaded))  # created once, before the workers start
     start = time.time()
@@ -320,12 +337,14 @@ def run_sweep(
                 resolved,
                 "--index",
                 str(base + i),
+                *(f"--set={text}" for text in overrides),  # the command line's, after the file's
             ],
             env=worker_env(gpus[i] if gpus else None, workers),
         )
         for i in range(workers)
     ]
-    codes = [p.wait() for p in procs]
+    with forwarding(procs):  # a SIGTERM to this process alone reaches every worker
+        codes = [p.wait() for p in procs]
     if any(codes):
         log.warning("worker exit codes %s; re-run the command to finish what is missing", codes)
     summary = write_summary(

@@ -7,6 +7,10 @@ Mode (experiment field `tracking.wandb`): `auto` (the default: online when logge
 otherwise, with one line saying which), `online` when asked for and logged in (otherwise offline,
 with a warning), `offline` (files under runs/<name>/wandb, `wandb sync` them later), `disabled`.
 The WANDB_MODE environment variable wins, so tests run with WANDB_MODE=disabled.
+
+A mirror that fails (a full disk under runs/<name>/wandb or tensorboard, a lost connection) is
+turned off with one warning and the run goes on: everything it would have shown is in the run
+directory.
 """
 
 from __future__ import annotations
@@ -68,7 +72,7 @@ class NullTracker:
 
 # files of the run directory that figures read beyond the scalars (difficulty histograms, the
 # order-consistency heatmap): saved with the wandb run, so `uniopd figures --wandb` draws them too
-MIRRORED_FILES = ("difficulty/histograms.json", "pairs.jsonl")
+MIRRORED_FILES = ("difficulty/histograms.json", "difficulty/estimate.json", "pairs.jsonl")
 
 
 class WandbTracker:
@@ -176,6 +180,43 @@ class TensorBoardTracker:
         self.writer.close()
 
 
+class Guarded:
+    """A mirror that turns itself off at its first failure, saying so once."""
+
+    def __init__(self, tracker: Tracker, name: str, folder: Path):
+        self.tracker, self.name, self.folder = tracker, name, folder
+        self.off = False
+
+    def _call(self, method: str, *args) -> None:
+        if self.off:
+            return
+        try:
+            getattr(self.tracker, method)(*args)
+        except Exception as exc:  # noqa: BLE001 - whatever broke the mirror, the run goes on
+            self.off = True
+            _turned_off(self.name, self.folder, exc)
+
+    def log_metrics(self, record: dict) -> None:
+        self._call("log_metrics", record)
+
+    def log_eval(self, step: int, summary: dict, samples: list[dict]) -> None:
+        self._call("log_eval", step, summary, samples)
+
+    def finish(self) -> None:
+        self._call("finish")
+
+
+def _turned_off(name: str, folder: Path, exc: Exception) -> None:
+    log.warning(
+        "%s mirror failed writing %s (%s: %s); it is off for the rest of this run, whose "
+        "directory still records everything",
+        name,
+        folder,
+        type(exc).__name__,
+        str(exc).splitlines()[0] if str(exc) else "",
+    )
+
+
 class Trackers:
     """Several mirrors as one."""
 
@@ -196,10 +237,23 @@ class Trackers:
 
 
 def make_tracker(cfg: ExperimentConfig, run_dir: RunFolder) -> Tracker:
-    mirrors = [wandb_tracker(cfg, run_dir)]
+    mirrors: list[Tracker] = []
+    made: list[tuple[str, Path, Callable[[], Tracker]]] = [
+        ("wandb", run_dir.path / "wandb", lambda: wandb_tracker(cfg, run_dir))
+    ]
     if cfg.tracking.tensorboard:
-        mirrors.append(TensorBoardTracker(cfg, run_dir))
-    mirrors = [m for m in mirrors if not isinstance(m, NullTracker)]
+        tensorboard = run_dir.path / "tensorboard"
+        made.append(("TensorBoard", tensorboard, lambda: TensorBoardTracker(cfg, run_dir)))
+    for name, folder, make in made:
+        try:
+            tracker = make()
+        except ValueError:  # a WANDB_MODE we do not know: bad input, said as such
+            raise
+        except Exception as exc:  # noqa: BLE001 - a mirror that cannot start is left out
+            _turned_off(name, folder, exc)
+            continue
+        if not isinstance(tracker, NullTracker):
+            mirrors.append(Guarded(tracker, name, folder))
     if not mirrors:
         return NullTracker()
     return mirrors[0] if len(mirrors) == 1 else Trackers(mirrors)
