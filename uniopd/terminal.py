@@ -15,8 +15,12 @@ def fail(message: str) -> int:
 
 def load(path: str, overrides: list[str]):
     from uniopd.config import load_experiment
+    from uniopd.config.doubts import doubts
 
-    return load_experiment(path, overrides)
+    cfg = load_experiment(path, overrides)
+    for field, why in doubts(cfg):  # legal, so the command goes on; said once, where it starts
+        print(f"uniopd: warning: {path}: {field}: {why}", file=sys.stderr)
+    return cfg
 
 
 def print_eval(summary: dict) -> None:

@@ -177,8 +177,10 @@ def test_several_problems_come_as_a_short_block(write):
 def test_child_deep_merges_over_base(write):
     write(
         "exp/base.yaml",
-        GOOD
-        + "teachers: {math: t_math}\ndata: {train: [a, b], limit: 5}\ntrain: {lr: 1e-5, steps: 9}\n",
+        GOOD.replace("{math: builtin:teacher-math}", "{math: t_math}").replace(
+            "{train: [builtin:math/train]}", "{train: [a, b], limit: 5}"
+        )
+        + "train: {lr: 1e-5, steps: 9}\n",
     )
     child = write(
         "exp/sub/child.yaml",

@@ -14,6 +14,7 @@ The Custom Scalars tab is laid out as the saved wandb workspace is (panels.py): 
 order consistency before and after calibration, or the phases' times, side by side.
 
 A folder that is not a run is skipped and named; a busy port is replaced by a free one, said so.
+The web server's access log (a line per request, a hundred per page load) is left out unless -v.
 """
 
 from __future__ import annotations
@@ -174,10 +175,24 @@ def start(board: Board, port: int) -> str:
     return board.url
 
 
+def _below_warning(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING
+
+
+def quiet_access_log() -> None:
+    """Drop the web server's request lines. A filter, not a level: TensorBoard resets the
+    werkzeug logger's level when it starts its server."""
+    werkzeug = logging.getLogger("werkzeug")
+    if _below_warning not in werkzeug.filters:
+        werkzeug.addFilter(_below_warning)
+
+
 def cmd_board(args) -> int:
     from uniopd.terminal import fail
 
     logging.getLogger("tensorboard").setLevel(logging.WARNING)
+    if not getattr(args, "verbose", False):
+        quiet_access_log()
     board = prepare(args.runs, Path(args.logdir) if args.logdir else None)
     for folder, why in board.skipped:
         print(f"uniopd board: skipped {folder}: {why}")
@@ -192,7 +207,8 @@ def cmd_board(args) -> int:
     url = start(board, port)
     print(
         f"uniopd board: {len(board.followers)} runs, read in {time.perf_counter() - t0:.1f} s; "
-        f"{url} (Ctrl-C stops; runs still being written update every {POLL_S:g} s)"
+        f"{url} (Ctrl-C stops; runs still being written update every {POLL_S:g} s)",
+        flush=True,  # the address, at once, also when the output goes to a file or a pipe
     )
     board.follow()
     try:

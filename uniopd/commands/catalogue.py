@@ -5,9 +5,10 @@ their kind and needs."""
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from uniopd.config import describe_fields
-from uniopd.registry import Registry
+if TYPE_CHECKING:  # the registries load when listed, not when `uniopd --help` builds its parsers
+    from uniopd.registry import Registry
 
 # name in `uniopd list` -> (module, attribute, where an experiment file uses its names)
 REGISTRIES = {
@@ -67,6 +68,8 @@ def _details(registry_name: str, obj) -> list[str]:
 
 def option_rows() -> list[tuple[str, str, str, str]]:
     """(dotted name, type, default, help) of every registered entry's options, for `uniopd fields`."""
+    from uniopd.config import describe_fields
+
     rows = []
     for name, at in OPTIONS_AT.items():
         for entry in registry(name).entries():

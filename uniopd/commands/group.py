@@ -1,8 +1,8 @@
 """Run a group of experiment files over several seeds: one paper table, one command.
 
     uniopd group experiments/ablations --seeds 0 1 2
-    uniopd group experiments/ablations/opd.yaml experiments/ablations/uniopd.yaml --seeds 0 1 2 \\
-        --set train.steps=30
+    uniopd group experiments/ablations/opd.yaml experiments/ablations/uniopd.yaml train.steps=30 \\
+        --seeds 0 1 2
     uniopd group experiments/ablations --seeds 0 1 2 --gpus 0,1,2,3          # 4 runs at a time
     uniopd group experiments/ablations --seeds 0 1 2 --gpus 0,1,2,3 --gpus-per-run 2
 
@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from uniopd.config import ExperimentConfig, load_experiment
+from uniopd.config.doubts import doubts
 from uniopd.config.load import ConfigError
 from uniopd.launch.placement import worker_env
 
@@ -60,6 +61,8 @@ def plan_group(
     runs = []
     for path in expand(targets):
         base = load_experiment(path, overrides)
+        for field, why in doubts(base):  # once per file: the seeds share its settings
+            print(f"uniopd: warning: {path}: {field}: {why}", file=sys.stderr)
         for seed in seeds:
             runs.append(
                 (

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import sys
 
-import torch
-
 from uniopd.terminal import fail as _fail
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# names only: torch is imported when a teacher is served, not when `uniopd --help` builds parsers
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 def add_parser(sub) -> None:
@@ -62,6 +61,8 @@ def add_parser(sub) -> None:
 
 
 def cmd_serve_teacher(args) -> int:
+    import torch
+
     from uniopd.engine import loading
     from uniopd.engine.teacher_server import TeacherServer, make_http_server
     from uniopd.refs import resolve_model
@@ -84,7 +85,7 @@ def cmd_serve_teacher(args) -> int:
         precision = "bf16" if device.type == "cuda" else "fp32"
     loading.check_attn_implementation(args.attn_implementation)
     model = loading.load_model(
-        path, device, DTYPES[precision], False, args.model, args.attn_implementation
+        path, device, getattr(torch, DTYPES[precision]), False, args.model, args.attn_implementation
     )
     try:
         tokenizer = loading.load_tokenizer(path, args.model)

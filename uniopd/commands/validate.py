@@ -4,6 +4,7 @@ teachers' tokenizers (vocabulary, chat-template bridges), without loading any we
 
 from __future__ import annotations
 
+from uniopd.commands import overrides
 from uniopd.terminal import load as _load
 
 
@@ -29,8 +30,14 @@ def cmd_validate(args) -> int:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("validate", help="check experiment files and their data, no compute")
-    p.add_argument("experiments", nargs="+", help="experiment files, or folders of them")
-    p.add_argument("--set", dest="overrides", action="append", default=[])
+    p.add_argument(
+        "experiments",
+        nargs="+",
+        metavar="FILE|FOLDER|FIELD=VALUE",
+        help="experiment files, or folders of them; then dotted overrides applied to each, "
+        "e.g. train.steps=3 (as `uniopd run` takes them)",
+    )
+    overrides.add_set_flag(p)
     p.add_argument(
         "--no-models",
         action="store_true",
@@ -40,4 +47,4 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--nproc", type=int, default=1, help="the processes the run will have (default 1)"
     )
-    p.set_defaults(fn=cmd_validate)
+    p.set_defaults(fn=cmd_validate, pooled=("experiments",))

@@ -5,6 +5,7 @@
     uniopd world build --teacher-flaw 0.3 --deficit skill
     uniopd world build --from experiments/study/order/uniopd_f0.3.yaml
     uniopd world info  --teacher-flaw 0.3               # where each model is, what it scored
+    uniopd world info --json                            # the full manifest record of each model
 """
 
 from __future__ import annotations
@@ -69,8 +70,30 @@ def cmd_world(args) -> int:
     out = {
         n: {"path": str(model_dir(n)), **models.get(model_key(n), {"built": False})} for n in names
     }
-    print(json.dumps(out, indent=2))
+    print(json.dumps(out, indent=2) if args.json else "\n".join(table(out)))
     return 0
+
+
+def table(models: dict) -> list[str]:
+    """One line per model: built or not, where from, size, held-out accuracy per domain (greedy),
+    the early-stop habit; the folder's name (its full path and every figure: --json)."""
+    rows = [("model", "built", "source", "params", "accuracy", "early stop", "folder")]
+    for name, entry in models.items():
+        built = entry.get("built", True)  # a manifest entry is a built model
+        quality = entry.get("quality") or {}
+        rows.append(
+            (
+                name,
+                "yes" if built else "no",
+                entry.get("source", "-") if built else "-",
+                f"{entry['parameters']:,}" if "parameters" in entry else "-",
+                " ".join(f"{d} {v:.2f}" for d, v in sorted(quality.items())) or "-",
+                f"{entry['early_stop_rate']:.2f}" if "early_stop_rate" in entry else "-",
+                entry["path"].rsplit("/", 1)[-1],
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
 
 
 def add_parser(sub) -> None:
@@ -90,4 +113,7 @@ def add_parser(sub) -> None:
     p.add_argument("--teacher-flaw", type=float, help="world.teacher_flaw (0 to 0.9)")
     p.add_argument("--deficit", choices=DEFICITS, help="world.deficit")
     p.add_argument("--models", nargs="+", help="only these built-in models (default: all of them)")
+    p.add_argument(
+        "--json", action="store_true", help="the full record of each model as JSON, not a table"
+    )
     p.set_defaults(fn=cmd_world)

@@ -3,7 +3,9 @@
     cfg = load_experiment("experiments/opd_math.yaml", ["train.lr=3e-4", "teachers.math=ckpt/t"])
 
 Layers, lowest first: the `base:` chain (a top-level `base: other.yaml`, relative to the file that
-names it), the file itself, then the dotted overrides in order. Mappings merge key by key;
+names it), the file itself, then the dotted overrides in order. Every other relative path (data
+files, models) follows the same rule, falling back to the working directory (paths.py). A key
+written twice in one mapping is refused (strict_yaml.py). Mappings merge key by key;
 everything else (lists, scalars) is replaced whole, except a section's shorthand string
 (`student: x` is `student: {model: x}`), which merges as the mapping it stands for. Every leaf
 remembers which layer set it, so a validation error names the file or override to fix, not just
@@ -23,6 +25,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from uniopd.config import strict_yaml
+from uniopd.config.paths import anchor_paths
 from uniopd.config.schema import ExperimentConfig
 from uniopd.config.section import section_type
 
@@ -66,6 +70,7 @@ def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> Experime
     data, prov = _read_with_bases(Path(path), stack=())
     for i, text in enumerate(overrides, start=1):
         _merge(data, _parse_override(text), prov, (), f"override '{text}'", rank=i)
+    anchor_paths(data, lambda key: _source_of(key, prov))  # paths.py: beside the file naming them
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as exc:
@@ -192,7 +197,9 @@ def _read_yaml(path: Path) -> dict:
             f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line} (save the file as UTF-8)",
         ) from None
     try:
-        data = yaml.safe_load(text)
+        data = strict_yaml.load(text)
+    except strict_yaml.DuplicateKeyError as exc:
+        raise ConfigError(str(path), None, str(exc)) from None
     except yaml.YAMLError as exc:
         raise ConfigError(str(path), None, _yaml_reason(exc)) from None
     except RecursionError:
@@ -251,7 +258,7 @@ def _parse_override(text: str) -> dict:
     if parts[0] == "base":
         raise ConfigError(source, "base", "inheritance can only be set inside an experiment file")
     try:
-        value = yaml.safe_load(raw)
+        value = strict_yaml.load(raw)
     except yaml.YAMLError as exc:
         raise ConfigError(
             source, key, _yaml_reason(exc) + " (quote the value if it is text)"

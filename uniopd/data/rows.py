@@ -165,17 +165,23 @@ def _problem(
             raise DataError(f"{where}: field {field!r} must be {kind}, got {value!r}")
         return value
 
+    # a missing field names the columns the row has, and how a source maps one onto the field
+    have = f"; the row's columns: {', '.join(map(str, sorted(row))) or 'none'}"
     if "prompt" not in row:
-        raise DataError(f"{where}: missing field 'prompt'")
+        raise DataError(
+            f"{where}: missing field 'prompt'{have}; map one with columns: {{prompt: <column>}}"
+        )
     prompt, messages = _prompt(row["prompt"], where)
     domain = domain or text("domain")
     if domain is None:
-        raise DataError(f"{where}: missing field 'domain'")
+        raise DataError(f"{where}: missing field 'domain'{have}; or give the source a domain")
     answer, solution = text("answer", numbers=True), text("solution")
     entry_point = text("entry_point")
     tests = row.get("tests")
     if answer is None and tests is None:
-        raise DataError(f"{where}: missing field 'answer' or 'tests': a row needs one to be graded")
+        raise DataError(
+            f"{where}: missing field 'answer' or 'tests': a row needs one to be graded{have}"
+        )
     if tests is not None:
         tests, entry_point = normalize_tests(tests, entry_point, where)
     meta = row.get("meta", {})

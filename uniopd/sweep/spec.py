@@ -2,18 +2,23 @@
 sampler, the objective, trials, seeds per trial and a pruner. Checked before any trial starts:
 every field of the space must exist in the experiment schema and accept its values, and the
 objective must be a metric the runs log.
+
+Each trial's config is, in order: the `base:` experiment file (relative to the sweep file), the
+sweep file's `overrides:` (dotted field=value, as on a command line), the overrides given to
+`uniopd sweep` after the file, then the space's values, the seed and the trial's name.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from uniopd.config import load_experiment
+from uniopd.config import load_experiment, strict_yaml
 from uniopd.config.load import ConfigError
 from uniopd.config.schema import ExperimentConfig
 
@@ -125,7 +130,10 @@ class SweepSpec(_Section):
         description="Experiment file each trial starts from (relative to the sweep file)."
     )
     overrides: list[str] = Field(
-        default=[], description="Fixed dotted overrides applied to every trial."
+        default=[],
+        description="Dotted field=value overrides of the base experiment for every trial, e.g. "
+        "[train.steps=10, calibration.margin_shift=true]; overrides given to `uniopd sweep` on "
+        "the command line come after these, the space's values after both.",
     )
     space: dict[str, Param] = Field(min_length=1, description="Dotted config field -> parameter.")
     sampler: Sampler = Field(default_factory=Sampler, description="How trials are proposed.")
@@ -163,11 +171,12 @@ class LoadedSweep(BaseModel):
     domains: list[str]
 
 
-def load_sweep(path: str | Path) -> LoadedSweep:
-    """Read and check a sweep file; every problem is a ConfigError naming the file and field."""
+def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> LoadedSweep:
+    """Read and check a sweep file, with `overrides` (the command line's) after its own;
+    every problem is a ConfigError naming the file and field."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = strict_yaml.load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(str(path), "-", f"cannot read the sweep file: {exc}") from exc
     try:
@@ -177,6 +186,7 @@ def load_sweep(path: str | Path) -> LoadedSweep:
         raise ConfigError(
             str(path), ".".join(str(x) for x in err["loc"]) or "-", err["msg"]
         ) from exc
+    spec.overrides = [*spec.overrides, *overrides]
     base = (path.parent / spec.base).resolve()
     if not base.is_file():
         raise ConfigError(str(path), "base", f"experiment file '{base}' not found")

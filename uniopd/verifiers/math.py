@@ -18,15 +18,20 @@ import threading
 from collections.abc import Sequence
 from functools import lru_cache
 
-from math_verify import LatexExtractionConfig, parse, verify
-
 from uniopd.tasks.problem import Problem
 from uniopd.verifiers import VERIFIERS
 
 logger = logging.getLogger(__name__)
 
-# Boxed content is the only place an answer may come from; plain-LaTeX fallback is off.
-_BOXED_ONLY = [LatexExtractionConfig(boxed_match_priority=0, try_extract_without_anchor=False)]
+
+@lru_cache(maxsize=1)
+def _boxed_only() -> list:
+    """Boxed content is the only place an answer may come from; plain-LaTeX fallback is off.
+    math-verify (sympy: half a second) loads at the first grade, not when `uniopd list` names
+    this verifier."""
+    from math_verify import LatexExtractionConfig
+
+    return [LatexExtractionConfig(boxed_match_priority=0, try_extract_without_anchor=False)]
 
 
 def last_boxed(text: str) -> str | None:
@@ -70,6 +75,8 @@ class MathVerifier:
         return [self.grade_one(p.answer, c, timeout) for p, c in zip(problems, completions)]
 
     def grade_one(self, answer: str | None, completion: str, timeout: int | None) -> float | None:
+        from math_verify import parse, verify
+
         box = last_boxed(completion)
         if box is None:
             return 0.0
@@ -78,7 +85,7 @@ class MathVerifier:
             if not gold:
                 logger.warning("math-verify could not parse the reference answer %r", answer)
                 return None
-            pred = parse(box, _BOXED_ONLY, parsing_timeout=timeout, raise_on_error=True)
+            pred = parse(box, _boxed_only(), parsing_timeout=timeout, raise_on_error=True)
             if not pred:
                 return 0.0  # an empty or unreadable box is a wrong answer, not a grader failure
             same = verify(list(gold), pred, timeout_seconds=timeout, raise_on_error=True)
@@ -109,8 +116,10 @@ def _parse_gold(answer: str | None, timeout: int | None) -> tuple:
     boxed pipeline as the prediction so both sides are normalised identically."""
     if answer is None or not str(answer).strip():
         return ()
+    from math_verify import parse
+
     boxed = "\\boxed{" + str(answer) + "}"
-    return tuple(parse(boxed, _BOXED_ONLY, parsing_timeout=timeout, raise_on_error=True))
+    return tuple(parse(boxed, _boxed_only(), parsing_timeout=timeout, raise_on_error=True))
 
 
 @VERIFIERS.register("visual")

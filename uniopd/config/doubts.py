@@ -1,0 +1,39 @@
+"""Settings that are legal but almost surely not meant: said as warnings, never refused (a short
+smoke run may want exactly this). What cannot work at all (pass@k above n samples) is refused by
+the schema instead.
+
+    for field, why in doubts(cfg):
+        print(f"warning: {field}: {why}")
+"""
+
+from __future__ import annotations
+
+from uniopd.config.schema import ExperimentConfig
+
+# a run longer than this that evaluates after every step spends most of its time evaluating
+LONG_RUN_STEPS = 20
+
+
+def doubts(cfg: ExperimentConfig) -> list[tuple[str, str]]:
+    """(field, why) for each setting that looks unintended."""
+    found = []
+    train = cfg.train
+    if train.data_epochs is None and train.warmup_steps > train.steps:
+        found.append(
+            (
+                "train.warmup_steps",
+                f"{train.warmup_steps} warm-up steps in a run of {train.steps} (train.steps): the "
+                f"learning rate climbs for the whole run and never reaches train.lr = {train.lr:g}; "
+                f"set train.warmup_steps to at most {train.steps} (0 = none)",
+            )
+        )
+    if cfg.eval.every == 1 and train.data_epochs is None and train.steps > LONG_RUN_STEPS:
+        found.append(
+            (
+                "eval.every",
+                f"1 evaluates the held-out sets after each of the {train.steps} steps, which "
+                "usually costs more than the training; e.g. eval.every="
+                f"{max(train.steps // 10, 2)} gives ten evaluations",
+            )
+        )
+    return found
