@@ -30,7 +30,7 @@ def test_the_notebook_runs_through_a_kernel(method_runs, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", ["order_vs_accuracy.py", "balance_ratio.py"])
+@pytest.mark.parametrize("script", ["order_vs_accuracy.py"])
 def test_each_script_runs_as_is(script, method_runs, tmp_path):
     out = tmp_path / "figure.png"
     done = subprocess.run(
@@ -48,3 +48,17 @@ def test_each_script_runs_as_is(script, method_runs, tmp_path):
         timeout=300,
     )
     assert missing.returncode == 2 and "no finished runs" in missing.stderr
+
+
+@pytest.mark.slow
+def test_balance_ratio_pools_no_other_method_into_its_baseline(method_runs):
+    """OPD, Uni-OPD and GRPO are no ratio study: no ratio run, and Uni-OPD (balanced offline,
+    calibrated) and GRPO are not a "none" baseline. The script runs on a ratio study in
+    tests/test_honest_figures.py."""
+    done = subprocess.run(
+        [sys.executable, str(ANALYSIS / "balance_ratio.py"), str(method_runs)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2 and "no finished runs of the ratio study" in done.stderr

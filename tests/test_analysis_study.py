@@ -268,7 +268,11 @@ def test_figures_from_run_tables(tmp_path):
     runs = runs_of(
         cell("study-order-opd-f0", [0.5, 0.52], teacher_flaw=0.0, order=0.9),
         cell("study-order-uniopd-f0", [0.55, 0.5], teacher_flaw=0.0, order=0.8),
+        # a second flaw and a second deficit: a dial of one value draws no panel
+        cell("study-order-opd-f0.6", [0.5, 0.5], teacher_flaw=0.6, order=0.5),
+        cell("study-order-uniopd-f0.6", [0.6, 0.6], teacher_flaw=0.6, order=0.5),
         cell("study-deficit-grpo-skill", [0.4, 0.6], method="grpo", deficit="skill"),
+        cell("study-deficit-grpo-habit", [0.7], method="grpo", deficit="habit"),
         # evaluated on math only, taught there by a checkpoint outside the world: not a dial reading
         cell(
             "coin-opd",
@@ -280,17 +284,16 @@ def test_figures_from_run_tables(tmp_path):
     )
     fig = fig_gain_vs_order(runs, tmp_path, {})
     doc = json.loads((tmp_path / "gain_vs_order.json").read_text())
-    assert [round(p["gain"], 6) for p in doc["points"]] == [0.05, -0.02]
+    assert [round(p["gain"], 6) for p in doc["points"]] == [0.05, -0.02, 0.1, 0.1]
     assert fig.extra == {"numbers": "gain_vs_order.json"} and len(fig.files) == 2
     fig = fig_dial_effects(runs, tmp_path, {})
     doc = json.loads((tmp_path / "dial_effects.json").read_text())
     assert set(doc) == {"order", "deficit"}  # no histograms.json: no skew panel
     assert doc["order"]["by_flaw"]["0"]["pairwise"]["mean"] == pytest.approx(0.85)
     assert "coin-opd-s0" not in {r["run"] for r in doc["order"]["runs"]}
-    end = {(r["domain"], r["when"]): r for r in doc["deficit"]}
-    assert (
-        end[("math", "end")]["mean"] == pytest.approx(0.52) and end[("math", "end")]["seeds"] == 2
-    )
+    end = {(r["deficit"], r["domain"], r["when"]): r for r in doc["deficit"]}
+    skill = end[("skill", "math", "end")]
+    assert skill["mean"] == pytest.approx(0.52) and skill["seeds"] == 2
     assert fig_dial_effects(runs_of(cell("x", [0.5])), tmp_path, {}) is None
 
 

@@ -2,7 +2,9 @@
 
     fig_<name>(runs: Runs, out: Path, teachers: dict[str, float]) -> Figure | None
 
-and writes <out>/<name>.png and .pdf; None means the runs hold no data for it (the manifest says so).
+and writes <out>/<name>.png and .pdf, captioned with what it rests on (seeds, steps, held-out
+samples: basis.py); None means the runs hold no data for it, Skipped that what it compares does not
+vary (the manifest says which and why). Curves that coincide are named on the axes (curves.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from uniopd.analysis.basis import basis_line  # noqa: E402
+from uniopd.analysis.cells import alike, online_ratio_cells  # noqa: E402
+from uniopd.analysis.curves import coinciding, mark_coinciding  # noqa: E402
 from uniopd.analysis.figure_file import Figure, save_figure  # noqa: E402
 from uniopd.analysis.runs import Runs, teacher_accuracy  # noqa: E402
 from uniopd.analysis.study_figures import fig_dial_effects, fig_gain_vs_order  # noqa: E402
@@ -55,35 +60,19 @@ def fig_difficulty_histograms(runs: Runs, out: Path, teachers: dict) -> Figure |
         )
     axes[0][0].legend()
     fig.suptitle("Difficulty of the training prompts, raw vs offline-balanced")
+    run = Path(paths[0]).name
+    caption = basis_line(runs, runs.info[runs.info.path == str(paths[0])].run)
     return Figure(
-        "difficulty_histograms", save_figure(fig, out, "difficulty_histograms"), [paths[0].name]
+        "difficulty_histograms", save_figure(fig, out, "difficulty_histograms", caption), [run]
     )
 
 
-# what makes two runs comparable besides the compared toggle: the world's dials, regime, budget
-SETTING = ["world_version", "teacher_flaw", "deficit", "difficulty_skew", "epochs", "steps"]
-
-
-def _alike(sel: pd.DataFrame, ref: pd.DataFrame) -> pd.DataFrame:
-    """The rows of `sel` whose world and regime are those of some row of `ref`: a baseline from
-    another world (a flawed teacher, a deficit) must not be averaged into the comparison."""
-    cols = [c for c in SETTING if c in sel.columns]
-    if not cols:
-        return sel
-
-    def key(df: pd.DataFrame) -> pd.Series:  # None and NaN read alike: both "no dial"
-        return df[cols].apply(lambda row: "|".join(str(v) for v in row.fillna("-")), axis=1)
-
-    return sel[key(sel).isin(set(key(ref)))]
-
-
 def fig_online_ratio(runs: Runs, out: Path, teachers: dict) -> Figure | None:
-    info = runs.info
-    sel = info[(info.method == "opd") & (info.offline_mode == "none") & (info.calibration == "off")]
-    ratio = sel[sel.online_ratio.notna()]
-    if ratio.online_ratio.nunique() < 2:
+    # "no control" from plain runs of the ratio runs' world and regime only, never a sweep trial
+    sel = online_ratio_cells(runs.info)
+    ratio = sel[sel.online_ratio.notna()] if len(sel) else sel
+    if len(ratio) == 0 or ratio.online_ratio.nunique() < 2:
         return None
-    sel = _alike(sel, ratio)  # "no control" from the ratio runs' world and regime only
     f = _final(runs).merge(sel[["run", "online_ratio"]], on="run")
     f["r"] = f.online_ratio.map(
         lambda r: "no control" if pd.isna(r) else "correct-only" if math.isinf(r) else f"{r:g}"
@@ -108,15 +97,19 @@ def fig_online_ratio(runs: Runs, out: Path, teachers: dict) -> Figure | None:
         ylabel="held-out accuracy (final)",
         title="Online correctness-aware balancing: accuracy against r",
     )
-    return Figure("online_ratio", save_figure(fig, out, "online_ratio"), sorted(f.run.unique()))
+    used = sorted(f.run.unique())
+    return Figure(
+        "online_ratio", save_figure(fig, out, "online_ratio", basis_line(runs, used)), used
+    )
 
 
 def fig_filtering(runs: Runs, out: Path, teachers: dict) -> Figure | None:
     info = runs.info
     sel = info[(info.method == "opd") & info.online_ratio.isna() & (info.calibration == "off")]
+    sel = sel[sel.sweep.isna()] if "sweep" in sel else sel  # a trial answers another question
     if sel.offline_mode.nunique() < 2:
         return None
-    sel = _alike(sel, sel[sel.offline_mode != "none"])  # "raw" from the filters' world only
+    sel = alike(sel, sel[sel.offline_mode != "none"])  # "raw" from the filters' world only
     names = {
         "none": "raw",
         "drop_all_correct": "w/o all-correct",
@@ -138,7 +131,8 @@ def fig_filtering(runs: Runs, out: Path, teachers: dict) -> Figure | None:
     ax.set(
         xlabel="", ylabel="held-out accuracy (final)", title="Offline data: filtering vs balancing"
     )
-    return Figure("filtering", save_figure(fig, out, "filtering"), sorted(f.run.unique()))
+    used = sorted(f.run.unique())
+    return Figure("filtering", save_figure(fig, out, "filtering", basis_line(runs, used)), used)
 
 
 def fig_order_heatmap(runs: Runs, out: Path, teachers: dict) -> Figure | None:
@@ -189,7 +183,7 @@ def fig_order_heatmap(runs: Runs, out: Path, teachers: dict) -> Figure | None:
     )
     return Figure(
         "order_heatmap",
-        save_figure(fig, out, "order_heatmap"),
+        save_figure(fig, out, "order_heatmap", basis_line(runs, [run])),
         [run],
         extra={"pair": {k: pair[k] for k in ("step", "prompt_id", "domain")}},
     )
@@ -199,7 +193,7 @@ def fig_order_over_training(runs: Runs, out: Path, teachers: dict) -> Figure | N
     m = runs.metrics
     if "order/consistency_before" not in m:
         return None
-    m = m.merge(runs.info[["run", "group"]], on="run")
+    m = _compared(runs, m.merge(runs.info[["run", "group"]], on="run"))
     m = m[m.group.isin(["OPD", "Uni-OPD"])]
     if m.empty:
         return None
@@ -220,69 +214,96 @@ def fig_order_over_training(runs: Runs, out: Path, teachers: dict) -> Figure | N
         data=long, x="step", y="consistency", hue="group", style="when", errorbar="sd", ax=ax
     )
     ax.set(ylabel="order-consistent pairs", title="Order consistency during training")
-    return Figure(
-        "order_over_training", save_figure(fig, out, "order_over_training"), sorted(m.run.unique())
-    )
+    long["curve"] = long.group + ", " + long.when
+    note = mark_coinciding(ax, coinciding(long, "step", "consistency", "curve"))
+    used = sorted(m.run.unique())
+    files = save_figure(fig, out, "order_over_training", basis_line(runs, used))
+    return Figure("order_over_training", files, used, note=note)
+
+
+def _compared(runs: Runs, df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of OPD, Uni-OPD and GRPO runs that are experiments, not sweep trials: a trial is a
+    point of another question (a margin delta, a ratio) and would blur the method's curve."""
+    trials = set(runs.info[runs.info.sweep.notna()].run) if "sweep" in runs.info else set()
+    return df[df.group.isin(ORDER) & ~df.run.isin(trials)]
+
+
+def _offline_bars(ax, sub: pd.DataFrame, runs: Runs, hue_order: list[str]) -> bool:
+    """The wall-time panel's offline part: for each run that estimated difficulty before step 1,
+    a bar from 0 to the estimate's end at its step-0 accuracy, in its method's colour (the curve
+    starts where the bar ends). True when any was drawn."""
+    offline = runs.info.set_index("run").offline_s
+    colours = dict(zip(hue_order, sns.color_palette()))
+    drawn = False
+    for run, rows in sub[sub.step == 0].groupby("run"):
+        seconds = offline.get(run, 0.0)
+        if seconds and seconds == seconds:
+            row = rows.iloc[0]
+            ax.hlines(row.acc, 0, seconds, colors=[colours[row.group]], lw=4, alpha=0.35)
+            drawn = True
+    return drawn
+
+
+def _convergence_runs(runs: Runs, teachers: dict) -> tuple[pd.DataFrame, str | None, dict]:
+    """The eval rows drawn (the setting with the most runs, and GRPO on the same domains), the
+    setting and its teachers' accuracies per domain."""
+    e = _compared(runs, runs.evals.merge(runs.info[["run", "setting", "teachers"]], on="run"))
+    taught = e[e.setting != "no teacher"]
+    main = taught.setting.value_counts().index[0] if len(taught) else None
+    if main is not None:
+        refs = json.loads(taught[taught.setting == main].teachers.iloc[0])
+        domains = set(taught[taught.setting == main].domain)
+        e = e[(e.setting == main) | ((e.setting == "no teacher") & e.domain.isin(domains))]
+        teachers = {d: a for d in refs if (a := teacher_accuracy(teachers, refs, d)) is not None}
+    return e, main, teachers
 
 
 def fig_convergence(runs: Runs, out: Path, teachers: dict) -> Figure | None:
-    e = runs.evals.merge(runs.info[["run", "setting", "teachers"]], on="run")
-    e = e[e.group.isin(ORDER)]
+    e, main, teachers = _convergence_runs(runs, teachers)
     if e.empty:
         return None
-    taught = e[e.setting != "no teacher"]
-    main = taught.setting.value_counts().index[0] if len(taught) else None
-    if main is not None:  # the setting with the most runs, and GRPO on the same domains
-        refs = json.loads(taught[taught.setting == main].teachers.iloc[0])
-        e = e[
-            (e.setting == main)
-            | (
-                (e.setting == "no teacher")
-                & e.domain.isin(set(taught[taught.setting == main].domain))
-            )
-        ]
-        teachers = {d: a for d in refs if (a := teacher_accuracy(teachers, refs, d)) is not None}
     domains = sorted(e.domain.unique())
     fig, axes = plt.subplots(2, len(domains), figsize=(4.5 * len(domains), 6), squeeze=False)
+    notes, offline = [], False
     for j, d in enumerate(domains):
         sub = e[e.domain == d]
+        order = [g for g in ORDER if g in set(sub.group)]
         for i, x in enumerate(("step", "wall_s")):
             ax = axes[i][j]
             # by step: mean ± sd over seeds; by wall time: one line per run (their clocks differ)
-            kw = (
-                {"errorbar": "sd"}
-                if x == "step"
-                else {"units": "run", "estimator": None, "lw": 0.8}
-            )
+            kw = {"errorbar": "sd"} if i == 0 else {"units": "run", "estimator": None, "lw": 0.8}
             sns.lineplot(
-                data=sub,
-                x=x,
-                y="acc",
-                hue="group",
-                hue_order=[g for g in ORDER if g in set(sub.group)],
-                ax=ax,
-                legend=(i == 0 and j == 0),
-                **kw,
+                data=sub, x=x, y="acc", hue="group", hue_order=order, ax=ax, legend=i + j == 0, **kw
             )
             if d in teachers:
                 ax.axhline(teachers[d], color="k", ls="--", lw=1, label="teacher")
+            if i == 0:
+                notes.append(mark_coinciding(ax, coinciding(sub, "step", "acc", "group")))
+            else:
+                offline |= _offline_bars(ax, sub, runs, order)
             ax.set(
                 title=f"{d}",
-                xlabel="training step" if x == "step" else "training seconds (CPU)",
+                xlabel="training step"
+                if i == 0
+                else "seconds, every phase (bar: the offline estimate before step 1)",
                 ylabel="held-out accuracy",
             )
     compared = " vs ".join(g for g in ORDER if g in set(e.group))  # the methods these runs hold
     fig.suptitle(f"Convergence: {compared} ({main}; dashed: the domain's teacher)")
     fig.tight_layout()
-    return Figure("convergence", save_figure(fig, out, "convergence"), sorted(e.run.unique()))
+    used = sorted(e.run.unique())
+    files = save_figure(fig, out, "convergence", basis_line(runs, used))
+    note = "; ".join(n for n in notes if n)
+    return Figure("convergence", files, used, note=note, extra={"offline_estimate": offline})
 
 
 def fig_dynamics(runs: Runs, out: Path, teachers: dict) -> Figure | None:
-    m = runs.metrics.merge(runs.info[["run", "group"]], on="run")
-    m = m[m.group.isin(ORDER)]
+    m = _compared(runs, runs.metrics.merge(runs.info[["run", "group"]], on="run"))
     if m.empty:
         return None
+    m = m.assign(bin=_bins(m.step))
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
+    notes = []
     for ax, (col, label) in zip(
         axes,
         [
@@ -293,7 +314,7 @@ def fig_dynamics(runs: Runs, out: Path, teachers: dict) -> Figure | None:
     ):
         sns.lineplot(
             data=m,
-            x=_bins(m.step),
+            x="bin",
             y=col,
             hue="group",
             hue_order=[g for g in ORDER if g in set(m.group)],
@@ -302,38 +323,14 @@ def fig_dynamics(runs: Runs, out: Path, teachers: dict) -> Figure | None:
             legend=ax is axes[0],
         )
         ax.set(xlabel="training step", ylabel=label)
+        if col in m:
+            found = mark_coinciding(ax, coinciding(m, "bin", col, "group"))
+            notes.append(f"{col}: {found}" if found else "")
     fig.suptitle("Training dynamics")
     fig.tight_layout()
-    return Figure("dynamics", save_figure(fig, out, "dynamics"), sorted(m.run.unique()))
-
-
-def fig_sweeps(sweep_dirs: list[Path], out: Path) -> list[Figure]:
-    figs = []
-    for d in sweep_dirs:
-        summary, trials = d / "summary.json", d / "trials.csv"
-        if not (summary.exists() and trials.exists()):
-            continue
-        s = json.loads(summary.read_text())
-        t = pd.read_csv(trials)
-        t = t[t.state == "COMPLETE"]
-        params = [c for c in t.columns if c.startswith("params_")]
-        if t.empty or not params:
-            continue
-        fig, axes = plt.subplots(
-            1, len(params) + 1, figsize=(4 * (len(params) + 1), 3.2), squeeze=False
-        )
-        imp = s.get("importances") or {}
-        axes[0][0].barh(list(imp), list(imp.values()), color="#66c2a5")
-        axes[0][0].set(title="parameter importance", xlabel="fANOVA importance")
-        for ax, p in zip(axes[0][1:], params):
-            sns.stripplot(data=t, x=p, y="value", ax=ax, native_scale=t[p].dtype != object)
-            ax.set(xlabel=p.removeprefix("params_"), ylabel=s["objective"]["metric"])
-        fig.suptitle(f"sweep {s['study']}: {len(t)} complete trials")
-        fig.tight_layout()
-        figs.append(
-            Figure(f"sweep_{s['study']}", save_figure(fig, out, f"sweep_{s['study']}"), [str(d)])
-        )
-    return figs
+    used = sorted(m.run.unique())
+    files = save_figure(fig, out, "dynamics", basis_line(runs, used))
+    return Figure("dynamics", files, used, note="; ".join(n for n in notes if n))
 
 
 FIGURES = [

@@ -1,8 +1,10 @@
-"""`uniopd figures`: every figure and table of paper_figures/ from the runs it is pointed at, plus a
-manifest naming, for each, the runs and the command it came from, and the runs left out and why.
+"""`uniopd figures`: every figure and table from the runs it is pointed at, plus a manifest naming,
+for each, the runs and the command it came from and what it rests on (seeds, steps, held-out
+samples; each table says it in a line under it), the figures not drawn and why (no data, or a
+variable that does not vary), and the runs left out and why.
 
     uniopd figures runs/study --sweeps runs/sweeps --teacher math=runs/study/teacher-math-eval.json \\
-        --teacher code=runs/study/teacher-code-eval.json --out paper_figures
+        --teacher code=runs/study/teacher-code-eval.json --out figures
 """
 
 from __future__ import annotations
@@ -13,11 +15,23 @@ import sys
 import time
 from pathlib import Path
 
+from uniopd.analysis.basis import basis, basis_line
 from uniopd.analysis.claims import claims_markdown, claims_rows
-from uniopd.analysis.figures import FIGURES, fig_sweeps
+from uniopd.analysis.figure_file import Skipped
+from uniopd.analysis.figures import FIGURES
 from uniopd.analysis.objective_table import objective_markdown, objective_rows, write_into
 from uniopd.analysis.runs import Runs, combine, load_runs, load_wandb, without_sweeps
+from uniopd.analysis.sweep_figures import fig_sweeps
 from uniopd.analysis.tables import ablation_latex, ablation_markdown, ablation_rows, benchmark_table
+
+
+class NoRunsError(ValueError):
+    """No finished run to draw or tabulate: `figures` and `report` refuse (exit 2) rather than
+    write an empty folder that reads as a result. `left_out` says why each run found was left."""
+
+    def __init__(self, message: str, left_out: list[tuple[str, str]]):
+        super().__init__(message)
+        self.left_out = left_out
 
 
 def parse_teachers(specs: list[str]) -> dict[str, float]:
@@ -49,6 +63,11 @@ def make_all(
     mirrored = [load_wandb(p) for p in wandb_projects]  # first: a bad project fails at once
     # sweep trials feed the figures, not the tables
     runs = combine(load_runs([*run_roots, *sweep_roots]), *mirrored)
+    sweep_dirs = [p.parent for root in sweep_roots for p in Path(root).rglob("summary.json")]
+    if runs.info.empty and not sweep_dirs:  # before `out` is made: empty, it reads as a result
+        sources = [*run_roots, *sweep_roots, *[f"wandb:{p}" for p in wandb_projects]]
+        found = f"{len(runs.skipped)} found, none finished" if runs.skipped else "none found"
+        raise NoRunsError(f"no finished runs in {', '.join(sources)} ({found})", runs.skipped)
     out.mkdir(parents=True, exist_ok=True)
     command = " ".join(shlex.quote(a) for a in sys.argv)
     manifest = {
@@ -58,15 +77,17 @@ def make_all(
         "left_out": [{"run": r, "why": why} for r, why in runs.skipped],
         "figures": [],
         "missing": [],
+        "skipped": [],
         "tables": [],
     }
-    if runs.info.empty:
-        manifest["missing"].append({"name": "everything", "why": "no finished runs"})
-    else:
+    if len(runs.info):
         _draw_figures(runs, out, teachers, manifest)
-        _write_tables(without_sweeps(runs), out, teachers, results, manifest)
-    sweep_dirs = [p.parent for root in sweep_roots for p in Path(root).rglob("summary.json")]
-    for fig in fig_sweeps(sweep_dirs, out):
+    table_runs = without_sweeps(runs) if len(runs.info) else runs
+    if table_runs.info.empty:  # only sweeps: they have their own figures, no tables
+        manifest["missing"].append({"name": "tables", "why": "no finished run outside sweeps"})
+    else:
+        _write_tables(table_runs, out, teachers, results, manifest)
+    for fig in fig_sweeps(sweep_dirs, out, runs):
         manifest["figures"].append(
             {"name": fig.name, "files": [Path(f).name for f in fig.files], "runs": fig.runs}
         )
@@ -76,18 +97,23 @@ def make_all(
 
 
 def _draw_figures(runs: Runs, out: Path, teachers: dict[str, float], manifest: dict) -> None:
-    """Every figure of FIGURES, each listed in the manifest as drawn or as missing."""
+    """Every figure of FIGURES, each listed in the manifest as drawn (with what it rests on and
+    its note), as missing (no data) or as skipped (what it compares does not vary)."""
     for fn in FIGURES:
         fig = fn(runs, out, teachers)
         name = fn.__name__.removeprefix("fig_")
         if fig is None:
             manifest["missing"].append({"name": name, "why": "the runs hold no data for it"})
+        elif isinstance(fig, Skipped):
+            manifest["skipped"].append({"name": name, "why": fig.why})
         else:
             manifest["figures"].append(
                 {
                     "name": fig.name,
                     "files": [Path(f).name for f in fig.files],
                     "runs": fig.runs,
+                    "basis": basis(runs, fig.runs),
+                    **({"note": fig.note} if fig.note else {}),
                     **fig.extra,
                 }
             )
@@ -98,17 +124,19 @@ def _write_tables(
 ) -> None:
     """The ablation, benchmark and objective tables (and the study's claims, when its runs are
     there) from the runs that are not sweep trials; with `results`, the objective table there too."""
+    used = sorted(table_runs.info.run)
+    methods = sorted(table_runs.info[table_runs.info.group.isin(["OPD", "Uni-OPD", "GRPO"])].run)
+    under, under_methods = basis_line(table_runs, used), basis_line(table_runs, methods)
     rows = ablation_rows(table_runs, teachers)
-    (out / "ablation_table.md").write_text(ablation_markdown(rows, teachers))
-    (out / "ablation_table.tex").write_text(ablation_latex(rows, teachers))
+    (out / "ablation_table.md").write_text(_md(ablation_markdown(rows, teachers), under))
+    (out / "ablation_table.tex").write_text(_tex(ablation_latex(rows, teachers), under))
     md, tex = benchmark_table(table_runs, teachers)
-    (out / "benchmark_table.md").write_text(md)
-    (out / "benchmark_table.tex").write_text(tex)
-    objectives = objective_markdown(objective_rows(table_runs))
+    (out / "benchmark_table.md").write_text(_md(md, under_methods))
+    (out / "benchmark_table.tex").write_text(_tex(tex, under_methods))
+    objectives = _md(objective_markdown(objective_rows(table_runs)), under)
     (out / "objective_table.md").write_text(objectives)
     if results is not None:
         write_into(results, objectives)
-    used = sorted(table_runs.info.run)
     manifest["tables"] += [
         {
             "name": "ablation_table",
@@ -119,12 +147,43 @@ def _write_tables(
         {
             "name": "benchmark_table",
             "files": ["benchmark_table.md", "benchmark_table.tex"],
-            "runs": sorted(
-                table_runs.info[table_runs.info.group.isin(["OPD", "Uni-OPD", "GRPO"])].run
-            ),
+            "runs": methods,
         },
     ]
+    for table in manifest["tables"]:
+        table["basis"] = basis(table_runs, table["runs"])
     study = sorted(table_runs.info[table_runs.info.experiment.str.startswith("study-")].run)
     if study:  # the pre-registered study's claims, read by its rules
-        (out / "claims.md").write_text(claims_markdown(claims_rows(table_runs, teachers)))
-        manifest["tables"].append({"name": "claims", "files": ["claims.md"], "runs": study})
+        claims = claims_markdown(claims_rows(table_runs, teachers))
+        (out / "claims.md").write_text(_md(claims, basis_line(table_runs, study)))
+        manifest["tables"].append(
+            {
+                "name": "claims",
+                "files": ["claims.md"],
+                "runs": study,
+                "basis": basis(table_runs, study),
+            }
+        )
+
+
+def _md(table: str, under: str) -> str:
+    """A Markdown table with what it rests on in a line under it."""
+    return f"{table}\n{under}\n"
+
+
+def _tex(table: str, under: str) -> str:
+    """A LaTeX tabular with what it rests on in a small line under it."""
+    return f"{table}\\par\\smallskip{{\\footnotesize {_latex_text(under)}}}\n"
+
+
+def _latex_text(text: str) -> str:
+    for plain, latex in (
+        ("_", r"\_"),
+        ("%", r"\%"),
+        ("&", r"\&"),
+        ("#", r"\#"),
+        ("×", r"$\times$"),
+        ("±", r"$\pm$"),
+    ):
+        text = text.replace(plain, latex)
+    return text

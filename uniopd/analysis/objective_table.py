@@ -1,6 +1,8 @@
 """The objective comparison: one row per experiment (objective and recipe), the final held-out
-accuracy per domain (mean ± sample std over seeds, per-seed values, best in bold) and the wall
-time of a training step (mean over steps, then over seeds), from run directories only."""
+accuracy per domain (mean ± sample std over seeds, per-seed values, the one best in bold: a tie
+has none), and the time a method spends: a training step (mean over steps, then over seeds), the
+offline difficulty estimate before step 1 (Uni-OPD's; its own column, not hidden in the steps)
+and the whole run's training seconds with it. From run directories only."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from uniopd.analysis.basis import pm, unique_best
 from uniopd.analysis.runs import Runs
 
 # the rows in the order methods are usually compared: distillation objectives, the recipe, RL
@@ -21,6 +24,9 @@ def objective_rows(runs: Runs) -> list[dict]:
     start = e[e.step == 0].groupby("domain").acc.mean()
     domains = sorted(final.domain.unique())
     steps = runs.metrics.groupby(["experiment", "run"])["time/step"].mean()
+    # wall_s counts the offline estimate in (runs.py); its last value is the run's training time
+    total = runs.metrics.groupby(["experiment", "run"]).wall_s.max()
+    offline = runs.info.groupby("experiment").offline_s.agg(list)
     rank = {g: i for i, g in enumerate(ORDER)}
     info = runs.info.drop_duplicates("experiment")
     rows = []
@@ -41,35 +47,61 @@ def objective_rows(runs: Runs) -> list[dict]:
         sec = steps.loc[exp] if exp in steps.index.get_level_values(0) else pd.Series(dtype=float)
         row["seeds"] = int(final[final.experiment == exp].run.nunique())
         row["step_s"] = (float(sec.mean()), float(sec.std(ddof=1)) if len(sec) > 1 else 0.0)
+        whole = total.loc[exp] if exp in total.index.get_level_values(0) else pd.Series([])
+        row["total_s"] = (float(whole.mean()), float(whole.std(ddof=1)) if len(whole) > 1 else 0.0)
+        row["offline_s"] = [float(s) for s in offline.get(exp, [])]
         rows.append(row)
     return [{**r, "start": {d: float(start[d]) for d in domains if d in start}} for r in rows]
 
 
 def objective_markdown(rows: list[dict]) -> str:
     domains = sorted({d for r in rows for d in r["domains"]})
-    best = {d: max(r["domains"][d][0] for r in rows if d in r["domains"]) for d in domains}
-    head = ["method", "experiment", "seeds", *[f"{d} (per seed)" for d in domains], "s / step"]
+    best = {
+        d: unique_best({i: r["domains"][d][0] for i, r in enumerate(rows) if d in r["domains"]})
+        for d in domains
+    }
+    head = [
+        "method",
+        "experiment",
+        "seeds",
+        *[f"{d} (per seed)" for d in domains],
+        "s / step",
+        "offline estimate s",
+        "training s (all phases)",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
+    for i, r in enumerate(rows):
         cells = []
         for d in domains:
             if d not in r["domains"]:
                 cells.append("—")
                 continue
             mean, std, per_seed = r["domains"][d]
-            text = f"{mean:.3f} ± {std:.3f}"
-            text = f"**{text}**" if abs(mean - best[d]) < 1e-12 else text
-            cells.append(f"{text} ({', '.join(f'{v:.3f}' for v in per_seed)})")
-        mean_s, std_s = r["step_s"]
+            text = pm(mean, std, len(per_seed))
+            text = f"**{text}**" if best[d] == i else text
+            seeds = f" ({', '.join(f'{v:.3f}' for v in per_seed)})" if len(per_seed) > 1 else ""
+            cells.append(text + seeds)
+        n = r["seeds"]
         lines.append(
-            f"| {r['method']} | {r['experiment']} | {r['seeds']} | "
+            f"| {r['method']} | {r['experiment']} | {n} | "
             + " | ".join(cells)
-            + f" | {mean_s:.2f} ± {std_s:.2f} |"
+            + f" | {pm(*r['step_s'], n, digits=2)} | {_offline_cell(r['offline_s'])} | "
+            + f"{pm(*r['total_s'], n, digits=0)} |"
         )
     if rows and rows[0].get("start"):
         starts = ", ".join(f"{d} {v:.3f}" for d, v in sorted(rows[0]["start"].items()))
         lines.append(f"\nStart (step 0, mean over runs): {starts}.")
     return "\n".join(lines) + "\n"
+
+
+def _offline_cell(seconds: list[float]) -> str:
+    """The estimate's seconds per run: "—" when the method makes none, "not recorded" for runs
+    from before difficulty/estimate.json (their training seconds then leave it out)."""
+    if not seconds or all(s == 0 for s in seconds):
+        return "—"
+    if any(s != s for s in seconds):  # NaN
+        return "not recorded"
+    return pm(sum(seconds) / len(seconds), pd.Series(seconds).std(ddof=1), len(seconds), digits=1)
 
 
 def results_page_problem(path: Path) -> str | None:

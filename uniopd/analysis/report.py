@@ -37,7 +37,10 @@ img.sample { width: 96px; image-rendering: pixelated; }
 
 
 def _md_table_to_html(md: str) -> str:
-    lines = [line.strip().strip("|").split("|") for line in md.strip().splitlines() if line.strip()]
+    """The table's rows as an HTML table, and the lines under it (what it rests on) as notes."""
+    rows = [line.strip() for line in md.strip().splitlines() if line.strip()]
+    lines = [line.strip("|").split("|") for line in rows if line.startswith("|")]
+    notes = [line for line in rows if not line.startswith("|")]
     head, body = lines[0], [row for row in lines[2:]]
     cell = lambda c: html.escape(c.strip()).replace("**", "")  # noqa: E731
     bold = lambda c: f"<b>{cell(c)}</b>" if c.strip().startswith("**") else cell(c)  # noqa: E731
@@ -47,7 +50,9 @@ def _md_table_to_html(md: str) -> str:
         + "</tr></thead><tbody>"
     ]
     out += ["<tr>" + "".join(f"<td>{bold(c)}</td>" for c in row) + "</tr>" for row in body]
-    return "\n".join(out) + "</tbody></table>"
+    out.append("</tbody></table>")
+    out += [f"<p class='note'>{html.escape(line)}</p>" for line in notes]
+    return "\n".join(out)
 
 
 def write_report(
@@ -85,7 +90,9 @@ def write_report(
                 f"<img alt='{html.escape(fig['name'])}' src='data:image/png;base64,{data}'>",
                 f"<p class='note'>runs: {html.escape(', '.join(fig['runs']))}</p>",
             ]
-        for miss in manifest["missing"]:
+            if fig.get("note"):
+                parts.append(f"<p class='note'><b>note:</b> {html.escape(fig['note'])}</p>")
+        for miss in [*manifest["missing"], *manifest["skipped"]]:
             parts.append(
                 f"<p class='note'>{html.escape(miss['name'])}: {html.escape(miss['why'])}</p>"
             )

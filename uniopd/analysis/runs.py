@@ -84,6 +84,7 @@ def _info_row(name: str, path: str, cfg, e: list[dict], sweep: str | None) -> di
         else "off",
         "delta": cfg.calibration.delta,
         "steps": planned_steps(path, cfg.train.steps),
+        "offline_s": offline_seconds(path, cfg.balance.offline.mode, cfg.world.difficulty_skew),
         "description": cfg.description,
         "student": cfg.student.model,
         "teachers": json.dumps(cfg.teachers, sort_keys=True),
@@ -107,6 +108,23 @@ def planned_steps(path: str, configured: int) -> int:
         if isinstance(steps, int):
             return steps
     return configured
+
+
+def offline_seconds(path: str, mode: str, skew) -> float:
+    """What the run's offline difficulty estimate cost before step 1 (difficulty/estimate.json:
+    the sampling's seconds, an earlier run's when the estimate came from the cache, for that is
+    the method's cost all the same); 0 for a run without one; NaN when a run that estimated
+    recorded no cost (a run from before the record)."""
+    if mode in ("none", "prebalanced") and skew is None:
+        return 0.0
+    record = Path(path) / "difficulty" / "estimate.json"
+    if not record.is_file():
+        return float("nan")
+    cost = json.loads(record.read_text())
+    if "sampled_seconds" not in cost:  # nothing sampled: every row gave its pass rate
+        return float(cost.get("seconds", float("nan")))
+    seconds = cost["sampled_seconds"]  # None: read from a cache that did not record it
+    return float("nan") if seconds is None else float(seconds)
 
 
 class _Collector:
@@ -142,9 +160,11 @@ class _Collector:
         self._add_history(self.infos[-1], cfg, m, e)
 
     def _add_history(self, info: dict, cfg, m: list[dict], e: list[dict]) -> None:
-        """The run's metrics and eval rows, each with its wall-clock time since the start."""
+        """The run's metrics and eval rows, each with its wall-clock time since the start: the
+        offline estimate first (a cost of the method, before step 1), then each step's phases."""
         run, experiment, group = info["run"], info["experiment"], info["group"]
-        wall, at = 0.0, {0: 0.0}
+        offline = info["offline_s"] if info["offline_s"] == info["offline_s"] else 0.0
+        wall, at = offline, {0: offline}
         for rec in m:
             wall += rec.get("time/step", 0.0)
             at[rec["step"]] = wall

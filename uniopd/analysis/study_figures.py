@@ -20,7 +20,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from uniopd.analysis.figure_file import Figure, save_figure  # noqa: E402
+from uniopd.analysis.basis import basis_line  # noqa: E402
+from uniopd.analysis.curves import coinciding, mark_coinciding  # noqa: E402
+from uniopd.analysis.figure_file import Figure, Skipped, save_figure  # noqa: E402
 from uniopd.analysis.runs import Runs  # noqa: E402
 from uniopd.analysis.study_data import early_order, final_accuracy, study_cells  # noqa: E402
 
@@ -75,10 +77,12 @@ def _draw_order(ax, order: pd.DataFrame) -> dict:
         ax.scatter(order.teacher_flaw + dx, order[col], marker=mark, color=f"C{i}", alpha=0.4)
         mean = order.groupby("teacher_flaw")[col].mean()
         ax.plot(mean.index, mean.values, marker=mark, color=f"C{i}", label=f"{col} (mean)")
+    long = order.melt(id_vars="teacher_flaw", value_vars=["pairwise", "group"], var_name="kind")
+    mark_coinciding(ax, coinciding(long, "teacher_flaw", "value", "kind"))
     ax.set(
         xlabel="world.teacher_flaw",
         ylabel="order consistency before calibration",
-        title="(a) teacher flaw vs measured order",
+        title="teacher flaw vs measured order",
     )
     ax.legend()
     return {"runs": order.to_dict("records"), "by_flaw": _by_flaw(order, ["pairwise", "group"])}
@@ -112,7 +116,7 @@ def _draw_skew(ax, skew: dict) -> dict:
     ax.set(
         xlabel="initial-student pass count",
         ylabel="fraction of the training list",
-        title="(b) difficulty skew vs the list's difficulty",
+        title="difficulty skew vs the list's difficulty",
     )
     ax.legend()
     return skew
@@ -148,14 +152,27 @@ def _draw_deficit(ax, e: pd.DataFrame) -> list[dict]:
             capsize=3,
             label=kind,
         )
-    ax.set_xticks(np.arange(len(keys)), [f"{d}\n{w}" for d, w in keys])
-    ax.set(ylabel="GRPO held-out accuracy", title="(c) deficit vs what GRPO can fix")
+    ax.set_xticks(np.arange(len(keys)), [f"{d}\n{w}" for d, w in keys], fontsize=7)
+    ax.set(ylabel="GRPO held-out accuracy", title="deficit vs what GRPO can fix")
     ax.legend(title="deficit")
     return table.reset_index().to_dict("records")
 
 
-def fig_dial_effects(runs: Runs, out: Path, teachers: dict) -> Figure | None:
+def _constant_dials(panels: dict) -> dict[str, str]:
+    """The panels whose dial takes one value in these runs, each with why it is not drawn: one
+    teacher flaw (or one deficit) is no comparison, and a lone bar reads as an effect. The skew
+    panel compares each skew with the natural list, so one skew is a comparison."""
+    why = {}
+    for name, dial in (("order", "teacher_flaw"), ("deficit", "deficit")):
+        if name not in panels:
+            continue
+        values = sorted({str(v) for v in panels[name][0][dial]})
+        if len(values) == 1:
+            why[name] = f"world.{dial} takes one value ({values[0]}) in these runs"
+    return why
 
+
+def fig_dial_effects(runs: Runs, out: Path, teachers: dict) -> Figure | Skipped | None:
     panels = {
         "order": (_dial_order(runs), _draw_order),
         "skew": (_dial_skew(runs), _draw_skew),
@@ -164,8 +181,15 @@ def fig_dial_effects(runs: Runs, out: Path, teachers: dict) -> Figure | None:
     panels = {name: p for name, p in panels.items() if len(p[0])}  # a dial no run turned: no panel
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.4), squeeze=False)
-    numbers = {name: draw(ax, data) for ax, (name, (data, draw)) in zip(axes[0], panels.items())}
+    constant = _constant_dials(panels)
+    panels = {name: p for name, p in panels.items() if name not in constant}
+    if not panels:
+        return Skipped("no dial varies: " + "; ".join(constant.values()))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.6), squeeze=False)
+    numbers = {}
+    for i, (ax, (name, (data, draw))) in enumerate(zip(axes[0], panels.items())):
+        numbers[name] = draw(ax, data)
+        ax.set_title(f"({'abc'[i]}) {ax.get_title()}")  # lettered as drawn: no gap for a skip
     used = set()
     for name, (data, _) in panels.items():
         used |= {h["run"] for h in data.values()} if name == "skew" else set(data.run)
@@ -174,8 +198,9 @@ def fig_dial_effects(runs: Runs, out: Path, teachers: dict) -> Figure | None:
     _write_json(out / "dial_effects.json", numbers)
     return Figure(
         "dial_effects",
-        save_figure(fig, out, "dial_effects"),
+        save_figure(fig, out, "dial_effects", basis_line(runs, used)),
         sorted(used),
+        note="; ".join(f"{name} panel not drawn: {why}" for name, why in constant.items()),
         extra={"numbers": "dial_effects.json"},
     )
 
@@ -199,11 +224,13 @@ def gain_points(runs: Runs) -> pd.DataFrame:
     )
 
 
-def fig_gain_vs_order(runs: Runs, out: Path, teachers: dict) -> Figure | None:
-
+def fig_gain_vs_order(runs: Runs, out: Path, teachers: dict) -> Figure | Skipped | None:
     points = gain_points(runs).dropna(subset=["gain"]) if len(runs.info) else pd.DataFrame()
     if points.empty:
         return None
+    if points.teacher_flaw.nunique() < 2:  # the gain against order needs orders to differ
+        flaw = f"{points.teacher_flaw.iloc[0]:g}"
+        return Skipped(f"world.teacher_flaw takes one value ({flaw}) in the order cells")
     by = _by_flaw(points, ["order_consistency", "gain"])
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
     ax.scatter(points.order_consistency, points.gain, alpha=0.4, label="one seed")
@@ -236,10 +263,11 @@ def fig_gain_vs_order(runs: Runs, out: Path, teachers: dict) -> Figure | None:
     )
     ax.legend()
     _write_json(out / "gain_vs_order.json", {"points": points.to_dict("records"), "by_flaw": by})
+    used = set(points.opd_run) | set(points.uniopd_run)
     return Figure(
         "gain_vs_order",
-        save_figure(fig, out, "gain_vs_order"),
-        sorted(set(points.opd_run) | set(points.uniopd_run)),
+        save_figure(fig, out, "gain_vs_order", basis_line(runs, used)),
+        sorted(used),
         extra={"numbers": "gain_vs_order.json"},
     )
 

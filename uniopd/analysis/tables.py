@@ -1,5 +1,7 @@
 """Tables from the same DataFrames as the figures: the benchmark table (methods x domains, mean ±
-sample std over seeds, best in bold) and the ablation table, each as Markdown and LaTeX."""
+sample std over seeds, the one best in bold: a tie has none) and the ablation table, each as
+Markdown and LaTeX. One seed is written without ± (uniopd/analysis/basis.py); make.py puts what
+the table rests on (seeds, steps, held-out samples) under it."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import json
 
 import pandas as pd
 
+from uniopd.analysis.basis import pm, unique_best
 from uniopd.analysis.runs import Runs, teacher_accuracy
 
 
@@ -71,7 +74,12 @@ def ablation_rows(
         for d in domains:
             x = s[s.domain == d]
             if len(x):
-                row[d] = (float(x.start.iloc[0]), float(x["mean"].iloc[0]), float(x["std"].iloc[0]))
+                row[d] = (
+                    float(x.start.iloc[0]),
+                    float(x["mean"].iloc[0]),
+                    float(x["std"].iloc[0]),
+                    int(x.seeds.iloc[0]),
+                )
             if len(x):
                 row[f"reach/{d}"] = _steps_to(runs, exp, d, teachers)
         if "order/consistency_before" in m:
@@ -100,16 +108,14 @@ def ablation_markdown(rows: list[dict], teachers: dict[str, float]) -> str:
         "method",
         "teachers",
         "seeds",
-        *[f"{d}: start → end (± std)" for d in domains],
+        *[f"{d}: start → end (± std over seeds)" for d in domains],
         *[f"reached the {d} teacher" for d in domains],
         "order consistency before calibration",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["experiment"], r["group"], r["setting"], str(r["seeds"])]
-        cells += [
-            f"{r[d][0]:.3f} → {r[d][1]:.3f} ± {r[d][2]:.3f}" if d in r else "—" for d in domains
-        ]
+        cells += [f"{r[d][0]:.3f} → {pm(*r[d][1:])}" if d in r else "—" for d in domains]
         for d in domains:
             hit, total, mean, target = r.get(f"reach/{d}", (0, 0, None, None))
             cells.append(
@@ -127,8 +133,9 @@ def ablation_markdown(rows: list[dict], teachers: dict[str, float]) -> str:
 def benchmark_table(
     runs: Runs, teachers: dict[str, float], groups=("OPD", "Uni-OPD", "GRPO")
 ) -> tuple[str, str]:
-    """Methods x domains, mean ± std of the final held-out accuracy, best method in bold; one block
-    per teacher setting (GRPO, which asks no teacher, joins the setting that covers its domains)."""
+    """Methods x domains, mean ± std of the final held-out accuracy, the one best method in bold
+    (none on a tie as written); one block per teacher setting (GRPO, which asks no teacher, joins
+    the setting that covers its domains)."""
     f = _final(runs).merge(runs.info[["run", "setting", "teachers"]], on="run")
     f = f[f.group.isin(groups)]
     domains = sorted(f.domain.unique())
@@ -150,7 +157,11 @@ def benchmark_table(
         if len(grpo) and set(grpo.domain) == own:  # GRPO on exactly these domains
             sub = pd.concat([sub, grpo])
         table = sub.groupby(["group", "domain"]).acc.agg(["mean", "std", "size"]).reset_index()
-        best = {d: table[table.domain == d]["mean"].max() for d in domains}
+        best = {
+            d: unique_best(dict(zip(x.group, x["mean"])), digits=1, scale=100)
+            for d in domains
+            if len(x := table[table.domain == d])
+        }
         for g in [g for g in groups if g in set(table.group)]:
             t = table[table.group == g]
             cells_md, cells_tex = [], []
@@ -160,9 +171,13 @@ def benchmark_table(
                     cells_md.append("—")
                     cells_tex.append("--")
                     continue
-                mean, std = float(x["mean"].iloc[0]), float(x["std"].fillna(0).iloc[0])
-                text = f"{100 * mean:.1f} ± {100 * std:.1f}"
-                bold = abs(mean - best[d]) < 1e-12
+                mean, std, n = (
+                    float(x["mean"].iloc[0]),
+                    float(x["std"].iloc[0]),
+                    int(x["size"].iloc[0]),
+                )
+                text = pm(mean, std, n, digits=1, scale=100)
+                bold = best.get(d) == g
                 cells_md.append(f"**{text}**" if bold else text)
                 cells_tex.append((r"\textbf{%s}" if bold else "%s") % text.replace("±", r"$\pm$"))
             n = int(t["size"].max())
@@ -195,7 +210,8 @@ def ablation_latex(rows: list[dict], teachers: dict[str, float]) -> str:
     ]
     for r in rows:
         cells = [
-            f"{100 * r[d][1]:.1f} $\\pm$ {100 * r[d][2]:.1f}" if d in r else "--" for d in domains
+            pm(*r[d][1:], digits=1, scale=100).replace("±", "$\\pm$") if d in r else "--"
+            for d in domains
         ]
         ob = r.get("order_before")
         out.append(

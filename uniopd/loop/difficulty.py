@@ -12,6 +12,8 @@ the before / after histograms the paper plots:
     runs/<name>/difficulty/table.csv        prompt_id, domain, level, pass_count, n_samples, p, copies,
                                             pass_count_from ("sampled" or "column")
     runs/<name>/difficulty/histograms.json  per domain: prompts per pass count before, copies after
+    runs/<name>/difficulty/estimate.json    the estimate's cost: seconds this run spent on it, and
+                                            what its sampling took (an earlier run's, if cached)
 
 Data that is already balanced (balance.offline.mode = prebalanced) is trained on as given, with
 no estimate; difficulty/prebalanced.json records it.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
@@ -75,10 +78,12 @@ def estimate_pass_counts(
     write: bool = True,
     processor=None,
     dist: Dist | None = None,
+    cost: dict | None = None,
 ) -> list[int]:
     """Pass count of the initial student on each problem: from the row's pass rate when it has
     one, else from the cache or by sampling, shared out over `dist`'s processes (each gets every
-    count). `write=False`: a process other than the first leaves the cache to it."""
+    count). `write=False`: a process other than the first leaves the cache to it. `cost`, when
+    given, gets "sampled_seconds": what sampling took (as the cache recorded it, when cached)."""
     n = cfg.balance.offline.n_samples
     counts: list[int | None] = [
         None if (rate := given_pass_rate(p)) is None else round(rate * n) for p in problems
@@ -86,7 +91,15 @@ def estimate_pass_counts(
     todo = [i for i, c in enumerate(counts) if c is None]
     if todo:
         sampled = _sampled_pass_counts(
-            model, tokenizer, [problems[i] for i in todo], verifiers, cfg, write, processor, dist
+            model,
+            tokenizer,
+            [problems[i] for i in todo],
+            verifiers,
+            cfg,
+            write,
+            processor,
+            dist,
+            cost,
         )
         for i, c in zip(todo, sampled, strict=True):
             counts[i] = c
@@ -104,6 +117,7 @@ def _sampled_pass_counts(
     write: bool,
     processor=None,
     dist: Dist | None = None,
+    cost: dict | None = None,
 ) -> list[int]:
     off = cfg.balance.offline
     fmt = PromptFormat.of(cfg.data)
@@ -114,7 +128,10 @@ def _sampled_pass_counts(
     # it where another does not (a cache folder per machine) and leave that one sampling alone
     cached = dist.broadcast_object(_cached(path) if dist.is_main else None)
     if cached is not None:
+        if cost is not None and path.exists():  # what sampling took, when the cache recorded it
+            cost["sampled_seconds"] = json.loads(path.read_text()).get("seconds")
         return cached
+    start = time.perf_counter()
     log.info(
         "difficulty: sampling %d responses for each of %d prompts", off.n_samples, len(problems)
     )
@@ -141,6 +158,9 @@ def _sampled_pass_counts(
         int(sum((s["reward"] or 0) > 0 for s in samples[i * n : (i + 1) * n]))
         for i in range(len(problems))
     ]
+    seconds = round(time.perf_counter() - start, 2)
+    if cost is not None:
+        cost["sampled_seconds"] = seconds
     ungraded = sum(s["reward"] is None for s in samples)
     if ungraded:
         # counted as unsolved for this run only: a grader that could not run (a sandbox that did
@@ -157,7 +177,14 @@ def _sampled_pass_counts(
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(
         path,
-        json.dumps({"settings": settings, "student": cfg.student.model, "pass_counts": counts})
+        json.dumps(
+            {
+                "settings": settings,
+                "student": cfg.student.model,
+                "pass_counts": counts,
+                "seconds": seconds,
+            }
+        )
         + "\n",
     )
     return counts
@@ -238,9 +265,13 @@ def offline_balance(
     if resume:
         by_id = {p.id: p for p in problems}
         return [by_id[i] for i in json.loads(items.read_text())]
+    # the estimate's cost, recorded so that analysis counts it in the method's time
+    cost: dict = {}
+    start = time.perf_counter()
     counts = estimate_pass_counts(
-        model, tokenizer, problems, verifiers, cfg, write, processor, dist
+        model, tokenizer, problems, verifiers, cfg, write, processor, dist, cost
     )
+    cost["seconds"] = round(time.perf_counter() - start, 2)
     listed = set(range(len(problems)))
     copies: Counter = Counter()
     out: list[Problem] = []
@@ -275,6 +306,7 @@ def offline_balance(
     if not write:
         return out
     _record(run_dir, problems, counts, copies, off.n_samples, listed)
+    atomic_write_text(run_dir.path / "difficulty" / "estimate.json", json.dumps(cost) + "\n")
     atomic_write_text(items, json.dumps([p.id for p in out]) + "\n")
     log.info(
         "difficulty: %s%s over %d prompts -> %d training items",
