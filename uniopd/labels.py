@@ -4,10 +4,40 @@ the board and the trackers all read runs through these, so they live below all t
 
 from __future__ import annotations
 
+# The methods a comparison shows, in the order tables and figures list them (distillation, the
+# recipe, RL, then preference learning), each with its one colour in every figure (a colour-blind
+# safe palette: Okabe-Ito). A group not listed (a plugin's objective, OPD with some of the
+# recipe's components) comes after the listed one it starts with, or last.
+METHODS: tuple[tuple[str, str], ...] = (
+    ("OPD", "#0072B2"),
+    ("Uni-OPD", "#D55E00"),
+    ("GRPO", "#009E73"),
+    ("DPO", "#CC79A7"),
+    ("Omni-DPO", "#E69F00"),
+    ("C-DPO", "#56B4E9"),
+)
+METHOD_ORDER = tuple(name for name, _ in METHODS)
+METHOD_COLOURS = dict(METHODS)
+PREFERENCE_METHODS = ("DPO", "Omni-DPO", "C-DPO")
+
+
+def method_rank(group: str) -> tuple[int, str]:
+    """A sort key for method groups: METHOD_ORDER first, a variant ("Omni-DPO w/o w_qual",
+    "DPO (pair file)") right after the method it varies, anything else last, by name."""
+    for i, name in enumerate(METHOD_ORDER):
+        if group == name or group.startswith(name + " "):
+            return (i, group)
+    return (len(METHOD_ORDER), group)
+
 
 def method_group(cfg) -> str:
-    """OPD / Uni-OPD / GRPO / OPD+GRPO / JSD / ..., or the objectives + the components switched on."""
+    """OPD / Uni-OPD / GRPO / OPD+GRPO / JSD / DPO / Omni-DPO / C-DPO / ..., or the objectives +
+    the components switched on; a preference method's switched-off parts and a pair file are part
+    of its group (an ablation is not the method)."""
     base = "+".join(objective.label or name for name, _, objective in cfg.method.objectives())
+    base += "".join(_preference_variant(o) for _, _, o in cfg.method.objectives())
+    if getattr(cfg.data, "pairs", None) is not None:
+        base += " (pair file)"
     if not cfg.method.distills() and not cfg.method.needs_teacher():
         return base
     parts = []
@@ -40,3 +70,18 @@ def toggle_tags(cfg) -> list[str]:
         calibration,
         f"seed:{cfg.seed}",
     ]
+
+
+def _preference_variant(objective) -> str:
+    """' w/o w_qual', ' w/o w_perf', ' w/o c-NLL' for each of Omni-DPO's parts switched off."""
+    options = objective.options
+    off = [
+        part
+        for switch, part in (
+            ("quality_weight", "w_qual"),
+            ("dynamics_weight", "w_perf"),
+            ("c_nll", "c-NLL"),
+        )
+        if getattr(options, switch, True) is False
+    ]
+    return "".join(f" w/o {part}" for part in off)

@@ -140,7 +140,7 @@ def test_legacy_coefficient_keys_still_load():
         (
             {"method__name": "opd+kl"},
             "name",
-            "unknown objective 'kl'; known: exopd, forward_kl, grpo",
+            "unknown objective 'kl'; known: cdpo, dpo, exopd, forward_kl",
         ),
         ({"method__name": "opd+opd"}, "name", "names an objective twice"),
         (
@@ -203,7 +203,7 @@ def test_describe_fields_lists_every_leaf_with_type_default_and_help():
     }
     assert set(rows) == leaves
     assert rows["train.lr"][:2] == ("float (> 0)", "1e-06")
-    assert rows["name"][1] == "required" and rows["data.train"][1] == "required"
+    assert rows["name"][1] == "required" and rows["data.train"][1] == "[]"  # or data.pairs
     assert rows["method.name"][0] == "str" and "uniopd list" in rows["method.name"][2]
     assert rows["data.limit"][0].startswith("int | None")
     assert all(help_ for _, _, help_ in rows.values())

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from uniopd.config.section import _Section, conflict
 
@@ -91,13 +98,24 @@ Source = Annotated[
 
 
 class DataConfig(_Section):
+    pairs: NonEmpty | None = Field(
+        default=None,
+        description="A preference pair file to train on offline instead of sampling rollouts "
+        "(a pair objective: dpo, omni_dpo, cdpo): JSONL, JSON, parquet or a datasets folder with "
+        "prompt / chosen / rejected and optionally scores ([S_w, S_l]) and domain columns (a row "
+        "without a domain is 'preference'). Its prompts replace data.train (give one or the "
+        "other); rollout.prompts_per_batch is then the pairs per step. Every row is checked at "
+        "start. Guide: docs/method.md 9.4.",
+    )
     train: list[Source] = Field(
-        min_length=1,
+        default=[],
+        validate_default=True,  # (so that neither train nor pairs is an error)
         description="Training prompt sources: builtin:<domain>/<split>, a .jsonl/.json/.parquet "
         "path, hf:<folder or hub id>[:<split>], 'humaneval', 'champ', or <scheme>:<rest> of a "
         "registered source (`uniopd list sources`); or a mapping {source, split, subset, domain, "
         "columns} that maps the row fields onto the data's own column names. Each row carries "
-        "its domain, which routes it to a teacher. Guide: docs/data.md.",
+        "its domain, which routes it to a teacher. Required unless data.pairs is given. Guide: "
+        "docs/data.md.",
     )
     eval: list[Source] = Field(
         default=[],
@@ -147,6 +165,24 @@ class DataConfig(_Section):
         "placeholders dropped) and {name} any other field of the row's meta; a row of the domain "
         "without that field is an error at load. An image-text teacher reads the student's prompt.",
     )
+
+    @field_validator("train")
+    @classmethod
+    def _train_or_pairs(cls, train: list, info: ValidationInfo) -> list:
+        if "pairs" not in info.data:  # data.pairs is wrong itself: that error says so
+            return train
+        if info.data["pairs"] is not None and train:
+            raise ValueError(
+                "data.pairs trains on the pair file's prompts and responses, and data.train "
+                "gives prompts to sample from: keep one (an experiment based on a file with "
+                "data.train sets train: [])"
+            )
+        if info.data["pairs"] is None and not train:
+            raise ValueError(
+                "no training data: give data.train (prompt sources) or data.pairs (a preference "
+                "pair file)"
+            )
+        return train
 
     @model_validator(mode="after")
     def _chat_only(self) -> DataConfig:

@@ -18,7 +18,7 @@ class MethodConfig(_Section):
         default="opd",
         min_length=1,
         description="The objective: a registered name (`uniopd list`: opd, grpo, jsd, forward_kl, "
-        "reverse_kl, topk, opsd, exopd, or a plugin's), or several joined by '+' (opd+grpo), "
+        "reverse_kl, topk, opsd, exopd, dpo, omni_dpo, cdpo, or a plugin's), or several joined by '+' (opd+grpo), "
         "whose advantages and losses are summed with `coefs`.",
     )
     coefs: dict[str, Annotated[float, Field(ge=0)]] = Field(

@@ -17,6 +17,7 @@ from pydantic_core import PydanticCustomError
 
 from uniopd.config.data import DataConfig
 from uniopd.config.method import MethodConfig
+from uniopd.config.pair_file import pair_file_conflicts
 from uniopd.config.rollout import RolloutConfig
 from uniopd.config.section import _Section, conflict
 from uniopd.config.serving import TeacherServerConfig
@@ -252,6 +253,8 @@ class ExperimentConfig(_Section):
         for part, _, objective in self.method.objectives():
             for why in objective.problems(self):
                 raise conflict(f"objective {part} {why}", "method.name")
+        for why, fields in pair_file_conflicts(self):  # training offline from a pair file
+            raise conflict(why, *fields)
         for domain, ref in self.teachers.items():
             try:
                 teacher = parse_teacher(ref)

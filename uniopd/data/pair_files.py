@@ -5,6 +5,10 @@
 {role, content} messages, as TRL's datasets hold) reads as its user turns and its last assistant
 turn. Every row is checked before anything is computed; a bad one is refused naming the file,
 the row (its line in JSONL) and the column.
+
+`pair_problems` makes each pair a training Problem (its prompt and domain, the pair in `meta`):
+the prompt sampler, the student's prompt template and the teacher routing then treat a pair file
+as any prompt source, and uniopd.loop.pair_batches turns the step's pairs into rows.
 """
 
 from __future__ import annotations
@@ -15,8 +19,12 @@ from pathlib import Path
 
 from uniopd.data.errors import DataError
 from uniopd.data.files import read_file_table
+from uniopd.tasks.problem import Problem
 
 COLUMNS = ("prompt", "chosen", "rejected")
+# the domain of a pair whose row names none: no verifier grades it (file pairs are not graded),
+# and a teacher score needs `teachers.preference`
+DEFAULT_DOMAIN = "preference"
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,38 @@ class PreferencePair:
     score_chosen: float | None = None
     score_rejected: float | None = None
     domain: str | None = None
+    row: int = 0  # where it is in the file (its line in JSONL), for messages
+
+
+def pair_problems(
+    path: str | Path, limit: int | None = None, need_scores: bool = False
+) -> list[Problem]:
+    """The first `limit` pairs of `path` as training problems. `need_scores`: every pair must
+    carry its scores (an objective reads them: score: file)."""
+    pairs = load_pair_file(path)[:limit]
+    if need_scores:
+        bare = [p for p in pairs if p.score_chosen is None]
+        if bare:
+            raise DataError(
+                f"{path}: row {bare[0].row}: no scores column, but the objective reads each "
+                f"pair's scores (score: file); {len(bare)} of {len(pairs)} rows have none: add "
+                "scores ([S_w, S_l]) or use score: verifier"
+            )
+    return [
+        Problem(
+            id=p.id,
+            domain=p.domain or DEFAULT_DOMAIN,
+            prompt=p.prompt,
+            meta={
+                "chosen": p.chosen,
+                "rejected": p.rejected,
+                "score_chosen": p.score_chosen,
+                "score_rejected": p.score_rejected,
+                "pair_row": p.row,
+            },
+        )
+        for p in pairs
+    ]
 
 
 def load_pair_file(path: str | Path) -> list[PreferencePair]:
@@ -40,7 +80,13 @@ def load_pair_file(path: str | Path) -> list[PreferencePair]:
         rows = read_file_table(path, name).rows
     if not rows:
         raise DataError(f"{name}: no pairs (the file has no rows)")
-    return [_pair(row, n, name) for n, row in rows]
+    pairs = [_pair(row, n, name) for n, row in rows]
+    first: dict[str, int] = {}
+    for p in pairs:  # an id names one pair: the sampler's state and the logs key on it
+        if p.id in first:
+            raise DataError(f"{name}: row {p.row}: id {p.id!r} is already row {first[p.id]}'s")
+        first[p.id] = p.row
+    return pairs
 
 
 def _dataset_rows(path: Path, name: str) -> list[tuple[int, object]]:
@@ -77,7 +123,10 @@ def _pair(row: object, n: int, name: str) -> PreferencePair:
         raise DataError(f"{where}: chosen and rejected are the same response: nothing to prefer")
     sw, sl = _scores(row, where)
     domain = row.get("domain")
-    return PreferencePair(str(row.get("id", f"pair-{n}")), prompt, chosen, rejected, sw, sl, domain)
+    if domain is not None and (not isinstance(domain, str) or not domain.strip()):
+        raise DataError(f"{where}: column domain must be a non-empty name, got {domain!r}")
+    pair_id = f"pair-{n}" if row.get("id") is None else str(row["id"])
+    return PreferencePair(pair_id, prompt, chosen, rejected, sw, sl, domain, n)
 
 
 def _text(value: object, where: str, column: str, role: str) -> str:

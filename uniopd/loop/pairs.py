@@ -18,13 +18,18 @@ def quality_scores(
     rewards_N: torch.Tensor,
     mask_N_T: torch.Tensor,
     teacher_logp_N_T: torch.Tensor | None,
+    file_score_N: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """`[N]` each rollout's quality score S: verifier = its outcome (1 / 0), teacher = the
     teacher's mean log-prob of its response tokens (a sum would favour short answers), both =
-    the two added. NaN where the score cannot be had."""
+    the two added, file = a pair file's scores (`file_score_N`). NaN where the score cannot be
+    had."""
     outcome = rewards_N.float()
     if source == "verifier":
         return outcome
+    if source == "file":
+        assert file_score_N is not None, "score: file needs rows from a pair file"
+        return file_score_N.float()
     assert teacher_logp_N_T is not None, "a teacher score needs the teacher's log-probs"
     real = mask_N_T > 0
     finite = torch.isfinite(teacher_logp_N_T) | ~real

@@ -52,12 +52,17 @@ class PreferenceUpdate:
         keep_N: torch.Tensor,
         mask_N_T: torch.Tensor,
         teacher_logp_N_T: torch.Tensor | None,
+        file_score_N: torch.Tensor | None = None,
     ) -> PairStep:
-        """Each pair objective's pairs of this batch, by its own options (score, pairing)."""
+        """Each pair objective's pairs of this batch, by its own options (score, pairing).
+        `file_score_N`: each row's score from a pair file (uniopd.loop.pair_batches), whose rows
+        come as groups of two, chosen (reward 1) and rejected (reward 0): one pair per group."""
         usable = keep_N.bool() & (mask_N_T.sum(-1) > 0)  # an empty response is no answer
         out: dict[str, Pairs] = {}
         for name, _, o in self.pair:
-            score = quality_scores(o.options.score, rewards_N, mask_N_T, teacher_logp_N_T)
+            score = quality_scores(
+                o.options.score, rewards_N, mask_N_T, teacher_logp_N_T, file_score_N
+            )
             out[name] = rollout_pairs(
                 rewards_N,
                 group_ids_N,

@@ -27,6 +27,7 @@ class RolloutBatch:
     group_ids_N: torch.Tensor
     keep_N: torch.Tensor  # online balancing's keep mask
     engine_logp_N_T: torch.Tensor | None = None  # the rollout engine's log-probs of the tokens
+    file_score_N: torch.Tensor | None = None  # a pair file's scores (uniopd.loop.pair_batches)
 
     @property
     def domains(self) -> list[str]:

@@ -24,9 +24,11 @@ from uniopd.data import PromptSampler
 from uniopd.data.sampler import steps_for_data_epochs
 from uniopd.engine.fsdp import full_optimizer_state, full_state_dict, is_sharded
 from uniopd.engine.teachers import ema_update
+from uniopd.loop import preemption
 from uniopd.loop.evaluate import evaluate_as_configured
 from uniopd.loop.optim import PhaseTimer, make_optimizer
 from uniopd.loop.order_metrics import advantage_pairs
+from uniopd.loop.pair_batches import PairBatches
 from uniopd.loop.records import StepRecord, rollout_records, step_metrics
 from uniopd.loop.rollout_phase import RolloutPhase
 from uniopd.loop.scoring import Scorer
@@ -80,6 +82,8 @@ class Trainer:
         self.train_domains = sorted({p.domain for p in plan.train})
         self.rollouts = RolloutPhase(cfg, parts, plan.train)
         self.engine = self.rollouts.engine
+        # offline preference pairs (data.pairs): the step's rows come from the file, not sampled
+        self.pair_file = PairBatches(cfg, self.rollouts) if cfg.data.pairs is not None else None
         self.step = 0
         self.on_eval = (
             None  # optional hook(step, summary), e.g. a sweep's pruner; may raise to stop
@@ -150,8 +154,15 @@ class Trainer:
                 and self.step < cfg.train.steps
             ):
                 last_eval = self.evaluate()
-            if cfg.output.checkpoint_every and self.step % cfg.output.checkpoint_every == 0:
+            every = cfg.output.checkpoint_every
+            saved = bool(every) and self.step % every == 0
+            if saved:
                 self.checkpoint()
+            # a scheduler's SIGTERM: stop after this step, every process at the same one
+            stop = preemption.agreed(self.dist) if self.step < cfg.train.steps else None
+            if stop:
+                bar.close()
+                raise self._preempted(stop, saved)
         bar.close()
         if evals and cfg.eval.after:
             last_eval = self.evaluate()
@@ -162,7 +173,7 @@ class Trainer:
     def train_step(self) -> StepRecord:
         cfg, timer = self.cfg, PhaseTimer(self.parts.device)
         problems = self.dist.shard(self.sampler.next_batch(cfg.rollout.prompts_per_batch))
-        rollouts = self.rollouts(problems, self.step, timer)
+        rollouts = (self.pair_file or self.rollouts)(problems, self.step, timer)
         self.engine.sleep()  # (a vLLM engine frees its memory for the teachers and the update)
         with timer("teacher"), self.precision.autocast():
             scored = self.scorer.score(rollouts.batch, rollouts.rows)
@@ -180,6 +191,7 @@ class Trainer:
                 correct.to(dev),
                 self.scorer.teacher_logits(rollouts.batch, scored),
                 rollout_logp_N_T=rollouts.engine_logp_N_T,
+                file_score_N=rollouts.file_score_N,
             )
             self.scheduler.step()
             for ref, decay in self.parts.ema_teachers.items():
@@ -270,6 +282,15 @@ class Trainer:
             self.sharded,
         )
 
+    def _preempted(self, signal_name: str, saved: bool) -> preemption.Preempted:
+        """A checkpoint of this step (unless one was just written) and the mirrors closed: what
+        `--resume` needs to end where an uninterrupted run would."""
+        path = self.run_dir.newest_checkpoint() if saved else self.checkpoint()
+        if self.writes:
+            self.run_dir.mirror.finish()
+        where = path if self.writes else None
+        return preemption.Preempted(self.step, where, self.run_dir.path, signal_name)
+
     def _ema_models(self) -> dict:
         return {ref: self.parts.teacher_model(ref) for ref in self.parts.ema_teachers}
 
@@ -286,13 +307,14 @@ class Trainer:
         state = collect_state(
             self.step, optimizer, self.scheduler, self.precision, self.sampler, self._ema_models()
         )
-        path = self.run_dir.save_checkpoint(
-            self.step,
-            self.student,
-            self.parts.processor or self.tokenizer,  # an image-text student: its processor
-            state,
-            keep=self.cfg.output.keep_checkpoints,
-            weights=weights,
-        )
+        with preemption.checkpointing():  # a second signal now exits at once
+            path = self.run_dir.save_checkpoint(
+                self.step,
+                self.student,
+                self.parts.processor or self.tokenizer,  # an image-text student: its processor
+                state,
+                keep=self.cfg.output.keep_checkpoints,
+                weights=weights,
+            )
         self.dist.barrier()
         return path

@@ -6,7 +6,8 @@ for it per micro-batch. Once per epoch it evaluates `pair_loss` on the whole bat
 per-token log-probs (a no-grad pass) and back-propagates it to them; each micro-batch then adds
 `sum(grad * log pi)` to its loss, whose gradient is the pair loss's exactly
 (uniopd.loop.preference). Pairs come from the student's own graded rollouts
-(uniopd.loop.pairs): within a prompt's group, a correct rollout is preferred to an incorrect one.
+(uniopd.loop.pairs): within a prompt's group, a correct rollout is preferred to an incorrect one;
+or, with `data.pairs`, from a pair file, trained on offline (uniopd.loop.pair_batches).
 """
 
 from __future__ import annotations
@@ -56,10 +57,11 @@ class PreferenceOptions(NoOptions):
         description="The reference model pi_ref, loaded once and frozen: self = the student's "
         "initial weights, or any model ref.",
     )
-    score: Literal["verifier", "teacher", "both"] = Field(
+    score: Literal["verifier", "teacher", "both", "file"] = Field(
         default="verifier",
-        description="Each rollout's quality score S: verifier = its outcome (1 / 0), teacher = the "
-        "routed teacher's mean log-prob of its tokens, both = their sum.",
+        description="Each rollout's quality score S: verifier = its outcome (1 / 0; a pair file's "
+        "chosen 1, rejected 0), teacher = the routed teacher's mean log-prob of its tokens, both "
+        "= their sum, file = the pair file's scores column (needs data.pairs).",
     )
     pairing: Literal["all", "disjoint"] = Field(
         default="all",
@@ -82,7 +84,7 @@ class PreferenceObjective(Objective):
 
     def needs(self):
         needs = {Need.REFERENCE_LOGP, Need.REWARDS}
-        if self.options.score != "verifier":
+        if self.options.score in ("teacher", "both"):
             needs.add(Need.TEACHER_LOGP)
         return frozenset(needs)
 
@@ -94,6 +96,13 @@ class PreferenceObjective(Objective):
         raise NotImplementedError
 
     def problems(self, cfg) -> list[str]:
+        if cfg.data.pairs is not None:  # offline pairs: no groups (uniopd.config.pair_file)
+            return []
+        if self.options.score == "file":
+            return [
+                "reads each pair's scores from a pair file (score: file), but data.pairs names "
+                "none: name a pair file, or use score: verifier, teacher or both"
+            ]
         if cfg.rollout.group_size < 2:
             return [
                 "pairs each correct rollout of a prompt with an incorrect one of the same "

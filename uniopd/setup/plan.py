@@ -14,7 +14,9 @@ from pathlib import Path
 
 from uniopd.config import ExperimentConfig
 from uniopd.config.data import SourceConfig
+from uniopd.config.pair_file import reads_file_scores
 from uniopd.data import load_source
+from uniopd.data.pair_files import pair_problems
 from uniopd.refs import model_ref_problem, parse_teacher
 from uniopd.setup.plan_images import (
     PlanError,
@@ -67,6 +69,8 @@ def make_plan(cfg: ExperimentConfig, processes: int | None = None, *, models: bo
     cfg.world.select()
     sources_of: dict[str, list[str]] = defaultdict(list)
     train = _load(cfg.data.train, cfg.data.limit, sources_of)
+    if cfg.data.pairs is not None:  # offline preference pairs: their prompts, never graded
+        train = pair_problems(cfg.data.pairs, cfg.data.limit, reads_file_scores(cfg))
     evaluation = _load(cfg.data.eval, None, sources_of)  # eval.max_prompts_per_domain caps these
     if cfg.eval.max_prompts_per_domain:
         seen: Counter = Counter()
@@ -93,6 +97,9 @@ def make_plan(cfg: ExperimentConfig, processes: int | None = None, *, models: bo
                 f"verifiers.{domain}=<name>"
             )
         verifier_for[domain] = name
+    if cfg.data.pairs is not None:  # named in messages; pair domains need no verifier
+        for domain in {p.domain for p in train}:
+            sources_of[domain].append(cfg.data.pairs)
 
     if cfg.method.needs_teacher():
         train_domains = sorted({p.domain for p in train})

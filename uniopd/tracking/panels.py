@@ -1,5 +1,5 @@
-"""What a dashboard comparing OPD, Uni-OPD and GRPO shows, once, as data: sections of charts, each
-naming the run-directory metrics it draws (the tags the mirrors and `uniopd board` write, see
+"""What a dashboard comparing OPD, Uni-OPD, GRPO and the preference methods (DPO, Omni-DPO, C-DPO)
+shows, once, as data: sections of charts, each naming the run-directory metrics it draws (the tags the mirrors and `uniopd board` write, see
 scalars.py) and its x axis. The saved wandb workspace (wandb_workspace.py) and the board's
 custom-scalars page (command.py) are both laid out from this list, so they show the same curves."""
 
@@ -11,6 +11,12 @@ from dataclasses import dataclass
 # the phases the trainer times per step (metrics.jsonl `time/<phase>`); balance and calibrate only
 # appear in runs that use them
 PHASES = ("rollout", "verify", "teacher", "balance", "calibrate", "update")
+# what uniopd.loop.preference logs per pair objective: pairs/<name>/<what> (and loss/<name>)
+PAIR_METRICS = (
+    ("count", "preference pairs per step"),
+    ("reward_accuracy", "pairs whose implicit reward prefers the chosen response"),
+    ("margin", "mean implicit reward margin"),
+)
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,7 @@ def comparison_sections(domains: list[str]) -> list[Section]:
                 Chart("rollouts masked by balancing", ("balance/masked",)),
             ),
         ),
+        preference_section(),
         Section(
             "Time per phase",
             (
@@ -82,6 +89,29 @@ def comparison_sections(domains: list[str]) -> list[Section]:
             ),
         ),
     ]
+
+
+def pair_objectives() -> list[str]:
+    """The registered objectives of kind pair (dpo, omni_dpo, cdpo, a plugin's)."""
+    from uniopd.objectives import OBJECTIVES
+
+    return [n for n in OBJECTIVES.names() if OBJECTIVES.get(n).kind == "pair"]
+
+
+def preference_section() -> Section:
+    """One chart per pair quantity, a curve per pair objective: runs of different preference
+    methods share the chart, each run drawing the metric of its own objective."""
+    names = pair_objectives()
+    return Section(
+        "Preference pairs (DPO, Omni-DPO, C-DPO)",
+        (
+            Chart("preference loss", tuple(f"loss/{n}" for n in names)),
+            *(
+                Chart(title, tuple(f"pairs/{n}/{what}" for n in names))
+                for what, title in PAIR_METRICS
+            ),
+        ),
+    )
 
 
 def tensorboard_layout(domains: list[str]) -> dict:
