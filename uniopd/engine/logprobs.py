@@ -21,6 +21,10 @@ from uniopd.engine.vision import model_inputs, uses_multimodal_rope
 log = logging.getLogger(__name__)
 
 CHUNK_TOKENS = 512  # response tokens per head + log-softmax chunk: 0.3 GB of fp32 at V = 151k
+# Logits up to this size are cheaper kept than recomputed: one chunk, no recompute in backward
+# (the tiny world's 10k tokens x 512 vocabulary: 20 MB; its update ran 99 chunks and recomputed
+# each, ~30% of the update's time)
+KEEP_LOGITS_BYTES = 64 << 20
 
 
 def _forward(model, batch: SequenceBatch, **kwargs):
@@ -116,14 +120,16 @@ def token_logprobs(
     chunk_tokens: int = CHUNK_TOKENS,
     topk: int = 0,
     with_entropy: bool = False,
+    recompute: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """(log p of each token `[N, T]`, entropy `[N, T]` (no grad; zeros unless `with_entropy`),
     top-K log-probs and ids `[N, T, K]` or None) over the real tokens of `mask_N_T`, in chunks;
-    0 on padding."""
+    0 on padding. `recompute`: with gradients, keep each chunk's input only and recompute its
+    logits in backward."""
     n, t = ids_N_T.shape
     where = mask_N_T.bool()
     hidden, ids = hidden_N_T_H[where], ids_N_T[where]
-    grad = torch.is_grad_enabled() and hidden.requires_grad
+    grad = torch.is_grad_enabled() and hidden.requires_grad and recompute
     parts = []
     for s in range(0, hidden.shape[0], chunk_tokens):
         h, i = hidden[s : s + chunk_tokens], ids[s : s + chunk_tokens]
@@ -149,6 +155,11 @@ def token_logprobs(
     return logp, entropy, top_logp, top_ids
 
 
+def _vocab(head: torch.nn.Module) -> int:
+    weight = getattr(head, "weight", None)
+    return int(weight.shape[0]) if weight is not None else 1 << 30  # unknown: assume large
+
+
 def sampled_logprobs(logits_N_T_V: torch.Tensor, ids_N_T: torch.Tensor, with_entropy: bool = False):
     """log p of each sampled token `[N, T]` from full logits (and the entropy `[N, T]`, no grad)."""
     logp_N_T_V = torch.log_softmax(logits_N_T_V, dim=-1)
@@ -167,10 +178,26 @@ def response_logprobs(
     entropy `[N, T]`), without the full-vocabulary matrix."""
     hidden, head = response_hidden(model, batch)
     mask = batch.response_mask_N_T
+    chunk_tokens, recompute = _chunking(chunk_tokens, head, mask)
     logp, entropy, _, _ = token_logprobs(
-        hidden, head, batch.response_ids_N_T, mask, chunk_tokens, with_entropy=with_entropy
+        hidden,
+        head,
+        batch.response_ids_N_T,
+        mask,
+        chunk_tokens,
+        with_entropy=with_entropy,
+        recompute=recompute,
     )
     return (logp, entropy) if with_entropy else logp
+
+
+def _chunking(chunk_tokens: int, head: torch.nn.Module, mask_N_T: torch.Tensor):
+    """(chunk size, recompute): logits of every response token that fit KEEP_LOGITS_BYTES go in
+    one chunk, kept for backward; larger ones in chunks of `chunk_tokens`, recomputed."""
+    tokens = int(mask_N_T.sum())
+    if tokens * _vocab(head) * 4 <= KEEP_LOGITS_BYTES:
+        return max(chunk_tokens, tokens, 1), False
+    return chunk_tokens, True
 
 
 def response_topk(model, batch: SequenceBatch, k: int, chunk_tokens: int = CHUNK_TOKENS):

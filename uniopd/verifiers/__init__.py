@@ -12,8 +12,8 @@ A verifier is a class with that `grade` method, registered under the domain name
 is graded by the verifier named like its domain unless the experiment's `verifiers` maps it.
 
 Nothing heavy is imported here: the built-in modules load on the registry's first read (math-verify
-pulls in sympy), and the code sandbox's server process, which imports this package to unpickle its
-jobs, never reads the registry and so never pays for math-verify.
+pulls in sympy). The code sandbox's zygote imports none of the package: it runs the standard-library
+files of this folder by path, inside bubblewrap (uniopd/verifiers/zygote.py).
 """
 
 from __future__ import annotations

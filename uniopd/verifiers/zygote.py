@@ -1,0 +1,209 @@
+"""The warm sandbox: started once, it grades every job the caller sends it, a few at a time.
+
+    [bwrap ...] python -I -S zygote.py '{"namespaces": true, "max_parallel": 4}'
+
+Standard library only; it runs outside the package, inside bubblewrap when the machine allows it
+(uniopd/verifiers/isolation.py). Protocol, one JSON document a line:
+
+    stdin   {"id": k, "job": {...}}            (harness.py lists a job's fields)
+    stdout  {"hello": true} or {"hello": false, "problem": text}, once, after a self-test job;
+            then {"id": k, "report": text} per job, in the order they finish (the report as the
+            relay wrote it: the caller parses it, so a report too deep to parse costs that job)
+
+It exits when stdin ends and every job has reported.
+
+Three kinds of process, and why:
+
+    main      this process: reads jobs, keeps the queue and the deadlines, writes reports
+    template  forked by main before a single job is read, so its memory never holds a program,
+              an input or a report; it only forks relays, handing each its two pipes
+    relay     one per job, forked by the template (harness.run_job): fresh namespaces of its own,
+              then the job's processes below it
+
+Forking the template costs well under a millisecond, where a fresh interpreter per job cost 50 ms
+of CPU. What a fresh interpreter guaranteed stays true: every program starts from the template's
+pristine state (the same modules, nothing of any other job's), in its own /tmp, /dev/shm, PID,
+IPC and network namespaces (namespaces.py), so nothing one program leaves anywhere is visible to
+any other.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import select
+import socket
+import struct
+import sys
+import time
+from collections import deque
+
+# appended, not first: our math.py and code.py must not shadow the standard library
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402  (by path: this runs outside the package)
+import processes  # noqa: E402
+from plumbing import to_devnull, write_all  # noqa: E402
+from values import encode  # noqa: E402
+
+# Seconds a relay may overrun its job's wall time (its own start, the kill and the report) before
+# the zygote kills it: what only a program that stopped its relay could cause, so a timeout.
+RELAY_GRACE_S = 5.0
+_PR_SET_CHILD_SUBREAPER = 36
+SELF_TEST = {
+    "mode": "call",
+    "program": "def f(x):\n    return x + 1\n",
+    "entry_point": "f",
+    "inputs": [encode([1])],
+}
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1])
+    out = os.dup(1)
+    to_devnull(1)  # a stray print must not corrupt the reports
+    ours, theirs = socket.socketpair()
+    if os.fork() == 0:
+        ours.close()
+        processes.exit_after(_template, theirs, config)
+    theirs.close()
+    zygote = Zygote(ours, config["max_parallel"], out)
+    zygote.hello({**SELF_TEST, **config["self_test_limits"]})
+    zygote.serve()
+
+
+class Zygote:
+    def __init__(self, template: socket.socket, max_parallel: int, out: int):
+        self.template, self.max_parallel, self.out = template, max_parallel, out
+        self.queue: deque = deque()
+        self.running: dict[int, list] = {}  # report fd -> [id, relay pid, deadline, bytes]
+
+    def hello(self, job: dict) -> None:
+        """Grade a job that must pass: proof that relays start and contain, before any real job."""
+        self.queue.append({"id": "hello", "job": job})
+        self._start_jobs()
+        while self.running:
+            for message in self._step():
+                report = json.loads(message["report"])
+                ok = report["status"] == "ran" and report["results"] == [["out", encode(2)]]
+                said = {"hello": True} if ok else {"hello": False, "problem": report["detail"]}
+                self._send(said)
+
+    def serve(self) -> None:
+        buffer, open_input = b"", True
+        while open_input or self.queue or self.running:
+            ready = self._wait(open_input)
+            if open_input and 0 in ready:
+                chunk = os.read(0, 1 << 20)
+                open_input = bool(chunk)
+                *lines, buffer = (buffer + chunk).split(b"\n")
+                self.queue.extend(json.loads(line) for line in lines if line)
+            for message in self._step(ready):
+                self._send(message)
+
+    def _wait(self, open_input: bool) -> list[int]:
+        self._start_jobs()
+        fds = list(self.running) + ([0] if open_input else [])
+        deadlines = [entry[2] for entry in self.running.values()]
+        wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+        return select.select(fds, [], [], wait)[0]
+
+    def _start_jobs(self) -> None:
+        while self.queue and len(self.running) < self.max_parallel:
+            message = self.queue.popleft()
+            job_r, job_w = os.pipe()
+            report_r, report_w = os.pipe()
+            socket.send_fds(self.template, [b"j"], [job_r, report_w])
+            os.close(job_r)
+            os.close(report_w)
+            (pid,) = struct.unpack("<q", _recv_exact(self.template, 8))
+            try:
+                write_all(job_w, json.dumps(message["job"]).encode())
+            except BrokenPipeError:
+                pass  # the relay died at start; its empty report says so
+            os.close(job_w)
+            deadline = time.monotonic() + message["job"]["wall_s"] + RELAY_GRACE_S
+            self.running[report_r] = [message["id"], pid, deadline, b""]
+
+    def _step(self, ready: list[int] | None = None) -> list[dict]:
+        """Read what the ready relays wrote; the reports of those that ended or ran out of time."""
+        if ready is None:
+            ready = self._wait(False)
+        finished = []
+        for fd in [fd for fd in ready if fd in self.running]:
+            chunk = os.read(fd, 1 << 16)
+            self.running[fd][3] += chunk
+            # one line is the whole report: the relay's exit and its namespaces' teardown
+            # overlap the next job instead of holding this one's slot
+            if chunk and not chunk.endswith(b"\n"):
+                continue
+            job_id, _, _, data = self.running.pop(fd)
+            os.close(fd)
+            finished.append({"id": job_id, "report": _as_report(data)})
+        now = time.monotonic()
+        for fd in [fd for fd, entry in self.running.items() if entry[2] < now]:
+            job_id, pid, _, _ = self.running.pop(fd)
+            os.close(fd)
+            processes.killpg(pid)  # the relay; its job's PID 1 dies with it (PDEATHSIG)
+            report = {"status": "timeout", "results": [], "detail": "the relay never reported"}
+            finished.append({"id": job_id, "report": json.dumps(report)})
+        return finished
+
+    def _send(self, message: dict) -> None:
+        write_all(self.out, json.dumps(message).encode() + b"\n")
+
+
+def _as_report(data: bytes) -> str:
+    """The relay's report, as text the caller parses (and judges unreadable if it is)."""
+    if not data:  # the relay died without a word: only the program can have stopped it
+        return json.dumps(
+            {"status": "fail", "results": [], "detail": "the relay was stopped before it reported"}
+        )
+    return data.decode("utf-8", "replace")
+
+
+def _template(sock: socket.socket, config: dict) -> None:
+    """Fork one relay per request; reap them, and kill what a killed relay left behind (we are
+    a child subreaper, so its orphans come here)."""
+    import ctypes
+
+    to_devnull(0)  # the job stream is main's alone
+    processes.close_fds_except(2, sock.fileno())
+    fresh_namespaces = config["namespaces"]
+    if not fresh_namespaces:
+        harness.preload_python_guard(config["self_test_limits"]["site_paths"])
+    # everything alive now goes to the permanent generation: a collection in a relay or a program
+    # never walks (and so never copies) the template's pages
+    gc.freeze()
+
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    relays: set[int] = set()
+    while True:
+        if select.select([sock], [], [], 0.5)[0]:
+            message, fds, _, _ = socket.recv_fds(sock, 1, 2)
+            if not message:
+                return  # main is gone; the relays still running finish on their own
+            pid = os.fork()
+            if pid == 0:
+                sock.close()
+                processes.exit_after(harness.run_job, fds[0], fds[1], fresh_namespaces)
+            for fd in fds:
+                os.close(fd)
+            relays.add(pid)
+            sock.sendall(struct.pack("<q", pid))
+        relays -= set(processes.reap())
+        processes.kill_all_descendants(spare=frozenset(relays))
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise EOFError("the template exited")
+        data += chunk
+    return data
+
+
+if __name__ == "__main__":
+    main()
