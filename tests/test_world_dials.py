@@ -83,7 +83,11 @@ def _cfg(**sections):
     [
         ("world.teacher_flaw=0.95", "world.teacher_flaw: Input should be less than or equal"),
         ("world.teacher_flaw=-0.1", "world.teacher_flaw: Input should be greater than"),
-        ("world.deficit=lazy", "world.deficit: Input should be 'habit' or 'skill'"),
+        ("world.deficit=lazy", "world.deficit: Input should be 'habit', 'skill' or 'soft_skill'"),
+        ("world.horizon=8", "world.horizon: 8 needs world.version 6 (has 5)"),
+        ("world.horizon=9", "world.horizon: Input should be less than or equal to 8"),
+        ("world.deficit=soft_skill", "world.deficit: deficit 'soft_skill' needs world.version 6"),
+        ("world.latent_difficulty=true", "world.latent_difficulty: latent_difficulty: true needs"),
         ("world.difficulty_skew=0", "world.difficulty_skew: Input should be greater than 0"),
         ("world.version=3", "world.version: 3 is not built by this code any more"),
         ("world.difficulty_skew_size=50", "difficulty_skew_size is set but difficulty_skew"),
@@ -106,6 +110,12 @@ def test_a_dial_combination_the_builder_cannot_make_is_refused(capsys, make_chec
         + ["--set", "world.version=4", "--set", "world.deficit=skill"]
     )
     assert code == 2 and "world.version: 4 has no dials" in capsys.readouterr().err
+    # latent difficulty sets the habit's chance of quitting: a student without the habit has none
+    code = main(
+        ["validate", "--no-models", "experiments/quickstart.yaml", "--set", "world.version=6"]
+        + ["--set", "world.deficit=skill", "--set", "world.latent_difficulty=true"]
+    )
+    assert code == 2 and "deficit 'skill' has no habit" in capsys.readouterr().err
     # model dials on an experiment without built-in models
     path = str(make_checkpoint(61))
     code = main(
@@ -166,4 +176,5 @@ def test_world_info_reads_an_experiments_dials(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     flawed = make_recipe(dials=Dials(teacher_flaw=0.4))
     assert "teacher_flaw=0.4" in out and paths.model_key("teacher-math", flawed) in out
-    assert '"built": false' in out  # nothing built in this home
+    rows = [line.split()[:2] for line in out.splitlines()]
+    assert ["teacher-math", "no"] in rows  # nothing built in this home (a table; --json: all)

@@ -13,6 +13,7 @@ from transformers import AutoTokenizer
 
 from uniopd.builder.sft import supervised_warm_start
 from uniopd.tasks.builtin import GENERATORS, builtin_problems
+from uniopd.tasks.chains import warm_start_solution
 from uniopd.tasks.shapes import text_problem
 from uniopd.world.models import build_image_text_model, image_text_processor
 from uniopd.world.models import build_model as new_model
@@ -32,6 +33,7 @@ def build_tokenizer(root: Path, recipe: dict | None = None) -> None:
         tmp,
         vocab_size=settings["vocab_size"],
         pretokenizer=settings.get("pretokenizer", "bytelevel-digits"),
+        data=recipe.get("data"),
     )
     shutil.rmtree(root / "tokenizer", ignore_errors=True)
     tmp.rename(root / "tokenizer")
@@ -60,7 +62,7 @@ def _warm_start(name: str, recipe: dict, tokenizer, processor=None, **options):
     losses = supervised_warm_start(
         model,
         tokenizer,
-        _warm_start_data(spec, seed),
+        _warm_start_data(spec, seed, recipe.get("data", {})),
         steps=spec["sft_steps"],
         batch_size=recipe["sft"]["batch_size"],
         lr=recipe["sft"]["lr"],
@@ -126,10 +128,12 @@ def build_model(root: Path, name: str, recipe: dict | None = None, on_step=None)
     return record
 
 
-def _warm_start_data(spec: dict, seed: int) -> list:
+def _warm_start_data(spec: dict, seed: int, data: dict | None = None) -> list:
     """The SFT set; an `early_stop_rate` share of solutions stops one step early (the student's
     habit, see tasks/arith.early_stop_solution); problems that use a `held_out` phrase of their
-    domain are left out (the student's missing skill, world/recipe.py)."""
+    domain are left out (the student's missing skill, world/recipe.py). From world v6 (`data`:
+    the recipe's data settings, default the selected world's) a `stop_hazard` or `misread` in the
+    spec writes the solutions as tasks/chains.warm_start_solution says."""
     rng = random.Random(seed)
     held_out = spec.get("held_out", {})
     out = []
@@ -137,9 +141,12 @@ def _warm_start_data(spec: dict, seed: int) -> list:
     portions = [(d, None) for d in spec["domains"]] + list(spec.get("replay", {}).items())
     for domain, count in portions:
         module = GENERATORS[domain]
-        for p in builtin_problems(domain, "sft")[:count]:
+        for p in builtin_problems(domain, "sft", data)[:count]:
             if any(phrase in p.prompt for phrase in held_out.get(domain, ())):
                 continue
+            if "stop_hazard" in spec or "misread" in spec:
+                hazard, misread = spec.get("stop_hazard", 0.0), spec.get("misread")
+                p = replace(p, solution=warm_start_solution(p, rng, hazard, misread))
             if rng.random() < spec.get("early_stop_rate", 0.0):
                 p = replace(p, solution=module.early_stop_solution(p))
             if spec.get("reads") == "rendering" and p.images:  # the cross-modal text teacher
@@ -194,6 +201,8 @@ def _domain_grpo(
                 "progress": on_step is None,
             },
             "tracking": {"wandb": "disabled"},  # a build step, not an experiment to compare
+            # the world's own data (v6's chains at its default horizon); v4 and v5 share theirs
+            **({"world": {"version": recipe["version"]}} if "data" in recipe else {}),
         }
     )
     run = RunDir.create(cfg.output.root, cfg.name)

@@ -2,6 +2,7 @@
 dials that set the conditions Uni-OPD's claims depend on (uniopd/world/recipe.py builds them).
 
     world: {version: 5, teacher_flaw: 0.3, deficit: skill, difficulty_skew: 0.8}
+    world: {version: 6, latent_difficulty: true, horizon: 8}
 """
 
 from __future__ import annotations
@@ -11,14 +12,23 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from uniopd.config.section import _Section, conflict
-from uniopd.world.recipe import CURRENT_VERSION, TEACHER_FLAW_MAX, Dials, check_dials
+from uniopd.world.recipe import (
+    CURRENT_VERSION,
+    MAX_HORIZON,
+    TEACHER_FLAW_MAX,
+    Dials,
+    check_dials,
+    check_horizon,
+)
 
 
 class WorldConfig(_Section):
     version: int = Field(
         default=CURRENT_VERSION,
         description="Recipe version of the tiny world (4 = before the dials and the unbiased "
-        "GRPO std; 5 = current). Older versions are not built by this code.",
+        "GRPO std; 5 = current, shipped; 6 = chained problems, the habit a chance of quitting at "
+        "every step, and the dials latent_difficulty, horizon and deficit soft_skill). Older "
+        "versions are not built by this code.",
     )
     teacher_flaw: float = Field(
         default=0.0,
@@ -28,12 +38,30 @@ class WorldConfig(_Section):
         "student's own kind of error: the higher, the more the experts' token scores favour the "
         "student's wrong outcomes (order consistency before calibration falls).",
     )
-    deficit: Literal["habit", "skill"] = Field(
+    deficit: Literal["habit", "skill", "soft_skill"] = Field(
         default="habit",
         description="What the student lacks: habit = stops one step early in a share of its "
-        "warm start (an outcome reward also removes it); skill = never saw some operations, so "
-        "the prompts that use them are all-wrong groups (no outcome signal, the teacher still "
-        "teaches).",
+        "warm start (version 6: quits at every step with some chance; an outcome reward also "
+        "removes it); skill = never saw some operations, so the prompts that use them are "
+        "all-wrong groups (no outcome signal, the teacher still teaches); soft_skill (version 6) "
+        "= saw them written right in only 3 % of its warm start, so it samples the right token "
+        "rarely instead of never.",
+    )
+    latent_difficulty: bool = Field(
+        default=False,
+        description="Version 6, habit deficit: the student's chance of quitting at a step "
+        "depends on the prompt's difficulty class (the protagonist in math, the argument's name "
+        "in code), from 0.01 to 0.98, so its pass rate is a property of the prompt (intraclass "
+        "correlation of pass rates well above 0) and difficulty_skew skews true difficulty.",
+    )
+    horizon: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_HORIZON,
+        description="Version 6: the number of chained steps of every builtin: train and test "
+        "problem (a mistake at any step fails it); None = levels 1-4 as in earlier worlds. "
+        "Changes the data, not the models; long horizons need rollout.max_new_tokens of about "
+        "12 tokens a step.",
     )
     difficulty_skew: float | None = Field(
         default=None,
@@ -51,12 +79,17 @@ class WorldConfig(_Section):
     )
 
     def dials(self) -> Dials:
-        return Dials(teacher_flaw=self.teacher_flaw, deficit=self.deficit)
+        return Dials(
+            teacher_flaw=self.teacher_flaw,
+            deficit=self.deficit,
+            latent_difficulty=self.latent_difficulty,
+        )
 
     @model_validator(mode="after")
     def _buildable(self) -> WorldConfig:
         try:
             check_dials(self.version, self.dials())
+            check_horizon(self.version, self.horizon)
         except ValueError as exc:
             field = str(exc).split(":", 1)[0].removeprefix("world.")
             raise conflict(str(exc).split(": ", 1)[1], field) from None
@@ -70,4 +103,4 @@ class WorldConfig(_Section):
         """`builtin:` models of this process (and the processes it starts) from this world."""
         from uniopd.world.recipe import select_world
 
-        select_world(self.version, self.dials())
+        select_world(self.version, self.dials(), self.horizon)

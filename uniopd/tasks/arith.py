@@ -9,6 +9,7 @@ tiny model must learn (small sums and differences) fit in a few minutes of CPU t
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from uniopd.tasks.problem import Problem
 
@@ -68,3 +69,47 @@ def early_stop_solution(problem: Problem) -> str:
         return f"The answer is \\boxed{{{start}}}."
     before_last = steps[-2].rstrip(".").split(" = ")[1]
     return ". ".join(steps[:-1]) + f". The answer is \\boxed{{{before_last}}}."
+
+
+# --- world v6: chains with a latent difficulty -----------------------------------------------
+# A v6 problem records its plan (start value and events) in `meta`, so that a warm start can
+# write it stopped after any step or with an event misread (tasks/chains.py), and it carries a
+# difficulty class: the index of its protagonist in NAMES. The world's recipe gives each class
+# the student's chance of quitting at every step (world/recipe.py), so the student's pass rate on
+# a prompt is a property of the prompt, visible in every sentence of it.
+DIFFICULTY_CLASSES = len(NAMES)
+
+
+def make_chain(rng: random.Random, level: int) -> Problem:
+    """A v6 problem of `level` chained events (v5's arithmetic, phrases and value range)."""
+    cls = rng.randrange(DIFFICULTY_CLASSES)
+    name, item = NAMES[cls], rng.choice(ITEMS)
+    start = value = rng.randint(1, 9)
+    events: list[tuple[str, int]] = []
+    for _ in range(level):
+        gain = value + 1 <= MAX_VALUE and (value == 0 or rng.random() < 0.5)
+        n = rng.randint(1, min(9, MAX_VALUE - value)) if gain else rng.randint(1, min(9, value))
+        events.append((rng.choice(GAINS if gain else LOSSES), n))
+        value += n if gain else -n
+    story = " ".join(f"{name} {phrase.format(n=n)}." for phrase, n in events)
+    meta = {"level": level, "difficulty_class": cls, "start": start, "events": events}
+    problem = Problem(
+        id="",
+        domain="math",
+        prompt=f"{name} has {start} {item}. {story} How many {item} now?",
+        answer=str(value),
+        meta=meta,
+    )
+    return replace(problem, solution=chain_solution(problem))
+
+
+def chain_solution(problem: Problem, done: int | None = None, misread=frozenset()) -> str:
+    """The worked solution of a v6 problem after its first `done` events (all by default), the
+    events at the indices in `misread` taken with the opposite sign (the soft-skill deficit's
+    error: the story read, the arithmetic of the phrase wrong)."""
+    value, lines = problem.meta["start"], []
+    for i, (phrase, n) in enumerate(problem.meta["events"][:done]):
+        sign = (1 if phrase in GAINS else -1) * (-1 if i in misread else 1)
+        lines.append(f"{value} {'+' if sign > 0 else '-'} {n} = {value + sign * n}.")
+        value += sign * n
+    return " ".join([*lines, f"The answer is \\boxed{{{value}}}."])

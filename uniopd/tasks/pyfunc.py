@@ -13,6 +13,7 @@ few minutes of CPU allow, while fixed phrases are learnt quickly.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from uniopd.tasks.problem import Problem
 
@@ -71,3 +72,50 @@ def early_stop_solution(problem: Problem) -> str:
     body = [i for i, line in enumerate(lines) if line.startswith("    ") and "return" not in line]
     del lines[body[-1]]
     return "\n".join(lines)
+
+
+# --- world v6: chains with a latent difficulty (see arith.make_chain) ---------------------------
+# The difficulty class is the argument's name, which every line of the solution repeats. The
+# misread line of each operation the soft-skill student lacks differs from the right one at one
+# token (the student samples the right token rarely rather than never; world/recipe.py).
+CLASS_ARG_NAMES = ["x", "n", "v", "a", "b", "c", "k", "m", "p", "s", "t", "z"]
+DIFFICULTY_CLASSES = len(CLASS_ARG_NAMES)
+MISREAD_LINES = {
+    "squares it": "{a} = {a} * 2",
+    "negates it": "{a} = {a} - 1",
+    "takes its absolute value": "{a} = max({a}, 0)",
+    "caps it at nine": "{a} = max({a}, 9)",
+}
+
+
+def make_chain(rng: random.Random, level: int) -> Problem:
+    """A v6 problem of `level` chained operations; its plan (operation indices) in `meta`."""
+    cls = rng.randrange(DIFFICULTY_CLASSES)
+    arg = CLASS_ARG_NAMES[cls]
+    ops = [rng.randrange(len(OPERATIONS)) for _ in range(level)]
+    steps = ", then ".join(OPERATIONS[i][0] for i in ops)
+
+    def reference(x: int) -> int:
+        for i in ops:
+            x = OPERATIONS[i][2](x)
+        return x
+
+    problem = Problem(
+        id="",
+        domain="code",
+        prompt=f"Write a Python function f({arg}) that {steps}.",
+        tests=[{"args": [x], "expected": reference(x)} for x in TEST_INPUTS],
+        entry_point="f",
+        meta={"level": level, "difficulty_class": cls, "arg": arg, "ops": ops},
+    )
+    return replace(problem, solution=chain_solution(problem))
+
+
+def chain_solution(problem: Problem, done: int | None = None, misread=frozenset()) -> str:
+    """The function after its first `done` operations (all by default), the operations at the
+    indices in `misread` written as their MISREAD_LINES."""
+    arg, body = problem.meta["arg"], []
+    for i, op in enumerate(problem.meta["ops"][:done]):
+        desc, line, _ = OPERATIONS[op]
+        body.append("    " + (MISREAD_LINES[desc] if i in misread else line).format(a=arg) + "\n")
+    return f"```python\ndef f({arg}):\n{''.join(body)}    return {arg}\n```"

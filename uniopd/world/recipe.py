@@ -20,6 +20,20 @@ The dials (an experiment's `world` section, uniopd/config/world.py) change the r
 - `difficulty_skew` acts on the training list at run start, not on any model
   (uniopd/loop/difficulty.py, uniopd/algorithms/difficulty_skew.py).
 
+Version 6 writes its problems as chains of events with a recorded plan (tasks/arith.make_chain,
+tasks/pyfunc.make_chain), warm-starts on every horizon up to MAX_HORIZON, and turns the habit into
+a chance of quitting at every step, so that a mistake anywhere fails the outcome. Its dials:
+
+- `latent_difficulty`: that chance depends on the prompt's difficulty class (the protagonist in
+  math, the argument's name in code), from near 0 to near 1 (LATENT_STOP_HAZARDS), so a prompt's
+  pass rate is a property of the prompt rather than sampling noise; `difficulty_skew` then
+  skews true difficulty.
+- `horizon` (a data dial, no model changes): the number of chained steps of every `train` and
+  `test` problem; at MAX_HORIZON the habit student rarely finishes one.
+- `deficit: soft_skill`: the skill deficit's phrases are in the warm start, but their arithmetic
+  or code line is right in only SOFT_SKILL_RATE of them (misread otherwise, one token apart), so
+  the student samples the right token rarely instead of never.
+
 Each model is cached under a key of its own spec and the shared settings (world/paths.py), so a
 dial rebuilds only the models it changes.
 """
@@ -31,11 +45,13 @@ import json
 import os
 from dataclasses import asdict, dataclass
 
+# The default world, the one shipped inside the package (builder/prebuilt.py). Version 6 builds
+# when an experiment asks for it (`world.version: 6`) and becomes the default once it ships.
 CURRENT_VERSION = 5
 # v1-v3 are not built by this code any more: v3's weights came from a log-prob path that no longer
 # exists (docs/journal.md 2026-11-28), so "v3" could only be a mislabelled v4
-BUILDABLE_VERSIONS = (4, 5)
-DEFICITS = ("habit", "skill")
+BUILDABLE_VERSIONS = (4, 5, 6)
+DEFICITS = ("habit", "skill", "soft_skill")
 TEACHER_FLAW_MAX = 0.9  # a teacher that always stops early would never have learnt the last step
 HABIT_EARLY_STOP_RATE = 0.4
 
@@ -48,6 +64,19 @@ HELD_OUT = {
 
 EXPERTS = ("teacher-math", "teacher-code", "teacher-math-large")
 
+# --- version 6 (docs/world.md, "Version 6's dials"; benchmarks/world_v6_dials.py measures them)
+MAX_HORIZON = 8
+# The habit student's chance of quitting at each step: by design it solves about 0.44 of the
+# default levels (1-4; math), near v5's student, and 0.06 at the longest horizon, where 62 % of the
+# groups of 8 then have a single outcome (docs/world.md)
+HABIT_STOP_HAZARD = 0.3
+# latent_difficulty: the chance per difficulty class (class i = NAMES[i] / CLASS_ARG_NAMES[i]),
+# from nearly never to nearly always quitting. By design (levels 1-4) the pass rates' intraclass
+# correlation is about 0.66 / 0.69 (math / code) and the mean pass rate about 0.45
+LATENT_STOP_HAZARDS = (0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.98)
+# deficit: soft_skill. The share of the held-out phrases' warm-start lines written right
+SOFT_SKILL_RATE = 0.03
+
 
 @dataclass(frozen=True)
 class Dials:
@@ -55,6 +84,7 @@ class Dials:
 
     teacher_flaw: float = 0.0
     deficit: str = "habit"
+    latent_difficulty: bool = False  # version 6
 
     def is_default(self) -> bool:
         return self == Dials()
@@ -187,6 +217,26 @@ VISUAL_MODELS = {
 }
 
 
+def _v6(dials: Dials) -> dict:
+    """v5's sizes, budgets and experts on v6's chains; the habit as a chance per step."""
+    recipe = _v5(Dials(teacher_flaw=dials.teacher_flaw))
+    recipe["version"] = 6
+    # what the builder passes to tasks/builtin.builtin_problems (and select_world to every run)
+    # 1000 held-out problems a domain (200 before): the study's paired evaluations need more
+    # prompts than samples, the prompts' own difficulty being most of the spread (ICC)
+    recipe["data"] = {"chains": True, "max_horizon": MAX_HORIZON, "sizes": {"test": 1000}}
+    student = recipe["models"]["student"]
+    del student["early_stop_rate"]
+    if dials.deficit == "habit":
+        hazards = LATENT_STOP_HAZARDS if dials.latent_difficulty else None
+        student["stop_hazard"] = list(hazards) if hazards else HABIT_STOP_HAZARD
+    elif dials.deficit == "skill":
+        student["held_out"] = copy.deepcopy(HELD_OUT)
+    else:
+        student["misread"] = {"phrases": copy.deepcopy(HELD_OUT), "right_rate": SOFT_SKILL_RATE}
+    return recipe
+
+
 def _smoke(recipe: dict) -> dict:
     """Every stage of the same pipeline in seconds (meaningless models), for tests."""
     recipe = copy.deepcopy(recipe)
@@ -214,11 +264,33 @@ def check_dials(version: int, dials: Dials) -> None:
             f"world.version: {version} has no dials (they came with version 5); "
             f"teacher_flaw {dials.teacher_flaw} / deficit {dials.deficit!r} need version 5"
         )
+    if version < 6 and (dials.latent_difficulty or dials.deficit == "soft_skill"):
+        which = "latent_difficulty" if dials.latent_difficulty else "deficit"
+        raise ValueError(f"world.{which}: {_v6_only(dials)} needs world.version 6 (has {version})")
+    if dials.latent_difficulty and dials.deficit != "habit":
+        raise ValueError(
+            f"world.latent_difficulty: the difficulty classes set the habit's chance of quitting; "
+            f"deficit {dials.deficit!r} has no habit (use deficit: habit)"
+        )
+
+
+def check_horizon(version: int, horizon: int | None) -> None:
+    """ValueError naming the setting when the data dial `horizon` cannot be made."""
+    if horizon is None:
+        return
+    if version < 6:
+        raise ValueError(f"world.horizon: {horizon} needs world.version 6 (has {version})")
+    if not 1 <= horizon <= MAX_HORIZON:
+        raise ValueError(f"world.horizon: {horizon} is outside [1, {MAX_HORIZON}]")
+
+
+def _v6_only(dials: Dials) -> str:
+    return "latent_difficulty: true" if dials.latent_difficulty else f"deficit {dials.deficit!r}"
 
 
 def make_recipe(version: int = CURRENT_VERSION, dials: Dials = Dials(), base: str = "default"):
     check_dials(version, dials)
-    recipe = _v4() if version == 4 else _v5(dials)
+    recipe = _v4() if version == 4 else _v5(dials) if version == 5 else _v6(dials)
     if base == "smoke":
         return _smoke(recipe)
     if base != "default":
@@ -234,13 +306,21 @@ SMOKE = make_recipe(base="smoke")
 _ENV = "UNIOPD_WORLD_DIALS"
 
 
-def select_world(version: int = CURRENT_VERSION, dials: Dials = Dials()) -> None:
-    """Make `builtin:` references of this process and its children resolve in this world."""
+def select_world(
+    version: int = CURRENT_VERSION, dials: Dials = Dials(), horizon: int | None = None
+) -> None:
+    """Make `builtin:` references of this process and its children resolve in this world: its
+    models, and its data at this `horizon` (tasks/builtin.py)."""
+    from uniopd.tasks.builtin import select_data
+
     check_dials(version, dials)
+    check_horizon(version, horizon)
     if version == CURRENT_VERSION and dials.is_default():
         os.environ.pop(_ENV, None)
     else:
         os.environ[_ENV] = json.dumps({"version": version, **asdict(dials)}, sort_keys=True)
+    data = make_recipe(version, dials).get("data")
+    select_data(data and ({**data, "horizon": horizon} if horizon else data))
 
 
 def selected_world() -> tuple[int, Dials]:

@@ -30,10 +30,10 @@ CHAT_TEMPLATE = (
 )
 
 
-def _corpus():
+def _corpus(data: dict):
     for domain in ("math", "code"):
         for split in ("sft", "train"):
-            for problem in builtin_problems(domain, split):
+            for problem in builtin_problems(domain, split, data):
                 yield problem.prompt
                 yield problem.solution
 
@@ -46,8 +46,10 @@ QWEN2_PRETOKENIZE_REGEX = (
 
 
 def train_tokenizer(
-    out_dir: Path, vocab_size: int = 512, pretokenizer: str = "qwen2"
+    out_dir: Path, vocab_size: int = 512, pretokenizer: str = "qwen2", data: dict | None = None
 ) -> PreTrainedTokenizerFast:
+    """A BPE tokenizer trained on the world's texts; `data`: the world's data settings (its
+    recipe's `data`; None: the plain splits of worlds up to v5)."""
     tok = Tokenizer(models.BPE())
     if pretokenizer == "qwen2":
         tok.normalizer = normalizers.NFC()
@@ -75,7 +77,7 @@ def train_tokenizer(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(_corpus(), trainer=trainer)
+    tok.train_from_iterator(_corpus(data or {}), trainer=trainer)
     hf = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|im_end|>",
