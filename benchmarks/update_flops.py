@@ -96,6 +96,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     cfg = load_experiment(QUICKSTART, ["tracking.wandb=disabled", *args.set])
+    if cfg.student.model.startswith("builtin:"):  # copied from the package (or built) on first use
+        from uniopd.builder.build import build_missing
+
+        cfg.world.select()
+        build_missing([cfg.student.model.removeprefix("builtin:")])
     student = load_model(resolve_model(cfg.student.model), torch.device("cpu"), torch.float32, True)
     optimizer, _ = make_optimizer(student, cfg.train)
     update = PolicyUpdate(student, optimizer, cfg.method.objectives(), cfg.train)

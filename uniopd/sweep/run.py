@@ -316,6 +316,7 @@ def run_sweep(
     loaded = load_sweep(sweep_path, overrides)  # every input check before any trial
     try:  # the trials and the SQLite study live here
         check_writable(loaded.root, "the sweep's folder (output/name)")
+        loaded.root.mkdir(parents=True, exist_ok=True)  # the study's database is made in it
     except FolderNotWritable as exc:
         raise ConfigError(str(sweep_path), "output", str(exc)) from exc
     resolved = storage_url(loaded, url)
