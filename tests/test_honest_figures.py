@@ -261,3 +261,21 @@ def test_a_real_uniopd_run_records_its_offline_estimate(method_runs):
     assert offline["uniopd"] == record["sampled_seconds"] and offline["opd"] == 0.0
     start = runs.evals[runs.evals.step == 0].set_index("run").wall_s
     assert start["uniopd"] == record["sampled_seconds"] and start["opd"] == 0.0
+
+
+def test_runs_of_worlds_that_differ_only_in_a_v6_dial_are_not_pooled():
+    """World v6's latent difficulty and horizon change what a run can reach: a baseline from
+    another horizon must not be averaged into a comparison (uniopd.analysis.cells.alike)."""
+    import pandas as pd
+
+    from uniopd.analysis.cells import alike
+
+    world = {"world_version": 6, "teacher_flaw": 0.0, "deficit": "habit", "epochs": 4, "steps": 30}
+    rows = [
+        {**world, "latent_difficulty": True, "horizon": 8, "run": "far"},
+        {**world, "latent_difficulty": True, "horizon": None, "run": "near"},
+        {**world, "latent_difficulty": False, "horizon": 8, "run": "plain"},
+    ]
+    sel = pd.DataFrame(rows)
+    ref = sel.iloc[[0]]
+    assert alike(sel, ref).run.tolist() == ["far"]

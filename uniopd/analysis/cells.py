@@ -8,7 +8,8 @@ from __future__ import annotations
 import pandas as pd
 
 # what makes two runs comparable besides the compared toggle: the world's dials, regime, budget
-SETTING = ["world_version", "teacher_flaw", "deficit", "difficulty_skew", "epochs", "steps"]
+SETTING = ["world_version", "teacher_flaw", "deficit", "difficulty_skew", "latent_difficulty"]
+SETTING += ["horizon", "epochs", "steps"]
 
 
 def alike(sel: pd.DataFrame, ref: pd.DataFrame) -> pd.DataFrame:

@@ -96,6 +96,8 @@ def _info_row(name: str, path: str, cfg, e: list[dict], sweep: str | None) -> di
         "teacher_flaw": cfg.world.teacher_flaw,
         "deficit": cfg.world.deficit,
         "difficulty_skew": cfg.world.difficulty_skew,
+        "latent_difficulty": cfg.world.latent_difficulty,  # version 6's dials
+        "horizon": cfg.world.horizon,
     }
 
 
