@@ -16,6 +16,8 @@ import yaml
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 CLI = [sys.executable, "-m", "uniopd.commands.cli"]
+# the same command with every checkpoint write pausing 3 s mid-folder: a signal can land there
+SLOW_CHECKPOINT_CLI = [sys.executable, str(Path(__file__).with_name("slow_checkpoint.py")), "3"]
 # what differs between two runs of the same numbers: wall-clock and throughput
 _TIMING = ("time/", "tokens_per_s/", "seconds")
 
@@ -71,9 +73,9 @@ def uniopd(*args: str, limit: int | None = None, timeout: float = 300, cwd=None)
     )
 
 
-def start(*args: str, **kwargs) -> subprocess.Popen:
+def start(*args: str, command=CLI, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
-        [*CLI, *args],
+        [*command, *args],
         env=ENV,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

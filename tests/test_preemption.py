@@ -13,6 +13,7 @@ import signal
 
 import pytest
 from fault_runs import (
+    SLOW_CHECKPOINT_CLI,
     assert_same_training,
     experiment,
     metrics_lines,
@@ -70,7 +71,7 @@ def test_a_second_sigterm_while_the_checkpoint_is_written_exits_at_once(
 ):
     exp = experiment(tiny_experiment, tmp_path, make_checkpoint)
     run = tmp_path / "runs" / "r"
-    victim = start("run", str(exp))
+    victim = start("run", str(exp), command=SLOW_CHECKPOINT_CLI)  # each write pauses 3 s
     wait_for(lambda: metrics_lines(run) >= 3, victim, "step 3")  # step 2's checkpoint is written
     victim.send_signal(signal.SIGTERM)  # stops after step 3 or 4, with a checkpoint of it
     writing = [run / "checkpoints" / f".step_{s:06d}.tmp" for s in (3, 4)]
