@@ -279,3 +279,27 @@ def test_runs_of_worlds_that_differ_only_in_a_v6_dial_are_not_pooled():
     sel = pd.DataFrame(rows)
     ref = sel.iloc[[0]]
     assert alike(sel, ref).run.tolist() == ["far"]
+
+
+def test_preference_methods_are_compared_after_rl(tmp_path, write_run):
+    """DPO and Omni-DPO (and an ablation of it) join the comparison from uniopd.labels' list:
+    after GRPO in every table, drawn in the convergence figure (in labels' colours)."""
+    from uniopd.analysis.figures import fig_convergence
+
+    omni = {"omni_dpo": {"score": "verifier"}}
+    write_run(tmp_path, "omni", [0.6, 0.75], method={"name": "omni_dpo", "options": omni})
+    no_qual = {"omni_dpo": {"score": "verifier", "quality_weight": False}}
+    write_run(tmp_path, "omni-nq", [0.6, 0.74], method={"name": "omni_dpo", "options": no_qual})
+    write_run(tmp_path, "dpo", [0.6, 0.72], method={"name": "dpo"})
+    write_run(tmp_path, "grpo", [0.6, 0.7], method={"name": "grpo"})
+    write_run(tmp_path, "opd", [0.6, 0.8])
+    runs = load_runs([tmp_path])
+    md, _ = benchmark_table(runs, {})
+    listed = [line.split(" | ")[1] for line in md.splitlines()[2:]]
+    assert listed == ["OPD", "GRPO", "DPO", "Omni-DPO"]  # the ablation is not the method
+    rows = objective_rows(runs)
+    assert [r["method"] for r in rows] == ["OPD", "GRPO", "DPO", "Omni-DPO", "Omni-DPO w/o w_qual"]
+    ablation = [r["group"] for r in ablation_rows(runs, {})]
+    assert ablation == ["OPD", "GRPO", "DPO", "Omni-DPO", "Omni-DPO w/o w_qual"]
+    figure = fig_convergence(runs, tmp_path / "figs", {})
+    assert {"omni", "dpo", "grpo", "opd"} <= set(figure.runs) and "omni-nq" not in figure.runs

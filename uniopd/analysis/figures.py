@@ -27,9 +27,12 @@ from uniopd.analysis.curves import coinciding, mark_coinciding  # noqa: E402
 from uniopd.analysis.figure_file import Figure, save_figure  # noqa: E402
 from uniopd.analysis.runs import Runs, teacher_accuracy  # noqa: E402
 from uniopd.analysis.study_figures import fig_dial_effects, fig_gain_vs_order  # noqa: E402
+from uniopd.labels import METHOD_COLOURS, METHOD_ORDER  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="paper")
-ORDER = ["OPD", "Uni-OPD", "GRPO"]
+# the methods the comparison figures draw, in uniopd.labels' order and colours (a new method is
+# one line there); variants of a method ("Omni-DPO w/o w_qual") stay in the tables
+ORDER = list(METHOD_ORDER)
 
 
 def _final(runs: Runs) -> pd.DataFrame:
@@ -222,7 +225,7 @@ def fig_order_over_training(runs: Runs, out: Path, teachers: dict) -> Figure | N
 
 
 def _compared(runs: Runs, df: pd.DataFrame) -> pd.DataFrame:
-    """The rows of OPD, Uni-OPD and GRPO runs that are experiments, not sweep trials: a trial is a
+    """The rows of the compared methods' runs (ORDER) that are experiments, not sweep trials: a trial is a
     point of another question (a margin delta, a ratio) and would blur the method's curve."""
     trials = set(runs.info[runs.info.sweep.notna()].run) if "sweep" in runs.info else set()
     return df[df.group.isin(ORDER) & ~df.run.isin(trials)]
@@ -233,7 +236,7 @@ def _offline_bars(ax, sub: pd.DataFrame, runs: Runs, hue_order: list[str]) -> bo
     a bar from 0 to the estimate's end at its step-0 accuracy, in its method's colour (the curve
     starts where the bar ends). True when any was drawn."""
     offline = runs.info.set_index("run").offline_s
-    colours = dict(zip(hue_order, sns.color_palette()))
+    colours = METHOD_COLOURS
     drawn = False
     for run, rows in sub[sub.step == 0].groupby("run"):
         seconds = offline.get(run, 0.0)
@@ -273,7 +276,15 @@ def fig_convergence(runs: Runs, out: Path, teachers: dict) -> Figure | None:
             # by step: mean ± sd over seeds; by wall time: one line per run (their clocks differ)
             kw = {"errorbar": "sd"} if i == 0 else {"units": "run", "estimator": None, "lw": 0.8}
             sns.lineplot(
-                data=sub, x=x, y="acc", hue="group", hue_order=order, ax=ax, legend=i + j == 0, **kw
+                data=sub,
+                x=x,
+                y="acc",
+                hue="group",
+                hue_order=order,
+                palette=METHOD_COLOURS,
+                ax=ax,
+                legend=i + j == 0,
+                **kw,
             )
             if d in teachers:
                 ax.axhline(teachers[d], color="k", ls="--", lw=1, label="teacher")
@@ -318,6 +329,7 @@ def fig_dynamics(runs: Runs, out: Path, teachers: dict) -> Figure | None:
             y=col,
             hue="group",
             hue_order=[g for g in ORDER if g in set(m.group)],
+            palette=METHOD_COLOURS,
             errorbar="sd",
             ax=ax,
             legend=ax is axes[0],

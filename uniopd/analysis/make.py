@@ -23,6 +23,7 @@ from uniopd.analysis.objective_table import objective_markdown, objective_rows, 
 from uniopd.analysis.runs import Runs, combine, load_runs, load_wandb, without_sweeps
 from uniopd.analysis.sweep_figures import fig_sweeps
 from uniopd.analysis.tables import ablation_latex, ablation_markdown, ablation_rows, benchmark_table
+from uniopd.labels import METHOD_ORDER
 
 
 class NoRunsError(ValueError):
@@ -125,7 +126,7 @@ def _write_tables(
     """The ablation, benchmark and objective tables (and the study's claims, when its runs are
     there) from the runs that are not sweep trials; with `results`, the objective table there too."""
     used = sorted(table_runs.info.run)
-    methods = sorted(table_runs.info[table_runs.info.group.isin(["OPD", "Uni-OPD", "GRPO"])].run)
+    methods = sorted(table_runs.info[table_runs.info.group.isin(METHOD_ORDER)].run)
     under, under_methods = basis_line(table_runs, used), basis_line(table_runs, methods)
     rows = ablation_rows(table_runs, teachers)
     (out / "ablation_table.md").write_text(_md(ablation_markdown(rows, teachers), under))

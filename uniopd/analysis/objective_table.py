@@ -12,10 +12,25 @@ import pandas as pd
 
 from uniopd.analysis.basis import pm, unique_best
 from uniopd.analysis.runs import Runs
+from uniopd.labels import PREFERENCE_METHODS
 
 # the rows in the order methods are usually compared: distillation objectives, the recipe, RL
-ORDER = ("OPD", "JSD", "forward KL", "reverse KL", "top-K", "OPSD", "ExOPD", "Uni-OPD", "GRPO")
+ORDER = (
+    ("OPD", "JSD", "forward KL", "reverse KL", "top-K", "OPSD", "ExOPD", "Uni-OPD", "GRPO")
+    + PREFERENCE_METHODS  # after RL, as uniopd.labels lists them
+)
 START, END = "<!-- objective-table:start -->", "<!-- objective-table:end -->"
+
+
+def _rank(group: str) -> float:
+    """ORDER's place; a variant ("Omni-DPO w/o w_qual", "DPO (pair file)") right after its method;
+    OPD with some of the recipe's components before the full recipe and RL."""
+    for i, name in enumerate(ORDER):
+        if group == name:
+            return i
+        if group.startswith(name + " w/o") or group.startswith(name + " ("):
+            return i + 0.25
+    return ORDER.index("Uni-OPD") - 0.5
 
 
 def objective_rows(runs: Runs) -> list[dict]:
@@ -27,13 +42,9 @@ def objective_rows(runs: Runs) -> list[dict]:
     # wall_s counts the offline estimate in (runs.py); its last value is the run's training time
     total = runs.metrics.groupby(["experiment", "run"]).wall_s.max()
     offline = runs.info.groupby("experiment").offline_s.agg(list)
-    rank = {g: i for i, g in enumerate(ORDER)}
     info = runs.info.drop_duplicates("experiment")
     rows = []
-    other = ORDER.index("Uni-OPD") - 0.5  # OPD + some components: before the full recipe and RL
-    for _, first in sorted(
-        info.iterrows(), key=lambda r: (rank.get(r[1].group, other), r[1].experiment)
-    ):
+    for _, first in sorted(info.iterrows(), key=lambda r: (_rank(r[1].group), r[1].experiment)):
         exp = first.experiment
         row = {"experiment": exp, "method": first.group, "objective": first.method, "domains": {}}
         for d in domains:

@@ -11,6 +11,7 @@ import pandas as pd
 
 from uniopd.analysis.basis import pm, unique_best
 from uniopd.analysis.runs import Runs, teacher_accuracy
+from uniopd.labels import METHOD_ORDER, method_rank
 
 
 def _final(runs: Runs) -> pd.DataFrame:
@@ -51,11 +52,10 @@ def ablation_rows(
     runs: Runs, teachers: dict[str, float], order: list[str] | None = None
 ) -> list[dict]:
     stats = _stats(runs)
-    rank = {"OPD": 0, "Uni-OPD": 1, "GRPO": 2}
     firsts = runs.info.drop_duplicates("experiment")
     experiments = order or sorted(
         firsts.experiment,
-        key=lambda e: (rank.get(firsts[firsts.experiment == e].group.iloc[0], 3), e),
+        key=lambda e: (method_rank(firsts[firsts.experiment == e].group.iloc[0]), e),
     )
     domains = sorted(stats.domain.unique())
     m = runs.metrics
@@ -130,9 +130,7 @@ def ablation_markdown(rows: list[dict], teachers: dict[str, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def benchmark_table(
-    runs: Runs, teachers: dict[str, float], groups=("OPD", "Uni-OPD", "GRPO")
-) -> tuple[str, str]:
+def benchmark_table(runs: Runs, teachers: dict[str, float], groups=METHOD_ORDER) -> tuple[str, str]:
     """Methods x domains, mean ± std of the final held-out accuracy, the one best method in bold
     (none on a tie as written); one block per teacher setting (GRPO, which asks no teacher, joins
     the setting that covers its domains)."""
