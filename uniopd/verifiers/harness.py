@@ -3,20 +3,22 @@
 The zygote (uniopd/verifiers/zygote.py) forks a relay per job and hands it two pipes: the job, as
 one JSON document, and the report channel, where the relay writes one JSON line:
 
-    job    {"mode": "call" | "stdio" | "source", "program", "entry_point", "inputs": [...],
-            "wall_s", "memory_bytes", "file_bytes", "open_files", "tmp_bytes", "keep_paths",
-            "site_paths", "python_guard", "run_as"}
+    job    {"mode": "call" | "stdio" | "source", "program", "entry_point", "inputs": [...]}
+           and the limits, the same for every job of a zygote and so sent once, at its start:
+           "wall_s", "memory_bytes", "file_bytes", "open_files", "tmp_bytes", "keep_paths",
+           "site_paths", "python_guard", "run_as" (a job's own override them: the self-test's)
     report {"status": "ran" | "fail" | "timeout" | "error", "results": [[kind, payload], ...],
             "detail": str}
 
-Processes, and why. Under namespaces the relay enters fresh ones of its own (namespaces.py) and
-forks the job's PID 1, which drops every privilege and forks the program's process; without them
-the relay makes a temp dir of the job's own and forks the program's process directly. The relay
-never runs a line of the program. The program's process streams one frame per case over a pipe
+Processes, and why. Under namespaces the relay is born in fresh ones as their PID 1
+(namespaces.clone_fresh), mounts its own /tmp, drops every privilege and forks the program's
+process: two processes a job, where a relay that unshared and then forked a PID 1 made three.
+Without namespaces the relay makes a temp dir of the job's own and forks the program's process.
+The relay never runs a line of the program. The program's process streams one frame per case over a pipe
 ({"case": i, "out": value} and so on), and the relay checks the frames (in order, well formed,
 bounded) and alone holds the report channel, which the program cannot reach: the fd is closed in
-its process, the relay is not dumpable (no /proc/<pid>/fd, no ptrace) and, under namespaces, not
-even in the program's PID namespace. So a program can choose what its function returns, which
+its process, the relay is not dumpable (no /proc/<pid>/fd, no ptrace) and, under namespaces, has
+no capability to lose, an empty /proc to hide in and, as PID 1, no signal the program can send it. So a program can choose what its function returns, which
 is what it is graded on, and nothing else: the expected values are never in the sandbox, the
 comparison happens outside it, and a frame out of order or after the end makes the report a fail.
 The one exception is mode "source" (Python test source that could not be turned into cases), where
@@ -46,7 +48,8 @@ from plumbing import describe, to_devnull, write_all  # noqa: E402
 from values import decode, encode  # noqa: E402
 
 _exit = os._exit  # bound now: the program may replace os._exit
-_PR_SET_PDEATHSIG = 1
+# once, in the template: a relay or a program that opened libc again would pay for it every job
+_libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_DUMPABLE = 4
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_NO_NEW_PRIVS = 38
@@ -57,28 +60,47 @@ KINDS = {"call": "out", "stdio": "stdout", "source": "verdict"}
 PROCESSES_PER_JOB = 64
 
 
-def run_job(job_fd: int, report_fd: int, fresh_namespaces: bool) -> None:
-    """The relay, in a process the zygote forked for this job: read the job, contain it, run it,
-    write one report line. Nothing here raises: a setup failure is an "error" report."""
+def run_job(job_fd: int, report_fd: int, setting: dict) -> None:
+    """The relay, in a process the template forked (or, under namespaces, cloned into fresh ones)
+    for this job: read the job, contain it, run it, write one report line. Nothing here raises: a
+    setup failure is an "error" report. `setting`: the zygote's "namespaces", the "limits" every
+    job gets unless it brings its own, the "bounding" capabilities to drop and the template's
+    "address_space" (`address_space_bytes`), which every relay shares."""
     # Python's SIGINT handler would turn a signal from the program into an exception here, and
     # the job into "could not grade"; by default, PID 1 ignores it and any other relay dies (a fail)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
-        job = json.loads(_read_to_end(job_fd))
+        job = {**setting["limits"], **json.loads(_read_to_end(job_fd))}
         os.close(job_fd)
         processes.close_fds_except(report_fd)
-        job["address_space"] = _address_space_bytes()  # /proc is gone once the job is contained
-        if fresh_namespaces:
-            # RLIMIT_NPROC counts every process of our uid in the sandbox (the zygote's, the
-            # other jobs'): the program may add PROCESSES_PER_JOB to what runs now
-            job["processes_before"] = sum(name.isdigit() for name in os.listdir("/proc"))
-            namespaces.enter_fresh(job["tmp_bytes"], job["keep_paths"])
-            report = supervise_child({**job, "workdir": "/tmp"}, fresh_namespaces=True)
+        job["address_space"] = setting["address_space"]
+        if setting["namespaces"]:
+            report = _as_init_of_the_job(job, setting["bounding"])
         else:
             report = _in_own_temp_dir(job)
     except BaseException as exc:  # a harness bug is "could not grade", never a fail
         report = {"status": "error", "results": [], "detail": f"could not start: {describe(exc)}"}
     write_all(report_fd, json.dumps(report).encode() + b"\n")
+
+
+def _as_init_of_the_job(job: dict, bounding: list[int]) -> dict:
+    """PID 1 of the job's fresh namespaces: its own /tmp, /dev/shm, no /proc; no privileges left;
+    then the program's process as our child. The program cannot signal us (PID 1 gets no signal
+    it has no handler for, and we have none), trace us or read our fds (not dumpable, no
+    capabilities), nor see anything outside its namespaces. Before the report, every process of
+    the job is killed and reaped."""
+    # RLIMIT_NPROC counts every process of our uid in the sandbox (the zygote's, the other jobs'):
+    # the program may add PROCESSES_PER_JOB to what runs now (/proc is still the zygote's here)
+    job["processes_before"] = sum(name.isdigit() for name in os.listdir("/proc"))
+    namespaces.mount_fresh(job["tmp_bytes"], job["keep_paths"])
+    # a session of its own is a scheduler autogroup of its own: CPU is shared fairly between
+    # jobs, not between processes, so a fork bomb beside an honest program cannot starve it
+    # (RLIMIT_NPROC cannot stop the bomb where the grader is root)
+    os.setsid()
+    namespaces.drop_privileges(bounding)
+    report = supervise_child({**job, "workdir": "/tmp"})
+    processes.end_the_namespace()
+    return report
 
 
 def preload_python_guard(site_paths: list[str]) -> None:
@@ -97,13 +119,12 @@ def _in_own_temp_dir(job: dict) -> dict:
     import shutil  # (here: every module the template holds makes each fork dearer)
     import tempfile
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     workdir = tempfile.mkdtemp(prefix="uniopd-job-")
     try:
         if job["run_as"] is not None:
             os.chown(workdir, *job["run_as"])
-        return supervise_child({**job, "workdir": workdir}, fresh_namespaces=False)
+        return supervise_child({**job, "workdir": workdir})
     finally:
         processes.kill_all_descendants()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -112,22 +133,17 @@ def _in_own_temp_dir(job: dict) -> dict:
 # ---------------------------------------------------------------- this process: the relay
 
 
-def supervise_child(job: dict, fresh_namespaces: bool) -> dict:
-    """Run the job's program below this process; its report, once every process of the job is
-    gone (under namespaces the job's PID 1 is reaped only after all of its namespace)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)  # before fork: no ptrace, no /proc/<us>/fd
+def supervise_child(job: dict) -> dict:
+    """Run the job's program below this process; its report, from the frames it sent."""
+    _libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)  # before fork: no ptrace, no /proc/<us>/fd
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
             os.close(read_fd)
-            if fresh_namespaces:
-                code = _init_of_the_job(job, write_fd)
-            else:
-                run_child(job, write_fd)
-                code = 0
+            run_child(job, write_fd)
+            code = 0
         finally:
             _exit(code)
     os.close(write_fd)
@@ -135,7 +151,9 @@ def supervise_child(job: dict, fresh_namespaces: bool) -> dict:
     reader = FrameReader(len(job["inputs"]), KINDS[job["mode"]])
     timed_out = not reader.read(read_fd, deadline)
     os.close(read_fd)
-    processes.killpg(pid)  # the child's group (with the program's, if it had none of its own)
+    # the program's group (without namespaces it made its own; under them, the relay, PID 1, ends
+    # the rest of the namespace after this)
+    processes.killpg(pid)
     _, status = os.waitpid(pid, 0)
     report = {"results": [[k, v] for k, v in reader.results], "detail": reader.problem}
     if reader.setup_error:
@@ -147,36 +165,6 @@ def supervise_child(job: dict, fresh_namespaces: bool) -> dict:
     if timed_out:
         return {**report, "status": "timeout", "detail": f"over {job['wall_s']:g}s"}
     return {**report, "status": "fail", "detail": _describe_exit(status)}
-
-
-def _init_of_the_job(job: dict, frame_fd: int) -> int:
-    """PID 1 of the job's namespace: no privileges left, then the program's process as its child.
-    When it exits (the relay kills it at the end) the kernel kills every process of the job; the
-    program cannot signal it (PID 1 gets no signal it has no handler for) nor see the relay."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # the relay gone: the job goes too
-    # a session of its own is a scheduler autogroup of its own: CPU is shared fairly between
-    # jobs, not between processes, so a fork bomb beside an honest program cannot starve it
-    # (RLIMIT_NPROC cannot stop the bomb where the grader is root)
-    os.setsid()
-    try:
-        namespaces.drop_privileges()
-    except OSError as exc:
-        _sender(frame_fd)({"setup_error": describe(exc)})
-        return 1
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            run_child(job, frame_fd)
-            code = 0
-        finally:
-            _exit(code)
-    os.close(frame_fd)
-    while True:  # orphans of the job are re-parented here: reap them until the program ends
-        done, status = os.waitpid(-1, 0)
-        if done == pid:
-            return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
 def _read_to_end(fd: int) -> bytes:
@@ -194,20 +182,22 @@ def run_child(job: dict, frame_fd: int) -> None:
     try:
         inputs = _prepare(job, frame_fd)
     except BaseException as exc:
-        send({"setup_error": describe(exc)})
+        send([{"setup_error": describe(exc)}])
         return
-    send({"ready": True})  # from here on the program runs; nothing it sends can be "setup"
+    send([{"ready": True}])  # from here on the program runs; nothing it sends can be "setup"
+    # The cases' frames leave in one write at the end: one wake-up of the relay, not one a case.
+    # A program that dies or hangs half-way fails whether its first cases were sent or not.
+    frames: list[dict] = []
     run = {"call": _run_calls, "stdio": _run_scripts, "source": _run_source}[job["mode"]]
-    run(job, inputs, send)
-    send({"done": True})
+    run(job, inputs, frames.append)
+    send([*frames, {"done": True}])
 
 
 def _prepare(job: dict, frame_fd: int) -> list:
     """Everything before the program's first line: own group, fds, limits, guards."""
     if job["python_guard"]:  # its own group, so the relay's kill takes what it starts with it
         os.setsid()  # (and its own autogroup; under namespaces the job's PID 1 did both)
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    _libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     to_devnull(0, 1, 2)
     os.closerange(3, frame_fd)
     os.closerange(frame_fd + 1, os.sysconf("SC_OPEN_MAX"))
@@ -253,8 +243,8 @@ def _prepare(job: dict, frame_fd: int) -> list:
 def _sender(fd: int):
     write, dumps = os.write, json.dumps  # bound now: the program may replace os.write or json
 
-    def send(frame: dict) -> None:
-        data = memoryview(dumps(frame).encode() + b"\n")
+    def send(frames: list[dict]) -> None:
+        data = memoryview(b"".join(dumps(frame).encode() + b"\n" for frame in frames))
         while data:
             data = data[write(fd, data) :]
 
@@ -381,17 +371,18 @@ def _script_namespace(stdin_text: str) -> dict:
 
 
 def _describe_exit(status: int) -> str:
-    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 0
-    if os.WIFSIGNALED(status) or code > 128:  # the job's PID 1 exits 128 + the program's signal
-        number = os.WTERMSIG(status) if os.WIFSIGNALED(status) else code - 128
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
         try:
             return f"killed by {signal.Signals(number).name}"  # SIGXCPU, SIGSEGV, ...
         except ValueError:  # a real-time signal has no name
             return f"killed by signal {number}"
-    return f"exited with code {code} before finishing"  # e.g. os._exit(0)
+    return f"exited with code {os.WEXITSTATUS(status)} before finishing"  # e.g. os._exit(0)
 
 
-def _address_space_bytes() -> int:
+def address_space_bytes() -> int:
+    """This process's address space (read in the template, where /proc still is): a program's
+    memory limit comes on top of it."""
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith("VmSize:"):

@@ -214,7 +214,8 @@ def probe() -> str:
     bwrap, why = bwrap_binary.find()
     if bwrap is None:
         return why
-    config = {"namespaces": True, "max_parallel": 1, "self_test_limits": self_test_limits("bwrap")}
+    limits = self_test_limits("bwrap")
+    config = {"namespaces": True, "max_parallel": 1, "limits": limits, "self_test_limits": limits}
     command = bwrap_prefix() + zygote_command(json.dumps(config))
     try:
         done = subprocess.run(

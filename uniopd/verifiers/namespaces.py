@@ -3,27 +3,30 @@
 Standard library only: the zygote imports this file by path, inside bubblewrap.
 
 The zygote (uniopd/verifiers/zygote.py) runs in one bubblewrap sandbox for the whole run, with
-CAP_SYS_ADMIN and CAP_SETPCAP inside its own user namespace and nowhere else. Each job's relay
-calls `enter_fresh` right after it is forked: new mount, PID, IPC, network and UTS namespaces, so
-that nothing one program leaves behind (a file in /tmp or /dev/shm, a SysV segment or POSIX queue,
-an abstract unix socket, a process) exists for any other, later or concurrent. (The relay cannot
-be PID 1 itself: setns back to the template's PID namespace is refused under --disable-userns.)
-In the new mount namespace it mounts
+CAP_SYS_ADMIN and CAP_SETPCAP inside its own user namespace and nowhere else. Its template makes
+each job's relay with `clone_fresh`: a fork whose child is born in new mount, PID, IPC, network and
+UTS namespaces, as PID 1 of its PID namespace, so that nothing one program leaves behind (a file
+in /tmp or /dev/shm, a SysV segment or POSIX queue, an abstract unix socket, a process) exists for
+any other, later or concurrent. (A clone, not unshare: unshare(CLONE_NEWPID) moves only the
+caller's next child, and the template cannot setns back to its own PID namespace under
+--disable-userns, whose nested user namespace does not own it; a clone changes nothing of the
+caller's.) The relay then calls `mount_fresh`:
 
     /tmp, /dev/shm   a fresh, size-capped tmpfs each (the job's working directory is /tmp)
     /proc, /dev/pts  an empty read-only tmpfs: no process of the zygote's, the relay's or another
                      job's is visible, and no pty is shared between jobs
 
 Everything else is read-only already: bubblewrap binds / read-only and remounts its own /dev and
-the tmpfs it lays over hidden folders read-only (isolation.bwrap_prefix). The job's PID 1
-(harness.py) then calls `drop_privileges`: every capability set emptied (effective, permitted,
-inheritable, ambient, bounding) and no-new-privileges, before a line of the program is loaded.
+the tmpfs it lays over hidden folders read-only (isolation.bwrap_prefix). The relay then calls
+`drop_privileges`: every capability set emptied (effective, permitted, inheritable, ambient,
+bounding) and no-new-privileges, before it forks the program's process.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import signal
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -35,7 +38,7 @@ FRESH = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
 
-PR_CAPBSET_DROP = 24
+PR_CAPBSET_READ, PR_CAPBSET_DROP = 23, 24
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -45,6 +48,19 @@ _LAST_CAP = 63  # PR_CAPBSET_DROP says EINVAL past the kernel's last one
 MIN_TMP_BYTES = 4096
 
 _libc = ctypes.CDLL(None, use_errno=True)
+# The raw clone system call, with the GIL held (PyDLL) as os.fork holds it: its number, and whether
+# the architecture takes the new stack before the flags (s390x).
+_CLONE = {
+    "x86_64": (56, False),
+    "aarch64": (220, False),
+    "riscv64": (220, False),
+    "loongarch64": (220, False),
+    "ppc64le": (120, False),
+    "s390x": (120, True),
+}
+_python = ctypes.PyDLL(None, use_errno=True)
+_python.syscall.restype = ctypes.c_long
+_python.syscall.argtypes = [ctypes.c_long] * 6
 
 
 def _check(result: int, what: str) -> None:
@@ -57,14 +73,37 @@ def _mount(source: bytes, target: bytes, fstype: bytes | None, flags: int, data:
     _check(_libc.mount(source, target, fstype, flags, data), f"mount {target.decode()}")
 
 
-def enter_fresh(tmp_bytes: int, keep: list[str]) -> None:
-    """This process into new namespaces; its next child is PID 1 of the new PID namespace.
-    `keep`: folders under /tmp or /dev/shm the job needs (a checkout or venv there), bound back
-    into the fresh ones, read-only as they were."""
+def clone_fresh() -> int:
+    """os.fork, but the child is born in new mount, PID, IPC, network and UTS namespaces, as PID 1
+    of its PID namespace: 0 in the child, the child's pid (in our namespace) here."""
+    machine = os.uname().machine
+    number, stack_first = _CLONE.get(machine, (None, False))
+    if number is None:
+        raise OSError(f"no clone system call known for {machine}")
+    flags = FRESH | signal.SIGCHLD
+    args = (0, flags) if stack_first else (flags, 0)
+    # what os.fork does around fork(): the import lock, at-fork hooks, the thread state
+    ctypes.pythonapi.PyOS_BeforeFork()
+    pid = _python.syscall(number, *args, 0, 0, 0)  # no parent/child tid, no TLS
+    errno = ctypes.get_errno()
+    if pid == 0:
+        ctypes.pythonapi.PyOS_AfterFork_Child()
+        return 0
+    ctypes.pythonapi.PyOS_AfterFork_Parent()
+    if pid < 0:
+        raise OSError(errno, f"clone: {os.strerror(errno)}")
+    return pid
+
+
+def mount_fresh(tmp_bytes: int, keep: list[str]) -> None:
+    """In a job's new mount namespace (`clone_fresh`): its own /tmp, /dev/shm, and empty /proc and
+    /dev/pts. `keep`: folders under /tmp or /dev/shm
+    the job needs (a checkout or venv there), bound back into the fresh ones, read-only as they
+    were."""
     if tmp_bytes < MIN_TMP_BYTES:
         raise ValueError(f"tmp_bytes={tmp_bytes}: a job's /tmp needs at least {MIN_TMP_BYTES}")
-    _check(_libc.unshare(FRESH), "unshare")
-    # private: our mounts must not propagate back to the zygote's namespace
+    # private: our mounts must not propagate back to the zygote's namespace (made private here,
+    # not once in the zygote's: that one belongs to bwrap's outer user namespace, not ours)
     _mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None)
     held = [(path, os.open(path, os.O_PATH)) for path in keep]  # before the fresh tmpfs hides them
     fresh = b"size=%d,mode=1777" % tmp_bytes
@@ -93,11 +132,24 @@ class _CapData(ctypes.Structure):
     ]
 
 
-def drop_privileges() -> None:
-    """No capability in any set, and none to be gained by exec (no-new-privileges)."""
-    for cap in range(_LAST_CAP + 1):  # needs CAP_SETPCAP, so before the capset below
-        if _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() == 22:
+def bounding_set() -> list[int]:
+    """The capabilities in this process's bounding set. Read once in the template: a child's set
+    can only be smaller, so dropping these empties it (two, under our bwrap, not 64 calls a job)."""
+    held = []
+    for cap in range(_LAST_CAP + 1):
+        answer = _libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0)
+        if answer < 0:
             break  # EINVAL: past the kernel's last capability
+        if answer == 1:
+            held.append(cap)
+    return held
+
+
+def drop_privileges(bounding: list[int]) -> None:
+    """No capability in any set, and none to be gained by exec (no-new-privileges). `bounding`:
+    what `bounding_set` found in an ancestor (or this process)."""
+    for cap in bounding:  # needs CAP_SETPCAP, so before the capset below
+        _check(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"drop capability {cap}")
     _check(_libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient caps")
     header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
     empty = (_CapData * 2)()

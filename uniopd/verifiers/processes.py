@@ -25,6 +25,21 @@ def kill_all_descendants(spare: frozenset[int] = frozenset()) -> None:
             return
 
 
+def end_the_namespace() -> None:
+    """As PID 1 of a PID namespace: SIGKILL every other process in it and reap them all, so that
+    nothing of the job outlives its report (one kill(-1) reaches each of them: a process that was
+    forking when it was signalled never finishes the fork; we repeat it all the same)."""
+    while True:
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
 def reap(spare: frozenset[int] = frozenset()) -> list[int]:
     """Collect every exited child but `spare`'s without waiting; their pids."""
     done = []

@@ -14,7 +14,7 @@ or could not start: callers grade it as "could not grade", not as wrong.
 Processes, and why:
 
     caller (the trainer) --pipes--> zygote: [bwrap ...] python -I -S zygote.py, started once
-    zygote --fork--> relay, one per job: fresh namespaces, then the program's processes below it
+    zygote --clone--> relay, one per job, PID 1 of fresh namespaces --fork--> the program
 
 The zygote is exec'd, never forked from the caller: nothing of the caller's memory or environment
 is in it, and forking a 2 GB multi-threaded torch process per job would be slow and unsafe. It
@@ -149,9 +149,7 @@ class Sandbox:
             return [SandboxResult("error", f"could not start: {describe(exc)}")] * len(jobs)
         rounds = math.ceil(len(jobs) / self.max_parallel)
         deadline = time.monotonic() + _BATCH_GRACE_S + rounds * (self.limits.wall_s + 6.0)
-        lines = [
-            json.dumps({"id": i, "job": _spec(job, self.limits, how)}) for i, job in enumerate(jobs)
-        ]
+        lines = [json.dumps({"id": i, "job": _spec(job)}) for i, job in enumerate(jobs)]
         reports = _exchange(server, "\n".join(lines).encode() + b"\n", len(jobs), deadline)
         if len(reports) < len(jobs):
             self._kill_server()  # stuck or dead: a fresh one serves the next batch
@@ -165,7 +163,7 @@ class Sandbox:
         ):
             self._kill_server()
         if self._server is None:
-            self._server = start_zygote(how, self.max_parallel)
+            self._server = start_zygote(how, self.max_parallel, self.limits)
             self._server_owner = os.getpid()
             self.counts["started"] += 1
         return self._server
@@ -185,12 +183,14 @@ class Sandbox:
         self._server = None
 
 
-def start_zygote(how: Isolation, max_parallel: int):
+def start_zygote(how: Isolation, max_parallel: int, limits: Limits):
     """A zygote that has passed its self-test (SandboxStartError with its words when it did not;
-    bwrap's own are on the caller's stderr, and `isolation.probe` names them)."""
+    bwrap's own are on the caller's stderr, and `isolation.probe` names them). The limits go in
+    once, here: every job of the zygote's gets them."""
     config = {
         "namespaces": how.kind == "bwrap",
         "max_parallel": max_parallel,
+        "limits": _limits(limits, how),
         "self_test_limits": isolation.self_test_limits(how.kind),
     }
     command = isolation.zygote_command(json.dumps(config))
@@ -230,13 +230,12 @@ def _limits(limits: Limits, how: Isolation) -> dict:
     }
 
 
-def _spec(job: Job, limits: Limits, how: Isolation) -> dict:
+def _spec(job: Job) -> dict:
     return {
         "mode": job.mode,
         "program": job.program,
         "entry_point": job.entry_point,
         "inputs": job.inputs,
-        **_limits(limits, how),
     }
 
 
