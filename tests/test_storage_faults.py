@@ -189,3 +189,22 @@ def test_read_only_output_root_and_home_are_refused_before_any_model_loads(
     assert "$UNIOPD_HOME, where builtin:" in done.stderr
     assert f"{ro / 'home'}" in done.stderr and "Read-only file system" in done.stderr
     assert "Loading weights" not in done.stderr and not (tmp_path / "runs").exists()
+
+
+def test_a_difficulty_cache_that_cannot_be_written_costs_only_the_shortcut(tmp_path, caplog):
+    """The difficulty cache in $UNIOPD_HOME saves the next run its sampling; a full disk (the
+    temporary name is /dev/full) or a file in its way is said once and the run goes on, where it
+    used to stop the run with exit 3 after the whole estimate was sampled."""
+    from uniopd.loop.difficulty import _write_cache
+
+    full = tmp_path / "difficulty" / "k.json"
+    full.parent.mkdir()
+    (full.parent / ".k.json.tmp").symlink_to("/dev/full")
+    (tmp_path / "blocked").write_text("a file where the cache folder goes")
+    with caplog.at_level("WARNING", logger="uniopd.loop.difficulty"):
+        _write_cache(full, {"pass_counts": [1, 2]})
+        _write_cache(tmp_path / "blocked" / "difficulty" / "k.json", {"pass_counts": [1, 2]})
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2 and all("this run goes on" in s for s in said), said
+    assert "No space left on device" in said[0] and str(tmp_path / "blocked") in said[1]
+    assert not full.exists() and not (full.parent / ".k.json.tmp").exists()

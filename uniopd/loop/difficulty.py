@@ -41,6 +41,7 @@ from uniopd.home import uniopd_home
 from uniopd.loop.evaluate import evaluate
 from uniopd.refs import resolve_model
 from uniopd.run_dir import RunDir, atomic_write_text
+from uniopd.storage.faults import StorageFault
 from uniopd.tasks.problem import Problem
 
 log = logging.getLogger(__name__)
@@ -172,22 +173,26 @@ def _sampled_pass_counts(
             len(samples),
         )
         return counts
-    if not write:
-        return counts
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(
-        path,
-        json.dumps(
-            {
-                "settings": settings,
-                "student": cfg.student.model,
-                "pass_counts": counts,
-                "seconds": seconds,
-            }
-        )
-        + "\n",
-    )
+    if write:
+        record = {"settings": settings, "student": cfg.student.model, "pass_counts": counts}
+        _write_cache(path, {**record, "seconds": seconds})
     return counts
+
+
+def _write_cache(path: Path, record: dict) -> None:
+    """The cache saves the next run the sampling; it is not the run's record (the run directory's
+    difficulty/ is). A $UNIOPD_HOME that is read-only (a shared, installed world) or full costs the
+    next run its shortcut, never this run: said once, and the run goes on."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(record) + "\n", "the difficulty cache")
+    except (OSError, StorageFault) as exc:
+        log.warning(
+            "difficulty: the estimate could not be cached in %s (%s); this run goes on, and "
+            "the next one with the same settings samples again",
+            path.parent,
+            exc.reason if isinstance(exc, StorageFault) else (exc.strerror or exc),
+        )
 
 
 def _cached(path: Path) -> list[int] | None:
