@@ -81,7 +81,9 @@ def _info_row(name: str, path: str, cfg, e: list[dict], sweep: str | None) -> di
         if cfg.calibration.margin_shift
         else "mask"
         if cfg.calibration.margin_mask
-        else "off",
+        else "off"
+        if cfg.calibration.strategy == "none"
+        else cfg.calibration.strategy,  # e.g. uniform_bonus: never read as uncalibrated OPD
         "delta": cfg.calibration.delta,
         "steps": planned_steps(path, cfg.train.steps),
         "offline_s": offline_seconds(path, cfg.balance.offline.mode, cfg.world.difficulty_skew),
@@ -199,7 +201,11 @@ class _Collector:
 
 
 def load_runs(roots: list[Path | str]) -> Runs:
+    """The finished runs under `roots`: run directories, folders of them, or a study's compact
+    data file (`.parquet`, uniopd/analysis/compact.py)."""
     c = _Collector()
+    compact = [Path(r) for r in roots if Path(r).suffix == ".parquet"]
+    roots = [r for r in roots if Path(r).suffix != ".parquet"]
     for path in find_run_dirs([Path(r) for r in roots]):
         if not (path / "metrics.jsonl").exists():  # eval.jsonl: only if the run evaluated
             c.skipped.append((str(path), "no metrics.jsonl"))
@@ -222,7 +228,18 @@ def load_runs(roots: list[Path | str]) -> Runs:
             _jsonl(path / "eval.jsonl") if (path / "eval.jsonl").exists() else [],
             sweep,
         )
-    return c.runs()
+    return combine(c.runs(), *[_read_compact(p, c.skipped) for p in compact])
+
+
+def _read_compact(path: Path, skipped: list[tuple[str, str]]) -> Runs:
+    """A compact data file's runs; one that cannot be read is left out, saying why."""
+    from uniopd.analysis.compact_format import read_frames
+
+    try:
+        return Runs(*read_frames(path))
+    except Exception as exc:  # noqa: BLE001 - not parquet, or not ours: left out with the reason
+        skipped.append((str(path), f"not a study's compact data ({type(exc).__name__}: {exc})"))
+        return Runs(pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
 
 
 def runs_from_history(records: list[tuple]) -> Runs:

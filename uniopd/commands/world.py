@@ -4,6 +4,7 @@
     uniopd world build                                  # what is missing of the default world
     uniopd world build --teacher-flaw 0.3 --deficit skill
     uniopd world build --from experiments/study/order/uniopd_f0.3.yaml
+    uniopd world build --version 6 --latent-difficulty --horizon 8
     uniopd world info  --teacher-flaw 0.3               # where each model is, what it scored
     uniopd world info --json                            # the full manifest record of each model
 """
@@ -27,6 +28,8 @@ def _world(args):
         "version": args.world_version,
         "teacher_flaw": args.teacher_flaw,
         "deficit": args.deficit,
+        "latent_difficulty": args.latent_difficulty,
+        "horizon": args.horizon,
     }
     base.update({k: v for k, v in given.items() if v is not None})
     try:
@@ -112,6 +115,13 @@ def add_parser(sub) -> None:
     p.add_argument("--version", dest="world_version", type=int, help="the recipe version")
     p.add_argument("--teacher-flaw", type=float, help="world.teacher_flaw (0 to 0.9)")
     p.add_argument("--deficit", choices=DEFICITS, help="world.deficit")
+    p.add_argument(
+        "--latent-difficulty",
+        action="store_true",
+        default=None,  # unset: the --from file's (or the default world's) setting stands
+        help="world.latent_difficulty: true (version 6)",
+    )
+    p.add_argument("--horizon", type=int, help="world.horizon (version 6: 1 to 8 chained steps)")
     p.add_argument("--models", nargs="+", help="only these built-in models (default: all of them)")
     p.add_argument(
         "--json", action="store_true", help="the full record of each model as JSON, not a table"

@@ -304,10 +304,11 @@ class ExperimentConfig(_Section):
         if not self.world.dials().is_default() and not any(
             m.startswith("builtin:") for m in models
         ):
+            dials = self.world.dials_set()
             raise conflict(
-                "world.teacher_flaw and world.deficit change the tiny world's built-in models, "
-                "but this experiment names none (student and teachers are not builtin:)",
-                "world.teacher_flaw" if self.world.teacher_flaw else "world.deficit",
+                f"{', '.join(dials)} change the tiny world's built-in models, but this experiment "
+                "names none (student and teachers are not builtin:)",
+                dials[0].split(" ")[0],
                 "student",
             )
         online = self.balance.online

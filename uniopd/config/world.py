@@ -85,6 +85,17 @@ class WorldConfig(_Section):
             latent_difficulty=self.latent_difficulty,
         )
 
+    def dials_set(self) -> list[str]:
+        """The dials set away from the default world, as "world.<dial> <value>", the model dials
+        first (for messages that must name every one, horizon included)."""
+        default = WorldConfig.model_construct()
+        names = ["teacher_flaw", "deficit", "latent_difficulty", "horizon"]
+        return [
+            f"world.{n} {getattr(self, n)}"
+            for n in names
+            if getattr(self, n) != getattr(default, n)
+        ]
+
     @model_validator(mode="after")
     def _buildable(self) -> WorldConfig:
         try:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from uniopd.algorithms.gradient_share import gradient_share
 from uniopd.engine.sequences import SequenceBatch
 from uniopd.loop.order_metrics import order_report
 from uniopd.loop.scoring import TeacherSignals
@@ -82,6 +83,9 @@ def step_metrics(r: StepRecord, train_domains: list[str], epochs: int, balancing
     if balancing:
         out["balance/kept"], out["balance/masked"] = int(ro.keep_N.sum()), int((~ro.keep_N).sum())
     out.update(order_report(up.advantages, rewards, ro.group_ids_N))
+    shares = gradient_share(up.advantages.values_N_T, up.advantages.mask_N_T, rewards)
+    out["balance/grad_share_correct"] = None if shares is None else shares[0]
+    out["balance/grad_share_incorrect"] = None if shares is None else shares[1]
     seconds = r.seconds
     out.update({f"time/{k}": round(v, 4) for k, v in seconds.items()})
     out["time/step"] = round(sum(seconds.values()), 4)

@@ -20,7 +20,11 @@ ONLINE_BALANCERS: Registry[type[OnlineBalancer]] = Registry(
 CALIBRATORS: Registry[type[Calibrator]] = Registry(
     "calibrator",
     "uniopd.calibrators",
-    builtins=("uniopd.strategies.margin_shift", "uniopd.strategies.margin_mask"),
+    builtins=(
+        "uniopd.strategies.margin_shift",
+        "uniopd.strategies.margin_mask",
+        "uniopd.strategies.uniform_bonus",  # the margin shift's control (docs/study.md)
+    ),
 )
 
 __all__ = ["CALIBRATORS", "ONLINE_BALANCERS", "Calibration", "Calibrator", "OnlineBalancer"]
