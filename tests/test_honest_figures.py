@@ -303,3 +303,20 @@ def test_preference_methods_are_compared_after_rl(tmp_path, write_run):
     assert ablation == ["OPD", "GRPO", "DPO", "Omni-DPO", "Omni-DPO w/o w_qual"]
     figure = fig_convergence(runs, tmp_path / "figs", {})
     assert {"omni", "dpo", "grpo", "opd"} <= set(figure.runs) and "omni-nq" not in figure.runs
+
+
+def test_runs_that_never_evaluated_make_no_figure_and_no_traceback(tmp_path, write_run, capsys):
+    """Runs without eval.jsonl (eval.after off, eval.every 0) still load; the figures that need
+    evaluations are left out instead of a KeyError from an eval table with no columns. One that
+    should have evaluated last is left out saying so, not "logged 4 of 4 steps"."""
+    quiet = {"eval": {"after": False, "every": 0}}
+    for name in ("opd", "uni"):
+        extra = quiet if name == "opd" else {**UNIOPD, **quiet}
+        run = write_run(tmp_path / "runs", name, [0.6, 0.8], **extra)
+        (run / "eval.jsonl").unlink()
+    (write_run(tmp_path / "runs", "cut", [0.6, 0.8]) / "eval.jsonl").unlink()
+    assert main(["figures", str(tmp_path / "runs"), "--out", str(tmp_path / "figs")]) == 0
+    assert "cut: unfinished: no final evaluation at step 4" in capsys.readouterr().err
+    manifest = json.loads((tmp_path / "figs" / "manifest.json").read_text())
+    drawn = {f["name"] for f in manifest["figures"]}
+    assert "convergence" not in drawn and "dynamics" in drawn  # metrics are there, evals not

@@ -131,6 +131,9 @@ def offline_seconds(path: str, mode: str, skew) -> float:
     return float("nan") if seconds is None else float(seconds)
 
 
+_EVAL_COLUMNS = ["run", "experiment", "seed", "group", "step", "domain", "wall_s", "acc"]
+
+
 class _Collector:
     def __init__(self):
         self.infos, self.metrics, self.evals, self.skipped = [], [], [], []
@@ -156,9 +159,12 @@ class _Collector:
             return
         steps = planned_steps(path, cfg.train.steps)
         evaluated_last = bool(e) and e[-1].get("step") == steps
-        if not m or m[-1].get("step") != steps or (cfg.eval.after and not evaluated_last):
-            last = m[-1]["step"] if m else 0
+        last = m[-1]["step"] if m else 0
+        if last != steps:
             self.skipped.append((name, f"unfinished: logged {last} of {steps} steps"))
+            return
+        if cfg.eval.after and not evaluated_last:  # stopped during its final evaluation
+            self.skipped.append((name, f"unfinished: no final evaluation at step {steps}"))
             return
         self.infos.append(_info_row(name, path, cfg, e, sweep))
         self._add_history(self.infos[-1], cfg, m, e)
@@ -192,12 +198,10 @@ class _Collector:
                     )
 
     def runs(self) -> Runs:
-        return Runs(
-            pd.DataFrame(self.infos),
-            pd.DataFrame(self.metrics),
-            pd.DataFrame(self.evals),
-            self.skipped,
-        )
+        # runs that never evaluated still give the eval table its columns: a figure then finds
+        # no rows to draw, not a KeyError
+        evals = pd.DataFrame(self.evals) if self.evals else pd.DataFrame(columns=_EVAL_COLUMNS)
+        return Runs(pd.DataFrame(self.infos), pd.DataFrame(self.metrics), evals, self.skipped)
 
 
 def load_runs(roots: list[Path | str]) -> Runs:
@@ -333,6 +337,8 @@ def combine(*parts: Runs) -> Runs:
         infos.append(runs.info[~twice])
         metrics += [runs.metrics[runs.metrics.run.isin(keep)]] if len(runs.metrics) else []
         evals += [runs.evals[runs.evals.run.isin(keep)]] if len(runs.evals) else []
+    if not evals:  # the eval table keeps its columns when no run evaluated
+        evals = [pd.DataFrame(columns=_EVAL_COLUMNS)]
     cat = lambda frames: pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()  # noqa: E731
     return Runs(cat(infos), cat(metrics), cat(evals), skipped)
 
