@@ -27,6 +27,8 @@ def print_eval(summary: dict) -> None:
     for domain, entry in summary.items():
         if isinstance(entry, dict):
             extras = " ".join(
-                f"{k}={v:.3f}" for k, v in entry.items() if k.startswith(("avg@", "pass@"))
+                f"{k}={v:.3f}"
+                for k, v in entry.items()
+                if k.startswith(("avg@", "pass@", "chair_"))  # CHAIR: the describe task
             )
             print(f"{domain:>8}: acc={entry['acc']:.3f} {extras} (n={entry['n_prompts']})")

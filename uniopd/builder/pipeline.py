@@ -12,6 +12,7 @@ from pathlib import Path
 from transformers import AutoTokenizer
 
 from uniopd.builder.sft import supervised_warm_start
+from uniopd.tasks import describe
 from uniopd.tasks.builtin import GENERATORS, builtin_problems
 from uniopd.tasks.chains import warm_start_solution
 from uniopd.tasks.shapes import text_problem
@@ -133,7 +134,8 @@ def _warm_start_data(spec: dict, seed: int, data: dict | None = None) -> list:
     habit, see tasks/arith.early_stop_solution); problems that use a `held_out` phrase of their
     domain are left out (the student's missing skill, world/recipe.py). From world v6 (`data`:
     the recipe's data settings, default the selected world's) a `stop_hazard` or `misread` in the
-    spec writes the solutions as tasks/chains.warm_start_solution says."""
+    spec writes the solutions as tasks/chains.warm_start_solution says. A `hallucination_rate`
+    share of the describe task's descriptions name one empty row (tasks/describe.py)."""
     rng = random.Random(seed)
     held_out = spec.get("held_out", {})
     out = []
@@ -149,6 +151,8 @@ def _warm_start_data(spec: dict, seed: int, data: dict | None = None) -> list:
                 p = replace(p, solution=warm_start_solution(p, rng, hazard, misread))
             if rng.random() < spec.get("early_stop_rate", 0.0):
                 p = replace(p, solution=module.early_stop_solution(p))
+            if domain == "describe" and rng.random() < spec.get("hallucination_rate", 0.0):
+                p = replace(p, solution=describe.hallucinated_solution(p, rng))
             if spec.get("reads") == "rendering" and p.images:  # the cross-modal text teacher
                 p = text_problem(p)
             out.append(p)

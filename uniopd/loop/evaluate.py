@@ -90,6 +90,8 @@ def evaluate(
     graded = _graded_rows(grader, problems, n, seed, share, progress, keep_completions)
     rows = [problems[g[0] // n] for g in graded]
     summary = _domain_summary(rows, [g[1] for g in graded], [g[2] for g in graded], n, pass_k)
+    if keep_completions:  # a domain's own figures, e.g. the describe task's CHAIR
+        _verifier_metrics(summary, verifiers, rows, [g[3] for g in graded])
     samples = [
         {
             "prompt_id": p.id,
@@ -207,6 +209,16 @@ def _domain_summary(
                 )
         summary[domain] = entry
     return summary
+
+
+def _verifier_metrics(summary: dict, verifiers: dict, rows: list[Problem], texts: list) -> None:
+    """Add what a verifier with `eval_metrics(problems, completions) -> {name: value}` reports
+    on its domain's rows to that domain's entry."""
+    for domain, entry in summary.items():
+        metrics = getattr(verifiers.get(domain), "eval_metrics", None)
+        if metrics is not None:
+            idx = [i for i, p in enumerate(rows) if p.domain == domain]
+            entry.update(metrics([rows[i] for i in idx], [texts[i] for i in idx]))
 
 
 def evaluate_as_configured(

@@ -53,10 +53,12 @@ class PreferenceUpdate:
         mask_N_T: torch.Tensor,
         teacher_logp_N_T: torch.Tensor | None,
         file_score_N: torch.Tensor | None = None,
+        pair_weight_N_T: torch.Tensor | None = None,
     ) -> PairStep:
         """Each pair objective's pairs of this batch, by its own options (score, pairing).
         `file_score_N`: each row's score from a pair file (uniopd.loop.pair_batches), whose rows
-        come as groups of two, chosen (reward 1) and rejected (reward 0): one pair per group."""
+        come as groups of two, chosen (reward 1) and rejected (reward 0): one pair per group.
+        `pair_weight_N_T`: where each row's pair is decided (uniopd.loop.sentinel's sentences)."""
         usable = keep_N.bool() & (mask_N_T.sum(-1) > 0)  # an empty response is no answer
         out: dict[str, Pairs] = {}
         for name, _, o in self.pair:
@@ -71,6 +73,7 @@ class PreferenceUpdate:
                 o.options.pairing,
                 o.options.max_pairs_per_group,
             )
+            out[name].weight_N_T = pair_weight_N_T
         counts = {name: self.dist.sum(float(len(p))) for name, p in out.items()}
         return PairStep(out, counts)
 

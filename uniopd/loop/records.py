@@ -29,6 +29,8 @@ class RolloutBatch:
     keep_N: torch.Tensor  # online balancing's keep mask
     engine_logp_N_T: torch.Tensor | None = None  # the rollout engine's log-probs of the tokens
     file_score_N: torch.Tensor | None = None  # a pair file's scores (uniopd.loop.pair_batches)
+    # [N, T] where each row's pair is decided (SENTINEL's sentence, uniopd.loop.sentinel)
+    pair_weight_N_T: torch.Tensor | None = None
 
     @property
     def domains(self) -> list[str]:

@@ -32,6 +32,7 @@ from uniopd.loop.pair_batches import PairBatches
 from uniopd.loop.records import StepRecord, rollout_records, step_metrics
 from uniopd.loop.rollout_phase import RolloutPhase
 from uniopd.loop.scoring import Scorer
+from uniopd.loop.sentinel import SentinelPairs, sentinel_iterations
 from uniopd.loop.sharding import gather_record
 from uniopd.loop.train_state import collect_state, restore_state
 from uniopd.loop.update import PolicyUpdate
@@ -84,6 +85,9 @@ class Trainer:
         self.engine = self.rollouts.engine
         # offline preference pairs (data.pairs): the step's rows come from the file, not sampled
         self.pair_file = PairBatches(cfg, self.rollouts) if cfg.data.pairs is not None else None
+        # SENTINEL's sentence pairs (cdpo with pairs: sentinel), bootstrapped from the student
+        iterations = sentinel_iterations(cfg)
+        self.sentinel = SentinelPairs(iterations, self.rollouts) if iterations else None
         self.step = 0
         self.on_eval = (
             None  # optional hook(step, summary), e.g. a sweep's pruner; may raise to stop
@@ -173,7 +177,7 @@ class Trainer:
     def train_step(self) -> StepRecord:
         cfg, timer = self.cfg, PhaseTimer(self.parts.device)
         problems = self.dist.shard(self.sampler.next_batch(cfg.rollout.prompts_per_batch))
-        rollouts = (self.pair_file or self.rollouts)(problems, self.step, timer)
+        rollouts = (self.pair_file or self.sentinel or self.rollouts)(problems, self.step, timer)
         self.engine.sleep()  # (a vLLM engine frees its memory for the teachers and the update)
         with timer("teacher"), self.precision.autocast():
             scored = self.scorer.score(rollouts.batch, rollouts.rows)
@@ -192,6 +196,7 @@ class Trainer:
                 self.scorer.teacher_logits(rollouts.batch, scored),
                 rollout_logp_N_T=rollouts.engine_logp_N_T,
                 file_score_N=rollouts.file_score_N,
+                pair_weight_N_T=rollouts.pair_weight_N_T,
             )
             self.scheduler.step()
             for ref, decay in self.parts.ema_teachers.items():

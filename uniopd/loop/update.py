@@ -133,13 +133,15 @@ class PolicyUpdate:
         *,
         rollout_logp_N_T: torch.Tensor | None = None,
         file_score_N: torch.Tensor | None = None,
+        pair_weight_N_T: torch.Tensor | None = None,
     ) -> UpdateResult:
         """`scored`: the teacher phase's signals (whole batch); `teacher_logits(rows)`: the full
         teacher logits of a micro-batch, when an objective needs them. With several processes,
         `batch` is this process's share of whole groups and `group_ids_N` are global.
         `rollout_logp_N_T`: the rollout engine's log-probs of the sampled tokens, which are pi_old
         when `train_cfg.old_logp` is "rollout" (one student forward pass fewer per step).
-        `file_score_N`: the rows' scores when they came from a pair file (pair objectives)."""
+        `file_score_N`: the rows' scores when they came from a pair file (pair objectives);
+        `pair_weight_N_T`: where each row's pair is decided (SENTINEL's sentence pairs)."""
         N = batch.input_ids_N_L.shape[0]
         chunks, real = self._micro_batches(batch)
         old_logp, trainer_logp = self._pi_old(batch, chunks, rollout_logp_N_T)
@@ -169,7 +171,13 @@ class PolicyUpdate:
         if self.preference.active:
             mask = batch.response_mask_N_T
             s.pairs = self.preference.pairs(
-                rewards_N, group_ids_N, keep_N, mask, scored.teacher_logp_N_T, file_score_N
+                rewards_N,
+                group_ids_N,
+                keep_N,
+                mask,
+                scored.teacher_logp_N_T,
+                file_score_N,
+                pair_weight_N_T,
             )
         grad_norm = 0.0
         for epoch in range(self.train_cfg.epochs):

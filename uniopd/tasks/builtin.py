@@ -22,10 +22,10 @@ import random
 from dataclasses import replace
 from functools import cache
 
-from uniopd.tasks import arith, pyfunc, shapes
+from uniopd.tasks import arith, describe, pyfunc, shapes
 from uniopd.tasks.problem import Problem
 
-GENERATORS = {"math": arith, "code": pyfunc, "visual": shapes}
+GENERATORS = {"math": arith, "code": pyfunc, "visual": shapes, "describe": describe}
 # split -> (hash bucket range out of 100, number of problems)
 SPLITS = {
     "sft": (range(0, 60), 6000),

@@ -21,7 +21,9 @@ from __future__ import annotations
 from uniopd.registry import Registry
 
 VERIFIERS: Registry[type] = Registry(
-    "verifier", "uniopd.verifiers", builtins=("uniopd.verifiers.math", "uniopd.verifiers.code")
+    "verifier",
+    "uniopd.verifiers",
+    builtins=("uniopd.verifiers.math", "uniopd.verifiers.code", "uniopd.verifiers.describe"),
 )
 
 
