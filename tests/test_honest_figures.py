@@ -320,3 +320,29 @@ def test_runs_that_never_evaluated_make_no_figure_and_no_traceback(tmp_path, wri
     manifest = json.loads((tmp_path / "figs" / "manifest.json").read_text())
     drawn = {f["name"] for f in manifest["figures"]}
     assert "convergence" not in drawn and "dynamics" in drawn  # metrics are there, evals not
+
+
+def test_describe_runs_get_a_hallucination_table(tmp_path, write_run):
+    """SENTINEL's comparison: CHAIR_i / CHAIR_s (lower is better, so the lowest is bold), recall,
+    the describe outcome and counting, per method over seeds, the student before training first."""
+    chair = {"opd": [0.10, 0.12], "cdpo": [0.05, 0.07]}
+    for name, values in chair.items():
+        for seed, ci in enumerate(values):
+            method = {} if name == "opd" else {"method": {"name": "cdpo"}}
+            run = write_run(tmp_path / "runs", f"{name}-s{seed}", [0.5, 0.6], seed=seed, **method)
+            evals = [
+                {"step": s, "describe": {"acc": a, "avg@4": a, "n_prompts": 5} | figures}
+                for s, a, figures in (
+                    (0, 0.5, {"chair_i": 0.14, "chair_s": 0.42, "recall": 0.97}),
+                    (4, 0.6, {"chair_i": ci, "chair_s": 3 * ci, "recall": 0.9}),
+                )
+            ]
+            (run / "eval.jsonl").write_text("".join(json.dumps(e) + "\n" for e in evals))
+    assert main(["figures", str(tmp_path / "runs"), "--out", str(tmp_path / "figs")]) == 0
+    table = (tmp_path / "figs" / "hallucination_table.md").read_text()
+    lines = table.splitlines()
+    assert lines[2].startswith("| student before training | 4 | 0.140 ± 0.000 | 0.420 ± 0.000 |")
+    assert lines[3].startswith("| OPD | 2 | 0.110 ± 0.014 |")
+    assert lines[4].startswith("| C-DPO | 2 | **0.060 ± 0.014** | **0.180 ± 0.042** |")
+    assert "count acc" in lines[0] and "—" in lines[3]  # no counting figure logged: a dash
+    assert "Rests on 4 runs" in table

@@ -19,6 +19,7 @@ from uniopd.analysis.basis import basis, basis_line
 from uniopd.analysis.claims import claims_markdown, claims_rows
 from uniopd.analysis.figure_file import Skipped
 from uniopd.analysis.figures import FIGURES
+from uniopd.analysis.hallucination_table import hallucination_markdown, hallucination_rows
 from uniopd.analysis.objective_table import objective_markdown, objective_rows, write_into
 from uniopd.analysis.runs import Runs, combine, load_runs, load_wandb, without_sweeps
 from uniopd.analysis.sweep_figures import fig_sweeps
@@ -151,6 +152,7 @@ def _write_tables(
             "runs": methods,
         },
     ]
+    _hallucination_table(table_runs, out, manifest)
     for table in manifest["tables"]:
         table["basis"] = basis(table_runs, table["runs"])
     study = sorted(table_runs.info[table_runs.info.experiment.str.startswith("study-")].run)
@@ -165,6 +167,20 @@ def _write_tables(
                 "basis": basis(table_runs, study),
             }
         )
+
+
+def _hallucination_table(table_runs: Runs, out: Path, manifest: dict) -> None:
+    """SENTINEL's table, when runs evaluated the describe task (CHAIR and the rest)."""
+    rows = hallucination_rows(table_runs)
+    if not rows:
+        return
+    e = table_runs.evals
+    used = sorted(e[e.domain == "describe"].run.unique())
+    md = hallucination_markdown(rows)
+    (out / "hallucination_table.md").write_text(_md(md, basis_line(table_runs, used)))
+    manifest["tables"].append(
+        {"name": "hallucination_table", "files": ["hallucination_table.md"], "runs": used}
+    )
 
 
 def _md(table: str, under: str) -> str:
