@@ -115,13 +115,15 @@ def cmd_workspace(args) -> int:
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "workspace", help="save a wandb workspace comparing OPD, Uni-OPD and GRPO (needs a login)"
+        "workspace",
+        help="save a wandb workspace comparing the methods (OPD, Uni-OPD, GRPO, DPO, ...; needs a "
+        "login)",
     )
     p.add_argument("project", metavar="ENTITY/PROJECT")
     p.add_argument(
         "--domains", nargs="+", help="domains to chart (default: those the runs evaluated)"
     )
-    p.add_argument("--name", default="uniopd: OPD vs Uni-OPD vs GRPO", help="the view's name")
+    p.add_argument("--name", default="uniopd: methods compared", help="the view's name")
     p.add_argument("--spec", help="also write the view as JSON to this file")
     p.add_argument(
         "--dry-run", action="store_true", help="build the view (and --spec) without saving it"
