@@ -13,7 +13,8 @@ it: this is the `update` phase of metrics.jsonl alone.
 FLOPs are counted for the work a perfect implementation would do and no more: every real token
 (padding excluded) through every linear layer (2 FLOPs a weight forward, 4 backward) and its
 attention scores and values (causal: half the square), the output head over response tokens
-only, pi_old's forward once and forward + backward per epoch. The update's rate is those FLOPs
+only, forward + backward per epoch, and pi_old's forward only when the update runs it as a pass
+of its own (counted with a hook: with one micro-batch, pi_old is the first epoch's forward). The update's rate is those FLOPs
 over its wall time; the matmul's is a plain `a @ b` at (a) 1024^3 (`--matmul`) and (b) the model's widest
 shape, [batch tokens, hidden] x [hidden, intermediate]. Ratios near 1 mean the update runs at what
 the machine can do; far below, Python, padding, tiny kernels or repeated work cost more than the
@@ -55,8 +56,11 @@ def synthetic_batch(rows: int, prompt: int, response: int, vocab: int, seed: int
     return SequenceBatch(ids, attn, mask, prompt), p_len, t_len
 
 
-def model_flops(config, p_len: torch.Tensor, t_len: torch.Tensor, epochs: int) -> float:
-    """FLOPs of pi_old's forward plus `epochs` forward-and-backward passes over the real tokens."""
+def model_flops(
+    config, p_len: torch.Tensor, t_len: torch.Tensor, epochs: int, pi_old_pass: bool = True
+) -> float:
+    """FLOPs of `epochs` forward-and-backward passes over the real tokens, plus pi_old's forward
+    when it is a pass of its own."""
     d, ff, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
     kv = d // config.num_attention_heads * config.num_key_value_heads
     per_token_layer = 2 * (d * d + 2 * d * kv + d * d + 3 * d * ff)  # q, k, v, o, gate/up/down
@@ -66,7 +70,7 @@ def model_flops(config, p_len: torch.Tensor, t_len: torch.Tensor, epochs: int) -
     attention = float((2 * 2 * d * lengths * lengths / 2).sum()) * layers
     head = 2 * d * config.vocab_size * float(t_len.sum())
     forward = per_token_layer * layers * tokens + attention + head
-    return forward + epochs * 3 * forward  # backward is twice the forward
+    return pi_old_pass * forward + epochs * 3 * forward  # backward is twice the forward
 
 
 def matmul_rate(m: int, k: int, n: int, repeats: int = 10) -> float:
@@ -119,9 +123,13 @@ def main() -> None:
         )
         return time.perf_counter() - start
 
+    passes = []  # the student's forward passes in one update: epochs, plus pi_old's own
+    hook = student.register_forward_hook(lambda *_: passes.append(1))
     one_update()  # warm-up: the allocator's sizes, lazy inits
+    hook.remove()
     seconds = [one_update() for _ in range(args.repeats)]
-    flops = model_flops(student.config, p_len, t_len, cfg.train.epochs)
+    pi_old_pass = len(passes) > cfg.train.epochs
+    flops = model_flops(student.config, p_len, t_len, cfg.train.epochs, pi_old_pass)
     rate = flops / statistics.median(seconds)
     c = student.config
     square = matmul_rate(args.matmul, args.matmul, args.matmul)
@@ -132,6 +140,7 @@ def main() -> None:
         "real_tokens": int((p_len + t_len).sum()),
         "padded_cells": int(batch.input_ids_N_L.numel()),
         "epochs": cfg.train.epochs,
+        "pi_old_pass": pi_old_pass,
         "update_seconds": [round(s, 3) for s in seconds],
         "model_gflop": round(flops / 1e9, 2),
         "update_gflop_per_s": round(rate / 1e9, 2),

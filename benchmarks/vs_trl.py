@@ -1,7 +1,7 @@
 """Whole-loop training speed of uniopd's OPD against the TRL trainers a user would pick instead.
 
     python benchmarks/vs_trl.py                          # 16 prompts x 8 samples, 64 new tokens
-    python benchmarks/vs_trl.py --engine hf-paged        # uniopd's rollout.engine: hf | hf-paged
+    python benchmarks/vs_trl.py --engine hf-static       # uniopd's rollout.engine: hf | hf-static | hf-paged
     python benchmarks/vs_trl.py --engine hf-paged --uniopd-set rollout.max_batch_tokens=512
     python benchmarks/vs_trl.py --method reverse_kl      # uniopd on TRL's objective
     python benchmarks/vs_trl.py --reps 10 --json vs_trl.json
@@ -449,7 +449,7 @@ def parse_args(argv=None):
     p.add_argument(
         "--engine",
         default=None,
-        help="uniopd's rollout.engine (hf, hf-paged); passed only when given",
+        help="uniopd's rollout.engine (hf, hf-static, hf-paged); passed only when given",
     )
     p.add_argument(
         "--uniopd-set",

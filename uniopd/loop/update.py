@@ -144,7 +144,13 @@ class PolicyUpdate:
         `pair_weight_N_T`: where each row's pair is decided (SENTINEL's sentence pairs)."""
         N = batch.input_ids_N_L.shape[0]
         chunks, real = self._micro_batches(batch)
-        old_logp, trainer_logp = self._pi_old(batch, chunks, rollout_logp_N_T)
+        first = self._first_epoch_is_pi_old(batch, chunks, rollout_logp_N_T)
+        if first is not None:  # pi_old read off the first epoch's own forward pass
+            old_logp = torch.zeros(batch.response_mask_N_T.shape, device=first[1].device)
+            old_logp[chunks[0], : first[1].shape[1]] = first[1].detach().float()
+            trainer_logp = None
+        else:
+            old_logp, trainer_logp = self._pi_old(batch, chunks, rollout_logp_N_T)
         everything = torch.arange(N, device=batch.input_ids_N_L.device)
         adv = compute_advantages(
             self.objectives,
@@ -184,7 +190,7 @@ class PolicyUpdate:
             if s.pairs is not None:
                 self._pair_coefficients(s, epoch)
             for k, c in enumerate(s.chunks):
-                self._micro_batch(s, epoch, k, c)
+                self._micro_batch(s, epoch, k, c, first if epoch == 0 else None)
             grad_norm = self._optimizer_step()
         return self._result(s, grad_norm)
 
@@ -232,12 +238,32 @@ class PolicyUpdate:
                 )  # a repeated micro-batch writes the same values again
         return old_logp, None
 
-    def _micro_batch(self, s: _Step, epoch: int, k: int, c: torch.Tensor) -> None:
-        """Forward, loss and backward of micro-batch `c` (rows) in `epoch`."""
+    def _first_epoch_is_pi_old(
+        self, batch: SequenceBatch, chunks: list[torch.Tensor], rollout_logp_N_T
+    ):
+        """The first epoch's forward pass of the whole batch, done now, when it can serve as
+        pi_old (else None): with one micro-batch, no optimizer step comes before it, so its
+        log-probs are the ones a separate no-grad pass would give, one student forward pass
+        fewer per step. Not with direct losses (their log-probs come from full logits, not
+        the chunked head a separate pass uses), pair objectives or rollout-engine pi_old."""
+        if (
+            len(chunks) != 1
+            or self.direct
+            or self.preference.active
+            or (self.train_cfg.old_logp == "rollout" and rollout_logp_N_T is not None)
+        ):
+            return None
+        return self._forward(self._rows(batch, chunks[0]))
+
+    def _micro_batch(
+        self, s: _Step, epoch: int, k: int, c: torch.Tensor, done: tuple | None = None
+    ) -> None:
+        """Forward, loss and backward of micro-batch `c` (rows) in `epoch`; `done`: its forward
+        pass when already run (the first epoch's, when it gave pi_old)."""
         padding = k >= s.real  # lock-step padding of a sharded student: no gradient, no totals
         sub = self._rows(s.batch, c)
         w = sub.response_mask_N_T.shape[1]
-        logits, logp, entropy = self._forward(sub)
+        logits, logp, entropy = done if done is not None else self._forward(sub)
         if s.trainer_logp_N_T is not None and epoch == 0:
             s.trainer_logp_N_T[c, :w] = logp.detach().float()
         loss, st = self._surrogate(s, c, w, logp)

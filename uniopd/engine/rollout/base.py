@@ -108,6 +108,7 @@ ENGINES: Registry[type[RolloutEngine]] = Registry(
     builtins=(
         "uniopd.engine.rollout.hf",
         "uniopd.engine.rollout.hf_paged",
+        "uniopd.engine.rollout.hf_static",
         "uniopd.engine.rollout.vllm",
     ),
 )
