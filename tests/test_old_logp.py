@@ -1,5 +1,7 @@
 """train.old_logp: rollout takes pi_old from the rollout engine's log-probs: one student forward
-pass fewer per step, the same training to within the rollout/trainer mismatch, which stays logged."""
+pass fewer per micro-batch and step (with a single micro-batch the trainer already reads pi_old
+off the first epoch's pass), the same training to within the rollout/trainer mismatch, which
+stays logged."""
 
 import json
 
@@ -33,14 +35,17 @@ def test_pi_old_from_the_engine_saves_a_pass_and_trains_alike(make_checkpoint, t
             "data": base.data.model_copy(update={"eval": []}),
         }
     )
+    # two micro-batches of the 8 rows: with one, the trainer reads pi_old off the first epoch's
+    # own forward pass (tests/test_update_pi_old.py) and the engine's saves nothing more
+    base = base.model_copy(update={"train": base.train.model_copy(update={"micro_batch_size": 4})})
     trainer_m, trainer_calls = _run(base, tmp_path, "old-trainer")
     train = base.train.model_copy(update={"old_logp": "rollout"})
     rollout_m, rollout_calls = _run(
         base.model_copy(update={"train": train}), tmp_path, "old-rollout"
     )
     # the student's forward passes: one sampling pass per decoded token in both, then per step
-    # (whole batch, no micro-batches) one pi_old pass fewer
-    assert trainer_calls - rollout_calls == base.train.steps
+    # one pi_old pass fewer for each of the 2 micro-batches
+    assert trainer_calls - rollout_calls == 2 * base.train.steps
     for a, b in zip(trainer_m, rollout_m):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-4, abs=1e-6)
         assert b["reward"] == a["reward"]

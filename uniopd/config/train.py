@@ -84,9 +84,10 @@ class TrainConfig(_Section):
     old_logp: Literal["trainer", "rollout"] = Field(
         default="trainer",
         description="Where pi_old (the PPO ratio's denominator, and OPD's student log-prob) comes "
-        "from: trainer = a no-grad forward pass of the student before the update (exact); "
-        "rollout = the rollout engine's log-probs of the sampled tokens, one forward pass fewer "
-        "per step, off by the rollout/trainer mismatch (rollout/logp_mismatch_*, still logged "
+        "from: trainer = the student's own log-probs before the update (exact; with one "
+        "micro-batch read off the first epoch's forward pass, else a no-grad pass); rollout = "
+        "the rollout engine's log-probs of the sampled tokens, one forward pass fewer per "
+        "micro-batch and step when there are several, off by the rollout/trainer mismatch (rollout/logp_mismatch_*, still logged "
         "from the first epoch's pass). An engine that gives no log-probs falls back to trainer.",
     )
     clip_low: float = Field(
