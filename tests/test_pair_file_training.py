@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from test_preference_run import _refusal as refusal
 
 from uniopd.commands.cli import main
-from uniopd.config import ConfigError, ExperimentConfig, load_experiment
+from uniopd.config import ExperimentConfig, load_experiment
 from uniopd.data.errors import DataError
 from uniopd.loop.runner import prepare
 from uniopd.run_dir import RunDir
@@ -158,11 +159,8 @@ def test_a_rollout_only_setting_with_a_pair_file_is_refused(
 
 
 def _refusal(tmp_path, text: str) -> str:
-    path = tmp_path / "bad.yaml"
-    path.write_text("# bad.yaml\nbase: " + str(PREFERENCE / "dpo_from_file.yaml") + "\n" + text)
-    with pytest.raises(ConfigError) as err:
-        load_experiment(path)
-    return str(err.value)
+    """The refusal of `text` written over experiments/preference/dpo_from_file.yaml."""
+    return refusal(tmp_path, text, "dpo_from_file.yaml")
 
 
 def test_pairs_and_prompts_are_one_or_the_other(tmp_path):
