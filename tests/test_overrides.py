@@ -110,6 +110,21 @@ def test_a_file_list_with_no_file_is_refused(capsys):
     assert "name at least one file" in capsys.readouterr().err
 
 
+def test_overrides_may_follow_a_groups_seeds(capsys):
+    """`uniopd group FILE --seeds 0 1 output.root=R`: the list option used to swallow the
+    override and stop with "invalid int value"."""
+    from uniopd.commands import overrides
+
+    args = build_parser().parse_args(["group", "a.yaml", "--seeds", "0", "1", "output.root=R"])
+    assert args.seeds == [0, 1]
+    assert overrides.pool(args) is None and args.targets == ["a.yaml"]
+    assert args.overrides == ["output.root=R"]
+    assert build_parser().parse_args(["group", "a.yaml"]).seeds == [0]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["group", "a.yaml", "--seeds", "0", "b.yaml"])
+    assert "'b.yaml' is not a seed (an integer) or FIELD=VALUE" in capsys.readouterr().err
+
+
 # --- the path rule -------------------------------------------------------------------------
 
 

@@ -198,12 +198,17 @@ def _add_study_parsers(sub) -> None:
         help="experiment files, or folders of them; then dotted overrides applied to every run, "
         "e.g. train.steps=30",
     )
+    p.set_defaults(fn=cmd_group, pooled=("targets",))  # before --seeds: it reads `pooled`
     p.add_argument(
-        "--seeds", type=int, nargs="+", default=[0], help="one run per seed (default: 0)"
+        "--seeds",
+        nargs="+",
+        default=[0],
+        action=overrides_arg.SeedsThenOverrides,
+        metavar="SEED",
+        help="one run per seed (default: 0); overrides may follow the seeds",
     )
     overrides_arg.add_set_flag(p)
     _add_gpu_flags(p, "run")
-    p.set_defaults(fn=cmd_group, pooled=("targets",))
 
     p = sub.add_parser(
         "sweep", help="an Optuna sweep over experiment fields, with parallel workers"

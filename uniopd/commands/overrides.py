@@ -47,6 +47,22 @@ def add_set_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
+class SeedsThenOverrides(argparse.Action):
+    """`--seeds 0 1 2 train.steps=30`: a list option takes every word after it, so an override
+    written after the seeds would be read as a seed. The seeds are the integers; the rest go back
+    to the command's pooled words (`pooled[0]`), as if written before the option."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        seeds = [v for v in values if v.lstrip("-").isdigit()]
+        rest = [v for v in values if v not in seeds]
+        if not seeds or any(not is_override(v) for v in rest):
+            wrong = next((v for v in rest if not is_override(v)), option_string)
+            parser.error(f"{option_string}: {wrong!r} is not a seed (an integer) or FIELD=VALUE")
+        setattr(namespace, self.dest, [int(v) for v in seeds])
+        pooled = namespace.pooled[0]
+        setattr(namespace, pooled, [*(getattr(namespace, pooled, None) or []), *rest])
+
+
 def pool(args: argparse.Namespace) -> str | None:
     """Sort the positional arguments of a command that takes overrides into its target(s) and
     `args.overrides`; the message when the targets are not what it takes."""
