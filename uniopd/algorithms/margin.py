@@ -9,6 +9,7 @@ instead drops the rollouts that break the order, keeping a minimum share of each
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal, NamedTuple, get_args
 
 import torch
@@ -73,6 +74,32 @@ def margin_shift(
     gap becomes exactly delta. `mask` `[N, T]` is the token mask the returns are taken over;
     NaN in `correct` keeps a rollout out of the statistics and unshifted.
     """
+    u = shift_needed(advantages, mask, correct, group_ids, delta, mode, direction, scope)
+    shifted = u.shift > 0
+    stats = MarginStats(
+        u.n_units,
+        int(u.mixed.sum()),
+        int(shifted.sum()),
+        float(u.shift[shifted].mean()) if shifted.any() else 0.0,
+    )
+    return apply_per_unit(advantages, mask, u, u.shift, direction), stats
+
+
+@dataclass
+class UnitShift:
+    """Per mixed unit, the shift that would bring its gap up to δ (`shift` [U]: max(δ − gap, 0),
+    0 for unmixed units), with what applying a per-unit amount needs."""
+
+    shift: torch.Tensor
+    mixed: torch.Tensor
+    units: torch.Tensor  # [N] each rollout's unit
+    n_units: int
+    is_c: torch.Tensor
+    is_w: torch.Tensor
+
+
+def shift_needed(advantages, mask, correct, group_ids, delta, mode, direction, scope) -> UnitShift:
+    """The margin shift's measurement (METHOD 4.1), shared by the shift and its controls."""
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     if delta < 0:
@@ -83,16 +110,15 @@ def margin_shift(
     hi, lo, mixed = _margin_ends(returns, is_c, is_w, units, n_units, mode)
     gap = hi - lo
     s = torch.where(mixed & (gap < delta), delta - gap, torch.zeros_like(gap))
+    return UnitShift(s, mixed, units, n_units, is_c, is_w)
+
+
+def apply_per_unit(advantages, mask, u: UnitShift, amount: torch.Tensor, direction: str):
+    """Every token of a unit's correct rollouts up and/or of its incorrect ones down by the unit's
+    `amount` [U], split as `direction` says (both: half each way)."""
     up = {"correct_up": 1.0, "incorrect_down": 0.0, "both": 0.5}[direction]
-    per_rollout = s[units] * (up * is_c.float() - (1.0 - up) * is_w.float())
-    shifted = s > 0
-    stats = MarginStats(
-        n_units,
-        int(mixed.sum()),
-        int(shifted.sum()),
-        float(s[shifted].mean()) if shifted.any() else 0.0,
-    )
-    return advantages + per_rollout.to(advantages.dtype)[:, None] * mask, stats
+    per_rollout = amount[u.units] * (up * u.is_c.float() - (1.0 - up) * u.is_w.float())
+    return advantages + per_rollout.to(advantages.dtype)[:, None] * mask
 
 
 def margin_mask(

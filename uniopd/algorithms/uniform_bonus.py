@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from uniopd.algorithms.advantages import distillation_returns
-from uniopd.algorithms.margin import DIRECTIONS, MarginStats, _margin_ends
-from uniopd.algorithms.units import unit_index
+from uniopd.algorithms.margin import MarginStats, apply_per_unit, shift_needed
 
 
 def uniform_bonus(
@@ -34,21 +32,11 @@ def uniform_bonus(
     shift would have moved). `bonus` None: matched to the margin shift (the mean over mixed units
     of max(δ − gap, 0)); a number: that bonus. `direction` splits it as the shift does (both: half
     up for correct, half down for incorrect). NaN in `correct`: out of the statistics, unmoved."""
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    if delta < 0:
-        raise ValueError(f"delta must be >= 0, got {delta}")
-    returns = distillation_returns(advantages, mask).float()
-    units, n_units = unit_index(group_ids, scope)
-    is_c, is_w = correct == 1.0, correct == 0.0
-    hi, lo, mixed = _margin_ends(returns, is_c, is_w, units, n_units, mode)
-    shift = torch.where(mixed & (hi - lo < delta), delta - (hi - lo), torch.zeros_like(hi))
-    n_mixed = int(mixed.sum())
-    would = float((shift > 0).sum()) / n_mixed if n_mixed else 0.0
+    u = shift_needed(advantages, mask, correct, group_ids, delta, mode, direction, scope)
+    n_mixed = int(u.mixed.sum())
+    would = float((u.shift > 0).sum()) / n_mixed if n_mixed else 0.0
     if bonus is None:
-        bonus = float(shift[mixed].mean()) if n_mixed else 0.0
-    b = torch.where(mixed, torch.full_like(hi, bonus), torch.zeros_like(hi))
-    up = {"correct_up": 1.0, "incorrect_down": 0.0, "both": 0.5}[direction]
-    per_rollout = b[units] * (up * is_c.float() - (1.0 - up) * is_w.float())
-    stats = MarginStats(n_units, n_mixed, n_mixed if bonus > 0 else 0, bonus if n_mixed else 0.0)
-    return advantages + per_rollout.to(advantages.dtype)[:, None] * mask, stats, would
+        bonus = float(u.shift[u.mixed].mean()) if n_mixed else 0.0
+    b = torch.where(u.mixed, torch.full_like(u.shift, bonus), torch.zeros_like(u.shift))
+    stats = MarginStats(u.n_units, n_mixed, n_mixed if bonus > 0 else 0, bonus if n_mixed else 0.0)
+    return apply_per_unit(advantages, mask, u, b, direction), stats, would
