@@ -23,6 +23,11 @@ import seaborn as sns  # noqa: E402
 
 from uniopd.analysis.basis import basis_line  # noqa: E402
 from uniopd.analysis.cells import alike, online_ratio_cells  # noqa: E402
+from uniopd.analysis.claims_v2_figures import (  # noqa: E402
+    fig_claims_v2_effects,
+    fig_study_v2_grad_share,
+    fig_study_v2_horizon,
+)
 from uniopd.analysis.curves import coinciding, mark_coinciding  # noqa: E402
 from uniopd.analysis.figure_file import Figure, save_figure  # noqa: E402
 from uniopd.analysis.runs import Runs, teacher_accuracy  # noqa: E402
@@ -355,4 +360,7 @@ FIGURES = [
     fig_dynamics,
     fig_dial_effects,
     fig_gain_vs_order,
+    fig_claims_v2_effects,
+    fig_study_v2_grad_share,
+    fig_study_v2_horizon,
 ]

@@ -17,11 +17,14 @@ from pathlib import Path
 
 from uniopd.analysis.basis import basis, basis_line
 from uniopd.analysis.claims import claims_markdown, claims_rows
+from uniopd.analysis.claims_v2 import claims_v2_rows
+from uniopd.analysis.claims_v2_table import write_claims_v2
 from uniopd.analysis.figure_file import Skipped
 from uniopd.analysis.figures import FIGURES
 from uniopd.analysis.hallucination_table import hallucination_markdown, hallucination_rows
 from uniopd.analysis.objective_table import objective_markdown, objective_rows, write_into
 from uniopd.analysis.runs import Runs, combine, load_runs, load_wandb, without_sweeps
+from uniopd.analysis.study_v2_data import study_v2_info
 from uniopd.analysis.sweep_figures import fig_sweeps
 from uniopd.analysis.tables import ablation_latex, ablation_markdown, ablation_rows, benchmark_table
 from uniopd.labels import METHOD_ORDER
@@ -167,6 +170,19 @@ def _write_tables(
                 "basis": basis(table_runs, study),
             }
         )
+    _claims_v2(table_runs, out, manifest)
+
+
+def _claims_v2(table_runs: Runs, out: Path, manifest: dict) -> None:
+    """Study v2's claims (docs/study.md) when its runs (study2-*) are there; else listed missing."""
+    used = sorted(study_v2_info(table_runs).run)
+    if not used:
+        manifest["missing"].append({"name": "claims_v2", "why": "no study v2 runs (study2-*)"})
+        return
+    files = write_claims_v2(claims_v2_rows(table_runs), out, basis_line(table_runs, used))
+    manifest["tables"].append(
+        {"name": "claims_v2", "files": files, "runs": used, "basis": basis(table_runs, used)}
+    )
 
 
 def _hallucination_table(table_runs: Runs, out: Path, manifest: dict) -> None:
