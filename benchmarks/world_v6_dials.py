@@ -103,9 +103,9 @@ def measure(world: str, args) -> dict:
                 expert = pass_counts(EXPERT_OF[domain], problems, args.samples)
                 out["experts"][f"{domain}/{label}"] = summary(expert, args.samples)
     select(world)
-    out["right_token_probability"] = {
-        name: right_token_probability(name, args.prompts) for name in WORLDS[world][1]
-    }
+    found = {name: right_token_probability(name, args.prompts) for name in WORLDS[world][1]}
+    out["right_token_probability"] = {name: by[0] for name, by in found.items()}
+    out["right_token_probability_by_phrase"] = {name: by[1] for name, by in found.items()}
     return out
 
 
@@ -154,10 +154,11 @@ def pass_counts(name: str, problems, n: int) -> list[int]:
     return [passed[p.id] for p in problems]
 
 
-def right_token_probability(name: str, count: int) -> dict:
+def right_token_probability(name: str, count: int) -> tuple[dict, dict]:
     """Per domain: the mean probability model `name` gives the right token at the first held-out
     step of each test prompt that has one (the prefix before it written right), where the right
-    and the misread line first differ: how often it samples the skill at T = 1."""
+    and the misread line first differ: how often it samples the skill at T = 1. Then the same
+    mean per lacking phrase (the domain's mean hides a phrase the student never samples)."""
     import torch
 
     from uniopd.engine.sequences import encode_prompts
@@ -165,13 +166,14 @@ def right_token_probability(name: str, count: int) -> dict:
     from uniopd.world.recipe import HELD_OUT
 
     model, tokenizer = _load(name)
-    out = {}
+    out, by_phrase = {}, {}
     for domain, phrases in HELD_OUT.items():
         probabilities = []
         for p in _problems(domain, "test", 10 * count):
             steps = [i for i, s in enumerate(step_phrases(p)) if any(w in s for w in phrases)]
             if not steps or len(probabilities) == count:
                 continue
+            phrase = next(w for w in phrases if w in step_phrases(p)[steps[0]])
             right, wrong = (
                 tokenizer(WRITERS[domain](p, None, m))["input_ids"]
                 for m in (frozenset(), frozenset(steps[:1]))
@@ -181,8 +183,9 @@ def right_token_probability(name: str, count: int) -> dict:
             with torch.no_grad():
                 logits = model(torch.tensor([ids])).logits[0, -1]
             probabilities.append(torch.softmax(logits.float(), -1)[right[at]].item())
+            by_phrase.setdefault(phrase, []).append(probabilities[-1])
         out[domain] = round(sum(probabilities) / max(1, len(probabilities)), 4)
-    return out
+    return out, {w: [round(sum(ps) / len(ps), 4), len(ps)] for w, ps in by_phrase.items()}
 
 
 def _load(name: str):
@@ -222,6 +225,8 @@ def markdown(figures: dict) -> str:
     for world, found in figures["worlds"].items():
         for name, p in found["right_token_probability"].items():
             lines.append(f"- {world} {name}: {p['math']} / {p['code']}")
+            by_phrase = found["right_token_probability_by_phrase"][name]
+            lines.append("  by phrase (mean, prompts): " + json.dumps(by_phrase))
     lines.append(f"build seconds: {json.dumps(figures['build_s'])}")
     return "\n".join(lines)
 

@@ -164,7 +164,9 @@ def build_world(names=None, force: bool = False) -> dict:
             shutil.rmtree(root / "tokenizer", ignore_errors=True)
         wanted = with_inits(wanted)  # what they start from, when it is not built yet
         missing = [n for n in wanted if not (model_dir(n) / "config.json").exists()]
-        if not force:  # the default world's models come with the package
+        if not force:  # the shipped worlds' models come with the package (builder/prebuilt.py)
+            if missing and not (root / "tokenizer" / "tokenizer.json").exists():
+                prebuilt.install_tokenizer()
             for name in list(missing):
                 record = prebuilt.install(name)
                 if record is not None:

@@ -147,7 +147,7 @@ def _warm_start_data(spec: dict, seed: int, data: dict | None = None) -> list:
             if any(phrase in p.prompt for phrase in held_out.get(domain, ())):
                 continue
             if "stop_hazard" in spec or "misread" in spec:
-                hazard, misread = spec.get("stop_hazard", 0.0), spec.get("misread")
+                hazard, misread = spec.get("stop_hazard", 0.0), _misread(spec, domain)
                 p = replace(p, solution=warm_start_solution(p, rng, hazard, misread))
             if rng.random() < spec.get("early_stop_rate", 0.0):
                 p = replace(p, solution=module.early_stop_solution(p))
@@ -157,6 +157,15 @@ def _warm_start_data(spec: dict, seed: int, data: dict | None = None) -> list:
                 p = text_problem(p)
             out.append(p)
     return out
+
+
+def _misread(spec: dict, domain: str) -> dict | None:
+    """The spec's `misread` with `domain`'s share of right lines (the recipe gives one a domain)."""
+    misread = spec.get("misread")
+    if misread is None:
+        return None
+    rate = misread["right_rate"]
+    return {**misread, "right_rate": rate[domain] if isinstance(rate, dict) else rate}
 
 
 def _domain_grpo(

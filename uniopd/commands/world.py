@@ -44,22 +44,26 @@ def cmd_world(args) -> int:
     from uniopd.builder.build import build_world
     from uniopd.terminal import fail
     from uniopd.world.paths import MODEL_NAMES, model_dir, model_key, world_dir
-    from uniopd.world.recipe import CURRENT_VERSION, active_recipe
+    from uniopd.world.recipe import active_recipe
 
     world = _world(args)
     if isinstance(world, str):
         return fail(world)
     world.select()
+    if args.action == "ship":  # before listing models: v4 has no models of later versions
+        from uniopd.builder.prebuilt import shippable
+
+        problem = shippable(world.version, world.dials())
+        if problem:
+            return fail(f"uniopd world ship: {problem}")
     names = args.models or list(MODEL_NAMES)
-    if args.action == "ship" and not args.models:  # what is built of the default world
+    if args.action == "ship" and not args.models:  # what is built of the selected world
         names = [n for n in MODEL_NAMES if (model_dir(n) / "config.json").exists()]
     if args.action == "build":
         manifest = build_world(names, force=args.force)
-    elif args.action == "ship":  # maintainers: the built default world into the package
+    elif args.action == "ship":  # maintainers: the built models onto their version's shelf
         from uniopd.builder.prebuilt import ship
 
-        if not world.dials().is_default() or world.version != CURRENT_VERSION:
-            return fail("uniopd world ship: only the default world of the current version ships")
         path = world_dir() / "manifest.json"
         shipped = ship(names, json.loads(path.read_text()))
         print(json.dumps({k: v["quality"] for k, v in shipped["models"].items()}, indent=2))

@@ -31,8 +31,8 @@ a chance of quitting at every step, so that a mistake anywhere fails the outcome
 - `horizon` (a data dial, no model changes): the number of chained steps of every `train` and
   `test` problem; at MAX_HORIZON the habit student rarely finishes one.
 - `deficit: soft_skill`: the skill deficit's phrases are in the warm start, but their arithmetic
-  or code line is right in only SOFT_SKILL_RATE of them (misread otherwise, one token apart), so
-  the student samples the right token rarely instead of never.
+  or code line is right in only SOFT_SKILL_RATES of them (a share per domain; misread otherwise,
+  one token apart), so the student samples the right token rarely instead of never.
 
 Each model is cached under a key of its own spec and the shared settings (world/paths.py), so a
 dial rebuilds only the models it changes.
@@ -45,8 +45,9 @@ import json
 import os
 from dataclasses import asdict, dataclass
 
-# The default world, the one shipped inside the package (builder/prebuilt.py). Version 6 builds
-# when an experiment asks for it (`world.version: 6`) and becomes the default once it ships.
+# The default world. Version 6 ships too (builder/prebuilt.py: its students of each dial, the
+# flaw-0 experts and its tokenizer), installed when an experiment asks for it (`world.version: 6`);
+# its other models (the flawed experts) build on demand.
 CURRENT_VERSION = 5
 # v1-v3 are not built by this code any more: v3's weights came from a log-prob path that no longer
 # exists (docs/journal.md 2026-11-28), so "v3" could only be a mislabelled v4
@@ -74,8 +75,13 @@ HABIT_STOP_HAZARD = 0.3
 # from nearly never to nearly always quitting. By design (levels 1-4) the pass rates' intraclass
 # correlation is about 0.66 / 0.69 (math / code) and the mean pass rate about 0.45
 LATENT_STOP_HAZARDS = (0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.98)
-# deficit: soft_skill. The share of the held-out phrases' warm-start lines written right
+# deficit: soft_skill. The share of the held-out phrases' warm-start lines written right, per
+# domain. At 0.03 in both, the student gave the right token 0.024 (math) but 0.007 (code): each
+# code operation has half a math phrase's warm-start lines (four operations against two phrases),
+# and one ("squares it") must copy the argument's name. Code's larger share aims its probability
+# into the 1-5 % the dial targets (docs/world.md, "Version 6's dials")
 SOFT_SKILL_RATE = 0.03
+SOFT_SKILL_RATES = {"math": SOFT_SKILL_RATE, "code": 0.06}
 
 
 @dataclass(frozen=True)
@@ -243,7 +249,10 @@ def _v6(dials: Dials) -> dict:
     elif dials.deficit == "skill":
         student["held_out"] = copy.deepcopy(HELD_OUT)
     else:
-        student["misread"] = {"phrases": copy.deepcopy(HELD_OUT), "right_rate": SOFT_SKILL_RATE}
+        student["misread"] = {
+            "phrases": copy.deepcopy(HELD_OUT),
+            "right_rate": dict(SOFT_SKILL_RATES),
+        }
     return recipe
 
 
