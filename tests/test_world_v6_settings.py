@@ -52,3 +52,14 @@ def test_world_command_takes_the_v6_dials(tmp_path, monkeypatch, capsys):
     assert "world.horizon" in capsys.readouterr().err
     assert main(["world", "info", "--version", "5", "--horizon", "8"]) == 2  # a v6 dial on v5
     assert "horizon" in capsys.readouterr().err
+
+
+def test_world_info_of_an_older_version_lists_only_its_own_models(tmp_path, monkeypatch, capsys):
+    from uniopd.commands.cli import main
+
+    monkeypatch.setenv("UNIOPD_HOME", str(tmp_path))
+    assert main(["world", "info", "--version", "4"]) == 0  # v4 has no visual models
+    out = capsys.readouterr().out
+    assert "student " in out and "visual" not in out
+    assert main(["world", "info", "--version", "4", "--models", "student-visual"]) == 2
+    assert "not part of world version 4" in capsys.readouterr().err

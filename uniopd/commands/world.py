@@ -56,7 +56,11 @@ def cmd_world(args) -> int:
         problem = shippable(world.version, world.dials())
         if problem:
             return fail(f"uniopd world ship: {problem}")
-    names = args.models or list(MODEL_NAMES)
+    in_version = active_recipe()["models"]  # v4 lacks the models later versions added
+    unknown = [n for n in args.models or [] if n not in in_version]
+    if unknown:
+        return fail(f"--models {unknown[0]}: not part of world version {world.version}")
+    names = args.models or [n for n in MODEL_NAMES if n in in_version]
     if args.action == "ship" and not args.models:  # what is built of the selected world
         names = [n for n in MODEL_NAMES if (model_dir(n) / "config.json").exists()]
     if args.action == "build":
