@@ -137,6 +137,7 @@ BY_PATH = (
     "zygote.py",
     "harness.py",
     "namespaces.py",
+    "no_sockets.py",
     "processes.py",
     "audit.py",
     "values.py",

@@ -64,8 +64,9 @@ def run_job(job_fd: int, report_fd: int, setting: dict) -> None:
     """The relay, in a process the template forked (or, under namespaces, cloned into fresh ones)
     for this job: read the job, contain it, run it, write one report line. Nothing here raises: a
     setup failure is an "error" report. `setting`: the zygote's "namespaces", the "limits" every
-    job gets unless it brings its own, the "bounding" capabilities to drop and the template's
-    "address_space" (`address_space_bytes`), which every relay shares."""
+    job gets unless it brings its own, the "bounding" capabilities to drop, the template's
+    "address_space" (`address_space_bytes`), which every relay shares, and, under namespaces, the
+    "processes_before" the template counted for this relay."""
     # Python's SIGINT handler would turn a signal from the program into an exception here, and
     # the job into "could not grade"; by default, PID 1 ignores it and any other relay dies (a fail)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -75,6 +76,8 @@ def run_job(job_fd: int, report_fd: int, setting: dict) -> None:
         processes.close_fds_except(report_fd)
         job["address_space"] = setting["address_space"]
         if setting["namespaces"]:
+            # counted by the template just before our clone (our /proc is sealed)
+            job["processes_before"] = setting["processes_before"]
             report = _as_init_of_the_job(job, setting["bounding"])
         else:
             report = _in_own_temp_dir(job)
@@ -90,8 +93,7 @@ def _as_init_of_the_job(job: dict, bounding: list[int]) -> dict:
     capabilities), nor see anything outside its namespaces. Before the report, every process of
     the job is killed and reaped."""
     # RLIMIT_NPROC counts every process of our uid in the sandbox (the zygote's, the other jobs'):
-    # the program may add PROCESSES_PER_JOB to what runs now (/proc is still the zygote's here)
-    job["processes_before"] = sum(name.isdigit() for name in os.listdir("/proc"))
+    # the program may add PROCESSES_PER_JOB to what ran at our start (job["processes_before"])
     namespaces.mount_fresh(job["tmp_bytes"], job["keep_paths"])
     # a session of its own is a scheduler autogroup of its own: CPU is shared fairly between
     # jobs, not between processes, so a fork bomb beside an honest program cannot starve it

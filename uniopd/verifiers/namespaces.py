@@ -3,16 +3,23 @@
 Standard library only: the zygote imports this file by path, inside bubblewrap.
 
 The zygote (uniopd/verifiers/zygote.py) runs in one bubblewrap sandbox for the whole run, with
-CAP_SYS_ADMIN and CAP_SETPCAP inside its own user namespace and nowhere else. Its template makes
-each job's relay with `clone_fresh`: a fork whose child is born in new mount, PID, IPC, network and
-UTS namespaces, as PID 1 of its PID namespace, so that nothing one program leaves behind (a file
-in /tmp or /dev/shm, a SysV segment or POSIX queue, an abstract unix socket, a process) exists for
-any other, later or concurrent. (A clone, not unshare: unshare(CLONE_NEWPID) moves only the
-caller's next child, and the template cannot setns back to its own PID namespace under
+CAP_SYS_ADMIN and CAP_SETPCAP inside its own user namespace and nowhere else. Its template, once,
+before the first job (`enter_template_namespaces`), moves into a mount namespace of its own, where
+every mount is private and /proc and /dev/pts are sealed, and into an empty network namespace (not
+even loopback up) that every job shares: the template forbids sockets for good first
+(no_sockets.py), so no job can reach anything in it. It then makes each job's relay with
+`clone_fresh`: a fork whose child is born in new mount, PID, IPC and UTS namespaces (and a new
+network one too where no socket filter is known), as PID 1 of its PID namespace, so that nothing
+one program leaves behind (a file in /tmp or /dev/shm, a SysV segment or POSIX queue, a process)
+exists for any other, later or concurrent. (A clone, not unshare: unshare(CLONE_NEWPID) moves only
+the caller's next child, and the template cannot setns back to its own PID namespace under
 --disable-userns, whose nested user namespace does not own it; a clone changes nothing of the
 caller's.) The relay then calls `mount_fresh`:
 
     /tmp, /dev/shm   a fresh, size-capped tmpfs each (the job's working directory is /tmp)
+
+on top of the copy of the template's mounts its mount namespace starts with:
+
     /proc, /dev/pts  an empty read-only tmpfs: no process of the zygote's, the relay's or another
                      job's is visible, and no pty is shared between jobs
 
@@ -48,6 +55,8 @@ _LAST_CAP = 63  # PR_CAPBSET_DROP says EINVAL past the kernel's last one
 MIN_TMP_BYTES = 4096
 
 _libc = ctypes.CDLL(None, use_errno=True)
+# looked up once, at import in the template: a relay that looked it up would pay for it every job
+_capset = _libc.capset
 # The raw clone system call, with the GIL held (PyDLL) as os.fork holds it: its number, and whether
 # the architecture takes the new stack before the flags (s390x).
 _CLONE = {
@@ -73,14 +82,15 @@ def _mount(source: bytes, target: bytes, fstype: bytes | None, flags: int, data:
     _check(_libc.mount(source, target, fstype, flags, data), f"mount {target.decode()}")
 
 
-def clone_fresh() -> int:
-    """os.fork, but the child is born in new mount, PID, IPC, network and UTS namespaces, as PID 1
-    of its PID namespace: 0 in the child, the child's pid (in our namespace) here."""
+def clone_fresh(network: bool = True) -> int:
+    """os.fork, but the child is born in new mount, PID, IPC, UTS and (with `network`) network
+    namespaces, as PID 1 of its PID namespace: 0 in the child, the child's pid (in our namespace)
+    here."""
     machine = os.uname().machine
     number, stack_first = _CLONE.get(machine, (None, False))
     if number is None:
         raise OSError(f"no clone system call known for {machine}")
-    flags = FRESH | signal.SIGCHLD
+    flags = (FRESH if network else FRESH & ~CLONE_NEWNET) | signal.SIGCHLD
     args = (0, flags) if stack_first else (flags, 0)
     # what os.fork does around fork(): the import lock, at-fork hooks, the thread state
     ctypes.pythonapi.PyOS_BeforeFork()
@@ -95,28 +105,47 @@ def clone_fresh() -> int:
     return pid
 
 
+def enter_template_namespaces(network: bool) -> int:
+    """Once, in the zygote's template: a mount namespace of our own (owned by the user namespace
+    we hold capabilities in, which the zygote's is not), every mount in it private so that no job's
+    mount propagates anywhere, and /proc and /dev/pts sealed (an empty read-only tmpfs); each job's
+    mount namespace starts as a copy of it. With `network`, an empty network namespace of our own
+    too, which the jobs share (only where sockets are forbidden: no_sockets.py). Returns an fd of
+    the /proc it sealed, to count processes by (`processes_now`); each relay closes it before its
+    program starts."""
+    proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
+    _check(_libc.unshare(CLONE_NEWNS | (CLONE_NEWNET if network else 0)), "unshare")
+    _mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None)
+    sealed = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+    for target in (b"/proc", b"/dev/pts"):
+        _mount(b"tmpfs", target, b"tmpfs", sealed, b"size=4k,mode=555")
+    return proc
+
+
+def processes_now(proc: int) -> int:
+    """Processes in the zygote's PID namespace (every one of the sandbox's uid), from its /proc
+    (`proc`, the fd `enter_template_namespaces` returned), counted by the template before each
+    clone."""
+    return sum(name.isdigit() for name in os.listdir(proc))
+
+
 def mount_fresh(tmp_bytes: int, keep: list[str]) -> None:
-    """In a job's new mount namespace (`clone_fresh`): its own /tmp, /dev/shm, and empty /proc and
-    /dev/pts. `keep`: folders under /tmp or /dev/shm
-    the job needs (a checkout or venv there), bound back into the fresh ones, read-only as they
-    were."""
+    """In a job's new mount namespace (`clone_fresh`, from the template's): its own /tmp and
+    /dev/shm. `keep`: folders under /tmp or /dev/shm the job needs (a checkout or venv there),
+    bound back into the fresh ones, read-only as they were."""
     if tmp_bytes < MIN_TMP_BYTES:
         raise ValueError(f"tmp_bytes={tmp_bytes}: a job's /tmp needs at least {MIN_TMP_BYTES}")
-    # private: our mounts must not propagate back to the zygote's namespace (made private here,
-    # not once in the zygote's: that one belongs to bwrap's outer user namespace, not ours)
-    _mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None)
     held = [(path, os.open(path, os.O_PATH)) for path in keep]  # before the fresh tmpfs hides them
     fresh = b"size=%d,mode=1777" % tmp_bytes
     for target in (b"/tmp", b"/dev/shm"):
         _mount(b"tmpfs", target, b"tmpfs", MS_NOSUID | MS_NODEV, fresh)
     for path, fd in held:
         os.makedirs(path, exist_ok=True)
-        # a bind keeps the source mount's flags: read-only stays read-only
-        _mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND | MS_REC, None)
+        # bound from the working directory: the sealed /proc has no /proc/self/fd to name it by;
+        # a bind keeps the source mount's flags, so read-only stays read-only
+        os.fchdir(fd)
+        _mount(b".", path.encode(), None, MS_BIND | MS_REC, None)
         os.close(fd)
-    sealed = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
-    for target in (b"/proc", b"/dev/pts"):
-        _mount(b"tmpfs", target, b"tmpfs", sealed, b"size=4k,mode=555")
     os.chdir("/tmp")
 
 
@@ -153,7 +182,7 @@ def drop_privileges(bounding: list[int]) -> None:
     _check(_libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient caps")
     header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
     empty = (_CapData * 2)()
-    _check(_libc.capset(ctypes.byref(header), empty), "capset")
+    _check(_capset(ctypes.byref(header), empty), "capset")
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
 
 

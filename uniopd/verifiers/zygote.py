@@ -18,15 +18,18 @@ Three kinds of process, and why:
 
     main      this process: reads jobs, keeps the queue and the deadlines, writes reports
     template  forked by main before a single job is read, so its memory never holds a program,
-              an input or a report; it only forks relays, handing each its two pipes
+              an input or a report; it only forks relays, handing each its two pipes. Under
+              namespaces it first forbids sockets for good (no_sockets.py) and moves into an
+              empty network namespace and a mount namespace of its own (namespaces.py)
     relay     one per job, forked by the template (harness.run_job); under namespaces cloned
               into fresh ones of its own, as their PID 1; the program's process below it
 
 Forking the template costs well under a millisecond, where a fresh interpreter per job cost 50 ms
 of CPU. What a fresh interpreter guaranteed stays true: every program starts from the template's
 pristine state (the same modules, nothing of any other job's), in its own /tmp, /dev/shm, PID,
-IPC and network namespaces (namespaces.py), so nothing one program leaves anywhere is visible to
-any other.
+IPC, UTS and mount namespaces (namespaces.py), so nothing one program leaves anywhere is visible to
+any other. The network namespace is the one the jobs share, and no job can make a socket to reach
+it: a fresh one cost an eighth of a job's CPU (no_sockets.py says why sharing it is safe).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from collections import deque
 sys.path.append(os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402  (by path: this runs outside the package)
 import namespaces  # noqa: E402
+import no_sockets  # noqa: E402
 import processes  # noqa: E402
 from plumbing import to_devnull, write_all  # noqa: E402
 from values import encode  # noqa: E402
@@ -178,19 +182,29 @@ def _as_report(data: bytes) -> str:
 
 
 def _template(sock: socket.socket, config: dict) -> None:
-    """Fork one relay per request (under namespaces: clone it into fresh ones); reap them, and
-    kill what a killed relay left behind (we are a child subreaper, so its orphans come here)."""
+    """Fork one relay per request (under namespaces: clone it into fresh ones, counting the
+    processes it may add to first); reap them, and kill what a killed relay left behind (we are a
+    child subreaper, so its orphans come here)."""
     import ctypes
 
     to_devnull(0)  # the job stream is main's alone
     processes.close_fds_except(2, sock.fileno())
     fresh_namespaces = config["namespaces"]
     setting = {"namespaces": fresh_namespaces, "limits": config["limits"], "bounding": []}
+    shared_network, proc = False, -1
     if fresh_namespaces:
         setting["bounding"] = namespaces.bounding_set()
+        # no job can make a socket, so they can share one empty network namespace, ours; where
+        # no filter is known for the machine, each job's clone makes a network namespace of its own
+        shared_network = no_sockets.install()
+        setting["address_space"] = harness.address_space_bytes()  # before /proc is sealed
+        proc = namespaces.enter_template_namespaces(network=shared_network)
     else:
         harness.preload_python_guard(config["limits"]["site_paths"])
-    setting["address_space"] = harness.address_space_bytes()
+        setting["address_space"] = harness.address_space_bytes()
+    # the sandbox's environment (isolation.CLEAN_ENV) emptied once here, not in every program:
+    # harness._prepare's own clear then finds nothing to do
+    os.environ.clear()
     # everything alive now goes to the permanent generation: a collection in a relay or a program
     # never walks (and so never copies) the template's pages
     gc.freeze()
@@ -203,7 +217,11 @@ def _template(sock: socket.socket, config: dict) -> None:
             if not message:
                 return  # main is gone; the relays still running finish on their own
             try:
-                pid = namespaces.clone_fresh() if fresh_namespaces else os.fork()
+                if fresh_namespaces:
+                    setting["processes_before"] = namespaces.processes_now(proc)
+                    pid = namespaces.clone_fresh(network=not shared_network)
+                else:
+                    pid = os.fork()
             except OSError as exc:  # out of processes or namespaces for now: this job is lost
                 pid = -(exc.errno or 1)
             if pid == 0:

@@ -1,7 +1,7 @@
 """Reward forgery: programs that try to be graded right without computing the right outputs."""
 
 import pytest
-from hostile_programs import GOOD
+from hostile_programs import GOOD, python_escape
 
 from uniopd.tasks.problem import Problem
 from uniopd.verifiers.sandbox import Job, Limits, Sandbox
@@ -117,6 +117,16 @@ def test_the_harness_stopped_is_a_fail_not_could_not_grade(grade):
     """SIGSTOP on the harness: no report ever comes; graded 0.0 (a timeout), never None, which
     a policy could otherwise learn to use to escape its penalty."""
     assert grade("import os, signal\nos.kill(os.getppid(), signal.SIGSTOP)\n" + GOOD) == [0.0]
+
+
+def test_the_relay_interrupted_is_a_fail_not_could_not_grade(grade, needs_namespaces):
+    """SIGINT on the relay (its job's PID 1), from below the audit hook: were Python's handler
+    still there, the relay would raise and the job be "could not grade" (None), a way out of the
+    penalty; at the default PID 1 ignores it. A wrong program stays 0.0."""
+    interrupt = python_escape(
+        "import os, signal, time\nos.kill(1, signal.SIGINT)\ntime.sleep(0.2)\n"
+    )
+    assert grade(interrupt + "def f(x):\n    return -1\n") == [0.0]
 
 
 def test_the_expected_values_never_reach_the_sandbox():
