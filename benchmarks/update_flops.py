@@ -3,6 +3,7 @@
     python benchmarks/update_flops.py                       # the quickstart's update, 3 repeats
     python benchmarks/update_flops.py --rows 128 --prompt 40 --response 64 --repeats 5
     python benchmarks/update_flops.py --threads 1 --json out.json
+    python benchmarks/update_flops.py --bucket-cost 1000000000   # one bucket: the batch's layout
 
 The update is `PolicyUpdate` as the loop builds it from experiments/quickstart.yaml (OPD, 4 PPO
 epochs, the tiny world's student, AdamW), on a batch of the quickstart's shape: `rows` rollouts,
@@ -14,9 +15,13 @@ FLOPs are counted for the work a perfect implementation would do and no more: ev
 (padding excluded) through every linear layer (2 FLOPs a weight forward, 4 backward) and its
 attention scores and values (causal: half the square), the output head over response tokens
 only, forward + backward per epoch, and pi_old's forward only when the update runs it as a pass
-of its own (counted with a hook: with one micro-batch, pi_old is the first epoch's forward). The update's rate is those FLOPs
-over its wall time; the matmul's is a plain `a @ b` at (a) 1024^3 (`--matmul`) and (b) the model's widest
-shape, [batch tokens, hidden] x [hidden, intermediate]. Ratios near 1 mean the update runs at what
+of its own (counted with a hook: with one micro-batch, pi_old is the first epoch's forward). The
+cells the student's passes really ran are counted too (`forward_cells`, per update): the update
+runs its passes in length buckets (uniopd/engine/length_buckets.py); `--bucket-cost` sets a
+bucket's fixed cost in cells (a huge one keeps the batch's own layout). The update's rate is
+those FLOPs over its wall time; the matmul's is a plain `a @ b` at (a) 1024^3 (`--matmul`) and
+(b) the model's widest shape, [batch tokens, hidden] x [hidden, intermediate]. Ratios near 1
+mean the update runs at what
 the machine can do; far below, Python, padding, tiny kernels or repeated work cost more than the
 model. Figures are read, never asserted.
 """
@@ -32,6 +37,7 @@ from pathlib import Path
 import torch
 
 from uniopd.config import load_experiment
+from uniopd.engine import length_buckets
 from uniopd.engine.loading import load_model
 from uniopd.engine.sequences import SequenceBatch
 from uniopd.loop.optim import make_optimizer
@@ -94,10 +100,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: as set up)")
     parser.add_argument("--matmul", type=int, default=1024, help="side of the square matmul")
     parser.add_argument("--set", nargs="*", default=[], help="experiment overrides, key=value")
+    parser.add_argument(
+        "--bucket-cost",
+        type=int,
+        default=length_buckets.BUCKET_COST_CELLS,
+        help="a length bucket's fixed cost in cells (huge: one bucket, the batch's own layout)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    length_buckets.BUCKET_COST_CELLS = args.bucket_cost
 
     cfg = load_experiment(QUICKSTART, ["tracking.wandb=disabled", *args.set])
     if cfg.student.model.startswith("builtin:"):  # copied from the package (or built) on first use
@@ -123,12 +136,17 @@ def main() -> None:
         )
         return time.perf_counter() - start
 
-    passes = []  # the student's forward passes in one update: epochs, plus pi_old's own
-    hook = student.register_forward_hook(lambda *_: passes.append(1))
+    passes = []  # the student's forward passes in one update: (cells, with gradients)
+    hook = student.register_forward_pre_hook(
+        lambda _, args, kwargs: passes.append(
+            (kwargs["input_ids"].numel(), torch.is_grad_enabled())
+        ),
+        with_kwargs=True,
+    )
     one_update()  # warm-up: the allocator's sizes, lazy inits
     hook.remove()
     seconds = [one_update() for _ in range(args.repeats)]
-    pi_old_pass = len(passes) > cfg.train.epochs
+    pi_old_pass = any(not grad for _, grad in passes)  # (its own pass is the one without grad)
     flops = model_flops(student.config, p_len, t_len, cfg.train.epochs, pi_old_pass)
     rate = flops / statistics.median(seconds)
     c = student.config
@@ -139,6 +157,9 @@ def main() -> None:
         "rows": n,
         "real_tokens": int((p_len + t_len).sum()),
         "padded_cells": int(batch.input_ids_N_L.numel()),
+        "forward_passes": len(passes),
+        "forward_cells": sum(c for c, _ in passes),
+        "bucket_cost": args.bucket_cost,
         "epochs": cfg.train.epochs,
         "pi_old_pass": pi_old_pass,
         "update_seconds": [round(s, 3) for s in seconds],

@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 import torch
 
 from uniopd.engine.batching import micro_batches
-from uniopd.engine.logprobs import CHUNK_TOKENS, response_logits, response_logprobs, response_topk
+from uniopd.engine.length_buckets import LengthBuckets
+from uniopd.engine.logprobs import CHUNK_TOKENS, response_logits, response_topk
 from uniopd.engine.sequences import SequenceBatch
 from uniopd.engine.teacher_client import ServedTeacher
 
@@ -116,7 +117,8 @@ class TeacherPool:
             domains,
             micro_batch,
             own_prompts,
-            lambda m, b: response_logprobs(m, b, chunk_tokens=chunk_tokens),
+            # in length buckets: a prefill of mixed lengths, most of its cells padding otherwise
+            lambda m, b: LengthBuckets.of(b).logprobs(m, chunk_tokens=chunk_tokens),
             out,
             max_tokens,
         )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from uniopd.engine.batching import micro_batches
-from uniopd.engine.logprobs import response_logprobs
+from uniopd.engine.length_buckets import LengthBuckets
 from uniopd.engine.prompts import encode_problems
 from uniopd.engine.sequences import SequenceBatch, with_prompts
 from uniopd.engine.vision import encode_inputs
@@ -127,7 +127,7 @@ class Scorer:
             ref = torch.zeros(batch.response_mask_N_T.shape, device=batch.input_ids_N_L.device)
             for c in micro_batches(batch, mb, budget):
                 piece = batch.rows(c).trimmed()
-                got = response_logprobs(self.parts.reference, piece, chunk_tokens=chunk)
+                got = LengthBuckets.of(piece).logprobs(self.parts.reference, chunk_tokens=chunk)
                 ref[c, : got.shape[1]] = got
             out.reference_logp_N_T = ref
         return out

@@ -10,7 +10,9 @@
 
 The teacher's full logits, when an objective needs them, are computed per micro-batch inside
 step 3 and dropped after it, so they never exist for the whole batch at once. Micro-batches go by
-rows or by a token budget (uniopd.engine.batching); forward passes run under the run's precision
+rows or by a token budget (uniopd.engine.batching); the advantage path runs each micro-batch's
+forward in length buckets without padding between prompt and response (uniopd.engine.length_buckets,
+laid out once a step for every epoch); forward passes run under the run's precision
 (uniopd.engine.precision); with several processes, gradients are summed across them before the
 step (uniopd.engine.distributed), which makes the step the one-process step on the whole batch.
 
@@ -29,7 +31,8 @@ from uniopd.algorithms import ppo_clip_loss, rollout_mean_loss
 from uniopd.engine.batching import micro_batches
 from uniopd.engine.distributed import Dist
 from uniopd.engine.fsdp import gradient_scale, is_sharded, local_value
-from uniopd.engine.logprobs import response_logits, response_logprobs, sampled_logprobs
+from uniopd.engine.length_buckets import LengthBuckets
+from uniopd.engine.logprobs import response_logits, sampled_logprobs
 from uniopd.engine.precision import Precision
 from uniopd.engine.sequences import SequenceBatch
 from uniopd.loop.advantages import (
@@ -71,6 +74,7 @@ class _Step:
     keep_f_N: torch.Tensor  # keep_N as the loss's dtype: a direct loss's row weight
     teacher_logits: Callable[[torch.Tensor], torch.Tensor] | None
     chunks: list[torch.Tensor]  # micro-batches' rows, lock-step padding last
+    layouts: list[LengthBuckets]  # each micro-batch's forward layout, the same every epoch
     real: int  # the micro-batches of this process's own; those after them are padding
     n_global: int  # the loss denominator: every rollout of the step, masked included
     old_logp_N_T: torch.Tensor
@@ -144,13 +148,15 @@ class PolicyUpdate:
         `pair_weight_N_T`: where each row's pair is decided (SENTINEL's sentence pairs)."""
         N = batch.input_ids_N_L.shape[0]
         chunks, real = self._micro_batches(batch)
-        first = self._first_epoch_is_pi_old(batch, chunks, rollout_logp_N_T)
+        # built once a step: the rows (not the weights) decide each micro-batch's layout
+        layouts = [self._layout(batch, c) for c in chunks]
+        first = self._first_epoch_is_pi_old(layouts, rollout_logp_N_T)
         if first is not None:  # pi_old read off the first epoch's own forward pass
             old_logp = torch.zeros(batch.response_mask_N_T.shape, device=first[1].device)
             old_logp[chunks[0], : first[1].shape[1]] = first[1].detach().float()
             trainer_logp = None
         else:
-            old_logp, trainer_logp = self._pi_old(batch, chunks, rollout_logp_N_T)
+            old_logp, trainer_logp = self._pi_old(batch, chunks, layouts, rollout_logp_N_T)
         everything = torch.arange(N, device=batch.input_ids_N_L.device)
         adv = compute_advantages(
             self.objectives,
@@ -167,6 +173,7 @@ class PolicyUpdate:
             keep_N.to(old_logp.dtype),
             teacher_logits,
             chunks,
+            layouts,
             real,
             N * self.dist.world,
             old_logp,
@@ -208,16 +215,21 @@ class PolicyUpdate:
             chunks += [chunks[-1]] * (int(self.dist.max(len(chunks))) - len(chunks))
         return chunks, real
 
-    def _rows(self, batch: SequenceBatch, c: torch.Tensor) -> SequenceBatch:
-        """Direct losses read the student's full logits and the signals at full width; the
-        advantage path needs only the sampled tokens' log-probs, over the micro-batch's own
-        columns."""
-        return batch.rows(c) if self.direct else batch.rows(c).trimmed()
+    def _layout(self, batch: SequenceBatch, c: torch.Tensor) -> LengthBuckets:
+        """Micro-batch `c`'s forward layout. Direct losses read the student's full logits and
+        the signals at full width; the advantage path needs only the sampled tokens' log-probs,
+        over the micro-batch's own columns, in length buckets (uniopd.engine.length_buckets;
+        not for a sharded student, whose forward passes every process must run alike)."""
+        if self.direct:
+            return LengthBuckets(batch.rows(c))
+        sub = batch.rows(c).trimmed()
+        return LengthBuckets(sub) if self.sharded else LengthBuckets.of(sub)
 
     def _pi_old(
         self,
         batch: SequenceBatch,
         chunks: list[torch.Tensor],
+        layouts: list[LengthBuckets],
         rollout_logp_N_T: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """pi_old's log-probs of the sampled tokens `[N, T]`, and, when they came from the
@@ -231,29 +243,28 @@ class PolicyUpdate:
             return old_logp, torch.zeros_like(old_logp)
         old_logp = torch.zeros(batch.response_mask_N_T.shape, device=device)
         with torch.no_grad(), self.precision.autocast():
-            for c in chunks:
-                sub = self._rows(batch, c)
-                old_logp[c, : sub.response_mask_N_T.shape[1]] = response_logprobs(
-                    self.student, sub, chunk_tokens=self.train_cfg.logprob_chunk_tokens
-                )  # a repeated micro-batch writes the same values again
+            for c, layout in zip(chunks, layouts):
+                got = layout.logprobs(
+                    self.student, chunk_tokens=self.train_cfg.logprob_chunk_tokens
+                )
+                # (a repeated micro-batch writes the same values again)
+                old_logp[c, : got.shape[1]] = got
         return old_logp, None
 
-    def _first_epoch_is_pi_old(
-        self, batch: SequenceBatch, chunks: list[torch.Tensor], rollout_logp_N_T
-    ):
+    def _first_epoch_is_pi_old(self, layouts: list[LengthBuckets], rollout_logp_N_T):
         """The first epoch's forward pass of the whole batch, done now, when it can serve as
         pi_old (else None): with one micro-batch, no optimizer step comes before it, so its
         log-probs are the ones a separate no-grad pass would give, one student forward pass
         fewer per step. Not with direct losses (their log-probs come from full logits, not
         the chunked head a separate pass uses), pair objectives or rollout-engine pi_old."""
         if (
-            len(chunks) != 1
+            len(layouts) != 1
             or self.direct
             or self.preference.active
             or (self.train_cfg.old_logp == "rollout" and rollout_logp_N_T is not None)
         ):
             return None
-        return self._forward(self._rows(batch, chunks[0]))
+        return self._forward(layouts[0])
 
     def _micro_batch(
         self, s: _Step, epoch: int, k: int, c: torch.Tensor, done: tuple | None = None
@@ -261,9 +272,11 @@ class PolicyUpdate:
         """Forward, loss and backward of micro-batch `c` (rows) in `epoch`; `done`: its forward
         pass when already run (the first epoch's, when it gave pi_old)."""
         padding = k >= s.real  # lock-step padding of a sharded student: no gradient, no totals
-        sub = self._rows(s.batch, c)
+        sub = s.layouts[k].batch
         w = sub.response_mask_N_T.shape[1]
-        logits, logp, entropy = done if done is not None else self._forward(sub)
+        # (entropy is logged from the first epoch only: later epochs skip its [tokens, V] pass)
+        forward = done if done is not None else self._forward(s.layouts[k], epoch == 0)
+        logits, logp, entropy = forward
         if s.trainer_logp_N_T is not None and epoch == 0:
             s.trainer_logp_N_T[c, :w] = logp.detach().float()
         loss, st = self._surrogate(s, c, w, logp)
@@ -287,20 +300,22 @@ class PolicyUpdate:
             s.totals["entropy"] += float((entropy * sub.response_mask_N_T).sum())
             s.totals["gap_masked_frac"] += st["gap_masked_frac"] * share
 
-    def _forward(self, sub: SequenceBatch):
+    def _forward(self, layout: LengthBuckets, with_entropy: bool = True):
         """(full logits `[n, T, V]` when a direct loss reads them, else None; the sampled tokens'
-        log-probs `[n, T]`; their entropy `[n, T]`), under the run's precision."""
+        log-probs `[n, T]`; their entropy `[n, T]`, or None without `with_entropy`), under the
+        run's precision."""
+        chunk = self.train_cfg.logprob_chunk_tokens
         with self.precision.autocast():
             if self.direct:
+                sub = layout.batch
                 logits = response_logits(self.student, sub)
+                if not with_entropy:
+                    return logits, sampled_logprobs(logits, sub.response_ids_N_T), None
                 logp, entropy = sampled_logprobs(logits, sub.response_ids_N_T, with_entropy=True)
                 return logits, logp, entropy
-            logp, entropy = response_logprobs(
-                self.student,
-                sub,
-                with_entropy=True,
-                chunk_tokens=self.train_cfg.logprob_chunk_tokens,
-            )
+            if not with_entropy:
+                return None, layout.logprobs(self.student, chunk_tokens=chunk), None
+            logp, entropy = layout.logprobs_and_entropy(self.student, chunk_tokens=chunk)
             return None, logp, entropy
 
     def _pair_coefficients(self, s: _Step, epoch: int) -> None:
@@ -309,7 +324,7 @@ class PolicyUpdate:
         assert s.pairs is not None and s.scored.reference_logp_N_T is not None
         logp = s.old_logp_N_T
         if epoch > 0 or s.trainer_logp_N_T is not None:
-            logp, _ = self._pi_old(s.batch, s.chunks, None)
+            logp, _ = self._pi_old(s.batch, s.chunks, s.layouts, None)
         mask = s.batch.response_mask_N_T
         ref = s.scored.reference_logp_N_T
         s.pair_grad_N_T = self.preference.coefficients(s.pairs, logp, ref, mask, epoch == 0)
