@@ -177,7 +177,9 @@ def _claims_v2(table_runs: Runs, out: Path, manifest: dict) -> None:
     """Study v2's claims (docs/study.md) when its runs (study2-*) are there; else listed missing."""
     used = sorted(study_v2_info(table_runs).run)
     if not used:
-        manifest["missing"].append({"name": "claims_v2", "why": "no study v2 runs (study2-*)"})
+        manifest.setdefault("missing", []).append(
+            {"name": "claims_v2", "why": "no study v2 runs (study2-*)"}
+        )
         return
     files = write_claims_v2(claims_v2_rows(table_runs), out, basis_line(table_runs, used))
     manifest["tables"].append(
