@@ -51,13 +51,17 @@ def test_escaped_processes_and_daemons_are_killed(grade):
     assert processes_with(m) == []
 
 
+@pytest.mark.exhausts_host
 def test_a_fork_bomb_is_contained(grade, needs_namespaces):
     m = marker()
     bomb = escape(["/bin/sh", "-c", f"b() {{ sleep {m} & b & b; }}; b"])
     start = time.monotonic()
     assert grade(bomb + "def f(x):\n    return -1\n") == [0.0]
     assert time.monotonic() - start < 30
-    time.sleep(0.5)
+    # killed, every one; under load the kernel takes a moment to tear thousands of them down
+    deadline = time.monotonic() + 5
+    while processes_with(m) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert processes_with(m) == []
 
 

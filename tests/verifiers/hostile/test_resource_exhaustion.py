@@ -9,7 +9,7 @@ from hostile_programs import GOOD, WALL_S
 
 from uniopd.verifiers.sandbox import Job, Limits, Sandbox
 
-pytestmark = pytest.mark.slow  # each program runs in a sandboxed process
+pytestmark = [pytest.mark.slow, pytest.mark.exhausts_host]  # sandboxed floods
 
 
 def test_infinite_loops_time_out(grade):
