@@ -58,6 +58,11 @@ def _verdicts(rows: list[dict]) -> str:
     return ", ".join(f"{r['domain']} {r['verdict']}" for r in rows if r["domain"] != "mean")
 
 
+def _saved(fig, out: Path, name: str, runs: Runs, used: list, **extra) -> Figure:
+    """The figure saved under `name` with the line saying which runs it rests on."""
+    return Figure(name, save_figure(fig, out, name, basis_line(runs, used)), used, **extra)
+
+
 def fig_claims_v2_effects(runs: Runs, out: Path, teachers: dict) -> Figure | None:
     info = study_v2_info(runs)
     if info.empty:
@@ -72,12 +77,8 @@ def fig_claims_v2_effects(runs: Runs, out: Path, teachers: dict) -> Figure | Non
         _panel(ax, group, f"{name}: {verdicts}")
     fig.suptitle("Study v2: paired differences, 95 % intervals and the ±Δ band")
     fig.tight_layout()
-    used = sorted(info.run)
-    return Figure(
-        "claims_v2_effects",
-        save_figure(fig, out, "claims_v2_effects", basis_line(runs, used)),
-        used,
-        extra={"numbers": "claims_v2.json"},
+    return _saved(
+        fig, out, "claims_v2_effects", runs, sorted(info.run), extra={"numbers": "claims_v2.json"}
     )
 
 
@@ -102,12 +103,7 @@ def fig_study_v2_grad_share(runs: Runs, out: Path, teachers: dict) -> Figure | N
         ax.plot([x - 0.25, x + 0.25], [values.mean()] * 2, color="k")
     ax.set_xticks(range(len(cells)), [c.removeprefix("online/") for c in cells])
     ax.set(ylabel="gradient share of correct rollouts", title="C3: gradient share per ratio cell")
-    used = sorted(share.index)
-    return Figure(
-        "study_v2_grad_share",
-        save_figure(fig, out, "study_v2_grad_share", basis_line(runs, used)),
-        used,
-    )
+    return _saved(fig, out, "study_v2_grad_share", runs, sorted(share.index))
 
 
 def fig_study_v2_horizon(runs: Runs, out: Path, teachers: dict) -> Figure | None:
@@ -133,9 +129,4 @@ def fig_study_v2_horizon(runs: Runs, out: Path, teachers: dict) -> Figure | None
         ax.legend(fontsize=7)
     fig.suptitle("C5: accuracy against step at horizon 8")
     fig.tight_layout()
-    used = sorted(info.run)
-    return Figure(
-        "study_v2_horizon",
-        save_figure(fig, out, "study_v2_horizon", basis_line(runs, used)),
-        used,
-    )
+    return _saved(fig, out, "study_v2_horizon", runs, sorted(info.run))
