@@ -34,15 +34,37 @@ def get_verifier(name: str, **kwargs):
 
 
 def grade_by_domain(verifiers: dict, problems, completions) -> list:
-    """Grade a mixed-domain batch, each row by its domain's verifier (one call per domain)."""
+    """Grade a mixed-domain batch, each row by its domain's verifier (one call per domain).
+
+    Rows that repeat an earlier row's problem and completion are graded once and share its
+    verdict: a student's samples repeat often (the tiny world's quickstart: about one in five
+    rows is distinct), and the verdict is a function of the text. A verifier whose verdict for
+    the same text may change from call to call, and which wants every copy drawn on its own,
+    sets the class attribute `grades_each_copy = True`."""
     scores: list = [None] * len(problems)
     by_domain: dict[str, list[int]] = {}
     for i, p in enumerate(problems):
         by_domain.setdefault(p.domain, []).append(i)
     for domain, idx in by_domain.items():
-        graded = verifiers[domain].grade([problems[i] for i in idx], [completions[i] for i in idx])
-        for i, s in zip(idx, graded):
-            scores[i] = s
+        verifier = verifiers[domain]
+        if getattr(verifier, "grades_each_copy", False):
+            copy_of = {i: i for i in idx}
+        else:
+            # the problem object's identity, not its id field: two data sets may reuse an id
+            first: dict[tuple[int, str], int] = {}
+            copy_of = {i: first.setdefault((id(problems[i]), completions[i]), i) for i in idx}
+        distinct = sorted(set(copy_of.values()))
+        verdicts = verifier.grade(
+            [problems[i] for i in distinct], [completions[i] for i in distinct]
+        )
+        if len(verdicts) != len(distinct):
+            raise ValueError(
+                f"verifier {type(verifier).__name__} (domain {domain!r}) returned "
+                f"{len(verdicts)} scores for {len(distinct)} completions"
+            )
+        graded = dict(zip(distinct, verdicts))
+        for i in idx:
+            scores[i] = graded[copy_of[i]]
     return scores
 
 
