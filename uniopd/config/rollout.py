@@ -44,11 +44,20 @@ class RolloutConfig(_Section):
         min_length=1,
         description="Rollout engine: hf (HF generate on padded batches, default; any device, "
         "FSDP too), hf-paged (transformers continuous batching over a paged KV cache, bounded by "
-        "max_batch_tokens), vllm (colocated vLLM with sleep mode, GPU only: pip install "
+        "max_batch_tokens), hf-static (a decode loop of its own over a preallocated cache; text "
+        "students), hf-static-procs (hf-static in several CPU processes at once, for small "
+        "students on a CPU), vllm (colocated vLLM with sleep mode, GPU only: pip install "
         "'uniopd[gpu]'), or a plugin's (`uniopd.engines` entry points).",
     )
     max_batch_rows: int = Field(
         default=256, ge=1, description="hf: rollouts per generate call (padded batch)."
+    )
+    processes: int | None = Field(
+        default=None,
+        ge=1,
+        description="hf-static-procs: CPU processes that decode at once, one thread and a share "
+        "of the rows each (None = the CPUs this process may use, over the run's processes). "
+        "Another number samples another random stream.",
     )
     # hf-paged: transformers' ContinuousBatchingConfig fields, in their meaning (transformers
     # 5.25, generation/continuous_batching/cache.py, PagedAttentionMemoryHandler)

@@ -57,6 +57,7 @@ class RolloutPhase:
                 kv_cache_tokens=ro.kv_cache_tokens,
                 kv_cache_memory_fraction=ro.kv_cache_memory_fraction,
                 gpu_memory_utilization=ro.gpu_memory_utilization,
+                processes=ro.processes,
                 seed=cfg.seed,
                 dtype=parts.precision.compute_dtype or parts.precision.student_dtype,
                 dist=parts.dist,

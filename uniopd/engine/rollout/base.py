@@ -41,6 +41,7 @@ class EngineOptions:
     kv_cache_tokens: int | None = None  # hf-paged: KV cache tokens (None = from free memory)
     kv_cache_memory_fraction: float | None = None  # hf-paged: of free memory (None = transformers')
     gpu_memory_utilization: float = 0.5  # vllm: share of the GPU its weights + KV cache take
+    processes: int | None = None  # hf-static-procs: decoding processes (None = the CPUs free)
     seed: int = 0
     # the rollout precision (bf16-mixed: bfloat16), for an engine that holds its own copy of the
     # weights (vllm); None = the student's parameters' dtype
@@ -109,6 +110,7 @@ ENGINES: Registry[type[RolloutEngine]] = Registry(
         "uniopd.engine.rollout.hf",
         "uniopd.engine.rollout.hf_paged",
         "uniopd.engine.rollout.hf_static",
+        "uniopd.engine.rollout.hf_static_procs",
         "uniopd.engine.rollout.vllm",
     ),
 )

@@ -189,6 +189,27 @@ def decode(model, chunk: Sequence[Sequence[int]], s: SamplingSettings, device: t
     return ids[:, width:end], logp[:, : end - width]
 
 
+def decode_rows(
+    model, prompt_ids: Sequence[Sequence[int]], s: SamplingSettings, max_batch_rows: int
+) -> Generated:
+    """Every row of `prompt_ids`, in chunks of `max_batch_rows`, cut at its stop token."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    responses: list[list[int]] = []
+    logprobs: list[list[float]] = []
+    try:
+        for start in range(0, len(prompt_ids), max_batch_rows):
+            tokens, logp = decode(model, prompt_ids[start : start + max_batch_rows], s, device)
+            for row, row_logp in zip(tokens.tolist(), logp.cpu().tolist()):
+                n = cut_at_stop(row, s)
+                responses.append(row[:n])
+                logprobs.append(row_logp[:n])
+    finally:
+        model.train(was_training)
+    return Generated(responses, logprobs)
+
+
 @ENGINES.register("hf-static")
 class HFStaticEngine(RolloutEngine):
     """The `hf` engine's samples from a decode loop of its own over a preallocated KV cache, in
@@ -201,20 +222,4 @@ class HFStaticEngine(RolloutEngine):
         sampling: SamplingSettings,
         vision: Sequence | None = None,
     ) -> Generated:
-        model = self.model
-        device = next(model.parameters()).device
-        was_training = model.training
-        model.eval()
-        responses: list[list[int]] = []
-        logprobs: list[list[float]] = []
-        step = self.options.max_batch_rows
-        try:
-            for start in range(0, len(prompt_ids), step):
-                tokens, logp = decode(model, prompt_ids[start : start + step], sampling, device)
-                for row, row_logp in zip(tokens.tolist(), logp.cpu().tolist()):
-                    n = cut_at_stop(row, sampling)
-                    responses.append(row[:n])
-                    logprobs.append(row_logp[:n])
-        finally:
-            model.train(was_training)
-        return Generated(responses, logprobs)
+        return decode_rows(self.model, prompt_ids, sampling, self.options.max_batch_rows)
