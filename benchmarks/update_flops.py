@@ -4,6 +4,7 @@
     python benchmarks/update_flops.py --rows 128 --prompt 40 --response 64 --repeats 5
     python benchmarks/update_flops.py --threads 1 --json out.json
     python benchmarks/update_flops.py --bucket-cost 1000000000   # one bucket: the batch's layout
+    python benchmarks/update_flops.py --kernels              # and where an update's time goes
 
 The update is `PolicyUpdate` as the loop builds it from experiments/quickstart.yaml (OPD, 4 PPO
 epochs, the tiny world's student, AdamW), on a batch of the quickstart's shape: `rows` rollouts,
@@ -91,6 +92,31 @@ def matmul_rate(m: int, k: int, n: int, repeats: int = 10) -> float:
     return 2 * m * k * n / best
 
 
+MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addbmm"}
+
+
+def kernel_shares(one_update) -> dict:
+    """Where one update's time goes, by the profiler's self time of torch's operators: matrix
+    products, the attention kernel, and everything else (elementwise, reductions, copies)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        one_update()
+    seconds = {"matmul": 0.0, "attention": 0.0, "other operators": 0.0}
+    for event in prof.key_averages():
+        if not event.key.startswith("aten::"):
+            continue
+        kind = (
+            "matmul"
+            if event.key in MATMUL_OPS
+            else "attention"
+            if "scaled_dot_product" in event.key
+            else "other operators"
+        )
+        seconds[kind] += event.self_cpu_time_total / 1e6
+    return {k: round(v, 4) for k, v in seconds.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=128, help="rollouts (16 prompts x 8)")
@@ -105,6 +131,12 @@ def main() -> None:
         type=int,
         default=length_buckets.BUCKET_COST_CELLS,
         help="a length bucket's fixed cost in cells (huge: one bucket, the batch's own layout)",
+    )
+    parser.add_argument(
+        "--kernels",
+        action="store_true",
+        help="also profile one update: seconds in matrix products, attention and other operators, "
+        "and the ratio the update would reach if only its matrix products took time",
     )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -171,6 +203,14 @@ def main() -> None:
         "update_vs_matmul_square": round(rate / square, 3),
         "update_vs_matmul_model_shape": round(rate / shaped, 3),
     }
+    if args.kernels:
+        kernels = kernel_shares(one_update)
+        figures["kernel_seconds"] = kernels
+        # the update's FLOPs (nearly all of them matrix products) over the products' time alone:
+        # the ceiling of the ratio while the other operators run as separate kernels
+        figures["ceiling_vs_matmul_square_if_only_matmuls_took_time"] = round(
+            flops / kernels["matmul"] / square, 3
+        )
     print(json.dumps(figures))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))

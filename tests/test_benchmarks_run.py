@@ -97,6 +97,13 @@ def test_grading_benchmarks_grade_and_regrade(tmp_path):
     )
     again = json.loads(_run(BENCH / "regrade.py", tmp_path / "run"))
     assert (again["rows"], again["changed"]) == (2, 0)
+    # as the loop grades: a repeated row shares its first copy's verdict, which is unchanged
+    rows.append(rows[0])
+    (tmp_path / "run" / "eval" / "step_000000.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows)
+    )
+    batched = json.loads(_run(BENCH / "regrade.py", tmp_path / "run", "--batched"))
+    assert (batched["rows"], batched["changed"], batched["batched"]) == (3, 0, True)
 
 
 @pytest.mark.slow  # a benchmark script in a fresh Python process
