@@ -78,3 +78,23 @@ def test_a_lora_student_is_refused_at_planning():
     assert engine_problems("hf-static-procs", sharded=False) == []
     (why,) = engine_problems("hf-static-procs", sharded=False, lora=True)
     assert "LoRA" in why and "hf-static" in why
+
+
+def test_the_workers_sample_in_the_callers_autocast_precision(make_checkpoint):
+    path = make_checkpoint(44)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(path)
+    prompts = [tok(p, add_special_tokens=False)["input_ids"] for p in ("Ana has", "f(x) =")] * 2
+    s = resolve_sampling(tok, model, max_new_tokens=6, top_k=1)  # one candidate a step
+    here = make_engine("hf-static", model, tok)
+    procs = make_engine("hf-static-procs", model, tok, EngineOptions(processes=2))
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16_here, bf16_procs = here.generate(prompts, s), procs.generate(prompts, s)
+        fp32_here = here.generate(prompts, s)
+    finally:
+        procs.close()
+    last = len(prompts) - 1  # a row the worker decoded
+    gap = lambda a, b: max(abs(x - y) for x, y in zip(a.logprobs[last], b.logprobs[last]))  # noqa: E731
+    assert bf16_procs.responses == bf16_here.responses
+    assert gap(bf16_procs, bf16_here) < 0.1 * gap(fp32_here, bf16_here)

@@ -20,6 +20,7 @@ import signal
 import traceback
 import weakref
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 import torch
 import torch.multiprocessing as mp
@@ -53,10 +54,12 @@ def _serve(model_class, config, weights: dict, inbox, outbox) -> None:
             continue
         if job is None:
             return
-        rows, sampling, max_batch_rows, seed = job
+        rows, sampling, max_batch_rows, seed, autocast = job
         try:
             torch.manual_seed(seed)
-            with torch.no_grad():
+            # the precision the parent samples its own part in (bf16-mixed: under autocast)
+            half = nullcontext() if autocast is None else torch.autocast("cpu", dtype=autocast)
+            with torch.no_grad(), half:
                 gen = decode_rows(model, rows, sampling, max_batch_rows)
             outbox.put(("ok", gen.responses, gen.logprobs))
         except BaseException:  # the parent raises it, naming this worker
@@ -109,9 +112,11 @@ class DecodePool:
         sampling: SamplingSettings,
         max_batch_rows: int,
         decode_here,
+        autocast: torch.dtype | None = None,
     ):
         """(responses, logprobs) of every row, in order. Rows are cut into `workers + 1`
-        contiguous parts; part 0 is decoded here by `decode_here(rows, seed)`, on one thread.
+        contiguous parts; part 0 is decoded here by `decode_here(rows, seed)`, on one thread,
+        the others by the workers, under autocast to `autocast` when it is given.
         Each part's sampling is seeded from torch's global generator, so a run is reproducible
         for a given number of processes (another number samples other tokens)."""
         self.sync()
@@ -120,7 +125,7 @@ class DecodePool:
         seeds = torch.randint(0, 2**62, (parts,)).tolist()
         for inbox, i in zip(self.inboxes, range(1, parts)):
             rows = [list(r) for r in prompt_ids[bounds[i] : bounds[i + 1]]]
-            inbox.put((rows, sampling, max_batch_rows, seeds[i]))
+            inbox.put((rows, sampling, max_batch_rows, seeds[i], autocast))
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:

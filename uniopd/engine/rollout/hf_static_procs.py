@@ -62,7 +62,11 @@ class HFStaticProcsEngine(HFStaticEngine):
             self._pool = DecodePool(self.model, self.processes - 1)
         try:
             responses, logprobs = self._pool.generate(
-                prompt_ids, sampling, self.options.max_batch_rows, self._decode_here(sampling)
+                prompt_ids,
+                sampling,
+                self.options.max_batch_rows,
+                self._decode_here(sampling),
+                self._autocast(),
             )
         except WorkerDied as died:
             # the rows are sampled again, all here: the run goes on, on one process
@@ -73,6 +77,13 @@ class HFStaticProcsEngine(HFStaticEngine):
             self._broken = True
             return super().generate(prompt_ids, sampling, vision)
         return Generated(responses, logprobs)
+
+    def _autocast(self) -> torch.dtype | None:
+        """The half precision the rollout runs under here (the caller's autocast, bf16-mixed),
+        for the workers to run under too; None when it is the weights' own."""
+        if not torch.is_autocast_enabled("cpu"):
+            return None
+        return torch.get_autocast_dtype("cpu")
 
     def _decode_here(self, sampling: SamplingSettings):
         def decode(rows, seed):
