@@ -98,3 +98,23 @@ def test_the_workers_sample_in_the_callers_autocast_precision(make_checkpoint):
     gap = lambda a, b: max(abs(x - y) for x, y in zip(a.logprobs[last], b.logprobs[last]))  # noqa: E731
     assert bf16_procs.responses == bf16_here.responses
     assert gap(bf16_procs, bf16_here) < 0.1 * gap(fp32_here, bf16_here)
+
+
+def test_an_error_here_mid_rollout_leaves_no_part_of_it_for_the_next_call(engine):
+    engine, prompts, s = engine
+    torch.manual_seed(0)
+    expected = engine.generate(prompts, s)
+    here = engine._decode_here
+
+    def failing(sampling):
+        def decode(rows, seed):
+            raise KeyboardInterrupt  # while the worker decodes its part
+
+        return decode
+
+    engine._decode_here = failing
+    with pytest.raises(KeyboardInterrupt):
+        engine.generate(prompts, s)
+    engine._decode_here = here
+    torch.manual_seed(0)
+    assert engine.generate(prompts, s).responses == expected.responses

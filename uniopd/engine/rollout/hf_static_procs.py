@@ -76,6 +76,10 @@ class HFStaticProcsEngine(HFStaticEngine):
             self.close()
             self._broken = True
             return super().generate(prompt_ids, sampling, vision)
+        except BaseException:
+            # the workers' parts of this call may still come: the next call must not read them
+            self.close()
+            raise
         return Generated(responses, logprobs)
 
     def _autocast(self) -> torch.dtype | None:
