@@ -74,9 +74,18 @@ def test_update_flops_prints_both_rates(tmp_path):
         "1",  # one: two OpenMP threads on a machine shared with other work can take 100x longer
         "--matmul",
         "256",
+        "--kernels",
         "--json",
         tmp_path / "u.json",
     )
     figures = json.loads((tmp_path / "u.json").read_text())
     assert figures["update_gflop_per_s"] > 0 and figures["matmul_square_gflop_per_s"] > 0
+    kernels = figures["kernel_seconds"]
+    assert set(kernels) == {"matmul", "attention", "other operators"}
+    assert all(v > 0 for v in kernels.values())
+    # the products alone are faster than the whole update, so the ceiling is above its ratio
+    assert (
+        figures["ceiling_vs_matmul_square_if_only_matmuls_took_time"]
+        > figures["update_vs_matmul_square"]
+    )
     assert figures["real_tokens"] <= figures["padded_cells"] == 8 * 16
