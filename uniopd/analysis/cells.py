@@ -20,7 +20,9 @@ def alike(sel: pd.DataFrame, ref: pd.DataFrame) -> pd.DataFrame:
         return sel
 
     def key(df: pd.DataFrame) -> pd.Series:  # None and NaN read alike: both "no dial"
-        return df[cols].apply(lambda row: "|".join(str(v) for v in row.fillna("-")), axis=1)
+        return df[cols].apply(
+            lambda row: "|".join("-" if pd.isna(v) else str(v) for v in row), axis=1
+        )
 
     return sel[key(sel).isin(set(key(ref)))]
 
