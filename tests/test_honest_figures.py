@@ -101,6 +101,31 @@ def test_one_seed_has_no_plus_minus_and_a_tie_is_not_bold(tmp_path, write_run):
     assert pm(0.8, 0.0, 1) == "0.800" and pm(0.8, 0.05, 3) == "0.800 ± 0.050"
 
 
+def test_runs_of_different_dials_are_never_pooled_as_seeds(tmp_path, write_run):
+    """The benchmark table keys its blocks by teacher setting and by the dials and regime the runs
+    differ in: OPD at flaw 0 and at flaw 0.6 are two rows of one seed each, not one row of two
+    "seeds" (study v1's table pooled 40 OPD runs of different dials); GRPO joins only its own
+    world's block; two experiment files of one method in one block are a row each."""
+    write_run(tmp_path, "opd-f0", [0.6, 0.8])
+    write_run(tmp_path, "opd-f0.6", [0.6, 0.6], world={"teacher_flaw": 0.6})
+    write_run(
+        tmp_path, "grpo-f0.6", [0.6, 0.7], world={"teacher_flaw": 0.6}, method={"name": "grpo"}
+    )
+    for seed in (0, 1):
+        write_run(tmp_path, f"opd-lr-s{seed}", [0.6, 0.9], seed=seed, world={"teacher_flaw": 0.6})
+    md, _ = benchmark_table(load_runs([tmp_path]), {})
+    rows = [line.strip("| ").split(" | ") for line in md.splitlines()[2:]]
+    assert rows == [
+        ["math<-teacher-math; flaw 0", "OPD", "1", "80.0"],
+        ["math<-teacher-math; flaw 0.6", "OPD (opd-f0.6)", "1", "60.0"],
+        ["math<-teacher-math; flaw 0.6", "OPD (opd-lr)", "2", "**90.0 ± 0.0**"],
+        ["math<-teacher-math; flaw 0.6", "GRPO", "1", "70.0"],
+    ]
+    # one world: no dial named, as before
+    one, _ = benchmark_table(load_runs([tmp_path / "opd-f0"]), {})
+    assert "| math<-teacher-math | OPD | 1 | 80.0 |" in one
+
+
 def test_every_table_states_seeds_steps_and_eval_samples(tmp_path, write_run):
     for seed in (0, 1):
         write_run(tmp_path / "runs", f"opd-s{seed}", [0.6, 0.8 + seed / 10], seed=seed)

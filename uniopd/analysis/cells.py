@@ -27,6 +27,39 @@ def alike(sel: pd.DataFrame, ref: pd.DataFrame) -> pd.DataFrame:
     return sel[key(sel).isin(set(key(ref)))]
 
 
+def _said(column: str, value) -> str:
+    """One dial as a table says it: "flaw 0.6", "no deficit", "30 steps"."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return {"deficit": "no deficit", "difficulty_skew": "natural difficulty"}.get(
+            column, f"no {column}"
+        )
+    if column == "latent_difficulty":
+        return "latent difficulty" if value else "sampled difficulty"
+    number = f"{value:g}" if isinstance(value, float) else str(value)
+    return {
+        "world_version": f"world v{number}",
+        "teacher_flaw": f"flaw {number}",
+        "deficit": f"deficit {number}",
+        "difficulty_skew": f"skew {number}",
+        "horizon": f"horizon {number}",
+        "epochs": f"{number} epochs",
+        "steps": f"{number} steps",
+    }[column]
+
+
+def world_labels(info: pd.DataFrame) -> pd.Series:
+    """Per run (indexed like `info`), the dials of SETTING in which the runs differ, e.g. "flaw
+    0.6, 30 steps"; empty when they all share one world and regime. A table keys its rows by it
+    so that runs of different dials are never averaged as if they were seeds."""
+    if info.empty:
+        return pd.Series("", index=info.index, dtype=str)
+    cols = [c for c in SETTING if c in info.columns]
+    varying = [
+        c for c in cols if info[c].map(lambda v: "-" if pd.isna(v) else str(v)).nunique() > 1
+    ]
+    return info.apply(lambda row: ", ".join(_said(c, row[c]) for c in varying), axis=1).astype(str)
+
+
 def online_ratio_cells(info: pd.DataFrame, sweeps: bool = True) -> pd.DataFrame:
     """The runs of the online-ratio comparison: plain OPD (no offline balancing, no calibration),
     with online balancing at some ratio, or without it as the baseline ("no control"). The

@@ -10,6 +10,7 @@ import json
 import pandas as pd
 
 from uniopd.analysis.basis import pm, unique_best
+from uniopd.analysis.cells import world_labels
 from uniopd.analysis.runs import Runs, teacher_accuracy
 from uniopd.labels import METHOD_ORDER, method_rank
 
@@ -130,14 +131,26 @@ def ablation_markdown(rows: list[dict], teachers: dict[str, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _row_names(f: pd.DataFrame) -> pd.Series:
+    """A row's method label: the method group, with the experiment added where one method has
+    runs of several experiment files under one teacher setting and world."""
+    files = f.groupby(["setting", "world", "group"]).experiment.transform("nunique")
+    return f.group.where(files <= 1, f.group + " (" + f.experiment + ")")
+
+
 def benchmark_table(runs: Runs, teachers: dict[str, float], groups=METHOD_ORDER) -> tuple[str, str]:
     """Methods x domains, mean ± std of the final held-out accuracy, the one best method in bold
-    (none on a tie as written); one block per teacher setting (GRPO, which asks no teacher, joins
-    the setting that covers its domains)."""
+    (none on a tie as written); one block per teacher setting and world (the dials and regime in
+    which the runs differ, uniopd.analysis.cells.world_labels: runs of different dials are never
+    pooled as seeds). GRPO, which asks no teacher, joins the block of its world that covers its
+    domains; a method run from several experiment files in one block gets a row per file."""
     f = _final(runs).merge(runs.info[["run", "setting", "teachers"]], on="run")
     f = f[f.group.isin(groups)]
+    shown = runs.info[runs.info.run.isin(set(f.run))]
+    f = f.assign(world=f.run.map(dict(zip(shown.run, world_labels(shown)))))
+    f = f.assign(row=_row_names(f))
     domains = sorted(f.domain.unique())
-    settings = [s for s in dict.fromkeys(f.setting) if s != "no teacher"]
+    blocks = [b for b in dict.fromkeys(zip(f.setting, f.world)) if b[0] != "no teacher"]
     md = [
         "| setting | method | seeds | " + " | ".join(domains) + " |",
         "|---|---|---|" + "---|" * len(domains),
@@ -148,20 +161,24 @@ def benchmark_table(runs: Runs, teachers: dict[str, float], groups=METHOD_ORDER)
         "setting & method & seeds & " + " & ".join(domains) + r" \\",
         r"\midrule",
     ]
-    for setting in settings:
-        sub = f[f.setting == setting]
+    for teachers_of, world in blocks:
+        setting = f"{teachers_of}; {world}" if world else teachers_of
+        sub = f[(f.setting == teachers_of) & (f.world == world)]
         own = set(sub.domain)
-        grpo = f[f.setting == "no teacher"]
+        grpo = f[(f.setting == "no teacher") & (f.world == world)]
         if len(grpo) and set(grpo.domain) == own:  # GRPO on exactly these domains
             sub = pd.concat([sub, grpo])
-        table = sub.groupby(["group", "domain"]).acc.agg(["mean", "std", "size"]).reset_index()
+        table = sub.groupby(["row", "domain"]).acc.agg(["mean", "std", "size"]).reset_index()
         best = {
-            d: unique_best(dict(zip(x.group, x["mean"])), digits=1, scale=100)
+            d: unique_best(dict(zip(x.row, x["mean"])), digits=1, scale=100)
             for d in domains
             if len(x := table[table.domain == d])
         }
-        for g in [g for g in groups if g in set(table.group)]:
-            t = table[table.group == g]
+        order = sub.drop_duplicates("row").sort_values(
+            "group", key=lambda s: s.map(lambda g: list(groups).index(g)), kind="stable"
+        )
+        for g in order.row:
+            t = table[table.row == g]
             cells_md, cells_tex = [], []
             for d in domains:
                 x = t[t.domain == d]
@@ -181,7 +198,7 @@ def benchmark_table(runs: Runs, teachers: dict[str, float], groups=METHOD_ORDER)
             n = int(t["size"].max())
             md.append(f"| {setting} | {g} | {n} | " + " | ".join(cells_md) + " |")
             tex.append(f"{setting} & {g} & {n} & " + " & ".join(cells_tex) + r" \\")
-        refs = json.loads(sub[sub.setting == setting].teachers.iloc[0])
+        refs = json.loads(sub[sub.setting == teachers_of].teachers.iloc[0])
         accs = [teacher_accuracy(teachers, refs, d) if d in own else None for d in domains]
         if any(a is not None for a in accs):
             md.append(
