@@ -124,6 +124,13 @@ def test_runs_of_different_dials_are_never_pooled_as_seeds(tmp_path, write_run):
     # one world: no dial named, as before
     one, _ = benchmark_table(load_runs([tmp_path / "opd-f0"]), {})
     assert "| math<-teacher-math | OPD | 1 | 80.0 |" in one
+    # the convergence and dynamics figures draw the setting and world with the most runs only
+    from uniopd.analysis.figures import fig_convergence, fig_dynamics
+
+    runs = load_runs([tmp_path])
+    flawed = ["grpo-f0.6", "opd-f0.6", "opd-lr-s0", "opd-lr-s1"]
+    assert fig_convergence(runs, tmp_path / "figs", {}).runs == flawed
+    assert fig_dynamics(runs, tmp_path / "figs", {}).runs == flawed
 
 
 def test_every_table_states_seeds_steps_and_eval_samples(tmp_path, write_run):

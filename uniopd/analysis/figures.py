@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from uniopd.analysis.basis import basis_line  # noqa: E402
-from uniopd.analysis.cells import alike, online_ratio_cells  # noqa: E402
+from uniopd.analysis.cells import alike, online_ratio_cells, world_labels  # noqa: E402
 from uniopd.analysis.claims_v2_figures import (  # noqa: E402
     fig_claims_v2_effects,
     fig_study_v2_grad_share,
@@ -253,17 +253,22 @@ def _offline_bars(ax, sub: pd.DataFrame, runs: Runs, hue_order: list[str]) -> bo
 
 
 def _convergence_runs(runs: Runs, teachers: dict) -> tuple[pd.DataFrame, str | None, dict]:
-    """The eval rows drawn (the setting with the most runs, and GRPO on the same domains), the
-    setting and its teachers' accuracies per domain."""
+    """The eval rows drawn (the teacher setting and world with the most runs, and GRPO of that
+    world on the same domains: runs of other dials are never averaged in as seeds), the setting
+    as the title says it, and its teachers' accuracies per domain."""
     e = _compared(runs, runs.evals.merge(runs.info[["run", "setting", "teachers"]], on="run"))
+    shown = runs.info[runs.info.run.isin(set(e.run))]
+    e = e.assign(world=e.run.map(dict(zip(shown.run, world_labels(shown)))))
     taught = e[e.setting != "no teacher"]
-    main = taught.setting.value_counts().index[0] if len(taught) else None
-    if main is not None:
-        refs = json.loads(taught[taught.setting == main].teachers.iloc[0])
-        domains = set(taught[taught.setting == main].domain)
-        e = e[(e.setting == main) | ((e.setting == "no teacher") & e.domain.isin(domains))]
-        teachers = {d: a for d in refs if (a := teacher_accuracy(teachers, refs, d)) is not None}
-    return e, main, teachers
+    if not len(taught):
+        return e, None, teachers
+    setting, world = taught.drop_duplicates("run").groupby(["setting", "world"]).size().idxmax()
+    refs = json.loads(taught[taught.setting == setting].teachers.iloc[0])
+    domains = set(taught[taught.setting == setting].domain)
+    grpo = (e.setting == "no teacher") & e.domain.isin(domains)
+    e = e[((e.setting == setting) | grpo) & (e.world == world)]
+    teachers = {d: a for d in refs if (a := teacher_accuracy(teachers, refs, d)) is not None}
+    return e, f"{setting}; {world}" if world else setting, teachers
 
 
 def fig_convergence(runs: Runs, out: Path, teachers: dict) -> Figure | None:
@@ -314,7 +319,13 @@ def fig_convergence(runs: Runs, out: Path, teachers: dict) -> Figure | None:
 
 
 def fig_dynamics(runs: Runs, out: Path, teachers: dict) -> Figure | None:
-    m = _compared(runs, runs.metrics.merge(runs.info[["run", "group"]], on="run"))
+    m = _compared(runs, runs.metrics.merge(runs.info[["run", "group", "setting"]], on="run"))
+    shown = runs.info[runs.info.run.isin(set(m.run))]
+    m = m.assign(world=m.run.map(dict(zip(shown.run, world_labels(shown)))))
+    taught = m[m.setting != "no teacher"].drop_duplicates("run")
+    if len(taught):  # the convergence figure's choice: the setting and world with the most runs
+        setting, world = taught.groupby(["setting", "world"]).size().idxmax()
+        m = m[m.setting.isin([setting, "no teacher"]) & (m.world == world)]
     if m.empty:
         return None
     m = m.assign(bin=_bins(m.step))
