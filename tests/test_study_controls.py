@@ -104,3 +104,30 @@ def test_uniform_bonus_and_gradient_shares_in_the_loop(tiny_experiment, coin, tm
     for m in metrics:  # r = inf keeps only correct rollouts where a group has both
         c, w = m["balance/grad_share_correct"], m["balance/grad_share_incorrect"]
         assert c is not None and math.isclose(c + w, 1.0) and c > w
+
+
+def test_a_calibrator_named_by_strategy_is_labelled_by_its_name(tiny_experiment, tmp_path):
+    """Runs are grouped by uniopd.labels.method_group: the uniform-bonus control is not plain OPD
+    (study v2's f0/bonus runs were drawn and tabled as "OPD" before), and `strategy:
+    margin_shift` is the same Uni-OPD as `margin_shift: true`."""
+    from uniopd.analysis.runs import _info_row
+    from uniopd.labels import method_group
+
+    base = tiny_experiment(
+        "builtin:student", {"math": "builtin:teacher-math"}, ["builtin:math"], tmp_path
+    )
+    balance = {"offline": {"mode": "balance"}, "online": {"enabled": True, "ratio": 1.0}}
+
+    def cfg(calibration, **more):
+        return ExperimentConfig.model_validate({**base, "calibration": calibration, **more})
+
+    bonus = cfg({"strategy": "uniform_bonus"})
+    assert method_group(bonus) == "OPD + uniform-bonus"
+    assert _info_row("b", str(tmp_path), bonus, [], None)["calibration"] == "uniform_bonus"
+    by_name, by_switch = (
+        cfg({"strategy": "margin_shift"}, balance=balance),
+        cfg({"margin_shift": True}, balance=balance),
+    )
+    assert method_group(by_name) == method_group(by_switch) == "Uni-OPD"
+    assert _info_row("u", str(tmp_path), by_name, [], None)["calibration"] == "shift"
+    assert method_group(cfg({"strategy": "none"})) == "OPD"

@@ -43,12 +43,17 @@ def method_group(cfg) -> str:
     parts = []
     if cfg.balance.offline.mode != "none":
         parts.append(f"offline-{cfg.balance.offline.mode}")
-    if cfg.balance.online.enabled:
-        parts.append(f"online-r{cfg.balance.online.ratio:g}")
-    if cfg.calibration.margin_shift:
-        parts.append("margin-shift")
-    if cfg.calibration.margin_mask:
-        parts.append("margin-mask")
+    online = cfg.balance.online
+    if online.enabled:  # a plugin balancer by its name: its ratio may mean something else
+        parts.append(
+            f"online-r{online.ratio:g}"
+            if online.strategy == "correctness"
+            else f"online-{online.strategy.replace('_', '-')}"
+        )
+    # by the calibrator's name, not the shorthand booleans: `strategy: margin_shift` is the same
+    # calibration as `margin_shift: true`, and a control such as uniform_bonus is not plain OPD
+    if cfg.calibration.strategy != "none":
+        parts.append(cfg.calibration.strategy.replace("_", "-"))
     if parts == ["offline-balance", "online-r1", "margin-shift"]:
         return "Uni-OPD" if base == "OPD" else f"Uni-{base}"
     return " + ".join([base, *parts])

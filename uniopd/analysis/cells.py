@@ -30,11 +30,13 @@ def alike(sel: pd.DataFrame, ref: pd.DataFrame) -> pd.DataFrame:
 def _said(column: str, value) -> str:
     """One dial as a table says it: "flaw 0.6", "no deficit", "30 steps"."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
-        return {"deficit": "no deficit", "difficulty_skew": "natural difficulty"}.get(
-            column, f"no {column}"
-        )
+        return {
+            "deficit": "no deficit",
+            "difficulty_skew": "no skew",
+            "horizon": "levels 1-4",  # world.horizon unset: the problems of earlier worlds
+        }.get(column, f"no {column}")
     if column == "latent_difficulty":
-        return "latent difficulty" if value else "sampled difficulty"
+        return "latent difficulty" if value else "no latent difficulty"
     number = f"{value:g}" if isinstance(value, float) else str(value)
     return {
         "world_version": f"world v{number}",

@@ -77,13 +77,11 @@ def _info_row(name: str, path: str, cfg, e: list[dict], sweep: str | None) -> di
         "method": cfg.method.name,
         "offline_mode": cfg.balance.offline.mode,
         "online_ratio": cfg.balance.online.ratio if cfg.balance.online.enabled else None,
-        "calibration": "shift"
-        if cfg.calibration.margin_shift
-        else "mask"
-        if cfg.calibration.margin_mask
-        else "off"
-        if cfg.calibration.strategy == "none"
-        else cfg.calibration.strategy,  # e.g. uniform_bonus: never read as uncalibrated OPD
+        # by the calibrator's name (margin_shift: true and strategy: margin_shift alike); another
+        # strategy, e.g. the uniform_bonus control, keeps its name: never read as uncalibrated OPD
+        "calibration": {"margin_shift": "shift", "margin_mask": "mask", "none": "off"}.get(
+            cfg.calibration.strategy, cfg.calibration.strategy
+        ),
         "delta": cfg.calibration.delta,
         "steps": planned_steps(path, cfg.train.steps),
         "offline_s": offline_seconds(path, cfg.balance.offline.mode, cfg.world.difficulty_skew),
