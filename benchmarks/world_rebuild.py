@@ -1,9 +1,12 @@
-"""Rebuild the shipped default world from its recipe on this machine and compare every figure
-recorded with it (uniopd/world/prebuilt/prebuilt.json): warm-start loss, the experts' greedy
-accuracy before and after their domain GRPO, the greedy held-out quality, and whether the weights
-are bit-identical. Minutes on a 2-core CPU; figures are printed, not asserted.
+"""Rebuild shipped world models from their recipe on this machine and compare every figure
+recorded with them (the version's shelf, uniopd/builder/prebuilt/[v6/]prebuilt.json): warm-start
+loss, the experts' greedy accuracy before and after their domain GRPO, the greedy held-out
+quality, and whether the weights are bit-identical. Each model is built in its own world (version
+6's shelf holds a student per dial setting). Minutes a model on a 2-core CPU; figures are printed,
+not asserted.
 
     python benchmarks/world_rebuild.py [--models student teacher-code] [--home DIR] [--json F]
+    python benchmarks/world_rebuild.py --version 6 --models teacher-code student-3cbbf68e75
 
 The rebuild goes into a temporary $UNIOPD_HOME (or --home), never into the user's cache.
 """
@@ -20,7 +23,13 @@ from pathlib import Path
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", help="default: every shipped model")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        help="names (every shelf model of that name) or shelf keys such as student-3cbbf68e75 "
+        "(default: every model on the shelf)",
+    )
+    parser.add_argument("--version", type=int, default=5, help="the shelf's world version")
     parser.add_argument("--home", help="where to build (default: a temporary folder)")
     parser.add_argument("--json", help="write the comparison here")
     args = parser.parse_args()
@@ -31,16 +40,24 @@ def main() -> None:
     from uniopd.builder import prebuilt
     from uniopd.builder.build import build_world
     from uniopd.world.paths import model_dir, model_key
+    from uniopd.world.recipe import Dials, select_world
 
-    shipped = {e["name"]: (k, e) for k, e in prebuilt.index()["models"].items()}
-    names = args.models or sorted(shipped)
+    shelf = prebuilt.index(prebuilt.shelf(args.version))["models"]
+    wanted = set(args.models or [])
+    chosen = sorted(k for k, e in shelf.items() if not wanted or {k, e["name"]} & wanted)
+    if not chosen or wanted - {x for k in chosen for x in (k, shelf[k]["name"])}:
+        known = ", ".join(sorted(shelf))
+        raise SystemExit(
+            f"--models {sorted(wanted)}: not all on version {args.version}'s shelf ({known})"
+        )
     start = time.perf_counter()
-    manifest = build_world(names, force=True)  # from the recipe, never from the package
-    seconds = time.perf_counter() - start
     rows = []
-    for name in names:
-        key, entry = shipped[name]
-        assert key == model_key(name), f"{name}: the shipped model is not the current recipe's"
+    for key in chosen:
+        entry = shelf[key]
+        name, world = entry["name"], entry.get("world", {"version": 5, "dials": {}})
+        select_world(world["version"], Dials(**world["dials"]))
+        assert key == model_key(name), f"{key}: the shipped model is not the current recipe's"
+        manifest = build_world([name], force=True)  # from the recipe, never from the package
         built, recorded = manifest["models"][key], entry["record"]
         quality = prebuilt.greedy_quality(model_dir(name), entry["recipe"][name]["domains"])
         same = (
@@ -48,7 +65,7 @@ def main() -> None:
             == (entry["files"]["model.safetensors"])
         )
         row = {
-            "model": name,
+            "model": key,
             "build_s": built["seconds"],
             "sft_final_loss": [built["sft_final_loss"], recorded["sft_final_loss"]],
             "grpo_greedy": [
@@ -60,11 +77,12 @@ def main() -> None:
         }
         rows.append(row)
         print(
-            f"{name:>13}: build {row['build_s']:.0f} s | sft loss {row['sft_final_loss'][0]} "
+            f"{key:>24}: build {row['build_s']:.0f} s | sft loss {row['sft_final_loss'][0]} "
             f"(shipped {row['sft_final_loss'][1]}) | greedy {quality} (shipped {entry['quality']})"
             f" | weights {'identical' if same else 'differ'}"
         )
-    print(f"rebuilt {len(names)} models in {seconds:.0f} s (wall) into {home}")
+    seconds = time.perf_counter() - start
+    print(f"rebuilt {len(chosen)} models in {seconds:.0f} s (wall) into {home}")
     if args.json:
         Path(args.json).write_text(json.dumps({"wall_s": seconds, "models": rows}, indent=1))
 
