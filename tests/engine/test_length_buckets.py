@@ -11,7 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from uniopd.engine.length_buckets import LengthBuckets, bucket_cuts
-from uniopd.engine.logprobs import response_logprobs
+from uniopd.engine.logprobs import response_logprobs, response_topk
 from uniopd.engine.sequences import pack
 
 # prompt and response lengths of mixed rows, some far apart (an empty response included)
@@ -87,6 +87,26 @@ def test_buckets_give_each_row_its_unpadded_log_probs_and_gradients(make_checkpo
     assert torch.equal(logp == 0, batch.response_mask_N_T == 0)  # 0 exactly on padding
     for got, want in zip(grads, (p.grad for p in model.parameters())):
         assert torch.allclose(got, want, atol=1e-6, rtol=1e-4)
+
+
+def test_a_teachers_top_k_in_buckets_is_each_rows_own(make_checkpoint):
+    """Top-K in buckets (what Teachers.topk computes for the KL-family objectives): each real
+    response position gets the K tokens and log-probs it gets with its row alone, 0 on padding."""
+    model = AutoModelForCausalLM.from_pretrained(make_checkpoint(81), dtype=torch.float32)
+    prompts, responses = _rows()
+    batch, k = pack(prompts, responses, 0), 5
+    buckets = LengthBuckets.of(batch, cost_cells=0)
+    assert len(buckets.pieces) > 3
+    with torch.no_grad():
+        logp, ids = buckets.topk(model, k)
+        for i, (p, r) in enumerate(zip(prompts, responses)):
+            if r:
+                want_logp, want_ids = response_topk(model, pack([p], [r], 0), k)
+                assert torch.allclose(logp[i, : len(r)], want_logp[0], atol=1e-5, rtol=1e-5)
+                assert torch.equal(ids[i, : len(r)], want_ids[0])
+    pad = batch.response_mask_N_T == 0
+    assert logp[pad].eq(0).all() and ids[pad].eq(0).all()
+    assert logp.shape == ids.shape == (*batch.response_mask_N_T.shape, k)
 
 
 def test_one_bucket_keeps_the_batch_layout_and_its_exact_numbers(make_checkpoint):

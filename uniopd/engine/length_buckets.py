@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from uniopd.engine.logprobs import CHUNK_TOKENS, response_logprobs
+from uniopd.engine.logprobs import CHUNK_TOKENS, response_logprobs, response_topk
 from uniopd.engine.sequences import SequenceBatch
 
 # A bucket's fixed cost in padded cells: what one more forward and backward pass costs beyond
@@ -138,6 +138,24 @@ class LengthBuckets:
         logp, entropy = self._run(model, True, chunk_tokens)
         assert entropy is not None
         return logp, entropy
+
+    def topk(
+        self, model, k: int, chunk_tokens: int = CHUNK_TOKENS
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`response_topk(model, batch, k)`, bucket by bucket: a teacher's K most likely tokens
+        (log-probs `[N, T, K]`, ids `[N, T, K]`, 0 on padding)."""
+        if not self.pieces:
+            return response_topk(model, self.batch, k, chunk_tokens)
+        logp, ids = [], []
+        for piece, source in zip(self.pieces, self.source):
+            lp, top = response_topk(model, piece, k, chunk_tokens)
+            logp.append(lp.reshape(-1, k)[source])
+            ids.append(top.reshape(-1, k)[source])
+        n, t = self.batch.response_mask_N_T.shape
+        target = torch.cat(self.target)
+        logp_flat, ids_flat = logp[0].new_zeros(n * t, k), ids[0].new_zeros(n * t, k)
+        logp_flat[target], ids_flat[target] = torch.cat(logp), torch.cat(ids)
+        return logp_flat.view(n, t, k), ids_flat.view(n, t, k)
 
     def _run(self, model, with_entropy: bool, chunk_tokens: int):
         """(log-probs `[N, T]`, entropy `[N, T]` or None) of the batch's response tokens."""

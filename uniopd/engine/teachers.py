@@ -21,7 +21,7 @@ import torch
 
 from uniopd.engine.batching import micro_batches
 from uniopd.engine.length_buckets import LengthBuckets
-from uniopd.engine.logprobs import CHUNK_TOKENS, response_logits, response_topk
+from uniopd.engine.logprobs import CHUNK_TOKENS, response_logits
 from uniopd.engine.sequences import SequenceBatch
 from uniopd.engine.teacher_client import ServedTeacher
 
@@ -140,8 +140,8 @@ class TeacherPool:
         device = batch.input_ids_N_L.device
         packed = torch.zeros((n, t, 2 * k), device=device)
 
-        def top(model, b):
-            logp, ids = response_topk(model, b, k, chunk_tokens)
+        def top(model, b):  # in length buckets, as the log-probs are
+            logp, ids = LengthBuckets.of(b).topk(model, k, chunk_tokens)
             return torch.cat([logp, ids.float()], -1)  # one tensor, so a failure NaNs both
 
         self._score(batch, domains, micro_batch, own_prompts, top, packed, max_tokens)
