@@ -111,3 +111,9 @@ def test_board_cost_benchmark_times_the_mirror():
     out = _run(BENCH / "board_cost.py", "--steps", "20")
     mirror = json.loads(out.splitlines()[0])["mirror"]
     assert mirror["steps"] == 20 and mirror["per_step_ms_median"] > 0
+
+
+@pytest.mark.slow  # a benchmark script in a fresh Python process
+def test_teacher_topk_benchmark_times_both_layouts():
+    out = _run(BENCH / "teacher_topk.py", "--rows", "8", "--k", "4", "--rounds", "2")
+    assert "8 rows" in out and "own layout: median" in out and "length buckets: median" in out
