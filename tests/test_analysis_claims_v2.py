@@ -265,6 +265,14 @@ def test_c5_steps_to_teacher_level_on_a_log2_scale():
         np.mean([math.log2(3 / 2), math.log2(4 / 3)])
     )
     assert c5["verdict"] == inf.FAILS
+    # each row says how many runs reached teacher level: "never" counts as 2 x the budget
+    assert math_row["reached"] == {
+        "horizon/grpo": "0/4",
+        "horizon/opd": "4/4",
+        "horizon/uniopd": "4/4",
+    }
+    assert row(rows, "C5", "code")["reached"]["horizon/grpo"] == "4/4"
+    assert "reached teacher level: grpo 0/4, opd 4/4, uniopd 4/4" in claims_v2_markdown(rows)
 
 
 def test_the_committed_pilot_file_has_no_study_run():

@@ -218,16 +218,32 @@ def _adjust(rows: list[dict], runs: Runs) -> None:
         r["note"] = note
 
 
+def _reached(table: pd.DataFrame, claim: Claim, domain: str) -> dict[str, str]:
+    """{cell: "runs that reached teacher level / runs"} in `domain`: a run that never reached it
+    counts as 2 × its budget (the rule), so a pair in which neither did reads as a ratio of 1;
+    the table says how many runs that is."""
+    cells = dict.fromkeys(c for diff in claim.differences for c in diff.cells)
+    out = {}
+    for cell in cells:
+        sel = table[(table.cell == cell) & (table.domain == domain)] if len(table) else table
+        out[cell] = f"{int(sel.reached.sum()) if len(sel) else 0}/{len(sel)}"
+    return out
+
+
 def claims_v2_rows(runs: Runs) -> list[dict]:
     """Every claim in math, code and the two-domain mean (Holm-adjusted, with verdicts), then the
     explanatory flaw-0 rows (each cell minus OPD, intervals only)."""
     finals = per_seed(final_points(runs))
-    steps = per_seed(log2_steps(steps_to_teacher(runs)))
+    reaching = steps_to_teacher(runs)
+    steps = per_seed(log2_steps(reaching))
     rows = [
         _row(claim, steps if claim.steps else finals, domain)
         for claim in CLAIMS
         for domain in (*DOMAINS, "mean")
     ]
+    for r, claim in zip(rows, (c for c in CLAIMS for _ in (*DOMAINS, "mean"))):
+        if claim.steps and r["domain"] != "mean":
+            r["reached"] = _reached(reaching, claim, r["domain"])
     _adjust(rows, runs)
     for diff in EXPLANATORY:
         why = Claim(diff.label, "explanatory (flaw 0)", (diff,), bound=None)

@@ -66,6 +66,9 @@ def _verdict(row: dict) -> str:
         v += f"; {row['seeds_to_resolve']} seeds would resolve it"
     if row.get("order_after") is not None and row["domain"] != "mean":
         v += f"; order after {row['order_after']:.3f}"
+    if row.get("reached"):
+        at = ", ".join(f"{c.split('/')[-1]} {k}" for c, k in row["reached"].items())
+        v += f"; reached teacher level: {at}"
     return v + (f" ({row['note']})" if row.get("note") else "")
 
 
