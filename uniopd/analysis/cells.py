@@ -62,6 +62,12 @@ def world_labels(info: pd.DataFrame) -> pd.Series:
     return info.apply(lambda row: ", ".join(_said(c, row[c]) for c in varying), axis=1).astype(str)
 
 
+def with_world(rows: pd.DataFrame, info: pd.DataFrame) -> pd.DataFrame:
+    """`rows` (with a `run` column) and a `world` column: world_labels over the runs they hold."""
+    shown = info[info.run.isin(set(rows.run))]
+    return rows.assign(world=rows.run.map(dict(zip(shown.run, world_labels(shown)))))
+
+
 def online_ratio_cells(info: pd.DataFrame, sweeps: bool = True) -> pd.DataFrame:
     """The runs of the online-ratio comparison: plain OPD (no offline balancing, no calibration),
     with online balancing at some ratio, or without it as the baseline ("no control"). The

@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from uniopd.analysis.basis import basis_line  # noqa: E402
-from uniopd.analysis.cells import alike, online_ratio_cells, world_labels  # noqa: E402
+from uniopd.analysis.cells import alike, online_ratio_cells, with_world  # noqa: E402
 from uniopd.analysis.claims_v2_figures import (  # noqa: E402
     fig_claims_v2_effects,
     fig_study_v2_grad_share,
@@ -257,8 +257,7 @@ def _convergence_runs(runs: Runs, teachers: dict) -> tuple[pd.DataFrame, str | N
     world on the same domains: runs of other dials are never averaged in as seeds), the setting
     as the title says it, and its teachers' accuracies per domain."""
     e = _compared(runs, runs.evals.merge(runs.info[["run", "setting", "teachers"]], on="run"))
-    shown = runs.info[runs.info.run.isin(set(e.run))]
-    e = e.assign(world=e.run.map(dict(zip(shown.run, world_labels(shown)))))
+    e = with_world(e, runs.info)
     taught = e[e.setting != "no teacher"]
     if not len(taught):
         return e, None, teachers
@@ -320,8 +319,7 @@ def fig_convergence(runs: Runs, out: Path, teachers: dict) -> Figure | None:
 
 def fig_dynamics(runs: Runs, out: Path, teachers: dict) -> Figure | None:
     m = _compared(runs, runs.metrics.merge(runs.info[["run", "group", "setting"]], on="run"))
-    shown = runs.info[runs.info.run.isin(set(m.run))]
-    m = m.assign(world=m.run.map(dict(zip(shown.run, world_labels(shown)))))
+    m = with_world(m, runs.info)
     taught = m[m.setting != "no teacher"].drop_duplicates("run")
     if len(taught):  # the convergence figure's choice: the setting and world with the most runs
         setting, world = taught.groupby(["setting", "world"]).size().idxmax()

@@ -10,7 +10,7 @@ import json
 import pandas as pd
 
 from uniopd.analysis.basis import pm, unique_best
-from uniopd.analysis.cells import world_labels
+from uniopd.analysis.cells import with_world
 from uniopd.analysis.runs import Runs, teacher_accuracy
 from uniopd.labels import METHOD_ORDER, method_rank
 
@@ -146,8 +146,7 @@ def benchmark_table(runs: Runs, teachers: dict[str, float], groups=METHOD_ORDER)
     domains; a method run from several experiment files in one block gets a row per file."""
     f = _final(runs).merge(runs.info[["run", "setting", "teachers"]], on="run")
     f = f[f.group.isin(groups)]
-    shown = runs.info[runs.info.run.isin(set(f.run))]
-    f = f.assign(world=f.run.map(dict(zip(shown.run, world_labels(shown)))))
+    f = with_world(f, runs.info)
     f = f.assign(row=_row_names(f))
     domains = sorted(f.domain.unique())
     blocks = [b for b in dict.fromkeys(zip(f.setting, f.world)) if b[0] != "no teacher"]
