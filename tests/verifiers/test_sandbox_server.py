@@ -67,3 +67,47 @@ def test_a_sandbox_that_dies_mid_batch_costs_only_its_jobs(verifier):
     assert verifier.counts["could_not_grade"] - before == 4 and sandbox.counts["lost"] >= 4
     assert verifier.grade([DOUBLE] * 2, [GOOD, BAD]) == [1.0, 0.0]
     assert sandbox._server is not zygote
+
+
+def test_a_caller_stopped_past_its_deadline_keeps_the_reports_waiting(monkeypatch):
+    """The caller is stopped (as by SIGSTOP) right after it read the first report, and resumes past
+    the batch's deadline with the other jobs' reports in the pipe: it takes them, rather than
+    grading finished work as "could not grade". Emulated with a clock that jumps while the caller
+    sleeps, since a test cannot stop its own process."""
+    import time as real_time
+    import types
+
+    from uniopd.verifiers import sandbox as module
+    from uniopd.verifiers.sandbox import Job, Sandbox
+    from uniopd.verifiers.values import encode
+
+    program = "import time\ndef f(x):\n    time.sleep(x)\n    return x\n"
+    box = Sandbox(Limits(wall_s=5.0), max_parallel=4)
+    try:
+        assert box.run([Job("call", program, "f", inputs=[encode([0])])])[0].status == "ran"
+        clock = {"offset": 0.0, "stopped": False}
+
+        def read_then_stop(fd, size):
+            chunk = os.read(fd, size)
+            if b'"id"' in chunk and not clock["stopped"]:
+                clock["stopped"] = True
+                real_time.sleep(2.5)  # the slower jobs finish while the caller is stopped
+                clock["offset"] += 3600.0  # and it wakes an hour later
+            return chunk
+
+        monkeypatch.setattr(
+            module, "os", types.SimpleNamespace(**{**vars(os), "read": read_then_stop})
+        )
+        monkeypatch.setattr(
+            module,
+            "time",
+            types.SimpleNamespace(monotonic=lambda: real_time.monotonic() + clock["offset"]),
+        )
+        jobs = [Job("call", program, "f", inputs=[encode([s])]) for s in (0, 1, 1)]
+        results = box.run(jobs)
+        assert clock["stopped"]
+        assert [r.status for r in results] == ["ran"] * 3
+        assert [r.results for r in results] == [(("out", 0),), (("out", 1),), (("out", 1),)]
+        assert box.counts["lost"] == 0
+    finally:
+        box.close()

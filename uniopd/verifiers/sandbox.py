@@ -248,10 +248,13 @@ def _exchange(proc: subprocess.Popen[bytes], request: bytes, n: int, deadline: f
     buffer = b""
     while len(reports) < n:
         left = deadline - time.monotonic()
-        out = [stdin.fileno()] if writing else []
-        if left <= 0:
+        # Past the deadline, still take the reports already waiting: a caller that was stopped
+        # (SIGSTOP, a suspended machine) while its jobs finished must not throw their work away.
+        late = left <= 0
+        out = [stdin.fileno()] if writing and not late else []
+        readable, writable, _ = select.select([fd], out, [], max(left, 0.0))
+        if late and not readable:
             break
-        readable, writable, _ = select.select([fd], out, [], left)
         if writable:
             try:
                 writing = writing[os.write(stdin.fileno(), writing) :]
