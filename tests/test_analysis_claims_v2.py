@@ -273,6 +273,16 @@ def test_c5_steps_to_teacher_level_on_a_log2_scale():
     }
     assert row(rows, "C5", "code")["reached"]["horizon/grpo"] == "4/4"
     assert "reached teacher level: grpo 0/4, opd 4/4, uniopd 4/4" in claims_v2_markdown(rows)
+    assert "censoring rule alone" not in claims_v2_markdown(rows)
+    # no run of any cell reaches math: every ratio is 1 by the rule, and the row says so
+    never = {"math": None, "code": 160}
+    censored = claims_v2_rows(
+        runs_of(horizon("grpo", never), horizon("opd", never), horizon("uniopd", never))
+    )
+    text = claims_v2_markdown(censored)
+    assert row(censored, "C5", "math")["differences"][0]["mean"] == 0.0
+    assert "grpo 0/4, opd 0/4, uniopd 0/4 (no run reached it: the verdict comes from the " in text
+    assert text.count("censoring rule alone") == 1  # code's runs reached it
 
 
 def test_the_committed_pilot_file_has_no_study_run():

@@ -69,6 +69,9 @@ def _verdict(row: dict) -> str:
     if row.get("reached"):
         at = ", ".join(f"{c.split('/')[-1]} {k}" for c, k in row["reached"].items())
         v += f"; reached teacher level: {at}"
+        if all(k.startswith("0/") for k in row["reached"].values()):
+            # every pair is 2 x budget on both sides: a ratio of 1 by the rule, not a measurement
+            v += " (no run reached it: the verdict comes from the censoring rule alone)"
     return v + (f" ({row['note']})" if row.get("note") else "")
 
 
