@@ -223,11 +223,11 @@ def _reached(table: pd.DataFrame, claim: Claim, domain: str) -> dict[str, str]:
     counts as 2 × its budget (the rule), so a pair in which neither did reads as a ratio of 1;
     the table says how many runs that is."""
     cells = dict.fromkeys(c for diff in claim.differences for c in diff.cells)
-    out = {}
-    for cell in cells:
-        sel = table[(table.cell == cell) & (table.domain == domain)] if len(table) else table
-        out[cell] = f"{int(sel.reached.sum()) if len(sel) else 0}/{len(sel)}"
-    return out
+    picked = table[table.domain == domain]  # steps_to_teacher's columns exist even with no run
+    return {
+        cell: f"{int(picked[picked.cell == cell].reached.sum())}/{int((picked.cell == cell).sum())}"
+        for cell in cells
+    }
 
 
 def claims_v2_rows(runs: Runs) -> list[dict]:
@@ -241,9 +241,10 @@ def claims_v2_rows(runs: Runs) -> list[dict]:
         for claim in CLAIMS
         for domain in (*DOMAINS, "mean")
     ]
-    for r, claim in zip(rows, (c for c in CLAIMS for _ in (*DOMAINS, "mean"))):
-        if claim.steps and r["domain"] != "mean":
-            r["reached"] = _reached(reaching, claim, r["domain"])
+    by_steps = {claim.name: claim for claim in CLAIMS if claim.steps}
+    for r in rows:
+        if r["claim"] in by_steps and r["domain"] != "mean":
+            r["reached"] = _reached(reaching, by_steps[r["claim"]], r["domain"])
     _adjust(rows, runs)
     for diff in EXPLANATORY:
         why = Claim(diff.label, "explanatory (flaw 0)", (diff,), bound=None)
