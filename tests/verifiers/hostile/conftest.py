@@ -13,11 +13,8 @@ are skipped by name, because without them such an escape really does reach the h
 
 from __future__ import annotations
 
-import fcntl
 import os
-import tempfile
 import uuid
-from pathlib import Path
 
 import pytest
 from hostile_programs import DOUBLE, GOOD, WALL_S
@@ -25,23 +22,6 @@ from hostile_programs import DOUBLE, GOOD, WALL_S
 from uniopd.tasks.problem import Problem
 from uniopd.verifiers import get_verifier, isolation
 from uniopd.verifiers.sandbox import Limits
-
-# Under xdist a fork bomb or a memory flood in one worker's sandbox can starve the sandbox another
-# worker grades in at that moment (the host's pids and memory are shared), and the honest program
-# there comes back ungraded. A test marked `exhausts_host` holds this lock alone; every other
-# hostile test shares it, so floods and the tests that check the honest neighbour never overlap.
-_LOCK = Path(tempfile.gettempdir()) / f"uniopd-hostile-{os.getuid()}.lock"
-
-
-@pytest.fixture(autouse=True)
-def _one_flood_at_a_time(request):
-    exclusive = request.node.get_closest_marker("exhausts_host") is not None
-    with open(_LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="module", params=["auto", "off"], ids=["namespaces", "python-layers"])
