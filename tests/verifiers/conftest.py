@@ -1,9 +1,10 @@
 """Shared by every grader test: floods never overlap a test that grades.
 
-Under xdist a fork bomb or a memory flood in one worker's sandbox starves the whole host for
-seconds (the pids, memory and the scheduler are shared): the honest program graded beside it in
-another worker comes back ungraded, and a test that watches a job from outside (a one-second
-program looked for in /proc) sees it start and end while its own process was not running.
+Under xdist a fork bomb or a memory flood in one worker's sandbox is felt across the host for
+seconds (the pids and memory are shared): the honest program graded beside it in another worker
+comes back ungraded, and a test that watches a job from outside (a one-second program looked for
+in /proc) misses it, because one walk of /proc through the bomb's thousands of processes takes
+seconds.
 A test marked `exhausts_host` holds this lock alone; every other test under tests/verifiers
 shares it, so a flood waits for the other worker's grader test to end and holds the next one off.
 """
